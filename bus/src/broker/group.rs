@@ -1,0 +1,321 @@
+//! A durable queue group: its position in the log, its unacked events and its live members.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::store::{Event, GroupRow};
+
+/// Which subjects a group receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    All,
+    /// A handful of exact subjects: a linear scan beats hashing at this size.
+    Only(Vec<Bytes>),
+}
+
+impl Filter {
+    pub fn new(subjects: &[String]) -> Self {
+        if subjects.iter().any(|s| s == "*") {
+            Filter::All
+        } else {
+            Filter::Only(subjects.iter().map(|s| Bytes::from(s.clone())).collect())
+        }
+    }
+
+    pub fn matches(&self, subject: &[u8]) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Only(list) => list.iter().any(|s| s[..] == *subject),
+        }
+    }
+}
+
+/// An event handed to the group and not acked yet.
+#[derive(Debug)]
+pub struct Pending {
+    pub event: Arc<Event>,
+    pub deliveries: u32,
+    /// The member holding it, or `None` while it waits for (re)delivery.
+    pub member: Option<Bytes>,
+    pub deadline: Instant,
+}
+
+#[derive(Debug)]
+pub struct Member {
+    pub peer: Bytes,
+    pub in_flight: u32,
+}
+
+/// Where an unacked event lives: the group's own stream, or a replayed dead letter
+/// (which the group's floor has already passed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Slot {
+    Log,
+    Replay,
+}
+
+#[derive(Debug)]
+pub struct Group {
+    pub name: Arc<str>,
+    pub name_frame: Bytes,
+    pub subjects: Vec<String>,
+    pub filter: Filter,
+    pub ack_wait: Duration,
+    pub max_in_flight: u32,
+    pub max_deliveries: u32,
+    /// Every log position up to here has been looked at (dispatched or skipped).
+    pub cursor: u64,
+    /// The floor last written to bus.db.
+    pub persisted_floor: u64,
+    /// Acks above the floor from before a restart: the scan skips these positions.
+    pub restored_acked: BTreeSet<u64>,
+    pub pending: BTreeMap<u64, Pending>,
+    pub replays: BTreeMap<u64, Pending>,
+    /// Unacked events waiting for a member, lowest position first.
+    pub ready: BTreeSet<(u64, Slot)>,
+    /// Events read from disk ahead of the cursor, for a group behind the memory cache.
+    pub backlog: VecDeque<Arc<Event>>,
+    pub members: Vec<Member>,
+    pub next_member: usize,
+    pub in_flight: u32,
+    pub delivered: u64,
+    pub redelivered: u64,
+}
+
+impl Group {
+    pub fn from_row(row: &GroupRow, restored_acked: BTreeSet<u64>) -> Self {
+        Group {
+            name: Arc::from(row.name.as_str()),
+            name_frame: Bytes::from(row.name.clone()),
+            subjects: row.subjects.clone(),
+            filter: Filter::new(&row.subjects),
+            ack_wait: Duration::from_millis(row.ack_wait_ms),
+            max_in_flight: row.max_in_flight,
+            max_deliveries: row.max_deliveries,
+            cursor: row.ack_floor,
+            persisted_floor: row.ack_floor,
+            restored_acked,
+            pending: BTreeMap::new(),
+            replays: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            backlog: VecDeque::new(),
+            members: Vec::new(),
+            next_member: 0,
+            in_flight: 0,
+            delivered: 0,
+            redelivered: 0,
+        }
+    }
+
+    pub fn row(&self) -> GroupRow {
+        GroupRow {
+            name: self.name.to_string(),
+            subjects: self.subjects.clone(),
+            ack_wait_ms: self.ack_wait.as_millis() as u64,
+            max_in_flight: self.max_in_flight,
+            max_deliveries: self.max_deliveries,
+            ack_floor: self.persisted_floor,
+        }
+    }
+
+    /// Every event of the group at or below this position is acked (or dead-lettered).
+    pub fn floor(&self) -> u64 {
+        match self.pending.first_key_value() {
+            Some((seq, _)) => seq - 1,
+            None => self.cursor,
+        }
+    }
+
+    pub fn slot_mut(&mut self, seq: u64, slot: Slot) -> Option<&mut Pending> {
+        match slot {
+            Slot::Log => self.pending.get_mut(&seq),
+            Slot::Replay => self.replays.get_mut(&seq),
+        }
+    }
+
+    pub fn remove(&mut self, seq: u64, slot: Slot) -> Option<Pending> {
+        let p = match slot {
+            Slot::Log => self.pending.remove(&seq),
+            Slot::Replay => self.replays.remove(&seq),
+        }?;
+        self.ready.remove(&(seq, slot));
+        if let Some(peer) = &p.member {
+            self.release_member(peer);
+        }
+        Some(p)
+    }
+
+    /// Takes an event back from the member holding it, so it is delivered again.
+    pub fn requeue(&mut self, seq: u64, slot: Slot) {
+        let Some(p) = self.slot_mut(seq, slot) else {
+            return;
+        };
+        if let Some(peer) = p.member.take() {
+            self.release_member(&peer);
+            self.ready.insert((seq, slot));
+        }
+    }
+
+    fn release_member(&mut self, peer: &Bytes) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(m) = self.members.iter_mut().find(|m| &m.peer == peer) {
+            m.in_flight = m.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Index of the next member with room for one more event, round robin.
+    pub fn member_with_room(&mut self) -> Option<usize> {
+        // Max in flight 1 means "strictly in order": one event at a time for the whole group.
+        if self.max_in_flight == 1 && self.in_flight > 0 {
+            return None;
+        }
+        let n = self.members.len();
+        for i in 0..n {
+            let idx = (self.next_member + i) % n;
+            if self.members[idx].in_flight < self.max_in_flight {
+                self.next_member = (idx + 1) % n;
+                return Some(idx);
+            }
+        }
+        None
+    }
+
+    /// Drops a member and requeues everything it held.
+    pub fn remove_member(&mut self, peer: &Bytes) {
+        let Some(pos) = self.members.iter().position(|m| &m.peer == peer) else {
+            return;
+        };
+        let held: Vec<(u64, Slot)> = self
+            .pending
+            .iter()
+            .map(|(s, p)| (*s, Slot::Log, p))
+            .chain(self.replays.iter().map(|(s, p)| (*s, Slot::Replay, p)))
+            .filter(|(_, _, p)| p.member.as_ref() == Some(peer))
+            .map(|(s, slot, _)| (s, slot))
+            .collect();
+        for (seq, slot) in held {
+            self.requeue(seq, slot);
+        }
+        self.members.remove(pos);
+        if self.next_member >= self.members.len() {
+            self.next_member = 0;
+        }
+    }
+
+    pub fn unacked(&self) -> usize {
+        self.pending.len() + self.replays.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(max_in_flight: u32) -> Group {
+        let mut g = Group::from_row(
+            &GroupRow {
+                name: "g".into(),
+                subjects: vec!["a".into()],
+                ack_wait_ms: 1000,
+                max_in_flight,
+                max_deliveries: 3,
+                ack_floor: 0,
+            },
+            BTreeSet::new(),
+        );
+        for p in [b"m1", b"m2"] {
+            g.members.push(Member {
+                peer: Bytes::from_static(p),
+                in_flight: 0,
+            });
+        }
+        g
+    }
+
+    fn hold(g: &mut Group, seq: u64, peer: &'static [u8]) {
+        let event = Arc::new(Event {
+            seq,
+            id: Bytes::from(format!("e{seq}")),
+            subject: Bytes::from_static(b"a"),
+            payload: Bytes::new(),
+            published_at_ms: 0,
+        });
+        g.pending.insert(
+            seq,
+            Pending {
+                event,
+                deliveries: 1,
+                member: Some(Bytes::from_static(peer)),
+                deadline: Instant::now(),
+            },
+        );
+        g.in_flight += 1;
+        g.members
+            .iter_mut()
+            .find(|m| m.peer == peer)
+            .unwrap()
+            .in_flight += 1;
+        g.cursor = g.cursor.max(seq);
+    }
+
+    #[test]
+    fn the_floor_stops_below_the_oldest_unacked_event() {
+        let mut g = group(10);
+        assert_eq!(g.floor(), 0);
+        hold(&mut g, 3, b"m1");
+        hold(&mut g, 5, b"m2");
+        assert_eq!(g.floor(), 2);
+        g.remove(3, Slot::Log);
+        assert_eq!(g.floor(), 4);
+        g.remove(5, Slot::Log);
+        assert_eq!(g.floor(), 5);
+    }
+
+    #[test]
+    fn a_dropped_member_gives_its_events_back_to_the_group() {
+        let mut g = group(10);
+        hold(&mut g, 1, b"m1");
+        hold(&mut g, 2, b"m2");
+        g.remove_member(&Bytes::from_static(b"m1"));
+        assert_eq!(
+            g.ready.iter().copied().collect::<Vec<_>>(),
+            vec![(1, Slot::Log)]
+        );
+        assert_eq!(g.in_flight, 1);
+        assert_eq!(g.members.len(), 1);
+    }
+
+    #[test]
+    fn max_in_flight_one_serialises_the_whole_group() {
+        let mut g = group(1);
+        assert!(g.member_with_room().is_some());
+        hold(&mut g, 1, b"m1");
+        assert_eq!(
+            g.member_with_room(),
+            None,
+            "m2 is idle but the group is ordered"
+        );
+    }
+
+    #[test]
+    fn members_are_picked_round_robin_within_their_limit() {
+        let mut g = group(2);
+        let a = g.member_with_room().unwrap();
+        let b = g.member_with_room().unwrap();
+        assert_ne!(a, b);
+        g.members[0].in_flight = 2;
+        assert_eq!(g.member_with_room(), Some(1));
+        assert_eq!(g.member_with_room(), Some(1));
+    }
+
+    #[test]
+    fn wildcard_and_exact_filters() {
+        assert!(Filter::new(&["*".into()]).matches(b"anything"));
+        let f = Filter::new(&["ticket:created".into(), "ticket:updated".into()]);
+        assert!(f.matches(b"ticket:updated"));
+        assert!(!f.matches(b"ticket:update"));
+    }
+}

@@ -1,0 +1,872 @@
+//! The client services use to publish to and consume from `tix-bus`.
+//!
+//! A [`Client`] is a cheap handle to one background task (the driver) that owns the DEALER
+//! socket. The driver batches whatever callers queued while it was busy into one message
+//! (many publishes become one `PUB`, many acks one `ACK`), so throughput is not bound by
+//! round trips. It sends heartbeats, notices a silent broker, reconnects with backoff and
+//! resubscribes on its own; callers only see an error for requests made while it is
+//! disconnected, never a hang.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot, watch};
+use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
+
+use crate::protocol::{self, DeadLetterQuery, Hello, ReplayRequest, SubscribeOptions};
+pub use crate::store::DeadLetter;
+
+/// Why a bus call failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("not connected to the bus at {0}")]
+    Disconnected(String),
+    #[error("the bus did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the bus refused the request: {0}")]
+    Refused(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("the bus client is closed")]
+    Closed,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// How a client connects and how patient it is.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// The broker's endpoint, e.g. `tcp://127.0.0.1:5555`.
+    pub endpoint: String,
+    /// A name for the broker's logs.
+    pub name: String,
+    /// How often to ping the broker; three missed beats mean it is gone.
+    pub heartbeat: Duration,
+    /// How long a publish or request waits for the broker's answer.
+    pub request_timeout: Duration,
+    /// Longest pause between reconnection attempts.
+    pub max_backoff: Duration,
+    /// Most publishes packed into one message.
+    pub max_batch: usize,
+}
+
+impl ClientOptions {
+    pub fn new(endpoint: impl Into<String>, name: impl Into<String>) -> Self {
+        ClientOptions {
+            endpoint: endpoint.into(),
+            name: name.into(),
+            heartbeat: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(2),
+            max_batch: 1024,
+        }
+    }
+}
+
+/// A handle to the bus. Clones share one connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    cmds: mpsc::UnboundedSender<Cmd>,
+    connected: watch::Receiver<bool>,
+    opts: Arc<ClientOptions>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+#[derive(Debug)]
+enum Cmd {
+    Publish {
+        id: Bytes,
+        subject: Bytes,
+        payload: Bytes,
+        done: Reply<()>,
+    },
+    Request {
+        command: &'static [u8],
+        body: Bytes,
+        done: Reply<Bytes>,
+    },
+    Subscribe {
+        opts: SubscribeOptions,
+        deliveries: mpsc::UnboundedSender<Delivery>,
+        done: Reply<()>,
+    },
+    Unsubscribe {
+        group: Arc<str>,
+    },
+    Settle {
+        nak: bool,
+        group: Arc<str>,
+        seq: u64,
+        done: Option<Reply<()>>,
+    },
+    Close {
+        done: oneshot::Sender<()>,
+    },
+}
+
+impl Client {
+    /// Starts the driver. It connects in the background: calls made before the broker
+    /// answers fail with [`Error::Disconnected`]; use [`Client::wait_connected`] to wait.
+    pub fn connect(opts: ClientOptions) -> Client {
+        let (cmds_tx, cmds_rx) = mpsc::unbounded_channel();
+        let (connected_tx, connected_rx) = watch::channel(false);
+        let opts = Arc::new(opts);
+        let driver = Driver::new(opts.clone(), cmds_tx.downgrade(), connected_tx);
+        tokio::spawn(driver.run(cmds_rx));
+        Client {
+            cmds: cmds_tx,
+            connected: connected_rx,
+            opts,
+        }
+    }
+
+    /// Waits until the broker has accepted this client's session.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<()> {
+        let mut rx = self.connected.clone();
+        match tokio::time::timeout(timeout, rx.wait_for(|c| *c)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Disconnected(self.opts.endpoint.clone())),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds.send(make(tx)).map_err(|_| Error::Closed)?;
+        match tokio::time::timeout(self.opts.request_timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout(self.opts.request_timeout)),
+        }
+    }
+
+    /// Publishes one event and returns once the broker has it durably in its log.
+    /// Publishing an id the log already holds succeeds without storing it twice.
+    pub async fn publish(
+        &self,
+        id: impl Into<Bytes>,
+        subject: impl Into<Bytes>,
+        payload: impl Into<Bytes>,
+    ) -> Result<()> {
+        let (id, subject, payload) = (id.into(), subject.into(), payload.into());
+        if id.is_empty() || id.len() > protocol::MAX_NAME_LEN {
+            return Err(Error::Invalid("event id must be 1 to 200 bytes".into()));
+        }
+        if subject.is_empty() || subject.len() > protocol::MAX_NAME_LEN {
+            return Err(Error::Invalid("subject must be 1 to 200 bytes".into()));
+        }
+        self.call(|done| Cmd::Publish {
+            id,
+            subject,
+            payload,
+            done,
+        })
+        .await
+    }
+
+    /// Joins a queue group. Deliveries arrive on the returned subscription; after a
+    /// reconnection the driver joins again by itself.
+    pub async fn subscribe(&self, opts: SubscribeOptions) -> Result<Subscription> {
+        opts.validate().map_err(|e| Error::Invalid(e.into()))?;
+        let group: Arc<str> = Arc::from(opts.group.as_str());
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.call(|done| Cmd::Subscribe {
+            opts,
+            deliveries: tx,
+            done,
+        })
+        .await?;
+        Ok(Subscription {
+            group,
+            rx,
+            cmds: self.cmds.clone(),
+        })
+    }
+
+    async fn request(&self, command: &'static [u8], body: Vec<u8>) -> Result<Bytes> {
+        self.call(|done| Cmd::Request {
+            command,
+            body: Bytes::from(body),
+            done,
+        })
+        .await
+    }
+
+    /// The broker's counters: per subject, per group position, lag, pending, redelivered.
+    pub async fn stats(&self) -> Result<Stats> {
+        let body = self.request(b"STATS", Vec::new()).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Refused(format!("bad stats: {e}")))
+    }
+
+    /// The same counters as raw JSON, for printing.
+    pub async fn stats_json(&self) -> Result<String> {
+        let body = self.request(b"STATS", Vec::new()).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Dead letters, of one group or all.
+    pub async fn dead_letters(&self, group: Option<&str>) -> Result<Vec<DeadLetter>> {
+        let q = DeadLetterQuery {
+            group: group.map(str::to_string),
+            limit: None,
+        };
+        let body = self
+            .request(b"DLQ", serde_json::to_vec(&q).unwrap_or_default())
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Refused(format!("bad list: {e}")))
+    }
+
+    /// Delivers a group's dead letters again (all, or the given positions); returns how many.
+    pub async fn replay(&self, group: &str, seqs: Option<Vec<u64>>) -> Result<u64> {
+        let r = ReplayRequest {
+            group: group.to_string(),
+            seqs,
+        };
+        let body = self
+            .request(b"REPLAY", serde_json::to_vec(&r).unwrap_or_default())
+            .await?;
+        #[derive(Deserialize)]
+        struct Replayed {
+            replayed: u64,
+        }
+        serde_json::from_slice::<Replayed>(&body)
+            .map(|r| r.replayed)
+            .map_err(|e| Error::Refused(format!("bad reply: {e}")))
+    }
+
+    /// Says goodbye, so the broker hands this client's unacked events to others at once.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Cmd::Close { done: tx }).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
+        }
+    }
+}
+
+/// The broker's answer to `STATS`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub head: u64,
+    pub events: u64,
+    pub subjects: HashMap<String, u64>,
+    pub sessions: u64,
+    pub groups: Vec<GroupStats>,
+}
+
+impl Stats {
+    pub fn group(&self, name: &str) -> Option<&GroupStats> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStats {
+    pub name: String,
+    pub subjects: Vec<String>,
+    pub position: u64,
+    pub floor: u64,
+    pub lag: u64,
+    pub pending: u64,
+    pub in_flight: u64,
+    pub delivered: u64,
+    pub redelivered: u64,
+    pub dead_letters: u64,
+    pub members: u64,
+}
+
+/// A stream of deliveries for one queue group.
+#[derive(Debug)]
+pub struct Subscription {
+    group: Arc<str>,
+    rx: mpsc::UnboundedReceiver<Delivery>,
+    cmds: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Subscription {
+    /// The next delivery; `None` once the client is closed.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        self.rx.recv().await
+    }
+
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.cmds.send(Cmd::Unsubscribe {
+            group: self.group.clone(),
+        });
+    }
+}
+
+/// One event handed to this member of a group. Ack it once its effect is durable; an
+/// event left unacked comes back after the group's ack wait.
+#[derive(Debug)]
+pub struct Delivery {
+    pub group: Arc<str>,
+    /// Position in the broker's log.
+    pub seq: u64,
+    /// 1 on first delivery, more on redeliveries.
+    pub deliveries: u32,
+    pub id: String,
+    pub subject: String,
+    pub payload: Bytes,
+    cmds: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Delivery {
+    /// Acks the event and waits until the broker has recorded the ack durably.
+    pub async fn ack(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.settle(false, Some(tx))?;
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Closed),
+            Err(_) => Err(Error::Timeout(Duration::from_secs(10))),
+        }
+    }
+
+    /// Acks without waiting for the broker's confirmation.
+    pub fn ack_nowait(&self) -> Result<()> {
+        self.settle(false, None)
+    }
+
+    /// Hands the event back for immediate redelivery (to any member).
+    pub fn nak(&self) -> Result<()> {
+        self.settle(true, None)
+    }
+
+    fn settle(&self, nak: bool, done: Option<Reply<()>>) -> Result<()> {
+        self.cmds
+            .send(Cmd::Settle {
+                nak,
+                group: self.group.clone(),
+                seq: self.seq,
+                done,
+            })
+            .map_err(|_| Error::Closed)
+    }
+}
+
+/// What an outstanding correlation id is waiting for.
+enum Waiter {
+    Publish(Vec<Reply<()>>),
+    Settle(Vec<Reply<()>>),
+    Request(Reply<Bytes>),
+    Subscribe(Option<Reply<()>>),
+    Hello,
+}
+
+impl Waiter {
+    fn fail(self, e: &Error) {
+        match self {
+            Waiter::Publish(v) | Waiter::Settle(v) => {
+                for r in v {
+                    let _ = r.send(Err(e.clone()));
+                }
+            }
+            Waiter::Request(r) => {
+                let _ = r.send(Err(e.clone()));
+            }
+            Waiter::Subscribe(Some(r)) => {
+                let _ = r.send(Err(e.clone()));
+            }
+            Waiter::Subscribe(None) | Waiter::Hello => {}
+        }
+    }
+
+    fn abandoned(&self) -> bool {
+        match self {
+            Waiter::Publish(v) | Waiter::Settle(v) => v.iter().all(|r| r.is_closed()),
+            Waiter::Request(r) => r.is_closed(),
+            Waiter::Subscribe(_) | Waiter::Hello => false,
+        }
+    }
+}
+
+struct Sub {
+    opts: SubscribeOptions,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+}
+
+enum Link {
+    Down {
+        retry_at: Instant,
+        backoff: Duration,
+    },
+    Connecting(tokio::task::JoinHandle<zeromq::ZmqResult<zeromq::DealerSocket>>),
+    Up {
+        send: zeromq::DealerSendHalf,
+        incoming: mpsc::UnboundedReceiver<ZmqMessage>,
+        reader: tokio::task::JoinHandle<()>,
+        last_heard: Instant,
+        hello_done: bool,
+    },
+}
+
+type ConnectResult =
+    std::result::Result<zeromq::ZmqResult<zeromq::DealerSocket>, tokio::task::JoinError>;
+
+enum LinkEvent {
+    Connected(ConnectResult),
+    Message(Option<ZmqMessage>),
+}
+
+struct Driver {
+    opts: Arc<ClientOptions>,
+    /// Weak, so the driver ends once every handle, subscription and delivery is gone.
+    cmds: mpsc::WeakUnboundedSender<Cmd>,
+    connected: watch::Sender<bool>,
+    subs: HashMap<Arc<str>, Sub>,
+    waiting: HashMap<u64, Waiter>,
+    next_corr: u64,
+    link: Link,
+}
+
+impl Driver {
+    fn new(
+        opts: Arc<ClientOptions>,
+        cmds: mpsc::WeakUnboundedSender<Cmd>,
+        connected: watch::Sender<bool>,
+    ) -> Self {
+        Driver {
+            opts,
+            cmds,
+            connected,
+            subs: HashMap::new(),
+            waiting: HashMap::new(),
+            next_corr: 1,
+            link: Link::Down {
+                retry_at: Instant::now(),
+                backoff: Duration::from_millis(50),
+            },
+        }
+    }
+
+    fn corr(&mut self, n: usize) -> u64 {
+        let c = self.next_corr;
+        self.next_corr += n.max(1) as u64;
+        c
+    }
+
+    fn ready(&self) -> bool {
+        matches!(
+            self.link,
+            Link::Up {
+                hello_done: true,
+                ..
+            }
+        )
+    }
+
+    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+        let mut ticker = tokio::time::interval(self.opts.heartbeat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.advance_link().await;
+            let link_event = async {
+                match &mut self.link {
+                    Link::Up { incoming, .. } => LinkEvent::Message(incoming.recv().await),
+                    Link::Connecting(h) => LinkEvent::Connected(h.await),
+                    Link::Down { .. } => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                event = link_event => match event {
+                    LinkEvent::Connected(result) => self.on_connect_result(result).await,
+                    LinkEvent::Message(Some(m)) => self.on_incoming(m.into_vec()).await,
+                    LinkEvent::Message(None) => self.link_lost("the connection closed").await,
+                },
+                cmd = cmds.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    let mut batch = vec![cmd];
+                    while batch.len() < self.opts.max_batch {
+                        match cmds.try_recv() {
+                            Ok(c) => batch.push(c),
+                            Err(_) => break,
+                        }
+                    }
+                    if self.on_commands(batch).await {
+                        break;
+                    }
+                }
+                _ = ticker.tick() => self.on_tick().await,
+            }
+        }
+        self.shutdown_link();
+    }
+
+    /// Starts a connection attempt once the backoff has passed.
+    async fn advance_link(&mut self) {
+        if let Link::Down { retry_at, .. } = self.link
+            && Instant::now() >= retry_at
+        {
+            let endpoint = self.opts.endpoint.clone();
+            let handle = tokio::spawn(async move {
+                let mut o = crate::broker::socket_options();
+                o.connect_timeout(Duration::from_millis(500));
+                let mut socket = zeromq::DealerSocket::with_options(o);
+                socket.connect(&endpoint).await?;
+                Ok(socket)
+            });
+            self.link = Link::Connecting(handle);
+        }
+    }
+
+    async fn on_connect_result(&mut self, result: ConnectResult) {
+        match result {
+            Ok(Ok(socket)) => {
+                let (send, mut recv) = socket.split();
+                let (tx, rx) = mpsc::unbounded_channel();
+                let reader = tokio::spawn(async move {
+                    while let Ok(m) = recv.recv().await {
+                        if tx.send(m).is_err() {
+                            break;
+                        }
+                    }
+                });
+                self.link = Link::Up {
+                    send,
+                    incoming: rx,
+                    reader,
+                    last_heard: Instant::now(),
+                    hello_done: false,
+                };
+                self.send_hello().await;
+            }
+            Ok(Err(e)) => self.schedule_retry(&e.to_string()),
+            Err(e) => self.schedule_retry(&e.to_string()),
+        }
+    }
+
+    fn schedule_retry(&mut self, why: &str) {
+        let backoff = match self.link {
+            Link::Down { backoff, .. } => backoff,
+            _ => Duration::from_millis(50),
+        };
+        tracing::debug!(endpoint = %self.opts.endpoint, why, ?backoff, "bus connect failed; retrying");
+        let next = (backoff * 2).min(self.opts.max_backoff);
+        self.link = Link::Down {
+            retry_at: Instant::now() + backoff,
+            backoff: next,
+        };
+    }
+
+    async fn send_hello(&mut self) {
+        let corr = self.corr(1);
+        self.waiting.insert(corr, Waiter::Hello);
+        let hello = Hello {
+            client: self.opts.name.clone(),
+            heartbeat_ms: self.opts.heartbeat.as_millis() as u64,
+        };
+        let body = serde_json::to_vec(&hello).unwrap_or_default();
+        self.send(vec![
+            Bytes::from_static(b"HELLO"),
+            protocol::u64_frame(corr),
+            Bytes::from(body),
+        ])
+        .await;
+    }
+
+    async fn send(&mut self, frames: Vec<Bytes>) {
+        let Link::Up { send, .. } = &mut self.link else {
+            return;
+        };
+        let m = ZmqMessage::try_from(frames).expect("never empty");
+        if let Err(e) = send.send(m).await {
+            self.link_lost(&e.to_string()).await;
+        }
+    }
+
+    /// Fails everything outstanding and starts over.
+    async fn link_lost(&mut self, why: &str) {
+        if matches!(self.link, Link::Up { .. }) {
+            tracing::warn!(endpoint = %self.opts.endpoint, why, "lost the bus; reconnecting");
+        }
+        self.shutdown_link();
+        self.connected.send_replace(false);
+        let err = Error::Disconnected(self.opts.endpoint.clone());
+        for (_, w) in self.waiting.drain() {
+            w.fail(&err);
+        }
+        self.link = Link::Down {
+            retry_at: Instant::now() + Duration::from_millis(50),
+            backoff: Duration::from_millis(100),
+        };
+    }
+
+    fn shutdown_link(&mut self) {
+        if let Link::Up { reader, .. } = &self.link {
+            reader.abort();
+        }
+        if let Link::Connecting(h) = &self.link {
+            h.abort();
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        self.waiting.retain(|_, w| !w.abandoned());
+        let silent_for = match &self.link {
+            Link::Up { last_heard, .. } => last_heard.elapsed(),
+            _ => return,
+        };
+        if silent_for > self.opts.heartbeat * 3 {
+            self.link_lost("the broker stopped answering heartbeats")
+                .await;
+            return;
+        }
+        self.send(vec![Bytes::from_static(b"PING")]).await;
+    }
+
+    async fn on_incoming(&mut self, frames: Vec<Bytes>) {
+        if let Link::Up { last_heard, .. } = &mut self.link {
+            *last_heard = Instant::now();
+        }
+        let Some(kind) = frames.first() else { return };
+        let corr = frames
+            .get(1)
+            .and_then(|f| protocol::read_u64(f))
+            .unwrap_or(0);
+        match kind.as_ref() {
+            b"PONG" => {
+                let known = frames.get(1).is_some_and(|f| &f[..] == b"1");
+                let hello_done = matches!(
+                    self.link,
+                    Link::Up {
+                        hello_done: true,
+                        ..
+                    }
+                );
+                if !known && hello_done {
+                    // The broker restarted behind an unbroken connection: start a new session.
+                    tracing::info!("the bus forgot this session; saying hello again");
+                    self.connected.send_replace(false);
+                    if let Link::Up { hello_done, .. } = &mut self.link {
+                        *hello_done = false;
+                    }
+                    self.send_hello().await;
+                }
+            }
+            b"MSG" => self.on_deliveries(&frames),
+            b"PUBACK" | b"OK" => match self.waiting.remove(&corr) {
+                Some(Waiter::Publish(v)) | Some(Waiter::Settle(v)) => {
+                    for r in v {
+                        let _ = r.send(Ok(()));
+                    }
+                }
+                Some(Waiter::Request(r)) => {
+                    let _ = r.send(Ok(frames.get(2).cloned().unwrap_or_default()));
+                }
+                Some(Waiter::Subscribe(r)) => {
+                    if let Some(r) = r {
+                        let _ = r.send(Ok(()));
+                    }
+                }
+                Some(Waiter::Hello) => self.on_hello_ok().await,
+                None => {}
+            },
+            b"ERR" => {
+                let message = frames
+                    .get(2)
+                    .map(|m| String::from_utf8_lossy(m).into_owned())
+                    .unwrap_or_default();
+                match self.waiting.remove(&corr) {
+                    Some(Waiter::Hello) => {
+                        self.link_lost(&format!("hello refused: {message}")).await
+                    }
+                    Some(w) => w.fail(&Error::Refused(message)),
+                    None => tracing::warn!(%message, "the bus reported an error"),
+                }
+            }
+            _ => tracing::warn!("unexpected message from the bus"),
+        }
+    }
+
+    async fn on_hello_ok(&mut self) {
+        if let Link::Up { hello_done, .. } = &mut self.link {
+            *hello_done = true;
+        }
+        let subs: Vec<SubscribeOptions> = self.subs.values().map(|s| s.opts.clone()).collect();
+        for opts in subs {
+            self.send_subscribe(opts, None).await;
+        }
+        self.connected.send_replace(true);
+        tracing::info!(endpoint = %self.opts.endpoint, "connected to the bus");
+    }
+
+    async fn send_subscribe(&mut self, opts: SubscribeOptions, done: Option<Reply<()>>) {
+        let corr = self.corr(1);
+        self.waiting.insert(corr, Waiter::Subscribe(done));
+        let body = serde_json::to_vec(&opts).unwrap_or_default();
+        self.send(vec![
+            Bytes::from_static(b"SUB"),
+            protocol::u64_frame(corr),
+            Bytes::from(body),
+        ])
+        .await;
+    }
+
+    fn on_deliveries(&mut self, frames: &[Bytes]) {
+        let Some(group) = frames.get(1) else { return };
+        let Some(sub) = std::str::from_utf8(group)
+            .ok()
+            .and_then(|g| self.subs.get_key_value(g))
+        else {
+            // A delivery for a group we left: it will come back to another member.
+            return;
+        };
+        let (group, sub) = (sub.0.clone(), sub.1);
+        let Some(cmds) = self.cmds.upgrade() else {
+            return;
+        };
+        for ev in frames[2..].chunks_exact(4) {
+            let Some((seq, deliveries)) = protocol::read_delivery_header(&ev[0]) else {
+                continue;
+            };
+            let _ = sub.deliveries.send(Delivery {
+                group: group.clone(),
+                seq,
+                deliveries,
+                id: String::from_utf8_lossy(&ev[1]).into_owned(),
+                subject: String::from_utf8_lossy(&ev[2]).into_owned(),
+                payload: ev[3].clone(),
+                cmds: cmds.clone(),
+            });
+        }
+    }
+
+    /// Handles a batch of commands; returns true when the client was closed.
+    async fn on_commands(&mut self, batch: Vec<Cmd>) -> bool {
+        let ready = self.ready();
+        let endpoint = self.opts.endpoint.clone();
+        let down = || Error::Disconnected(endpoint.clone());
+        let mut publish: Vec<Bytes> = Vec::new();
+        let mut publish_done: Vec<Reply<()>> = Vec::new();
+        let mut settles: HashMap<(Arc<str>, bool), (Vec<u64>, Vec<Reply<()>>)> = HashMap::new();
+        let mut closed = None;
+        for cmd in batch {
+            match cmd {
+                Cmd::Publish {
+                    id,
+                    subject,
+                    payload,
+                    done,
+                } => {
+                    if !ready {
+                        let _ = done.send(Err(down()));
+                        continue;
+                    }
+                    publish.extend([id, subject, payload]);
+                    publish_done.push(done);
+                }
+                Cmd::Settle {
+                    nak,
+                    group,
+                    seq,
+                    done,
+                } => {
+                    if !ready {
+                        if let Some(done) = done {
+                            let _ = done.send(Err(down()));
+                        }
+                        continue;
+                    }
+                    let entry = settles.entry((group, nak)).or_default();
+                    entry.0.push(seq);
+                    entry.1.extend(done);
+                }
+                Cmd::Request {
+                    command,
+                    body,
+                    done,
+                } => {
+                    if !ready {
+                        let _ = done.send(Err(down()));
+                        continue;
+                    }
+                    let corr = self.corr(1);
+                    self.waiting.insert(corr, Waiter::Request(done));
+                    let mut frames = vec![Bytes::from_static(command), protocol::u64_frame(corr)];
+                    if !body.is_empty() {
+                        frames.push(body);
+                    }
+                    self.send(frames).await;
+                }
+                Cmd::Subscribe {
+                    opts,
+                    deliveries,
+                    done,
+                } => {
+                    let group: Arc<str> = Arc::from(opts.group.as_str());
+                    self.subs.insert(
+                        group,
+                        Sub {
+                            opts: opts.clone(),
+                            deliveries,
+                        },
+                    );
+                    if ready {
+                        self.send_subscribe(opts, Some(done)).await;
+                    } else {
+                        // Remembered: the driver joins the group as soon as it connects.
+                        let _ = done.send(Ok(()));
+                    }
+                }
+                Cmd::Unsubscribe { group } => {
+                    if self.subs.remove(&group).is_some() && ready {
+                        let corr = self.corr(1);
+                        self.send(vec![
+                            Bytes::from_static(b"UNSUB"),
+                            protocol::u64_frame(corr),
+                            Bytes::from(group.to_string()),
+                        ])
+                        .await;
+                    }
+                }
+                Cmd::Close { done } => closed = Some(done),
+            }
+        }
+        if !publish_done.is_empty() {
+            let corr = self.corr(publish_done.len());
+            self.waiting.insert(corr, Waiter::Publish(publish_done));
+            let mut frames = Vec::with_capacity(2 + publish.len());
+            frames.push(Bytes::from_static(b"PUB"));
+            frames.push(protocol::u64_frame(corr));
+            frames.extend(publish);
+            self.send(frames).await;
+        }
+        for ((group, nak), (seqs, dones)) in settles {
+            let corr = self.corr(1);
+            self.waiting.insert(corr, Waiter::Settle(dones));
+            self.send(vec![
+                Bytes::from_static(if nak { b"NAK" } else { b"ACK" }),
+                protocol::u64_frame(corr),
+                Bytes::from(group.to_string()),
+                protocol::u64s_frame(&seqs),
+            ])
+            .await;
+        }
+        if let Some(done) = closed {
+            if self.ready() {
+                self.send(vec![Bytes::from_static(b"BYE")]).await;
+            }
+            self.subs.clear();
+            let _ = done.send(());
+            return true;
+        }
+        false
+    }
+}

@@ -1,0 +1,190 @@
+//! `tix-bus`: the broker process, and the operator's commands to inspect it.
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use tix_bus::{Broker, BrokerConfig, Client, ClientOptions, SubscribeOptions};
+
+/// The tix event bus: a durable ZeroMQ broker with queue groups, acks and redelivery.
+///
+/// Without a subcommand it runs the broker. The subcommands talk to a running broker.
+///
+/// Examples:
+///   tix-bus --data-dir .tix                      run the broker on tcp://127.0.0.1:5555
+///   tix-bus stats                                per-subject counts, per-group lag
+///   tix-bus dead-letters --group orders          list dead letters
+///   tix-bus replay --group orders                deliver them again
+///   tix-bus tail --subject ticket:created        follow events live
+#[derive(Debug, Parser)]
+#[command(
+    name = "tix-bus",
+    version,
+    verbatim_doc_comment,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    broker: BrokerConfig,
+    /// Log filter, e.g. `info` or `tix_bus=debug`.
+    #[arg(long, env = "TIX_LOG", default_value = "info", global = true)]
+    log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the broker's counters as JSON.
+    Stats(Target),
+    /// List dead letters as JSON.
+    DeadLetters {
+        #[command(flatten)]
+        target: Target,
+        /// Only this group's.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Deliver a group's dead letters again.
+    Replay {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        group: String,
+        /// Only these log positions (default: all of the group's dead letters).
+        #[arg(long = "seq")]
+        seqs: Vec<u64>,
+    },
+    /// Follow events as JSON lines. By default a throwaway group that sees the whole log.
+    Tail {
+        #[command(flatten)]
+        target: Target,
+        /// Subjects to follow (default: all).
+        #[arg(long = "subject")]
+        subjects: Vec<String>,
+        /// Join this durable group instead of a throwaway one.
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        ack_wait: Duration,
+        #[arg(long, default_value_t = 256)]
+        max_in_flight: u32,
+        /// Print events without acking them (they will be redelivered).
+        #[arg(long)]
+        no_ack: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// The broker to ask.
+    #[arg(long, env = "TIX_BUS_URL", default_value = "tcp://127.0.0.1:5555")]
+    endpoint: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        None => serve(cli.broker).await,
+        Some(cmd) => operate(cmd).await,
+    }
+}
+
+async fn serve(cfg: BrokerConfig) -> anyhow::Result<()> {
+    let broker = Broker::start(cfg).await?;
+    // Tests and scripts read this line to learn the port when it was chosen by the OS.
+    println!("tix-bus listening on {}", broker.endpoint());
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    broker.shutdown().await;
+    Ok(())
+}
+
+async fn connect(target: &Target) -> anyhow::Result<Client> {
+    let client = Client::connect(ClientOptions::new(&target.endpoint, "tix-bus-cli"));
+    client
+        .wait_connected(Duration::from_secs(3))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}: is tix-bus running? (scripts/stack up)"))?;
+    Ok(client)
+}
+
+async fn operate(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Stats(t) => {
+            let c = connect(&t).await?;
+            let body = c.stats_json().await?;
+            println!("{body}");
+        }
+        Command::DeadLetters { target, group } => {
+            let c = connect(&target).await?;
+            let list = c.dead_letters(group.as_deref()).await?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
+        }
+        Command::Replay {
+            target,
+            group,
+            seqs,
+        } => {
+            let c = connect(&target).await?;
+            let only = (!seqs.is_empty()).then_some(seqs);
+            let n = c.replay(&group, only).await?;
+            println!("{}", serde_json::json!({ "replayed": n }));
+        }
+        Command::Tail {
+            target,
+            subjects,
+            group,
+            ack_wait,
+            max_in_flight,
+            no_ack,
+        } => {
+            let c = connect(&target).await?;
+            let subjects = if subjects.is_empty() {
+                vec!["*".to_string()]
+            } else {
+                subjects
+            };
+            let mut opts = SubscribeOptions::new(
+                group.unwrap_or_else(|| format!("tail-{}", uuid::Uuid::now_v7())),
+                &[],
+            );
+            opts.subjects = subjects;
+            opts.ack_wait_ms = ack_wait.as_millis() as u64;
+            opts.max_in_flight = max_in_flight;
+            let mut sub = c.subscribe(opts).await?;
+            loop {
+                tokio::select! {
+                    d = sub.next() => {
+                        let Some(d) = d else { break };
+                        let payload: serde_json::Value = serde_json::from_slice(&d.payload)
+                            .unwrap_or_else(|_| String::from_utf8_lossy(&d.payload).into_owned().into());
+                        println!("{}", serde_json::json!({
+                            "seq": d.seq, "deliveries": d.deliveries, "id": d.id,
+                            "subject": d.subject, "payload": payload,
+                        }));
+                        if !no_ack {
+                            d.ack_nowait()?;
+                        }
+                    }
+                    _ = shutdown_signal() => break,
+                }
+            }
+            c.close().await;
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,438 @@
+//! The wire protocol between `tix-bus` and its clients.
+//!
+//! Every message is a ZeroMQ multipart message whose first frame names the command. Numbers
+//! are little-endian fixed-width frames so that the hot path (publish, deliver, ack) never
+//! parses text; the rare operator requests carry JSON bodies instead.
+//!
+//! ```text
+//! client → broker                                   broker → client
+//! HELLO  corr json{client,heartbeatMs}              OK     corr json
+//! PUB    corr (id subject payload)×n                PUBACK corr n:u32      (after commit)
+//! SUB    corr json{group,subjects,ackWaitMs,…}      OK     corr json
+//! UNSUB  corr group                                 OK     corr
+//! ACK    corr group seqs:u64×k                      OK     corr           (after commit)
+//! NAK    corr group seqs:u64×k                      OK     corr
+//! STATS  corr                                       OK     corr json
+//! DLQ    corr json{group?,limit?}                   OK     corr json
+//! REPLAY corr json{group,seqs?}                     OK     corr json
+//! PING                                              PONG
+//! BYE
+//!                                                   MSG    group (seq:u64 deliveries:u32, id, subject, payload)×n
+//!                                                   ERR    corr message    (corr 0 when unknown)
+//! ```
+//! A publish batch of `n` events with correlation id `c` covers the ids `c..c+n`: the client
+//! numbers each event, so one `PUBACK` settles a whole batch.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Longest event id or subject the broker accepts, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Reasons a message from a peer is refused. The broker answers them with `ERR`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    #[error("empty message")]
+    Empty,
+    #[error("unknown command {0:?}")]
+    UnknownCommand(String),
+    #[error("{command}: {problem}")]
+    Malformed {
+        command: &'static str,
+        problem: &'static str,
+    },
+    #[error("{0}: invalid JSON body: {1}")]
+    BadJson(&'static str, String),
+}
+
+/// Options a consumer gives when it joins a queue group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscribeOptions {
+    /// Durable name of the queue group. Every group sees every event of its subjects;
+    /// inside a group each event goes to one live member.
+    pub group: String,
+    /// Exact subjects, or `"*"` for every subject.
+    pub subjects: Vec<String>,
+    /// Redeliver an event that is not acked within this many milliseconds.
+    #[serde(default = "default_ack_wait_ms")]
+    pub ack_wait_ms: u64,
+    /// Unacked events a member may hold at once. With 1, the whole group holds at most one
+    /// event at a time, so it is processed strictly in log order.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: u32,
+    /// After this many deliveries without an ack the event goes to the dead-letter list.
+    #[serde(default = "default_max_deliveries")]
+    pub max_deliveries: u32,
+}
+
+fn default_ack_wait_ms() -> u64 {
+    30_000
+}
+fn default_max_in_flight() -> u32 {
+    256
+}
+fn default_max_deliveries() -> u32 {
+    10
+}
+
+impl SubscribeOptions {
+    /// Options with the defaults for everything but the group and its subjects.
+    pub fn new(group: impl Into<String>, subjects: &[&str]) -> Self {
+        Self {
+            group: group.into(),
+            subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            ack_wait_ms: default_ack_wait_ms(),
+            max_in_flight: default_max_in_flight(),
+            max_deliveries: default_max_deliveries(),
+        }
+    }
+
+    /// Checks the limits the broker enforces, so clients fail before sending.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.group.is_empty() || self.group.len() > MAX_NAME_LEN {
+            return Err("group name must be 1 to 200 bytes");
+        }
+        if self.subjects.is_empty() {
+            return Err("at least one subject is required");
+        }
+        if self
+            .subjects
+            .iter()
+            .any(|s| s.is_empty() || s.len() > MAX_NAME_LEN)
+        {
+            return Err("subjects must be 1 to 200 bytes");
+        }
+        if self.ack_wait_ms < 10 || self.ack_wait_ms > 24 * 3600 * 1000 {
+            return Err("ackWaitMs must be between 10 ms and 24 h");
+        }
+        if self.max_in_flight == 0 || self.max_in_flight > 65_536 {
+            return Err("maxInFlight must be between 1 and 65536");
+        }
+        if self.max_deliveries == 0 {
+            return Err("maxDeliveries must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The body of `HELLO`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hello {
+    pub client: String,
+    pub heartbeat_ms: u64,
+}
+
+/// The body of `DLQ`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterQuery {
+    pub group: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// The body of `REPLAY`: every dead letter of the group, or only the listed positions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayRequest {
+    pub group: String,
+    pub seqs: Option<Vec<u64>>,
+}
+
+/// One event of a publish batch, as it travels: zero-copy slices of the received frames.
+#[derive(Debug, Clone)]
+pub struct WireEvent {
+    pub id: Bytes,
+    pub subject: Bytes,
+    pub payload: Bytes,
+}
+
+/// A parsed client request.
+#[derive(Debug)]
+pub enum Request {
+    Hello(u64, Hello),
+    Publish(u64, Vec<WireEvent>),
+    Subscribe(u64, SubscribeOptions),
+    Unsubscribe(u64, String),
+    Ack(u64, String, Vec<u64>),
+    Nak(u64, String, Vec<u64>),
+    Stats(u64),
+    DeadLetters(u64, DeadLetterQuery),
+    Replay(u64, ReplayRequest),
+    Ping,
+    Bye,
+}
+
+impl Request {
+    /// Parses the frames of one message (without the ROUTER identity frame).
+    ///
+    /// On error, the correlation id is returned too when it could be read, so the reply
+    /// reaches the request that caused it.
+    pub fn parse(frames: &[Bytes]) -> Result<Request, (u64, ProtocolError)> {
+        let command = frames.first().ok_or((0, ProtocolError::Empty))?;
+        match command.as_ref() {
+            b"PING" => return Ok(Request::Ping),
+            b"BYE" => return Ok(Request::Bye),
+            _ => {}
+        }
+        let name: &'static str = match command.as_ref() {
+            b"HELLO" => "HELLO",
+            b"PUB" => "PUB",
+            b"SUB" => "SUB",
+            b"UNSUB" => "UNSUB",
+            b"ACK" => "ACK",
+            b"NAK" => "NAK",
+            b"STATS" => "STATS",
+            b"DLQ" => "DLQ",
+            b"REPLAY" => "REPLAY",
+            other => {
+                let shown = String::from_utf8_lossy(&other[..other.len().min(32)]).into_owned();
+                return Err((0, ProtocolError::UnknownCommand(shown)));
+            }
+        };
+        let malformed = |problem| ProtocolError::Malformed {
+            command: name,
+            problem,
+        };
+        let corr = frames
+            .get(1)
+            .and_then(|f| read_u64(f))
+            .ok_or((0, malformed("missing correlation id")))?;
+        let args = &frames[2..];
+        let fail = |e| (corr, e);
+        let json = |i: usize| -> Result<&Bytes, (u64, ProtocolError)> {
+            args.get(i).ok_or((corr, malformed("missing JSON body")))
+        };
+        Ok(match name {
+            "HELLO" => Request::Hello(corr, parse_json(name, json(0)?).map_err(fail)?),
+            "PUB" => {
+                if args.is_empty() || args.len() % 3 != 0 {
+                    return Err(fail(malformed("expected (id, subject, payload) triples")));
+                }
+                let mut events = Vec::with_capacity(args.len() / 3);
+                for t in args.chunks_exact(3) {
+                    if !valid_name(&t[0]) {
+                        return Err(fail(malformed("event id must be 1 to 200 bytes of UTF-8")));
+                    }
+                    if !valid_name(&t[1]) {
+                        return Err(fail(malformed("subject must be 1 to 200 bytes of UTF-8")));
+                    }
+                    events.push(WireEvent {
+                        id: t[0].clone(),
+                        subject: t[1].clone(),
+                        payload: t[2].clone(),
+                    });
+                }
+                Request::Publish(corr, events)
+            }
+            "SUB" => {
+                let opts: SubscribeOptions = parse_json(name, json(0)?).map_err(fail)?;
+                opts.validate().map_err(|p| fail(malformed(p)))?;
+                Request::Subscribe(corr, opts)
+            }
+            "UNSUB" => Request::Unsubscribe(
+                corr,
+                group_arg(args).ok_or(fail(malformed("missing group")))?,
+            ),
+            "ACK" | "NAK" => {
+                let group = group_arg(args).ok_or(fail(malformed("missing group")))?;
+                let seqs = args
+                    .get(1)
+                    .and_then(|f| read_u64s(f))
+                    .ok_or(fail(malformed("expected positions as u64 little-endian")))?;
+                if name == "ACK" {
+                    Request::Ack(corr, group, seqs)
+                } else {
+                    Request::Nak(corr, group, seqs)
+                }
+            }
+            "STATS" => Request::Stats(corr),
+            "DLQ" => Request::DeadLetters(corr, parse_json(name, json(0)?).map_err(fail)?),
+            "REPLAY" => Request::Replay(corr, parse_json(name, json(0)?).map_err(fail)?),
+            _ => unreachable!("every name above is matched"),
+        })
+    }
+}
+
+fn valid_name(b: &Bytes) -> bool {
+    !b.is_empty() && b.len() <= MAX_NAME_LEN && std::str::from_utf8(b).is_ok()
+}
+
+fn group_arg(args: &[Bytes]) -> Option<String> {
+    let b = args.first()?;
+    if !valid_name(b) {
+        return None;
+    }
+    String::from_utf8(b.to_vec()).ok()
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(
+    name: &'static str,
+    body: &Bytes,
+) -> Result<T, ProtocolError> {
+    serde_json::from_slice(body).map_err(|e| ProtocolError::BadJson(name, e.to_string()))
+}
+
+/// Reads an 8-byte little-endian integer frame.
+pub fn read_u64(frame: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(frame.try_into().ok()?))
+}
+
+/// Reads a frame of packed 8-byte little-endian integers (at least one).
+pub fn read_u64s(frame: &[u8]) -> Option<Vec<u64>> {
+    if frame.is_empty() || frame.len() % 8 != 0 {
+        return None;
+    }
+    Some(
+        frame
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("chunk of 8")))
+            .collect(),
+    )
+}
+
+/// Packs integers into one frame.
+pub fn u64s_frame(values: &[u64]) -> Bytes {
+    let mut out = Vec::with_capacity(values.len() * 8);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    Bytes::from(out)
+}
+
+/// The 12-byte header frame of a delivered event: log position and delivery count.
+pub fn delivery_header(seq: u64, deliveries: u32) -> Bytes {
+    let mut out = [0u8; 12];
+    out[..8].copy_from_slice(&seq.to_le_bytes());
+    out[8..].copy_from_slice(&deliveries.to_le_bytes());
+    Bytes::copy_from_slice(&out)
+}
+
+/// Reads a delivery header frame.
+pub fn read_delivery_header(frame: &[u8]) -> Option<(u64, u32)> {
+    if frame.len() != 12 {
+        return None;
+    }
+    let seq = u64::from_le_bytes(frame[..8].try_into().ok()?);
+    let deliveries = u32::from_le_bytes(frame[8..].try_into().ok()?);
+    Some((seq, deliveries))
+}
+
+pub fn u64_frame(v: u64) -> Bytes {
+    Bytes::copy_from_slice(&v.to_le_bytes())
+}
+
+pub fn u32_frame(v: u32) -> Bytes {
+    Bytes::copy_from_slice(&v.to_le_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(parts: &[&[u8]]) -> Vec<Bytes> {
+        parts.iter().map(|p| Bytes::copy_from_slice(p)).collect()
+    }
+
+    #[test]
+    fn a_publish_batch_is_read_as_triples() {
+        let corr = 7u64.to_le_bytes();
+        let msg = frames(&[
+            b"PUB",
+            &corr,
+            b"e1",
+            b"ticket:created",
+            b"{}",
+            b"e2",
+            b"x",
+            b"",
+        ]);
+        match Request::parse(&msg).unwrap() {
+            Request::Publish(7, events) => {
+                assert_eq!(events.len(), 2);
+                assert_eq!(&events[1].id[..], b"e2");
+                assert!(events[1].payload.is_empty());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_publish_with_a_missing_payload_is_refused_with_its_correlation_id() {
+        let corr = 9u64.to_le_bytes();
+        let msg = frames(&[b"PUB", &corr, b"e1", b"ticket:created"]);
+        let (c, err) = Request::parse(&msg).unwrap_err();
+        assert_eq!(c, 9);
+        assert!(err.to_string().contains("triples"), "{err}");
+    }
+
+    #[test]
+    fn garbage_is_refused_not_panicked_on() {
+        assert_eq!(Request::parse(&[]).unwrap_err().1, ProtocolError::Empty);
+        let err = Request::parse(&frames(&[b"\xff\x00garbage"]))
+            .unwrap_err()
+            .1;
+        assert!(matches!(err, ProtocolError::UnknownCommand(_)));
+        let err = Request::parse(&frames(&[b"ACK", b"short"])).unwrap_err();
+        assert_eq!(err.0, 0);
+        let corr = 1u64.to_le_bytes();
+        let err = Request::parse(&frames(&[b"ACK", &corr, b"g", b"123"])).unwrap_err();
+        assert_eq!(err.0, 1);
+        let err = Request::parse(&frames(&[b"SUB", &corr, b"{not json"]))
+            .unwrap_err()
+            .1;
+        assert!(matches!(err, ProtocolError::BadJson("SUB", _)));
+        let err = Request::parse(&frames(&[b"PUB", &corr, b"", b"s", b"p"]))
+            .unwrap_err()
+            .1;
+        assert!(err.to_string().contains("event id"));
+        let err = Request::parse(&frames(&[b"PUB", &corr, b"id", b"\xff\xfe", b"p"]))
+            .unwrap_err()
+            .1;
+        assert!(err.to_string().contains("subject"));
+    }
+
+    #[test]
+    fn subscribe_options_are_validated() {
+        let corr = 1u64.to_le_bytes();
+        let body = br#"{"group":"g","subjects":[],"ackWaitMs":1000}"#;
+        let err = Request::parse(&frames(&[b"SUB", &corr, body]))
+            .unwrap_err()
+            .1;
+        assert!(err.to_string().contains("subject"), "{err}");
+        let body = br#"{"group":"g","subjects":["a"],"maxInFlight":0}"#;
+        assert!(Request::parse(&frames(&[b"SUB", &corr, body])).is_err());
+        let body = br#"{"group":"g","subjects":["a"]}"#;
+        match Request::parse(&frames(&[b"SUB", &corr, body])).unwrap() {
+            Request::Subscribe(1, o) => assert_eq!(o, SubscribeOptions::new("g", &["a"])),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn acks_carry_packed_positions() {
+        let corr = 3u64.to_le_bytes();
+        let seqs = u64s_frame(&[1, 2, 300]);
+        let msg = vec![
+            Bytes::from_static(b"ACK"),
+            Bytes::copy_from_slice(&corr),
+            Bytes::from_static(b"orders"),
+            seqs,
+        ];
+        match Request::parse(&msg).unwrap() {
+            Request::Ack(3, g, s) => {
+                assert_eq!(g, "orders");
+                assert_eq!(s, vec![1, 2, 300]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn delivery_headers_round_trip() {
+        let h = delivery_header(u64::MAX - 1, 3);
+        assert_eq!(read_delivery_header(&h), Some((u64::MAX - 1, 3)));
+        assert_eq!(read_delivery_header(b"short"), None);
+    }
+}

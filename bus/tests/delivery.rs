@@ -1,0 +1,206 @@
+//! Publishing, consuming and acking through a real `tix-bus` process.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use tix_testkit::Bus;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_event_is_delivered_and_acked() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    c.publish("evt-1", "ticket:created", r#"{"title":"concert"}"#)
+        .await
+        .unwrap();
+    let mut sub = c
+        .subscribe(opts("orders", &["ticket:created"]))
+        .await
+        .unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(d.id, "evt-1");
+    assert_eq!(d.subject, "ticket:created");
+    assert_eq!(&d.payload[..], br#"{"title":"concert"}"#);
+    assert_eq!(d.deliveries, 1);
+    d.ack().await.unwrap();
+
+    let stats = c.stats().await.unwrap();
+    let g = stats.group("orders").unwrap();
+    assert_eq!((g.pending, g.lag, g.floor), (0, 0, d.seq));
+    assert_eq!(stats.subjects["ticket:created"], 1);
+    assert_quiet(&mut sub, Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_group_sees_every_event_of_its_subjects_from_the_start() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    publish_n(&c, "t", "ticket:created", 20).await;
+    publish_n(&c, "o", "order:created", 10).await;
+
+    // Groups made after the events were published still get all of them, in log order.
+    let mut orders = c
+        .subscribe(opts("orders", &["ticket:created"]))
+        .await
+        .unwrap();
+    let mut payments = c
+        .subscribe(opts("payments", &["ticket:created", "order:created"]))
+        .await
+        .unwrap();
+    let mut seen_orders = Vec::new();
+    for _ in 0..20 {
+        let d = next(&mut orders).await;
+        assert_eq!(d.subject, "ticket:created");
+        seen_orders.push(d.seq);
+        d.ack().await.unwrap();
+    }
+    let mut seen_payments = Vec::new();
+    for _ in 0..30 {
+        let d = next(&mut payments).await;
+        seen_payments.push(d.seq);
+        d.ack().await.unwrap();
+    }
+    assert!(seen_orders.windows(2).all(|w| w[0] < w[1]), "log order");
+    assert!(seen_payments.windows(2).all(|w| w[0] < w[1]), "log order");
+    assert_quiet(&mut orders, Duration::from_millis(200)).await;
+    assert_quiet(&mut payments, Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_three_splits_the_work_and_never_hands_one_event_to_two_members() {
+    let bus = Bus::start();
+    let publisher = client(&bus.endpoint, "pub").await;
+    let total = 600;
+    let held: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let per_member: Arc<Mutex<HashMap<usize, usize>>> = Arc::default();
+    let all: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for m in 0..3 {
+        let c = client(&bus.endpoint, &format!("member-{m}")).await;
+        let mut o = opts("workers", &["work"]);
+        o.max_in_flight = 8;
+        let mut sub = c.subscribe(o).await.unwrap();
+        let (held, per_member, all) = (held.clone(), per_member.clone(), all.clone());
+        tasks.push(tokio::spawn(async move {
+            let _keep = c;
+            while let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(2), sub.next()).await {
+                // While one member holds an event, no other member may have it.
+                assert!(
+                    held.lock().unwrap().insert(d.id.clone()),
+                    "{} held twice",
+                    d.id
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                held.lock().unwrap().remove(&d.id);
+                all.lock().unwrap().push(d.id.clone());
+                *per_member.lock().unwrap().entry(m).or_default() += 1;
+                d.ack().await.unwrap();
+            }
+        }));
+    }
+    publish_n(&publisher, "w", "work", total).await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let all = all.lock().unwrap();
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), total, "each event processed exactly once");
+    assert_eq!(unique.len(), total);
+    let per_member = per_member.lock().unwrap();
+    assert_eq!(per_member.len(), 3, "every member got work: {per_member:?}");
+    assert!(
+        per_member.values().all(|&n| n >= total / 10),
+        "{per_member:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_max_in_flight_one_a_group_is_processed_strictly_in_order() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    publish_n(&c, "e", "ticket:updated", 30).await;
+    let order: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for m in 0..2 {
+        let c = client(&bus.endpoint, &format!("m{m}")).await;
+        let mut o = opts("orders", &["ticket:updated"]);
+        o.max_in_flight = 1;
+        let mut sub = c.subscribe(o).await.unwrap();
+        let order = order.clone();
+        tasks.push(tokio::spawn(async move {
+            let _keep = c;
+            while let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(1), sub.next()).await {
+                order.lock().unwrap().push(d.seq);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                d.ack().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let order = order.lock().unwrap();
+    assert_eq!(order.len(), 30);
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_the_same_event_id_twice_stores_it_once_and_acks_both() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    c.publish("same-id", "ticket:created", "{}").await.unwrap();
+    // Again, also inside one batch with itself.
+    let (a, b) = tokio::join!(
+        c.publish("same-id", "ticket:created", "{}"),
+        c.publish("same-id", "ticket:created", "{}")
+    );
+    a.unwrap();
+    b.unwrap();
+    let stats = c.stats().await.unwrap();
+    assert_eq!(stats.events, 1);
+    assert_eq!(stats.head, 1);
+    let mut sub = c.subscribe(opts("g", &["ticket:created"])).await.unwrap();
+    next(&mut sub).await.ack().await.unwrap();
+    assert_quiet(&mut sub, Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wildcard_group_sees_every_subject() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    c.publish("a", "ticket:created", "{}").await.unwrap();
+    c.publish("b", "payment:created", "{}").await.unwrap();
+    let mut sub = c.subscribe(opts("audit", &["*"])).await.unwrap();
+    assert_eq!(next(&mut sub).await.id, "a");
+    assert_eq!(next(&mut sub).await.id, "b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_events_older_than_the_retention_are_pruned_but_not_before_every_group_acked() {
+    let bus = tix_testkit::Bus::start_with(&["--retention", "0s", "--prune-interval", "100ms"]);
+    let c = client(&bus.endpoint, "t").await;
+    let mut fast = c.subscribe(opts("fast", &["s"])).await.unwrap();
+    let mut slow = c.subscribe(opts("slow", &["s"])).await.unwrap();
+    publish_n(&c, "r", "s", 5).await;
+    for _ in 0..5 {
+        next(&mut fast).await.ack().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(c.stats().await.unwrap().events, 5, "slow has not acked yet");
+    for _ in 0..5 {
+        next(&mut slow).await.ack().await.unwrap();
+    }
+    eventually("the log is pruned", || async {
+        c.stats().await.unwrap().events == 0
+    })
+    .await;
+    let stats = c.stats().await.unwrap();
+    assert_eq!(stats.head, 5, "positions are kept after pruning");
+    // The log still works after pruning and positions continue.
+    c.publish("after", "s", "{}").await.unwrap();
+    let d = next(&mut fast).await;
+    assert_eq!((d.id.as_str(), d.seq), ("after", 6));
+}
