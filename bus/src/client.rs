@@ -76,6 +76,9 @@ pub struct Client {
 
 type Reply<T> = oneshot::Sender<Result<T>>;
 
+/// Positions acked (or naked) together, and who waits for the broker's confirmation.
+type Settles = (Vec<u64>, Vec<Reply<()>>);
+
 #[derive(Debug)]
 enum Cmd {
     Publish {
@@ -670,11 +673,10 @@ impl Driver {
                 Some(Waiter::Request(r)) => {
                     let _ = r.send(Ok(frames.get(2).cloned().unwrap_or_default()));
                 }
-                Some(Waiter::Subscribe(r)) => {
-                    if let Some(r) = r {
-                        let _ = r.send(Ok(()));
-                    }
+                Some(Waiter::Subscribe(Some(r))) => {
+                    let _ = r.send(Ok(()));
                 }
+                Some(Waiter::Subscribe(None)) => {}
                 Some(Waiter::Hello) => self.on_hello_ok().await,
                 None => {}
             },
@@ -755,7 +757,7 @@ impl Driver {
         let down = || Error::Disconnected(endpoint.clone());
         let mut publish: Vec<Bytes> = Vec::new();
         let mut publish_done: Vec<Reply<()>> = Vec::new();
-        let mut settles: HashMap<(Arc<str>, bool), (Vec<u64>, Vec<Reply<()>>)> = HashMap::new();
+        let mut settles: HashMap<(Arc<str>, bool), Settles> = HashMap::new();
         let mut closed = None;
         for cmd in batch {
             match cmd {

@@ -207,7 +207,7 @@ impl Request {
         Ok(match name {
             "HELLO" => Request::Hello(corr, parse_json(name, json(0)?).map_err(fail)?),
             "PUB" => {
-                if args.is_empty() || args.len() % 3 != 0 {
+                if args.is_empty() || !args.len().is_multiple_of(3) {
                     return Err(fail(malformed("expected (id, subject, payload) triples")));
                 }
                 let mut events = Vec::with_capacity(args.len() / 3);
@@ -281,7 +281,7 @@ pub fn read_u64(frame: &[u8]) -> Option<u64> {
 
 /// Reads a frame of packed 8-byte little-endian integers (at least one).
 pub fn read_u64s(frame: &[u8]) -> Option<Vec<u64>> {
-    if frame.is_empty() || frame.len() % 8 != 0 {
+    if frame.is_empty() || !frame.len().is_multiple_of(8) {
         return None;
     }
     Some(

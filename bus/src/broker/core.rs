@@ -399,6 +399,11 @@ impl Core {
                     group: g.name.clone(),
                     seq,
                 });
+            } else if seq > g.cursor && seq <= self.head {
+                // Delivered before a broker restart and acked after it, ahead of the
+                // rescan: record it so the rescan does not deliver it again.
+                g.acked_ahead.insert(seq);
+                acked.push(seq);
             }
             // Anything else was acked already or dead-lettered: nothing to do.
         }
@@ -585,7 +590,7 @@ impl Core {
             let e = self.event_after(gi, cursor)?;
             let g = &mut self.groups[gi];
             g.cursor = e.seq;
-            if g.restored_acked.remove(&e.seq) {
+            if g.acked_ahead.remove(&e.seq) {
                 continue;
             }
             if g.filter.matches(&e.subject) {
@@ -601,10 +606,7 @@ impl Core {
         }
         let now = Instant::now();
         let mut batches: Vec<(usize, Vec<Bytes>)> = Vec::new();
-        loop {
-            let Some(mi) = self.groups[gi].member_with_room() else {
-                break;
-            };
+        while let Some(mi) = self.groups[gi].member_with_room() {
             let (seq, slot) = if let Some(first) = self.groups[gi].ready.pop_first() {
                 first
             } else {

@@ -70,8 +70,9 @@ pub struct Group {
     pub cursor: u64,
     /// The floor last written to bus.db.
     pub persisted_floor: u64,
-    /// Acks above the floor from before a restart: the scan skips these positions.
-    pub restored_acked: BTreeSet<u64>,
+    /// Positions acked before the scan reached them (acks kept from before a restart, or
+    /// acks of events a member got before a reconnection): the scan skips them.
+    pub acked_ahead: BTreeSet<u64>,
     pub pending: BTreeMap<u64, Pending>,
     pub replays: BTreeMap<u64, Pending>,
     /// Unacked events waiting for a member, lowest position first.
@@ -86,7 +87,7 @@ pub struct Group {
 }
 
 impl Group {
-    pub fn from_row(row: &GroupRow, restored_acked: BTreeSet<u64>) -> Self {
+    pub fn from_row(row: &GroupRow, acked_ahead: BTreeSet<u64>) -> Self {
         Group {
             name: Arc::from(row.name.as_str()),
             name_frame: Bytes::from(row.name.clone()),
@@ -97,7 +98,7 @@ impl Group {
             max_deliveries: row.max_deliveries,
             cursor: row.ack_floor,
             persisted_floor: row.ack_floor,
-            restored_acked,
+            acked_ahead,
             pending: BTreeMap::new(),
             replays: BTreeMap::new(),
             ready: BTreeSet::new(),
@@ -161,7 +162,7 @@ impl Group {
 
     fn release_member(&mut self, peer: &Bytes) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if let Some(m) = self.members.iter_mut().find(|m| &m.peer == peer) {
+        if let Some(m) = self.members.iter_mut().find(|m| m.peer == *peer) {
             m.in_flight = m.in_flight.saturating_sub(1);
         }
     }
@@ -185,7 +186,7 @@ impl Group {
 
     /// Drops a member and requeues everything it held.
     pub fn remove_member(&mut self, peer: &Bytes) {
-        let Some(pos) = self.members.iter().position(|m| &m.peer == peer) else {
+        let Some(pos) = self.members.iter().position(|m| m.peer == *peer) else {
             return;
         };
         let held: Vec<(u64, Slot)> = self

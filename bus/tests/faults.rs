@@ -1,0 +1,343 @@
+//! What happens when things go wrong: unacked events, dead consumers, a killed broker,
+//! garbage on the wire.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::time::Duration;
+
+use common::*;
+use tix_bus::Error;
+use tix_testkit::{Bus, Proc, bin};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacked_event_is_redelivered_after_the_ack_wait() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    let mut o = opts("g", &["s"]);
+    o.ack_wait_ms = 300;
+    let mut sub = c.subscribe(o).await.unwrap();
+    c.publish("e1", "s", "{}").await.unwrap();
+    let first = next(&mut sub).await;
+    assert_eq!(first.deliveries, 1);
+    // Not acked: it comes back, counted as a redelivery.
+    let again = next(&mut sub).await;
+    assert_eq!(
+        (again.id.as_str(), again.seq, again.deliveries),
+        ("e1", first.seq, 2)
+    );
+    again.ack().await.unwrap();
+    assert_quiet(&mut sub, Duration::from_millis(600)).await;
+    let g = c.stats().await.unwrap().group("g").cloned().unwrap();
+    assert_eq!((g.redelivered, g.pending), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nak_brings_the_event_back_at_once() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    let mut sub = c.subscribe(opts("g", &["s"])).await.unwrap(); // ack wait 30 s
+    c.publish("e1", "s", "{}").await.unwrap();
+    next(&mut sub).await.nak().unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(2), sub.next())
+        .await
+        .expect("redelivered long before the ack wait")
+        .unwrap();
+    assert_eq!(again.deliveries, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_max_deliveries_an_event_is_dead_lettered_and_can_be_replayed() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    let mut o = opts("g", &["s"]);
+    o.ack_wait_ms = 100;
+    o.max_deliveries = 3;
+    let mut sub = c.subscribe(o).await.unwrap();
+    c.publish("poison", "s", r#"{"bad":true}"#).await.unwrap();
+    c.publish("fine", "s", "{}").await.unwrap();
+    let mut poison_deliveries = 0;
+    let mut fine_seen = false;
+    while poison_deliveries < 3 || !fine_seen {
+        let d = next(&mut sub).await;
+        if d.id == "poison" {
+            poison_deliveries += 1;
+            assert_eq!(d.deliveries, poison_deliveries);
+        } else {
+            fine_seen = true;
+            d.ack().await.unwrap();
+        }
+    }
+    // No fourth delivery: it is a dead letter now.
+    assert_quiet(&mut sub, Duration::from_millis(400)).await;
+    let dead = c.dead_letters(Some("g")).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event_id, "poison");
+    assert_eq!(dead[0].deliveries, 3);
+    assert_eq!(dead[0].payload, r#"{"bad":true}"#);
+    let stats = c.stats().await.unwrap();
+    let g = stats.group("g").unwrap();
+    assert_eq!((g.dead_letters, g.pending), (1, 0));
+
+    // Replay: delivered again with a fresh count; acked this time, it leaves the list.
+    assert_eq!(c.replay("g", None).await.unwrap(), 1);
+    let d = next(&mut sub).await;
+    assert_eq!((d.id.as_str(), d.deliveries), ("poison", 1));
+    d.ack().await.unwrap();
+    assert!(c.dead_letters(Some("g")).await.unwrap().is_empty());
+    assert_quiet(&mut sub, Duration::from_millis(300)).await;
+
+    // Replaying an unknown group is refused clearly.
+    match c.replay("nope", None).await {
+        Err(Error::Refused(m)) => assert!(m.contains("unknown group"), "{m}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn tail(bus: &Bus, group: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "tail",
+        "--endpoint",
+        &bus.endpoint,
+        "--group",
+        group,
+        "--subject",
+        "work",
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn(
+        &format!("tail-{group}"),
+        &bin("tix-bus"),
+        &args,
+        &bus.data_dir,
+    )
+}
+
+fn read_ids(p: &mut Proc, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let line = p
+                .next_line(WAIT)
+                .unwrap_or_else(|| panic!("consumer printed nothing; log:\n{}", p.log_tail()));
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_consumers_in_flight_events_go_to_another_member() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    // A consumer process that takes five events and never acks them.
+    let mut doomed = tail(
+        &bus,
+        "workers",
+        &["--no-ack", "--max-in-flight", "5", "--ack-wait", "5m"],
+    );
+    eventually("the consumer joined", || async {
+        c.stats()
+            .await
+            .unwrap()
+            .group("workers")
+            .is_some_and(|g| g.members == 1)
+    })
+    .await;
+    publish_n(&c, "w", "work", 5).await;
+    let held: HashSet<String> = read_ids(&mut doomed, 5).into_iter().collect();
+    assert_eq!(held.len(), 5);
+
+    let mut survivor = c.subscribe(opts("workers", &["work"])).await.unwrap();
+    assert_quiet(&mut survivor, Duration::from_millis(300)).await;
+    doomed.kill9();
+    // The ack wait is five minutes: these arrive because the broker noticed the death.
+    let mut got = HashSet::new();
+    for _ in 0..5 {
+        let d = next(&mut survivor).await;
+        assert_eq!(d.deliveries, 2);
+        got.insert(d.id.clone());
+        d.ack().await.unwrap();
+    }
+    assert_eq!(got, held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_consumer_misses_its_heartbeats_and_loses_its_events() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    let mut frozen = tail(
+        &bus,
+        "workers",
+        &["--no-ack", "--max-in-flight", "3", "--ack-wait", "5m"],
+    );
+    eventually("the consumer joined", || async {
+        c.stats()
+            .await
+            .unwrap()
+            .group("workers")
+            .is_some_and(|g| g.members == 1)
+    })
+    .await;
+    publish_n(&c, "f", "work", 3).await;
+    let held: HashSet<String> = read_ids(&mut frozen, 3).into_iter().collect();
+    let mut survivor = c.subscribe(opts("workers", &["work"])).await.unwrap();
+    // SIGSTOP keeps its TCP connection open: only the missing heartbeats give it away.
+    frozen.signal("STOP");
+    let mut got = HashSet::new();
+    for _ in 0..3 {
+        let d = next(&mut survivor).await;
+        got.insert(d.id.clone());
+        d.ack().await.unwrap();
+    }
+    assert_eq!(got, held);
+    eventually("the frozen member was dropped", || async {
+        c.stats()
+            .await
+            .unwrap()
+            .group("workers")
+            .is_some_and(|g| g.members == 1)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_with_sigkill_loses_no_acked_publish_and_repeats_no_acked_delivery() {
+    let mut bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    let mut consumer = c.subscribe(opts("orders", &["s"])).await.unwrap();
+    let n = 500;
+    let ids = publish_n(&c, "k", "s", n).await;
+    // Ack the first 200 (each ack confirmed durable), leave the rest unacked.
+    let mut acked = HashSet::new();
+    for _ in 0..200 {
+        let d = next(&mut consumer).await;
+        d.ack().await.unwrap();
+        acked.insert(d.id.clone());
+    }
+
+    bus.crash_and_restart(&[]);
+
+    // The same client reconnects and rejoins by itself. Events whose ack failed while it
+    // reconnected may come again; an event whose ack was confirmed never does.
+    let mut confirmed = HashSet::new();
+    while confirmed.len() < n - 200 {
+        let d = next(&mut consumer).await;
+        assert!(
+            !acked.contains(&d.id),
+            "{} was acked before the crash",
+            d.id
+        );
+        if d.ack().await.is_ok() {
+            confirmed.insert(d.id.clone());
+        }
+    }
+    let unacked: HashSet<String> = ids
+        .iter()
+        .filter(|i| !acked.contains(*i))
+        .cloned()
+        .collect();
+    assert_eq!(confirmed, unacked);
+    assert_quiet(&mut consumer, Duration::from_millis(800)).await;
+    // A new group still sees all of them.
+    let mut fresh = c.subscribe(opts("fresh", &["s"])).await.unwrap();
+    let mut all = HashSet::new();
+    for _ in 0..n {
+        let d = next(&mut fresh).await;
+        all.insert(d.id.clone());
+        d.ack_nowait().unwrap();
+    }
+    assert_eq!(all, ids.into_iter().collect::<HashSet<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_while_the_broker_is_down_fails_cleanly_and_works_again_after_restart() {
+    let mut bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    c.publish("before", "s", "{}").await.unwrap();
+    bus.proc.kill9();
+    // Right after the crash the client may not know yet: the publish times out (3 s here)
+    // rather than hanging. Once heartbeats are missed, publishes fail at once.
+    let first = tokio::time::timeout(Duration::from_secs(5), c.publish("during-1", "s", "{}"))
+        .await
+        .expect("a publish to a dead broker returns");
+    assert!(
+        matches!(first, Err(Error::Disconnected(_)) | Err(Error::Timeout(_))),
+        "{first:?}"
+    );
+    eventually("publishes fail fast with Disconnected", || async {
+        let started = std::time::Instant::now();
+        let r = c.publish("during-2", "s", "{}").await;
+        matches!(r, Err(Error::Disconnected(_))) && started.elapsed() < Duration::from_millis(100)
+    })
+    .await;
+    let restarted = Bus::start_in(&bus.data_dir, bus.port(), &[]);
+    c.wait_connected(WAIT).await.unwrap();
+    c.publish("after", "s", "{}").await.unwrap();
+    let stats = c.stats().await.unwrap();
+    assert_eq!(stats.events, 2, "before and after, nothing from the outage");
+    drop(restarted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_wire_gets_an_error_or_is_dropped_and_hurts_nobody() {
+    let bus = Bus::start_with(&["--max-event-bytes", "1000"]);
+    let c = client(&bus.endpoint, "good").await;
+    let mut sub = c.subscribe(opts("g", &["s"])).await.unwrap();
+
+    // Raw bytes that are not ZMTP at all.
+    let addr = bus.endpoint.trim_start_matches("tcp://").to_string();
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[0xffu8; 4096][..],
+        &[0u8; 3][..],
+    ] {
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            let _ = s.write_all(junk);
+        }
+    }
+
+    // A well-formed ZeroMQ peer sending nonsense commands gets an ERR each time.
+    use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
+    let mut raw = zeromq::DealerSocket::new();
+    raw.connect(&bus.endpoint).await.unwrap();
+    let bad: Vec<Vec<&[u8]>> = vec![
+        vec![b"NOPE"],
+        vec![b"PUB", b"short"],
+        vec![b"PUB", &[1, 0, 0, 0, 0, 0, 0, 0], b"id-only"],
+        vec![b"SUB", &[2, 0, 0, 0, 0, 0, 0, 0], b"{not json"],
+        vec![
+            b"SUB",
+            &[3, 0, 0, 0, 0, 0, 0, 0],
+            br#"{"group":"x","subjects":["s"]}"#,
+        ],
+        vec![b"ACK", &[4, 0, 0, 0, 0, 0, 0, 0], b"g", b"odd"],
+    ];
+    for frames in bad {
+        let frames: Vec<bytes::Bytes> = frames
+            .iter()
+            .map(|f| bytes::Bytes::copy_from_slice(f))
+            .collect();
+        raw.send(ZmqMessage::try_from(frames).unwrap())
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(WAIT, raw.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&reply.get(0).unwrap()[..], b"ERR", "{reply:?}");
+    }
+
+    // An oversized event is refused with a message, and nothing of it is stored.
+    let huge = vec![b'x'; 5000];
+    match c.publish("big", "s", huge).await {
+        Err(Error::Refused(m)) => assert!(m.contains("limit"), "{m}"),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // The broker is alive and the good client unaffected.
+    c.publish("ok", "s", "{}").await.unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(d.id, "ok");
+    assert_eq!(c.stats().await.unwrap().events, 1);
+}

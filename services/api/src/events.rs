@@ -1,0 +1,366 @@
+//! The event catalog of DESIGN.md ("Events").
+//!
+//! Every event travels as an envelope `{id, subject, occurredAt, producer, data}`. The
+//! `id` (a UUIDv7, so ids sort by time) is what the bus deduplicates publishes on and what
+//! consumers record in their inbox. Ticket and order payloads carry the entity's `version`
+//! so consumers can apply updates in order. Money is integer cents (`priceCents`): floats
+//! never cross a service boundary.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A bus subject. The names are the course app's, plus `payment:failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Subject {
+    #[serde(rename = "ticket:created")]
+    TicketCreated,
+    #[serde(rename = "ticket:updated")]
+    TicketUpdated,
+    #[serde(rename = "order:created")]
+    OrderCreated,
+    #[serde(rename = "order:cancelled")]
+    OrderCancelled,
+    #[serde(rename = "expiration:complete")]
+    ExpirationComplete,
+    #[serde(rename = "payment:created")]
+    PaymentCreated,
+    #[serde(rename = "payment:failed")]
+    PaymentFailed,
+}
+
+impl Subject {
+    pub const ALL: [Subject; 7] = [
+        Subject::TicketCreated,
+        Subject::TicketUpdated,
+        Subject::OrderCreated,
+        Subject::OrderCancelled,
+        Subject::ExpirationComplete,
+        Subject::PaymentCreated,
+        Subject::PaymentFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subject::TicketCreated => "ticket:created",
+            Subject::TicketUpdated => "ticket:updated",
+            Subject::OrderCreated => "order:created",
+            Subject::OrderCancelled => "order:cancelled",
+            Subject::ExpirationComplete => "expiration:complete",
+            Subject::PaymentCreated => "payment:created",
+            Subject::PaymentFailed => "payment:failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Subject {
+    type Err = EventError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Subject::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| EventError::UnknownSubject(s.to_string()))
+    }
+}
+
+/// Order statuses, as the API spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OrderStatus {
+    #[serde(rename = "created")]
+    Created,
+    #[serde(rename = "cancelled")]
+    Cancelled,
+    #[serde(rename = "awaiting:payment")]
+    AwaitingPayment,
+    #[serde(rename = "complete")]
+    Complete,
+}
+
+/// `ticket:created` — tickets → orders (insert the replica).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TicketCreated {
+    pub id: String,
+    pub title: String,
+    pub price_cents: i64,
+    pub user_id: String,
+    pub version: i64,
+}
+
+/// `ticket:updated` — tickets → orders (apply when version = replica's + 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TicketUpdated {
+    pub id: String,
+    pub title: String,
+    pub price_cents: i64,
+    pub user_id: String,
+    pub version: i64,
+    /// The order holding the ticket, if it is reserved.
+    pub order_id: Option<String>,
+}
+
+/// The ticket as an order event carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderTicket {
+    pub id: String,
+    pub price_cents: i64,
+}
+
+/// `order:created` — orders → tickets (reserve), expiration (schedule), payments (replica).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderCreated {
+    pub id: String,
+    pub status: OrderStatus,
+    pub user_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub version: i64,
+    pub ticket: OrderTicket,
+}
+
+/// The ticket reference in `order:cancelled`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TicketRef {
+    pub id: String,
+}
+
+/// `order:cancelled` — orders → tickets (release), payments (mark cancelled).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderCancelled {
+    pub id: String,
+    pub version: i64,
+    pub ticket: TicketRef,
+}
+
+/// `expiration:complete` — expiration → orders (cancel unless complete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpirationComplete {
+    pub order_id: String,
+}
+
+/// `payment:created` — payments → orders (complete the order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaymentCreated {
+    pub id: String,
+    pub order_id: String,
+    /// The provider's charge id.
+    pub charge_id: String,
+}
+
+/// `payment:failed` — payments → orders (cancel the order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PaymentFailed {
+    pub order_id: String,
+    pub reason: String,
+}
+
+/// Every event, tagged by its subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "subject", content = "data")]
+pub enum Event {
+    #[serde(rename = "ticket:created")]
+    TicketCreated(TicketCreated),
+    #[serde(rename = "ticket:updated")]
+    TicketUpdated(TicketUpdated),
+    #[serde(rename = "order:created")]
+    OrderCreated(OrderCreated),
+    #[serde(rename = "order:cancelled")]
+    OrderCancelled(OrderCancelled),
+    #[serde(rename = "expiration:complete")]
+    ExpirationComplete(ExpirationComplete),
+    #[serde(rename = "payment:created")]
+    PaymentCreated(PaymentCreated),
+    #[serde(rename = "payment:failed")]
+    PaymentFailed(PaymentFailed),
+}
+
+impl Event {
+    pub fn subject(&self) -> Subject {
+        match self {
+            Event::TicketCreated(_) => Subject::TicketCreated,
+            Event::TicketUpdated(_) => Subject::TicketUpdated,
+            Event::OrderCreated(_) => Subject::OrderCreated,
+            Event::OrderCancelled(_) => Subject::OrderCancelled,
+            Event::ExpirationComplete(_) => Subject::ExpirationComplete,
+            Event::PaymentCreated(_) => Subject::PaymentCreated,
+            Event::PaymentFailed(_) => Subject::PaymentFailed,
+        }
+    }
+}
+
+/// The envelope every event travels in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// The service that published it, e.g. `tickets`.
+    pub producer: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Why bytes from the bus are not a valid event.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("unknown subject {0:?}")]
+    UnknownSubject(String),
+    #[error("invalid event JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the envelope says {inside} but it was published as {outside}")]
+    SubjectMismatch { outside: String, inside: Subject },
+}
+
+impl Envelope {
+    /// A new event with a fresh time-ordered id, occurring now.
+    pub fn new(producer: &str, event: Event) -> Self {
+        Envelope {
+            id: Uuid::now_v7().to_string(),
+            occurred_at: OffsetDateTime::now_utc(),
+            producer: producer.to_string(),
+            event,
+        }
+    }
+
+    pub fn subject(&self) -> Subject {
+        self.event.subject()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("events always serialise")
+    }
+
+    /// Parses an event received on `subject`, checking the envelope agrees with it.
+    pub fn from_bus(subject: &str, payload: &[u8]) -> Result<Self, EventError> {
+        let outside: Subject = subject.parse()?;
+        let env: Envelope = serde_json::from_slice(payload)?;
+        if env.subject() != outside {
+            return Err(EventError::SubjectMismatch {
+                outside: subject.to_string(),
+                inside: env.subject(),
+            });
+        }
+        Ok(env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket_created() -> Envelope {
+        Envelope::new(
+            "tickets",
+            Event::TicketCreated(TicketCreated {
+                id: "t1".into(),
+                title: "Concert".into(),
+                price_cents: 2050,
+                user_id: "u1".into(),
+                version: 0,
+            }),
+        )
+    }
+
+    #[test]
+    fn the_envelope_has_the_documented_shape() {
+        let env = ticket_created();
+        let v: serde_json::Value = serde_json::from_slice(&env.to_json()).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["data", "id", "occurredAt", "producer", "subject"]);
+        assert_eq!(v["subject"], "ticket:created");
+        assert_eq!(v["data"]["priceCents"], 2050);
+        assert_eq!(v["data"]["userId"], "u1");
+        assert!(v["occurredAt"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn every_event_round_trips_through_the_bus_encoding() {
+        let expires = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let events = vec![
+            ticket_created().event,
+            Event::TicketUpdated(TicketUpdated {
+                id: "t1".into(),
+                title: "Concert".into(),
+                price_cents: 2050,
+                user_id: "u1".into(),
+                version: 1,
+                order_id: Some("o1".into()),
+            }),
+            Event::OrderCreated(OrderCreated {
+                id: "o1".into(),
+                status: OrderStatus::Created,
+                user_id: "u2".into(),
+                expires_at: expires,
+                version: 0,
+                ticket: OrderTicket {
+                    id: "t1".into(),
+                    price_cents: 2050,
+                },
+            }),
+            Event::OrderCancelled(OrderCancelled {
+                id: "o1".into(),
+                version: 1,
+                ticket: TicketRef { id: "t1".into() },
+            }),
+            Event::ExpirationComplete(ExpirationComplete {
+                order_id: "o1".into(),
+            }),
+            Event::PaymentCreated(PaymentCreated {
+                id: "p1".into(),
+                order_id: "o1".into(),
+                charge_id: "ch_1".into(),
+            }),
+            Event::PaymentFailed(PaymentFailed {
+                order_id: "o1".into(),
+                reason: "card declined".into(),
+            }),
+        ];
+        assert_eq!(events.len(), Subject::ALL.len(), "one sample per subject");
+        for event in events {
+            let env = Envelope::new("test", event);
+            let back = Envelope::from_bus(env.subject().as_str(), &env.to_json()).unwrap();
+            assert_eq!(back, env);
+        }
+    }
+
+    #[test]
+    fn ids_are_time_ordered() {
+        let a = ticket_created();
+        let b = ticket_created();
+        assert!(a.id < b.id, "{} then {}", a.id, b.id);
+    }
+
+    #[test]
+    fn bad_events_are_refused_with_a_reason() {
+        let env = ticket_created();
+        let err = Envelope::from_bus("order:created", &env.to_json()).unwrap_err();
+        assert!(matches!(err, EventError::SubjectMismatch { .. }), "{err}");
+        let err = Envelope::from_bus("ticket:deleted", &env.to_json()).unwrap_err();
+        assert!(matches!(err, EventError::UnknownSubject(_)));
+        let err = Envelope::from_bus("ticket:created", b"{\"id\":1}").unwrap_err();
+        assert!(matches!(err, EventError::Json(_)));
+        let mut v: serde_json::Value = serde_json::from_slice(&env.to_json()).unwrap();
+        v["data"]["priceCents"] = "20.50".into();
+        let err = Envelope::from_bus("ticket:created", v.to_string().as_bytes()).unwrap_err();
+        assert!(
+            matches!(err, EventError::Json(_)),
+            "a wrongly typed field is refused"
+        );
+    }
+}
