@@ -99,7 +99,10 @@ async fn main() {
         let c = client(&bus.endpoint).await;
         pipelined_publish(&c, "warm", 20_000, a.window).await;
         let rate = pipelined_publish(&c, "p", a.events, a.window).await;
-        report("pipelined durable publish", format!("{rate:>10.0} events/s"));
+        report(
+            "pipelined durable publish",
+            format!("{rate:>10.0} events/s"),
+        );
     }
 
     if run("sync") {
@@ -110,11 +113,16 @@ async fn main() {
         let start = Instant::now();
         for i in 0..n {
             let t = Instant::now();
-            c.publish(format!("s{i}"), "bench", payload(b's')).await.unwrap();
+            c.publish(format!("s{i}"), "bench", payload(b's'))
+                .await
+                .unwrap();
             h.record(t.elapsed().as_micros() as u64).unwrap();
         }
         let rate = n as f64 / start.elapsed().as_secs_f64();
-        report("synchronous publish", format!("{rate:>10.0} events/s  {}", pct(&h)));
+        report(
+            "synchronous publish",
+            format!("{rate:>10.0} events/s  {}", pct(&h)),
+        );
     }
 
     if run("consume") {
@@ -134,7 +142,10 @@ async fn main() {
             }
         }
         let rate = a.events as f64 / start.elapsed().as_secs_f64();
-        report("consume + ack (one member)", format!("{rate:>10.0} events/s"));
+        report(
+            "consume + ack (one member)",
+            format!("{rate:>10.0} events/s"),
+        );
     }
 
     if run("latency") {

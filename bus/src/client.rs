@@ -412,8 +412,7 @@ enum Link {
     Connecting(tokio::task::JoinHandle<zeromq::ZmqResult<zeromq::DealerSocket>>),
     Up {
         send: zeromq::DealerSendHalf,
-        incoming: mpsc::UnboundedReceiver<ZmqMessage>,
-        reader: tokio::task::JoinHandle<()>,
+        recv: zeromq::DealerRecvHalf,
         last_heard: Instant,
         hello_done: bool,
     },
@@ -481,7 +480,9 @@ impl Driver {
             self.advance_link().await;
             let link_event = async {
                 match &mut self.link {
-                    Link::Up { incoming, .. } => LinkEvent::Message(incoming.recv().await),
+                    // Receiving from the socket is cancel-safe: a message is only taken
+                    // from its queue when the future completes.
+                    Link::Up { recv, .. } => LinkEvent::Message(recv.recv().await.ok()),
                     Link::Connecting(h) => LinkEvent::Connected(h.await),
                     Link::Down { .. } => std::future::pending().await,
                 }
@@ -532,19 +533,10 @@ impl Driver {
     async fn on_connect_result(&mut self, result: ConnectResult) {
         match result {
             Ok(Ok(socket)) => {
-                let (send, mut recv) = socket.split();
-                let (tx, rx) = mpsc::unbounded_channel();
-                let reader = tokio::spawn(async move {
-                    while let Ok(m) = recv.recv().await {
-                        if tx.send(m).is_err() {
-                            break;
-                        }
-                    }
-                });
+                let (send, recv) = socket.split();
                 self.link = Link::Up {
                     send,
-                    incoming: rx,
-                    reader,
+                    recv,
                     last_heard: Instant::now(),
                     hello_done: false,
                 };
@@ -612,9 +604,6 @@ impl Driver {
     }
 
     fn shutdown_link(&mut self) {
-        if let Link::Up { reader, .. } = &self.link {
-            reader.abort();
-        }
         if let Link::Connecting(h) = &self.link {
             h.abort();
         }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use zeromq::ZmqMessage;
 
 use super::BrokerConfig;
@@ -23,8 +23,6 @@ use crate::store::{self, Done, Event, Job, Reader, Write};
 /// Everything the core reacts to.
 #[derive(Debug)]
 pub enum Input {
-    /// A message from a peer; the first frame is its ROUTER identity.
-    Message(ZmqMessage),
     /// The writer committed (or failed) these jobs.
     Committed(Vec<Done<Token>>),
     /// The transport saw a peer's connection close.
@@ -145,25 +143,34 @@ impl Core {
     }
 
     /// Runs until [`Input::Stop`] has been received and every queued write is durable.
-    pub fn run(mut self, inputs: mpsc::Receiver<Input>) {
+    ///
+    /// The core reads the socket itself: a message goes from the wire to the state machine
+    /// without crossing a thread, and only writes cross over to the store's writer thread.
+    pub async fn run(
+        mut self,
+        mut socket: zeromq::RouterRecvHalf,
+        mut inputs: UnboundedReceiver<Input>,
+    ) {
+        use zeromq::SocketRecv;
         loop {
             if self.stopping && self.outstanding_jobs == 0 {
                 break;
             }
-            let wait = self
-                .next_deadline()
-                .saturating_duration_since(Instant::now());
-            match inputs.recv_timeout(wait) {
-                Ok(input) => {
-                    self.handle(input);
-                    // Drain what is already queued before looking at timers: cheaper, and
-                    // it lets publishes that arrived together share one commit.
-                    while let Ok(input) = inputs.try_recv() {
-                        self.handle(input);
+            let deadline = tokio::time::Instant::from_std(self.next_deadline());
+            tokio::select! {
+                biased;
+                input = inputs.recv() => match input {
+                    Some(input) => self.handle(input),
+                    None => break,
+                },
+                m = socket.recv(), if !self.stopping => match m {
+                    Ok(m) => self.on_message(m.into_vec()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "receive failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => {}
             }
             self.on_tick(Instant::now());
         }
@@ -180,7 +187,6 @@ impl Core {
 
     fn handle(&mut self, input: Input) {
         match input {
-            Input::Message(m) => self.on_message(m.into_vec()),
             Input::Committed(done) => self.on_committed(done),
             Input::Disconnected(peer) => {
                 if self.sessions.contains_key(&peer) {

@@ -2,12 +2,14 @@
 //! and the store's writer thread.
 //!
 //! ```text
-//!  peers ──► recv task ──┐                       ┌──► send task ──► peers
-//!                        ├─► Input ─► core ──────┤
-//!  monitor task ─────────┘      ▲      │ Job     │ replies, deliveries
-//!                               │      ▼         │
-//!                               └── writer (bus.db, group commit)
+//!  peers ─────────────────► core task ──────────► send task ──► peers
+//!  monitor task ─► Input ─►   │   ▲               (replies, deliveries)
+//!                         Job │   │ Input::Committed
+//!                             ▼   │
+//!                  writer thread (bus.db, group commit)
 //! ```
+//! The core and the socket tasks share one thread (the binary runs a current-thread
+//! runtime); only the writer, which blocks on fsync, has a thread of its own.
 
 mod core;
 mod group;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use futures::StreamExt;
-use zeromq::{Socket, SocketEvent, SocketOptions, SocketRecv, SocketSend};
+use zeromq::{Socket, SocketEvent, SocketOptions, SocketSend};
 
 use crate::store::{self, Durability};
 use core::{Core, Input};
@@ -82,10 +84,9 @@ pub(crate) fn socket_options() -> SocketOptions {
 #[derive(Debug)]
 pub struct Broker {
     endpoint: String,
-    inputs: mpsc::Sender<Input>,
-    core: std::thread::JoinHandle<()>,
+    inputs: tokio::sync::mpsc::UnboundedSender<Input>,
+    core: tokio::task::JoinHandle<()>,
     send_task: tokio::task::JoinHandle<()>,
-    recv_task: tokio::task::JoinHandle<()>,
 }
 
 impl Broker {
@@ -105,9 +106,9 @@ impl Broker {
             .with_context(|| format!("binding {}", cfg.bind))?
             .to_string();
         let mut monitor = socket.monitor();
-        let (mut send_half, mut recv_half) = socket.split();
+        let (mut send_half, recv_half) = socket.split();
 
-        let (inputs_tx, inputs_rx) = mpsc::channel::<Input>();
+        let (inputs_tx, inputs_rx) = tokio::sync::mpsc::unbounded_channel::<Input>();
         let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
         let (jobs_tx, jobs_rx) = mpsc::channel();
 
@@ -126,31 +127,13 @@ impl Broker {
                     max_batch,
                 )
             })?;
-        let core = std::thread::Builder::new()
-            .name("bus-core".into())
-            .spawn(move || core.run(inputs_rx))?;
+        let core = tokio::spawn(core.run(recv_half, inputs_rx));
 
         let send_task = tokio::spawn(async move {
             while let Some(m) = out_rx.recv().await {
                 // A peer that went away is the heartbeat's business, not an error here.
                 if let Err(e) = send_half.send(m).await {
                     tracing::debug!(error = %e, "send to a peer failed");
-                }
-            }
-        });
-        let to_core = inputs_tx.clone();
-        let recv_task = tokio::spawn(async move {
-            loop {
-                match recv_half.recv().await {
-                    Ok(m) => {
-                        if to_core.send(Input::Message(m)).is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "receive failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
                 }
             }
         });
@@ -172,7 +155,6 @@ impl Broker {
             inputs: inputs_tx,
             core,
             send_task,
-            recv_task,
         })
     }
 
@@ -184,9 +166,7 @@ impl Broker {
     /// Stops taking requests, commits what is queued, sends the last replies and returns.
     pub async fn shutdown(self) {
         let _ = self.inputs.send(Input::Stop);
-        let core = self.core;
-        let _ = tokio::task::spawn_blocking(move || core.join()).await;
-        self.recv_task.abort();
+        let _ = self.core.await;
         // The core has dropped its sender: the send task drains what is left and ends.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.send_task).await;
     }
