@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -72,6 +73,8 @@ pub struct Client {
     cmds: mpsc::UnboundedSender<Cmd>,
     connected: watch::Receiver<bool>,
     opts: Arc<ClientOptions>,
+    /// The broker's event size limit, learnt at HELLO (0 until then).
+    max_event_bytes: Arc<AtomicUsize>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
@@ -118,12 +121,19 @@ impl Client {
         let (cmds_tx, cmds_rx) = mpsc::unbounded_channel();
         let (connected_tx, connected_rx) = watch::channel(false);
         let opts = Arc::new(opts);
-        let driver = Driver::new(opts.clone(), cmds_tx.downgrade(), connected_tx);
+        let max_event_bytes = Arc::new(AtomicUsize::new(0));
+        let driver = Driver::new(
+            opts.clone(),
+            cmds_tx.downgrade(),
+            connected_tx,
+            max_event_bytes.clone(),
+        );
         tokio::spawn(driver.run(cmds_rx));
         Client {
             cmds: cmds_tx,
             connected: connected_rx,
             opts,
+            max_event_bytes,
         }
     }
 
@@ -165,6 +175,14 @@ impl Client {
         }
         if subject.is_empty() || subject.len() > protocol::MAX_NAME_LEN {
             return Err(Error::Invalid("subject must be 1 to 200 bytes".into()));
+        }
+        // Checked here so one oversized event does not fail the batch it would share.
+        let limit = self.max_event_bytes.load(Ordering::Relaxed);
+        if limit > 0 && payload.len() > limit {
+            return Err(Error::Invalid(format!(
+                "event is {} bytes; the bus takes at most {limit}",
+                payload.len()
+            )));
         }
         self.call(|done| Cmd::Publish {
             id,
@@ -301,6 +319,11 @@ impl Subscription {
         self.rx.recv().await
     }
 
+    /// A delivery already received, without waiting.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
+    }
+
     pub fn group(&self) -> &str {
         &self.group
     }
@@ -368,7 +391,7 @@ enum Waiter {
     Publish(Vec<Reply<()>>),
     Settle(Vec<Reply<()>>),
     Request(Reply<Bytes>),
-    Subscribe(Option<Reply<()>>),
+    Subscribe(Arc<str>, Option<Reply<()>>),
     Hello,
 }
 
@@ -383,10 +406,10 @@ impl Waiter {
             Waiter::Request(r) => {
                 let _ = r.send(Err(e.clone()));
             }
-            Waiter::Subscribe(Some(r)) => {
+            Waiter::Subscribe(_, Some(r)) => {
                 let _ = r.send(Err(e.clone()));
             }
-            Waiter::Subscribe(None) | Waiter::Hello => {}
+            Waiter::Subscribe(_, None) | Waiter::Hello => {}
         }
     }
 
@@ -394,7 +417,7 @@ impl Waiter {
         match self {
             Waiter::Publish(v) | Waiter::Settle(v) => v.iter().all(|r| r.is_closed()),
             Waiter::Request(r) => r.is_closed(),
-            Waiter::Subscribe(_) | Waiter::Hello => false,
+            Waiter::Subscribe(..) | Waiter::Hello => false,
         }
     }
 }
@@ -404,10 +427,11 @@ struct Sub {
     deliveries: mpsc::UnboundedSender<Delivery>,
 }
 
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
 enum Link {
     Down {
         retry_at: Instant,
-        backoff: Duration,
     },
     Connecting(tokio::task::JoinHandle<zeromq::ZmqResult<zeromq::DealerSocket>>),
     Up {
@@ -435,6 +459,9 @@ struct Driver {
     waiting: HashMap<u64, Waiter>,
     next_corr: u64,
     link: Link,
+    /// Pause before the next connection attempt; doubles up to `max_backoff`.
+    backoff: Duration,
+    max_event_bytes: Arc<AtomicUsize>,
 }
 
 impl Driver {
@@ -442,6 +469,7 @@ impl Driver {
         opts: Arc<ClientOptions>,
         cmds: mpsc::WeakUnboundedSender<Cmd>,
         connected: watch::Sender<bool>,
+        max_event_bytes: Arc<AtomicUsize>,
     ) -> Self {
         Driver {
             opts,
@@ -452,8 +480,9 @@ impl Driver {
             next_corr: 1,
             link: Link::Down {
                 retry_at: Instant::now(),
-                backoff: Duration::from_millis(50),
             },
+            backoff: FIRST_BACKOFF,
+            max_event_bytes,
         }
     }
 
@@ -548,15 +577,11 @@ impl Driver {
     }
 
     fn schedule_retry(&mut self, why: &str) {
-        let backoff = match self.link {
-            Link::Down { backoff, .. } => backoff,
-            _ => Duration::from_millis(50),
-        };
+        let backoff = self.backoff;
         tracing::debug!(endpoint = %self.opts.endpoint, why, ?backoff, "bus connect failed; retrying");
-        let next = (backoff * 2).min(self.opts.max_backoff);
+        self.backoff = (backoff * 2).min(self.opts.max_backoff);
         self.link = Link::Down {
             retry_at: Instant::now() + backoff,
-            backoff: next,
         };
     }
 
@@ -598,9 +623,9 @@ impl Driver {
             w.fail(&err);
         }
         self.link = Link::Down {
-            retry_at: Instant::now() + Duration::from_millis(50),
-            backoff: Duration::from_millis(100),
+            retry_at: Instant::now() + self.backoff,
         };
+        self.backoff = (self.backoff * 2).min(self.opts.max_backoff);
     }
 
     fn shutdown_link(&mut self) {
@@ -652,7 +677,7 @@ impl Driver {
                     self.send_hello().await;
                 }
             }
-            b"MSG" => self.on_deliveries(&frames),
+            b"MSG" => self.on_deliveries(&frames).await,
             b"PUBACK" | b"OK" => match self.waiting.remove(&corr) {
                 Some(Waiter::Publish(v)) | Some(Waiter::Settle(v)) => {
                     for r in v {
@@ -662,11 +687,25 @@ impl Driver {
                 Some(Waiter::Request(r)) => {
                     let _ = r.send(Ok(frames.get(2).cloned().unwrap_or_default()));
                 }
-                Some(Waiter::Subscribe(Some(r))) => {
+                Some(Waiter::Subscribe(_, Some(r))) => {
                     let _ = r.send(Ok(()));
                 }
-                Some(Waiter::Subscribe(None)) => {}
-                Some(Waiter::Hello) => self.on_hello_ok().await,
+                Some(Waiter::Subscribe(_, None)) => {}
+                Some(Waiter::Hello) => {
+                    #[derive(Deserialize)]
+                    #[serde(rename_all = "camelCase")]
+                    struct Welcome {
+                        max_event_bytes: usize,
+                    }
+                    if let Some(w) = frames
+                        .get(2)
+                        .and_then(|b| serde_json::from_slice::<Welcome>(b).ok())
+                    {
+                        self.max_event_bytes
+                            .store(w.max_event_bytes, Ordering::Relaxed);
+                    }
+                    self.on_hello_ok().await
+                }
                 None => {}
             },
             b"ERR" => {
@@ -677,6 +716,15 @@ impl Driver {
                 match self.waiting.remove(&corr) {
                     Some(Waiter::Hello) => {
                         self.link_lost(&format!("hello refused: {message}")).await
+                    }
+                    Some(Waiter::Subscribe(group, reply)) => {
+                        // Refused: forget it, so it is not sent again after a reconnection
+                        // (its subscription ends, which tells a consumer loop to retry).
+                        tracing::warn!(%group, %message, "the bus refused a subscription");
+                        self.subs.remove(&group);
+                        if let Some(r) = reply {
+                            let _ = r.send(Err(Error::Refused(message)));
+                        }
                     }
                     Some(w) => w.fail(&Error::Refused(message)),
                     None => tracing::warn!(%message, "the bus reported an error"),
@@ -690,6 +738,7 @@ impl Driver {
         if let Link::Up { hello_done, .. } = &mut self.link {
             *hello_done = true;
         }
+        self.backoff = FIRST_BACKOFF;
         let subs: Vec<SubscribeOptions> = self.subs.values().map(|s| s.opts.clone()).collect();
         for opts in subs {
             self.send_subscribe(opts, None).await;
@@ -700,7 +749,8 @@ impl Driver {
 
     async fn send_subscribe(&mut self, opts: SubscribeOptions, done: Option<Reply<()>>) {
         let corr = self.corr(1);
-        self.waiting.insert(corr, Waiter::Subscribe(done));
+        let group: Arc<str> = Arc::from(opts.group.as_str());
+        self.waiting.insert(corr, Waiter::Subscribe(group, done));
         let body = serde_json::to_vec(&opts).unwrap_or_default();
         self.send(vec![
             Bytes::from_static(b"SUB"),
@@ -710,24 +760,25 @@ impl Driver {
         .await;
     }
 
-    fn on_deliveries(&mut self, frames: &[Bytes]) {
+    async fn on_deliveries(&mut self, frames: &[Bytes]) {
         let Some(group) = frames.get(1) else { return };
-        let Some(sub) = std::str::from_utf8(group)
+        let Some((group, sub)) = std::str::from_utf8(group)
             .ok()
             .and_then(|g| self.subs.get_key_value(g))
         else {
             // A delivery for a group we left: it will come back to another member.
             return;
         };
-        let (group, sub) = (sub.0.clone(), sub.1);
+        let group = group.clone();
         let Some(cmds) = self.cmds.upgrade() else {
             return;
         };
+        let mut abandoned = Vec::new();
         for ev in frames[2..].chunks_exact(4) {
             let Some((seq, deliveries)) = protocol::read_delivery_header(&ev[0]) else {
                 continue;
             };
-            let _ = sub.deliveries.send(Delivery {
+            let delivery = Delivery {
                 group: group.clone(),
                 seq,
                 deliveries,
@@ -735,7 +786,29 @@ impl Driver {
                 subject: String::from_utf8_lossy(&ev[2]).into_owned(),
                 payload: ev[3].clone(),
                 cmds: cmds.clone(),
-            });
+            };
+            if sub.deliveries.send(delivery).is_err() {
+                abandoned.push(seq);
+            }
+        }
+        if !abandoned.is_empty() {
+            // Nobody reads this subscription any more: give its events back and leave.
+            self.subs.remove(&group);
+            let corr = self.corr(1);
+            self.send(vec![
+                Bytes::from_static(b"NAK"),
+                protocol::u64_frame(corr),
+                Bytes::from(group.to_string()),
+                protocol::u64s_frame(&abandoned),
+            ])
+            .await;
+            let corr = self.corr(1);
+            self.send(vec![
+                Bytes::from_static(b"UNSUB"),
+                protocol::u64_frame(corr),
+                Bytes::from(group.to_string()),
+            ])
+            .await;
         }
     }
 
@@ -802,6 +875,12 @@ impl Driver {
                     done,
                 } => {
                     let group: Arc<str> = Arc::from(opts.group.as_str());
+                    if self.subs.contains_key(&group) {
+                        let _ = done.send(Err(Error::Invalid(format!(
+                            "this client is already subscribed to group {group}"
+                        ))));
+                        continue;
+                    }
                     self.subs.insert(
                         group,
                         Sub {

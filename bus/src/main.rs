@@ -54,7 +54,8 @@ enum Command {
         #[arg(long = "seq")]
         seqs: Vec<u64>,
     },
-    /// Follow events as JSON lines. By default a throwaway group that sees the whole log.
+    /// Follow events as JSON lines. By default a throwaway group that sees new events only;
+    /// with --group, a durable group (from its position, or the start of the log).
     Tail {
         #[command(flatten)]
         target: Target,
@@ -149,10 +150,12 @@ async fn operate(cmd: Command) -> anyhow::Result<()> {
             } else {
                 subjects
             };
+            let ephemeral = group.is_none();
             let mut opts = SubscribeOptions::new(
                 group.unwrap_or_else(|| format!("tail-{}", uuid::Uuid::now_v7())),
                 &[],
             );
+            opts.ephemeral = ephemeral;
             opts.subjects = subjects;
             opts.ack_wait_ms = ack_wait.as_millis() as u64;
             opts.max_in_flight = max_in_flight;

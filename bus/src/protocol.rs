@@ -64,6 +64,10 @@ pub struct SubscribeOptions {
     /// After this many deliveries without an ack the event goes to the dead-letter list.
     #[serde(default = "default_max_deliveries")]
     pub max_deliveries: u32,
+    /// A throwaway group (for `tail` and demos): not stored, starts at the end of the log
+    /// (new events only), vanishes with its last member, never holds back pruning.
+    #[serde(default)]
+    pub ephemeral: bool,
 }
 
 fn default_ack_wait_ms() -> u64 {
@@ -85,6 +89,7 @@ impl SubscribeOptions {
             ack_wait_ms: default_ack_wait_ms(),
             max_in_flight: default_max_in_flight(),
             max_deliveries: default_max_deliveries(),
+            ephemeral: false,
         }
     }
 

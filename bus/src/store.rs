@@ -459,8 +459,14 @@ impl Reader {
         rows.collect()
     }
 
-    /// Up to `limit` events after position `after`, in log order.
-    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Arc<Event>>> {
+    /// Up to `limit` events (and about `max_bytes` of payload) after position `after`, in
+    /// log order.
+    pub fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Arc<Event>>> {
         let mut st = self.conn.prepare_cached(
             "SELECT seq, id, subject, payload, published_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
@@ -473,7 +479,17 @@ impl Reader {
                 published_at_ms: r.get(4)?,
             }))
         })?;
-        rows.collect()
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for row in rows {
+            let e = row?;
+            bytes += e.payload.len();
+            out.push(e);
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     /// Events after `after` whose subject is one of `subjects` (all when `None`).
@@ -524,6 +540,24 @@ impl Reader {
             .conn
             .prepare("SELECT grp, count(*) FROM dead_letters WHERE replaying = 0 GROUP BY grp")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        rows.collect()
+    }
+
+    /// A group's dead letters (not being replayed) as events, payloads byte for byte.
+    pub fn dead_letter_events(&self, group: &str) -> Result<Vec<Arc<Event>>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, event_id, subject, payload FROM dead_letters
+             WHERE grp = ?1 AND replaying = 0 ORDER BY seq",
+        )?;
+        let rows = st.query_map([group], |r| {
+            Ok(Arc::new(Event {
+                seq: r.get::<_, i64>(0)? as u64,
+                id: Bytes::from(r.get::<_, String>(1)?),
+                subject: Bytes::from(r.get::<_, String>(2)?),
+                payload: Bytes::from(r.get::<_, Vec<u8>>(3)?),
+                published_at_ms: 0,
+            }))
+        })?;
         rows.collect()
     }
 
@@ -595,6 +629,6 @@ mod tests {
         assert!(seq > 2, "{seq}");
         let reader = Reader::new(open(&path, Durability::Full).unwrap());
         assert_eq!(reader.head().unwrap(), seq);
-        assert_eq!(reader.events_after(0, 10).unwrap().len(), 1);
+        assert_eq!(reader.events_after(0, 10, 1 << 20).unwrap().len(), 1);
     }
 }

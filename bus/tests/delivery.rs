@@ -204,3 +204,24 @@ async fn acked_events_older_than_the_retention_are_pruned_but_not_before_every_g
     let d = next(&mut fast).await;
     assert_eq!((d.id.as_str(), d.seq), ("after", 6));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_on_a_rare_subject_behind_a_long_log_gets_its_events() {
+    // Start cold (empty memory cache) so the group reads the log from disk, and scans far
+    // more positions than one turn of the broker's loop allows.
+    let mut bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    publish_n(&c, "noise", "ticket:created", 10_000).await;
+    c.publish("rare-1", "payment:failed", "{}").await.unwrap();
+    bus.crash_and_restart(&[]);
+    let c = client(&bus.endpoint, "t2").await;
+    let mut sub = c
+        .subscribe(opts("rare", &["payment:failed"]))
+        .await
+        .unwrap();
+    let d = next(&mut sub).await;
+    assert_eq!(d.id, "rare-1");
+    d.ack().await.unwrap();
+    let g = c.stats().await.unwrap().group("rare").cloned().unwrap();
+    assert_eq!((g.lag, g.pending), (0, 0));
+}

@@ -114,6 +114,14 @@ fn tail(bus: &Bus, group: &str, extra: &[&str]) -> Proc {
     )
 }
 
+/// The options the `tail` consumers below join with: a group's members must agree.
+fn same_as_tail(max_in_flight: u32) -> tix_bus::SubscribeOptions {
+    let mut o = opts("workers", &["work"]);
+    o.max_in_flight = max_in_flight;
+    o.ack_wait_ms = 300_000;
+    o
+}
+
 fn read_ids(p: &mut Proc, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| {
@@ -148,7 +156,7 @@ async fn a_killed_consumers_in_flight_events_go_to_another_member() {
     let held: HashSet<String> = read_ids(&mut doomed, 5).into_iter().collect();
     assert_eq!(held.len(), 5);
 
-    let mut survivor = c.subscribe(opts("workers", &["work"])).await.unwrap();
+    let mut survivor = c.subscribe(same_as_tail(5)).await.unwrap();
     assert_quiet(&mut survivor, Duration::from_millis(300)).await;
     doomed.kill9();
     // The ack wait is five minutes: these arrive because the broker noticed the death.
@@ -181,7 +189,7 @@ async fn a_frozen_consumer_misses_its_heartbeats_and_loses_its_events() {
     .await;
     publish_n(&c, "f", "work", 3).await;
     let held: HashSet<String> = read_ids(&mut frozen, 3).into_iter().collect();
-    let mut survivor = c.subscribe(opts("workers", &["work"])).await.unwrap();
+    let mut survivor = c.subscribe(same_as_tail(3)).await.unwrap();
     // SIGSTOP keeps its TCP connection open: only the missing heartbeats give it away.
     frozen.signal("STOP");
     let mut got = HashSet::new();
@@ -328,16 +336,157 @@ async fn garbage_on_the_wire_gets_an_error_or_is_dropped_and_hurts_nobody() {
         assert_eq!(&reply.get(0).unwrap()[..], b"ERR", "{reply:?}");
     }
 
-    // An oversized event is refused with a message, and nothing of it is stored.
-    let huge = vec![b'x'; 5000];
-    match c.publish("big", "s", huge).await {
-        Err(Error::Refused(m)) => assert!(m.contains("limit"), "{m}"),
-        other => panic!("unexpected {other:?}"),
-    }
+    // An oversized event is refused by the broker with a message...
+    let big = vec![
+        bytes::Bytes::from_static(b"PUB"),
+        bytes::Bytes::copy_from_slice(&9u64.to_le_bytes()),
+        bytes::Bytes::from_static(b"big"),
+        bytes::Bytes::from_static(b"s"),
+        bytes::Bytes::from(vec![b'x'; 5000]),
+    ];
+    raw.send(ZmqMessage::try_from(big).unwrap()).await.unwrap();
+    let reply = tokio::time::timeout(WAIT, raw.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&reply.get(0).unwrap()[..], b"ERR");
+    assert!(String::from_utf8_lossy(reply.get(2).unwrap()).contains("limit"));
+    // ...and the client library knows the limit, so an oversized event fails alone,
+    // not the batch it would have shared with good ones.
+    let (big, small) = tokio::join!(
+        c.publish("big", "s", vec![b'x'; 5000]),
+        c.publish("small", "s", "{}")
+    );
+    assert!(matches!(big, Err(Error::Invalid(_))), "{big:?}");
+    small.unwrap();
 
     // The broker is alive and the good client unaffected.
     c.publish("ok", "s", "{}").await.unwrap();
+    assert_eq!(next(&mut sub).await.id, "small");
+    assert_eq!(next(&mut sub).await.id, "ok");
+    assert_eq!(c.stats().await.unwrap().events, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_naked_until_its_deliveries_run_out_becomes_a_dead_letter() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    let mut o = opts("g", &["s"]);
+    o.max_deliveries = 3;
+    o.max_in_flight = 1;
+    let mut sub = c.subscribe(o).await.unwrap();
+    c.publish("bad", "s", "{}").await.unwrap();
+    c.publish("next", "s", "{}").await.unwrap();
+    for n in 1..=3 {
+        let d = next(&mut sub).await;
+        assert_eq!((d.id.as_str(), d.deliveries), ("bad", n));
+        d.nak().unwrap();
+    }
+    // The ordered group moves on instead of looping on the bad event forever.
     let d = next(&mut sub).await;
-    assert_eq!(d.id, "ok");
-    assert_eq!(c.stats().await.unwrap().events, 1);
+    assert_eq!(d.id, "next");
+    d.ack().await.unwrap();
+    assert_eq!(c.dead_letters(Some("g")).await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_twice_at_once_delivers_once_and_leaves_nothing_in_flight() {
+    let bus = Bus::start();
+    let c = client(&bus.endpoint, "t").await;
+    let mut o = opts("g", &["s"]);
+    o.ack_wait_ms = 100;
+    o.max_deliveries = 1;
+    o.max_in_flight = 1;
+    let mut sub = c.subscribe(o).await.unwrap();
+    c.publish("e", "s", b"\x00\xffbinary".to_vec())
+        .await
+        .unwrap();
+    let _ignored = next(&mut sub).await;
+    eventually("dead-lettered", || async {
+        c.dead_letters(Some("g")).await.unwrap().len() == 1
+    })
+    .await;
+    let (a, b) = tokio::join!(c.replay("g", None), c.replay("g", None));
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        1,
+        "the second replay finds it already back"
+    );
+    let d = next(&mut sub).await;
+    assert_eq!(
+        &d.payload[..],
+        b"\x00\xffbinary",
+        "payloads are replayed byte for byte"
+    );
+    d.ack().await.unwrap();
+    let g = c.stats().await.unwrap().group("g").cloned().unwrap();
+    assert_eq!((g.pending, g.in_flight), (0, 0));
+    c.publish("after", "s", "{}").await.unwrap();
+    assert_eq!(
+        next(&mut sub).await.id,
+        "after",
+        "the ordered group is not stuck"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_group_refuses_a_member_with_other_options() {
+    let bus = Bus::start();
+    let a = client(&bus.endpoint, "a").await;
+    let b = client(&bus.endpoint, "b").await;
+    let _sub = a
+        .subscribe(opts("orders", &["ticket:created"]))
+        .await
+        .unwrap();
+    match b
+        .subscribe(opts("orders", &["ticket:created", "ticket:updated"]))
+        .await
+    {
+        Err(Error::Refused(m)) => assert!(m.contains("other options"), "{m}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Same options: welcome.
+    b.subscribe(opts("orders", &["ticket:created"]))
+        .await
+        .unwrap();
+    // One client cannot join one group twice.
+    match a.subscribe(opts("orders", &["ticket:created"])).await {
+        Err(Error::Invalid(m)) => assert!(m.contains("already"), "{m}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_sees_only_new_events_and_leaves_no_group_behind() {
+    let bus = Bus::start_with(&["--retention", "0s", "--prune-interval", "100ms"]);
+    let c = client(&bus.endpoint, "t").await;
+    c.publish("old", "s", "{}").await.unwrap();
+    let mut tail = Proc::spawn(
+        "tail",
+        &bin("tix-bus"),
+        &["tail", "--endpoint", &bus.endpoint],
+        &bus.data_dir,
+    );
+    eventually("the tail joined", || async {
+        c.stats()
+            .await
+            .unwrap()
+            .groups
+            .iter()
+            .any(|g| g.members == 1)
+    })
+    .await;
+    c.publish("new", "s", "{}").await.unwrap();
+    let line = tail.next_line(WAIT).expect("the tail prints the new event");
+    assert!(line.contains("\"new\""), "{line}");
+    tail.signal("TERM");
+    eventually("the tail's group is gone", || async {
+        c.stats().await.unwrap().groups.is_empty()
+    })
+    .await;
+    // With no durable group holding it back, the acked log is pruned.
+    eventually("the log is pruned", || async {
+        c.stats().await.unwrap().events == 0
+    })
+    .await;
 }

@@ -50,6 +50,10 @@ struct Session {
 const MAX_EVENTS_PER_MSG: usize = 512;
 /// Events read from disk at once by a group behind the memory cache.
 const BACKLOG_READ: usize = 512;
+/// ... and at most this many payload bytes.
+const BACKLOG_BYTES: usize = 4 << 20;
+/// Log positions one pump may look at before yielding to other work.
+const SCAN_BUDGET: usize = 4096;
 
 pub struct Core {
     cfg: BrokerConfig,
@@ -69,6 +73,8 @@ pub struct Core {
     timers: BinaryHeap<Reverse<(Instant, usize, u64, Slot)>>,
     next_liveness_check: Instant,
     next_prune: Instant,
+    /// Groups whose scan ran out of budget and should go on at the next turn.
+    repump: Vec<usize>,
     stopping: bool,
 }
 
@@ -101,6 +107,7 @@ impl Core {
             timers: BinaryHeap::new(),
             next_liveness_check: now,
             next_prune: now + cfg.prune_interval,
+            repump: Vec::new(),
             stopping: false,
             outstanding_jobs: 0,
             jobs: Some(jobs),
@@ -178,6 +185,9 @@ impl Core {
     }
 
     fn next_deadline(&self) -> Instant {
+        if !self.repump.is_empty() {
+            return Instant::now();
+        }
         let mut next = self.next_liveness_check.min(self.next_prune);
         if let Some(Reverse((t, ..))) = self.timers.peek() {
             next = next.min(*t);
@@ -273,7 +283,7 @@ impl Core {
             Request::Subscribe(corr, opts) => self.on_subscribe(peer, corr, opts, known),
             Request::Unsubscribe(corr, group) => {
                 if let Some(&gi) = self.group_index.get(group.as_str()) {
-                    self.groups[gi].remove_member(&peer);
+                    self.remove_member(gi, &peer);
                     if let Some(s) = self.sessions.get_mut(&peer) {
                         s.groups.retain(|&g| g != gi);
                     }
@@ -287,8 +297,10 @@ impl Core {
                     return self.reply_err(&peer, corr, "unknown group");
                 };
                 for seq in seqs {
-                    self.groups[gi].requeue(seq, Slot::Log);
-                    self.groups[gi].requeue(seq, Slot::Replay);
+                    // Only the holder may hand an event back: a NAK from a member whose ack
+                    // wait already passed must not take it from the next one.
+                    self.groups[gi].requeue_held_by(seq, Slot::Log, &peer);
+                    self.groups[gi].requeue_held_by(seq, Slot::Replay, &peer);
                 }
                 self.pump(gi);
                 self.reply_ok(&peer, corr, Bytes::new());
@@ -315,7 +327,11 @@ impl Core {
             },
         );
         tracing::info!(peer = %hex(&peer), client = %hello.client, "session opened");
-        let body = json!({ "heartbeatMs": heartbeat.as_millis() as u64 }).to_string();
+        let body = json!({
+            "heartbeatMs": heartbeat.as_millis() as u64,
+            "maxEventBytes": self.cfg.max_event_bytes,
+        })
+        .to_string();
         self.reply_ok(&peer, corr, Bytes::from(body));
     }
 
@@ -349,7 +365,24 @@ impl Core {
         let name: Arc<str> = Arc::from(opts.group.as_str());
         let filter = Filter::new(&opts.subjects);
         let gi = match self.group_index.get(&name) {
-            Some(&gi) => gi,
+            Some(&gi) => {
+                let g = &self.groups[gi];
+                let others = g.members.iter().any(|m| m.peer != peer);
+                let differs = g.subjects != opts.subjects
+                    || g.ack_wait.as_millis() as u64 != opts.ack_wait_ms
+                    || g.max_in_flight != opts.max_in_flight
+                    || g.max_deliveries != opts.max_deliveries;
+                if g.ephemeral != opts.ephemeral || (others && differs) {
+                    // Two deployments disagreeing on a live group would silently skip
+                    // events of a subject or break its ordering: refuse instead.
+                    let message = format!(
+                        "group {name} is in use with other options (subjects {:?}, maxInFlight {}); stop its members first or use another group",
+                        g.subjects, g.max_in_flight
+                    );
+                    return self.reply_err(&peer, corr, &message);
+                }
+                gi
+            }
             None => {
                 let row = store::GroupRow {
                     name: opts.group.clone(),
@@ -359,10 +392,18 @@ impl Core {
                     max_deliveries: opts.max_deliveries,
                     ack_floor: 0,
                 };
-                tracing::info!(group = %name, subjects = ?opts.subjects, "new group starts at the beginning of the log");
-                self.add_group(Group::from_row(&row, Default::default()))
+                let mut g = Group::from_row(&row, Default::default());
+                if opts.ephemeral {
+                    g.ephemeral = true;
+                    g.cursor = self.head;
+                    g.persisted_floor = self.head;
+                } else {
+                    tracing::info!(group = %name, subjects = ?opts.subjects, "new group starts at the beginning of the log");
+                }
+                self.add_group(g)
             }
         };
+        let ephemeral = opts.ephemeral;
         let g = &mut self.groups[gi];
         g.subjects = opts.subjects;
         g.filter = filter;
@@ -382,11 +423,15 @@ impl Core {
             s.groups.push(gi);
         }
         let body = Bytes::from(json!({ "group": &*name }).to_string());
-        // The member receives events only after its OK, so it is ready for them.
-        self.submit(
-            vec![Write::UpsertGroup(row)],
-            Token::Ok { peer, corr, body },
-        );
+        if ephemeral {
+            self.reply_ok(&peer, corr, body);
+        } else {
+            // The member receives events only after its OK, so it is ready for them.
+            self.submit(
+                vec![Write::UpsertGroup(row)],
+                Token::Ok { peer, corr, body },
+            );
+        }
         self.pump(gi);
     }
 
@@ -428,6 +473,9 @@ impl Core {
     /// Records that `settled` positions (acked or dead-lettered) are done for the group.
     fn after_settled(&mut self, gi: usize, settled: Vec<u64>, writes: &mut Vec<Write>) {
         let g = &mut self.groups[gi];
+        if g.ephemeral {
+            return;
+        }
         let floor = g.floor();
         if floor > g.persisted_floor {
             g.persisted_floor = floor;
@@ -460,7 +508,7 @@ impl Core {
         let Some(&gi) = self.group_index.get(r.group.as_str()) else {
             return self.reply_err(&peer, corr, "unknown group");
         };
-        let dead = match self.reader.dead_letters(Some(&r.group), u32::MAX, true) {
+        let dead = match self.reader.dead_letter_events(&r.group) {
             Ok(d) => d,
             Err(e) => {
                 return self.reply_err(&peer, corr, &format!("reading dead letters failed: {e}"));
@@ -469,19 +517,17 @@ impl Core {
         let now = Instant::now();
         let g = &mut self.groups[gi];
         let mut seqs = Vec::new();
-        for d in dead {
-            if r.seqs.as_ref().is_some_and(|only| !only.contains(&d.seq)) {
+        for event in dead {
+            let seq = event.seq;
+            if r.seqs.as_ref().is_some_and(|only| !only.contains(&seq)) {
                 continue;
             }
-            let event = Arc::new(Event {
-                seq: d.seq,
-                id: Bytes::from(d.event_id),
-                subject: Bytes::from(d.subject),
-                payload: Bytes::from(d.payload),
-                published_at_ms: 0,
-            });
+            // Asked twice before the first request's write landed: it is already back.
+            if g.replays.contains_key(&seq) {
+                continue;
+            }
             g.replays.insert(
-                d.seq,
+                seq,
                 Pending {
                     event,
                     deliveries: 0,
@@ -489,8 +535,8 @@ impl Core {
                     deadline: now,
                 },
             );
-            g.ready.insert((d.seq, Slot::Replay));
-            seqs.push(d.seq);
+            g.ready.insert((seq, Slot::Replay));
+            seqs.push(seq);
         }
         tracing::info!(group = %g.name, n = seqs.len(), "replaying dead letters");
         let body = Bytes::from(json!({ "replayed": seqs.len() }).to_string());
@@ -577,7 +623,7 @@ impl Core {
         if after >= self.head {
             return None;
         }
-        match self.reader.events_after(after, BACKLOG_READ) {
+        match self.reader.events_after(after, BACKLOG_READ, BACKLOG_BYTES) {
             Ok(events) => {
                 g.backlog.extend(events);
                 g.backlog.pop_front()
@@ -590,8 +636,12 @@ impl Core {
     }
 
     /// The next event of the group's subjects it has not looked at yet.
-    fn next_new(&mut self, gi: usize) -> Option<Arc<Event>> {
+    fn next_new(&mut self, gi: usize, budget: &mut usize) -> Option<Arc<Event>> {
         loop {
+            if *budget == 0 {
+                return None;
+            }
+            *budget -= 1;
             let cursor = self.groups[gi].cursor;
             let e = self.event_after(gi, cursor)?;
             let g = &mut self.groups[gi];
@@ -610,16 +660,38 @@ impl Core {
         if self.stopping {
             return;
         }
+        if self.groups[gi].retired {
+            return;
+        }
         let now = Instant::now();
         let mut batches: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        let mut writes = Vec::new();
+        let mut budget = SCAN_BUDGET;
         while let Some(mi) = self.groups[gi].member_with_room() {
-            let (seq, slot) = if let Some(first) = self.groups[gi].ready.pop_first() {
-                first
+            let (seq, slot) = if let Some((seq, slot)) = self.groups[gi].ready.pop_first() {
+                // Requeued by a NAK or a lost member: it may have used up its deliveries.
+                let g = &self.groups[gi];
+                let exhausted = match slot {
+                    Slot::Log => g.pending.get(&seq),
+                    Slot::Replay => g.replays.get(&seq),
+                }
+                .is_some_and(|p| p.deliveries >= g.max_deliveries);
+                if exhausted {
+                    self.groups[gi].next_member = mi;
+                    self.dead_letter(gi, seq, slot, &mut writes);
+                    continue;
+                }
+                (seq, slot)
             } else {
-                let Some(event) = self.next_new(gi) else {
+                let Some(event) = self.next_new(gi, &mut budget) else {
                     // Undo the round-robin step: nobody received anything.
                     let g = &mut self.groups[gi];
                     g.next_member = mi;
+                    if budget == 0 && !self.repump.contains(&gi) {
+                        // A long stretch of other subjects: go on at the next turn of the
+                        // loop so other peers are served in between.
+                        self.repump.push(gi);
+                    }
                     break;
                 };
                 let seq = event.seq;
@@ -679,6 +751,38 @@ impl Core {
         for (_, frames) in batches {
             self.send(frames);
         }
+        if !writes.is_empty() {
+            self.submit(writes, Token::Silent);
+        }
+    }
+
+    /// Moves an event that used up its deliveries to the dead-letter list.
+    fn dead_letter(&mut self, gi: usize, seq: u64, slot: Slot, writes: &mut Vec<Write>) {
+        let g = &mut self.groups[gi];
+        let Some(p) = g.remove(seq, slot) else {
+            return;
+        };
+        let deliveries = p.deliveries;
+        tracing::warn!(group = %g.name, seq, deliveries, "dead letter after max deliveries");
+        if g.ephemeral {
+            return; // nobody could replay it: a throwaway group's failures are only logged
+        }
+        match slot {
+            Slot::Log => {
+                writes.push(Write::DeadLetter {
+                    group: g.name.clone(),
+                    event: p.event,
+                    deliveries,
+                });
+                self.after_settled(gi, vec![seq], writes);
+            }
+            Slot::Replay => writes.push(Write::SetReplaying {
+                group: g.name.clone(),
+                seqs: vec![seq],
+                replaying: false,
+                deliveries,
+            }),
+        }
     }
 
     fn on_tick(&mut self, now: Instant) {
@@ -698,26 +802,7 @@ impl Core {
             }
             let deliveries = p.deliveries;
             if deliveries >= g.max_deliveries {
-                let p = g.remove(seq, slot).expect("present");
-                tracing::warn!(group = %g.name, seq, deliveries, "dead letter after max deliveries");
-                match slot {
-                    Slot::Log => {
-                        writes.push(Write::DeadLetter {
-                            group: g.name.clone(),
-                            event: p.event,
-                            deliveries,
-                        });
-                        let mut w = Vec::new();
-                        self.after_settled(gi, vec![seq], &mut w);
-                        writes.extend(w);
-                    }
-                    Slot::Replay => writes.push(Write::SetReplaying {
-                        group: g.name.clone(),
-                        seqs: vec![seq],
-                        replaying: false,
-                        deliveries,
-                    }),
-                }
+                self.dead_letter(gi, seq, slot, &mut writes);
             } else {
                 tracing::debug!(group = %g.name, seq, deliveries, "ack wait passed; redelivering");
                 g.requeue(seq, slot);
@@ -749,11 +834,36 @@ impl Core {
             self.next_prune = now + self.cfg.prune_interval;
             self.prune();
         }
+        touched.append(&mut self.repump);
         touched.sort_unstable();
         touched.dedup();
         for gi in touched {
             self.pump(gi);
         }
+        self.compact_timers();
+    }
+
+    /// Acked events leave their timers behind until they fall due; with long ack waits
+    /// rebuild the heap from what is really in flight before it grows large.
+    fn compact_timers(&mut self) {
+        let live: usize = self.groups.iter().map(|g| g.in_flight as usize).sum();
+        if self.timers.len() < 4096 || self.timers.len() < 4 * live {
+            return;
+        }
+        let mut timers = BinaryHeap::with_capacity(live * 2);
+        for (gi, g) in self.groups.iter().enumerate() {
+            let held = g
+                .pending
+                .iter()
+                .map(|(s, p)| (*s, Slot::Log, p))
+                .chain(g.replays.iter().map(|(s, p)| (*s, Slot::Replay, p)));
+            for (seq, slot, p) in held {
+                if p.member.is_some() {
+                    timers.push(Reverse((p.deadline, gi, seq, slot)));
+                }
+            }
+        }
+        self.timers = timers;
     }
 
     fn drop_session(&mut self, peer: &Bytes) {
@@ -767,14 +877,23 @@ impl Core {
             return Vec::new();
         };
         for &gi in &s.groups {
-            self.groups[gi].remove_member(peer);
+            self.remove_member(gi, peer);
         }
         s.groups
     }
 
+    fn remove_member(&mut self, gi: usize, peer: &Bytes) {
+        let g = &mut self.groups[gi];
+        g.remove_member(peer);
+        if g.ephemeral && g.members.is_empty() && !g.retired {
+            g.retire();
+            self.group_index.remove(&g.name);
+        }
+    }
+
     fn persist_floors(&mut self) {
         let mut writes = Vec::new();
-        for g in &mut self.groups {
+        for g in self.groups.iter_mut().filter(|g| !g.ephemeral) {
             let floor = g.floor();
             if floor > g.persisted_floor {
                 g.persisted_floor = floor;
@@ -795,6 +914,7 @@ impl Core {
         let upto = self
             .groups
             .iter()
+            .filter(|g| !g.ephemeral)
             .map(|g| g.floor())
             .min()
             .unwrap_or(self.head);
@@ -807,7 +927,7 @@ impl Core {
     fn stats(&self) -> store::Result<Bytes> {
         let dead: HashMap<String, u64> = self.reader.dead_letter_counts()?.into_iter().collect();
         let mut groups = Vec::with_capacity(self.groups.len());
-        for g in &self.groups {
+        for g in self.groups.iter().filter(|g| !g.retired) {
             let subjects = match g.filter {
                 Filter::All => None,
                 Filter::Only(_) => Some(&g.subjects[..]),
@@ -827,6 +947,7 @@ impl Core {
                 "ackWaitMs": g.ack_wait.as_millis() as u64,
                 "maxInFlight": g.max_in_flight,
                 "maxDeliveries": g.max_deliveries,
+                "ephemeral": g.ephemeral,
             }));
         }
         let body = json!({

@@ -84,6 +84,10 @@ pub struct Group {
     pub in_flight: u32,
     pub delivered: u64,
     pub redelivered: u64,
+    /// Not stored; see `SubscribeOptions::ephemeral`.
+    pub ephemeral: bool,
+    /// An ephemeral group whose last member left: an empty slot kept so indices stay valid.
+    pub retired: bool,
 }
 
 impl Group {
@@ -108,6 +112,8 @@ impl Group {
             in_flight: 0,
             delivered: 0,
             redelivered: 0,
+            ephemeral: false,
+            retired: false,
         }
     }
 
@@ -147,6 +153,16 @@ impl Group {
             self.release_member(peer);
         }
         Some(p)
+    }
+
+    /// Like [`Group::requeue`], only when `peer` is the member holding the event.
+    pub fn requeue_held_by(&mut self, seq: u64, slot: Slot, peer: &Bytes) {
+        if self
+            .slot_mut(seq, slot)
+            .is_some_and(|p| p.member.as_ref() == Some(peer))
+        {
+            self.requeue(seq, slot);
+        }
     }
 
     /// Takes an event back from the member holding it, so it is delivered again.
@@ -204,6 +220,16 @@ impl Group {
         if self.next_member >= self.members.len() {
             self.next_member = 0;
         }
+    }
+
+    /// Empties an ephemeral group that lost its last member.
+    pub fn retire(&mut self) {
+        self.retired = true;
+        self.pending.clear();
+        self.replays.clear();
+        self.ready.clear();
+        self.backlog.clear();
+        self.in_flight = 0;
     }
 
     pub fn unacked(&self) -> usize {

@@ -1,0 +1,333 @@
+//! SQLite for services: WAL, busy timeout, foreign keys, versioned migrations, and a way
+//! to run queries from async handlers without blocking the runtime.
+//!
+//! Writes go to one writer thread that commits whatever queued up while it was busy in a
+//! single transaction (group commit), each caller's work inside its own savepoint: a caller
+//! whose closure fails is rolled back alone, and every caller hears back only after the
+//! commit is durable. Reads run on pooled read connections (WAL lets them run beside the
+//! writer) on a blocking-capable thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use rusqlite::Connection;
+use tokio::sync::{Notify, oneshot};
+
+/// What can go wrong below the SQL a caller runs.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("commit failed: {0}")]
+    Commit(String),
+    #[error("the database writer has stopped")]
+    Closed,
+}
+
+/// How hard commits are pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// fsync every commit: a 2xx answer survives power loss.
+    Full,
+    /// fsync at checkpoints: survives a crash of the process, not of the machine.
+    Normal,
+}
+
+/// The outbox and inbox tables every service has (see [`crate::outbox`], [`crate::inbox`]).
+/// Put it first in a service's migrations.
+pub const EVENTS_SCHEMA: &str = "
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        subject TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE inbox (
+        event_id TEXT PRIMARY KEY,
+        subject TEXT NOT NULL,
+        received_at INTEGER NOT NULL
+    ) WITHOUT ROWID;";
+
+type Completion = Box<dyn FnOnce(Option<String>) + Send>;
+type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// A service's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    durability: Durability,
+    jobs: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    readers: Mutex<Vec<Connection>>,
+    committed: Arc<Notify>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+fn open_conn(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// Applies the migrations the database has not seen yet, each in its own transaction.
+/// `migrations[i]` brings the schema to version `i + 1`; never edit one that shipped.
+pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl Db {
+    /// Opens (creating) the database file and brings its schema up to date.
+    pub fn open(path: &Path, durability: Durability, migrations: &[&str]) -> Result<Db, DbError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| DbError::Commit(e.to_string()))?;
+        }
+        let mut conn = open_conn(path, durability)?;
+        migrate(&mut conn, migrations)?;
+        let (tx, rx) = mpsc::channel::<WriteJob>();
+        let committed = Arc::new(Notify::new());
+        let notify = committed.clone();
+        let name = format!(
+            "db-writer-{}",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
+        );
+        let writer = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || run_writer(conn, rx, notify))
+            .map_err(|e| DbError::Commit(e.to_string()))?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                durability,
+                jobs: Mutex::new(Some(tx)),
+                readers: Mutex::new(Vec::new()),
+                committed,
+                writer: Mutex::new(Some(writer)),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Woken after every commit; the outbox relay waits on it.
+    pub fn committed(&self) -> Arc<Notify> {
+        self.inner.committed.clone()
+    }
+
+    /// Runs `f` in the next group commit and returns its result once the commit is durable.
+    /// When `f` fails, its changes are rolled back and nothing else is affected.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let job: WriteJob = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let done: Completion = Box::new(move |commit_error| {
+                let out = match commit_error {
+                    None => result,
+                    Some(e) => Err(E::from(DbError::Commit(e))),
+                };
+                let _ = tx.send(out);
+            });
+            (ok, done)
+        });
+        let sent = self
+            .inner
+            .jobs
+            .lock()
+            .expect("jobs lock")
+            .as_ref()
+            .map(|jobs| jobs.send(job).is_ok())
+            .unwrap_or(false);
+        if !sent {
+            return Err(E::from(DbError::Closed));
+        }
+        rx.await.unwrap_or_else(|_| Err(E::from(DbError::Closed)))
+    }
+
+    /// Runs a read on a pooled connection without stalling the async runtime.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let run = move || {
+            let conn = match inner.readers.lock().expect("readers lock").pop() {
+                Some(c) => c,
+                None => open_conn(&inner.path, inner.durability).map_err(DbError::from)?,
+            };
+            let out = f(&conn);
+            inner.readers.lock().expect("readers lock").push(conn);
+            out
+        };
+        // Point reads take microseconds: on a multi-thread runtime, running them in place
+        // (after telling the runtime) is cheaper than a hop to the blocking pool.
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
+            _ => tokio::task::spawn_blocking(run)
+                .await
+                .unwrap_or_else(|_| Err(E::from(DbError::Closed))),
+        }
+    }
+
+    /// Stops the writer after it has committed everything queued.
+    pub fn close(&self) {
+        self.inner.jobs.lock().expect("jobs lock").take();
+        if let Some(h) = self.inner.writer.lock().expect("writer lock").take() {
+            let _ = h.join();
+        }
+    }
+}
+
+const MAX_BATCH: usize = 1024;
+
+fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>, committed: Arc<Notify>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, batch);
+        committed.notify_waiters();
+        committed.notify_one();
+    }
+}
+
+fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
+    let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
+    let result = (|| -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        for job in batch {
+            tx.execute_batch("SAVEPOINT job")?;
+            let (ok, completion) = job(&tx);
+            if ok {
+                tx.execute_batch("RELEASE job")?;
+            } else {
+                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            }
+            done.push(completion);
+        }
+        tx.commit()
+    })();
+    let error = result.err().map(|e| {
+        tracing::error!(error = %e, "database commit failed");
+        e.to_string()
+    });
+    for d in done {
+        d(error.clone());
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.jobs.lock().map(|mut j| j.take()).ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("t.db"),
+            Durability::Normal,
+            &["CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"],
+        )
+        .unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_a_failing_one_is_rolled_back_alone() {
+        let (_dir, db) = db();
+        let mut calls = Vec::new();
+        for i in 0..200 {
+            let db = db.clone();
+            calls.push(tokio::spawn(async move {
+                db.write(move |c| -> Result<(), DbError> {
+                    c.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (format!("k{i}"), i))?;
+                    if i % 10 == 0 {
+                        // Writes, then fails: its insert must vanish, not the others'.
+                        c.execute("INSERT INTO t (k, v) VALUES ('k1', 0)", [])?;
+                    }
+                    Ok(())
+                })
+                .await
+            }));
+        }
+        let mut failed = 0;
+        for c in calls {
+            if c.await.unwrap().is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 20);
+        let n: i64 = db
+            .read(|c| {
+                c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 180);
+    }
+
+    #[tokio::test]
+    async fn migrations_run_once_and_reads_work_on_a_current_thread_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let m = ["CREATE TABLE a (x);", "CREATE TABLE b (y);"];
+        let db = Db::open(&path, Durability::Normal, &m[..1]).unwrap();
+        db.close();
+        let db = Db::open(&path, Durability::Normal, &m).unwrap();
+        let v: i64 = db
+            .read(|c| {
+                c.pragma_query_value(None, "user_version", |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, 2);
+    }
+}

@@ -1,0 +1,162 @@
+//! The one error type of every service's HTTP layer, mapped once to the response shape of
+//! DESIGN.md: `{"errors":[{"message":…,"field":…?}]}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// One problem with a request, optionally tied to a field of its body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            message: message.into(),
+            field: Some(field.to_string()),
+        }
+    }
+}
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 with one entry per invalid field.
+    #[error("invalid request")]
+    Validation(Vec<FieldError>),
+    /// 400: a business rule, e.g. "Cannot edit a reserved ticket".
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Not authorized")]
+    Unauthorized,
+    #[error("Forbidden")]
+    Forbidden,
+    #[error("Not found")]
+    NotFound,
+    /// 402: the card was declined.
+    #[error("{0}")]
+    PaymentRequired(String),
+    #[error("Request body is too large")]
+    PayloadTooLarge,
+    #[error("Too many requests, try again later")]
+    TooManyRequests,
+    #[error("The request took too long")]
+    Timeout,
+    /// 500: logged with its whole cause chain, answered with a generic message.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn errors(&self) -> Vec<FieldError> {
+        match self {
+            ApiError::Validation(list) => list.clone(),
+            ApiError::Internal(_) => vec![FieldError {
+                message: "Something went wrong".into(),
+                field: None,
+            }],
+            other => vec![FieldError {
+                message: other.to_string(),
+                field: None,
+            }],
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+#[derive(Serialize)]
+struct Body {
+    errors: Vec<FieldError>,
+}
+
+/// The error body for a status and message, for responses built outside a handler.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    let body = Body {
+        errors: vec![FieldError {
+            message: message.to_string(),
+            field: None,
+        }],
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = ?e, "request failed");
+        }
+        (
+            self.status(),
+            axum::Json(Body {
+                errors: self.errors(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(e: ApiError) -> (StatusCode, serde_json::Value) {
+        let r = e.into_response();
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn errors_have_the_documented_shape() {
+        let (s, v) = body(ApiError::field("price", "Price must be greater than 0")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            v,
+            serde_json::json!({"errors":[{"message":"Price must be greater than 0","field":"price"}]})
+        );
+        let (s, v) = body(ApiError::NotFound).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(v, serde_json::json!({"errors":[{"message":"Not found"}]}));
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_never_leaks_its_cause() {
+        let e = anyhow::anyhow!("disk I/O error at /secret/path/tickets.db");
+        let (s, v) = body(ApiError::Internal(e)).await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!v.to_string().contains("secret"), "{v}");
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP scaffolding every service shares: request ids, access logs, body size limit,
+//! timeouts, panics turned into 500s, `GET /healthz`, errors in the tix shape for unknown
+//! routes and methods, and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ApiError, error_response};
+
+/// Limits every service applies to requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub body_bytes: usize,
+    pub timeout: Duration,
+}
+
+/// Wraps a service's routes with the shared layers and routes.
+pub fn app(routes: Router, service: &'static str, limits: Limits) -> Router {
+    routes
+        .route(
+            "/healthz",
+            axum::routing::get(move || async move {
+                axum::Json(serde_json::json!({ "status": "ok", "service": service }))
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            error_response(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+        })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                        let id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(CatchPanicLayer::custom(|_| {
+                    error_response(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
+                }))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Timeout.into_response()
+                }))
+                .timeout(limits.timeout),
+        )
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+}
+
+/// A bound listener with its resolved address, so port 0 can be used in tests.
+#[derive(Debug)]
+pub struct Listener {
+    pub listener: tokio::net::TcpListener,
+    pub addr: SocketAddr,
+}
+
+impl Listener {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        Ok(Listener { listener, addr })
+    }
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: Listener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener.listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// A response for an error status outside a handler (for layers and the gateway).
+pub fn status_error(status: StatusCode, message: &str) -> Response {
+    error_response(status, message)
+}

@@ -1,0 +1,23 @@
+//! What every tix service shares, written once.
+//!
+//! - [`http`]: the axum app scaffolding (request ids, access logs, limits, `/healthz`,
+//!   graceful shutdown);
+//! - [`error`]: the one error type, mapped once to `{"errors":[{message,field}]}`;
+//! - [`json`]: a JSON extractor whose rejections use that shape;
+//! - [`auth`]: JWTs from the bearer header or the `session` cookie, and the current user;
+//! - [`db`]: SQLite with migrations, group-committed writes and pooled reads;
+//! - [`outbox`] / [`inbox`]: events published exactly when the state changed, and consumed
+//!   exactly once;
+//! - [`config`]: the flags every service takes.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod inbox;
+pub mod json;
+pub mod outbox;
+
+pub use error::{ApiError, FieldError};
+pub use json::Json;
