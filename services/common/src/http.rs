@@ -24,15 +24,22 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
-/// Wraps a service's routes with the shared layers and routes.
+/// Wraps a service's routes with the shared layers and a `GET /healthz`.
 pub fn app(routes: Router, service: &'static str, limits: Limits) -> Router {
-    routes
-        .route(
+    layers(
+        routes.route(
             "/healthz",
             axum::routing::get(move || async move {
                 axum::Json(serde_json::json!({ "status": "ok", "service": service }))
             }),
-        )
+        ),
+        limits,
+    )
+}
+
+/// The shared layers and fallbacks alone, for a router with its own `/healthz`.
+pub fn layers(routes: Router, limits: Limits) -> Router {
+    routes
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")

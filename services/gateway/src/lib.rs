@@ -1,1 +1,225 @@
+//! The gateway: one port for clients. It routes `/api/users` to auth, `/api/tickets` to
+//! tickets, `/api/orders` to orders and `/api/payments` to payments, streaming bodies and
+//! passing headers, cookies and status codes through untouched. An upstream that cannot be
+//! reached gets a 502 with the usual error body; `/healthz` reports every upstream.
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use tix_common::http::{self, Limits, Listener, status_error};
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "tix-gateway", version, about = "tix gateway: one port for clients, routing /api/* to the services")]
+pub struct Config {
+    #[arg(long, env = "TIX_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "TIX_GATEWAY_PORT", default_value_t = 8080)]
+    pub port: u16,
+    #[arg(long, env = "TIX_AUTH_URL", default_value = "http://127.0.0.1:4001")]
+    pub auth_url: String,
+    #[arg(long, env = "TIX_TICKETS_URL", default_value = "http://127.0.0.1:4002")]
+    pub tickets_url: String,
+    #[arg(long, env = "TIX_ORDERS_URL", default_value = "http://127.0.0.1:4003")]
+    pub orders_url: String,
+    #[arg(long, env = "TIX_PAYMENTS_URL", default_value = "http://127.0.0.1:4004")]
+    pub payments_url: String,
+    /// Longest a request may take end to end (the services have their own limits too).
+    #[arg(long, env = "TIX_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Largest request body passed on, in bytes.
+    #[arg(long, env = "TIX_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+    #[arg(long, env = "TIX_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// One service behind the gateway.
+#[derive(Debug, Clone)]
+struct Upstream {
+    name: &'static str,
+    prefix: &'static str,
+    base: String,
+}
+
+#[derive(Clone)]
+struct Gateway {
+    upstreams: Vec<Upstream>,
+    client: Client<HttpConnector, Body>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("upstreams", &self.upstreams).finish()
+    }
+}
+
+impl Gateway {
+    fn route(&self, path: &str) -> Option<&Upstream> {
+        self.upstreams.iter().find(|u| {
+            path == u.prefix
+                || path
+                    .strip_prefix(u.prefix)
+                    .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'))
+        })
+    }
+}
+
+/// Headers that describe one hop, not the message: never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+async fn proxy(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+) -> Response {
+    let Some(up) = gw.route(req.uri().path()).cloned() else {
+        return status_error(StatusCode::NOT_FOUND, "Not found");
+    };
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let uri: Uri = match format!("{}{}", up.base, path_and_query).parse() {
+        Ok(u) => u,
+        Err(_) => return status_error(StatusCode::BAD_REQUEST, "Invalid request path"),
+    };
+    *req.uri_mut() = uri;
+    let headers = req.headers_mut();
+    for h in &HOP_BY_HOP {
+        headers.remove(h);
+    }
+    headers.remove(header::HOST);
+    // The gateway is the edge: it states the client's address, it does not relay one.
+    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
+        headers.insert("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    match gw.client.request(req).await {
+        Ok(mut resp) => {
+            for h in &HOP_BY_HOP {
+                resp.headers_mut().remove(h);
+            }
+            resp.map(Body::new).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(upstream = up.name, error = %e, "upstream unreachable");
+            status_error(
+                StatusCode::BAD_GATEWAY,
+                &format!("The {} service is unavailable", up.name),
+            )
+        }
+    }
+}
+
+async fn health(State(gw): State<Gateway>) -> Response {
+    let checks = gw.upstreams.iter().map(|u| {
+        let client = gw.client.clone();
+        let u = u.clone();
+        async move {
+            let started = Instant::now();
+            let req = axum::http::Request::get(format!("{}/healthz", u.base))
+                .body(Body::empty())
+                .expect("a valid request");
+            let up = matches!(
+                tokio::time::timeout(Duration::from_secs(1), client.request(req)).await,
+                Ok(Ok(r)) if r.status().is_success()
+            );
+            let status = if up { "up" } else { "down" };
+            (
+                u.name,
+                json!({ "status": status, "url": u.base, "latencyMs": started.elapsed().as_millis() as u64 }),
+                up,
+            )
+        }
+    });
+    let results = futures::future::join_all(checks).await;
+    let all_up = results.iter().all(|(_, _, up)| *up);
+    let upstreams: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(name, v, _)| (name.to_string(), v))
+        .collect();
+    let status = if all_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if all_up { "ok" } else { "degraded" },
+        "service": "gateway",
+        "upstreams": upstreams,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+#[derive(Debug)]
+pub struct Application {
+    listener: Listener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
+        let trim = |s: &str| s.trim_end_matches('/').to_string();
+        let upstreams = vec![
+            Upstream { name: "auth", prefix: "/api/users", base: trim(&cfg.auth_url) },
+            Upstream { name: "tickets", prefix: "/api/tickets", base: trim(&cfg.tickets_url) },
+            Upstream { name: "orders", prefix: "/api/orders", base: trim(&cfg.orders_url) },
+            Upstream { name: "payments", prefix: "/api/payments", base: trim(&cfg.payments_url) },
+        ];
+        for u in &upstreams {
+            anyhow::ensure!(
+                u.base.parse::<Uri>().is_ok_and(|uri| uri.scheme_str() == Some("http")),
+                "{} upstream {:?} must be an http:// URL",
+                u.name,
+                u.base
+            );
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let gw = Gateway { upstreams, client };
+        let routes = Router::new()
+            .route("/healthz", axum::routing::get(health))
+            .fallback(proxy)
+            .with_state(gw);
+        let limits = Limits {
+            body_bytes: cfg.body_limit,
+            timeout: cfg.request_timeout,
+        };
+        let router = http::layers(routes, limits);
+        let listener = Listener::bind(SocketAddr::new(cfg.host, cfg.port)).await?;
+        Ok(Application { listener, router })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.addr
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        http::serve(self.listener, self.router, shutdown).await?;
+        Ok(())
+    }
+}

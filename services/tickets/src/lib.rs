@@ -1,1 +1,128 @@
+//! The tickets service: people sell tickets here.
+//!
+//! Owns `tickets.db`. Every change goes out as an event through the outbox
+//! (`ticket:created`, `ticket:updated`); `order:created` and `order:cancelled` from the bus
+//! reserve and release tickets, exactly once thanks to the inbox.
 
+mod consumer;
+mod domain;
+mod routes;
+mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use tix_api::events::Subject;
+use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_common::auth::JwtKeys;
+use tix_common::config::ServiceArgs;
+use tix_common::db::Db;
+use tix_common::http::{self, Listener};
+
+pub use domain::{Price, Title};
+
+/// The name this service publishes under and its queue group on the bus.
+pub const PRODUCER: &str = "tickets";
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "tix-tickets", version, about = "tix tickets service: sell, list, show and edit tickets")]
+pub struct Config {
+    #[command(flatten)]
+    pub common: ServiceArgs,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "TIX_TICKETS_PORT", default_value_t = 4002)]
+    pub port: u16,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    db: Db,
+    keys: JwtKeys,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("db", &self.db).finish_non_exhaustive()
+    }
+}
+
+impl FromRef<AppState> for JwtKeys {
+    fn from_ref(s: &AppState) -> JwtKeys {
+        s.keys.clone()
+    }
+}
+
+#[derive(Debug)]
+pub struct Application {
+    listener: Listener,
+    router: Router,
+    db: Db,
+    bus: Client,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
+        let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
+        let db = Db::open(
+            &cfg.common.db_path("tickets.db"),
+            cfg.common.durability,
+            store::MIGRATIONS,
+        )?;
+        let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
+        let mut group = SubscribeOptions::new(
+            PRODUCER,
+            &[Subject::OrderCreated.as_str(), Subject::OrderCancelled.as_str()],
+        );
+        // Reserve and release of one ticket must apply in the order orders published them.
+        group.max_in_flight = 1;
+        group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
+        let tasks = vec![
+            tokio::spawn(tix_common::outbox::run_relay(db.clone(), bus.clone())),
+            tokio::spawn(tix_common::inbox::run_consumer(
+                db.clone(),
+                bus.clone(),
+                group,
+                Arc::new(consumer::apply),
+            )),
+        ];
+        let state = AppState {
+            db: db.clone(),
+            keys,
+        };
+        let routes = Router::new()
+            .route("/api/tickets", get(routes::list).post(routes::create))
+            .route("/api/tickets/{id}", get(routes::show).put(routes::update))
+            .with_state(state);
+        let router = http::app(routes, PRODUCER, cfg.common.limits());
+        let listener = Listener::bind(SocketAddr::new(cfg.common.host, cfg.port)).await?;
+        Ok(Application {
+            listener,
+            router,
+            db,
+            bus,
+            tasks,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.addr
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        http::serve(self.listener, self.router, shutdown).await?;
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.bus.close().await;
+        self.db.close();
+        Ok(())
+    }
+}

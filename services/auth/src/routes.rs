@@ -1,0 +1,199 @@
+//! The four auth endpoints of DESIGN.md.
+
+use std::net::{IpAddr, SocketAddr};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tix_common::auth::{MaybeUser, clear_session_cookie, session_cookie};
+use tix_common::db::DbError;
+use tix_common::{ApiError, FieldError, Json};
+
+use crate::AppState;
+use crate::domain::{Email, Password};
+
+/// The body of signup and signin, loosely typed so each field gets its own error.
+#[derive(Debug, Deserialize)]
+pub struct CredentialsBody {
+    #[serde(default)]
+    email: Option<Value>,
+    #[serde(default)]
+    password: Option<Value>,
+}
+
+#[derive(Debug, Serialize)]
+struct UserResponse {
+    id: String,
+    email: String,
+    token: String,
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"),
+    )
+}
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+fn parse_credentials(body: &CredentialsBody) -> Result<(Email, Password), ApiError> {
+    let mut errors = Vec::new();
+    let email = match &body.email {
+        Some(Value::String(s)) => Email::parse(s).map_err(|e| errors.push(e)).ok(),
+        _ => {
+            errors.push(FieldError::new("email", "Email must be valid"));
+            None
+        }
+    };
+    let password = match &body.password {
+        Some(Value::String(s)) => Password::parse(s).map_err(|e| errors.push(e)).ok(),
+        _ => {
+            errors.push(FieldError::new("password", "Password must be supplied"));
+            None
+        }
+    };
+    match (email, password) {
+        (Some(e), Some(p)) if errors.is_empty() => Ok((e, p)),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+fn with_session(status: StatusCode, state: &AppState, id: &str, email: &str) -> Result<Response, ApiError> {
+    let (token, _) = state.keys.sign(id, email)?;
+    let cookie = session_cookie(&token, state.keys.ttl());
+    let body = UserResponse {
+        id: id.to_string(),
+        email: email.to_string(),
+        token,
+    };
+    Ok((status, [(SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+pub async fn signup(
+    State(state): State<AppState>,
+    Json(body): Json<CredentialsBody>,
+) -> Result<Response, ApiError> {
+    let (email, password) = parse_credentials(&body)?;
+    // Hashing is deliberately slow: keep it off the async workers.
+    let hash = blocking(move || hash_password(password.expose())).await??;
+    let id = uuid::Uuid::now_v7().to_string();
+    let (uid, mail) = (id.clone(), email.as_str().to_string());
+    let inserted = state
+        .db
+        .write(move |c| -> Result<usize, DbError> {
+            Ok(c.execute(
+                "INSERT INTO users (id, email, password_hash, created_at) VALUES (?1, ?2, ?3, unixepoch())
+                 ON CONFLICT (email) DO NOTHING",
+                (&uid, &mail, &hash),
+            )?)
+        })
+        .await?;
+    if inserted == 0 {
+        return Err(ApiError::field("email", "Email in use"));
+    }
+    tracing::info!(user = %id, "signed up");
+    with_session(StatusCode::CREATED, &state, &id, email.as_str())
+}
+
+/// The client's address: the gateway's `X-Forwarded-For` when the request comes through
+/// it (from loopback), the peer otherwise.
+fn client_ip(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    if peer.ip().is_loopback()
+        && let Some(ip) = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+    {
+        return ip;
+    }
+    peer.ip()
+}
+
+pub async fn signin(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<CredentialsBody>,
+) -> Result<Response, ApiError> {
+    let invalid = || ApiError::BadRequest("Invalid credentials".into());
+    // Shape errors are reported, but a wrong-length password is just "invalid credentials":
+    // it must not tell which accounts exist or what the rules were when they were made.
+    let (email, password) = match (&body.email, &body.password) {
+        (Some(Value::String(e)), Some(Value::String(p))) => {
+            (Email::parse(e).map_err(|e| ApiError::Validation(vec![e]))?, p.clone())
+        }
+        _ => return Err(parse_credentials(&body).err().unwrap_or_else(invalid)),
+    };
+    let key = (email.as_str().to_string(), client_ip(peer, &headers));
+    if state.signin_limiter.check_key(&key).is_err() {
+        tracing::warn!(email = %email.as_str(), ip = %key.1, "sign-in rate limited");
+        return Err(ApiError::TooManyRequests);
+    }
+    let mail = email.as_str().to_string();
+    let user = state
+        .db
+        .read(move |c| -> Result<Option<(String, String)>, DbError> {
+            use rusqlite::OptionalExtension;
+            Ok(c.query_row(
+                "SELECT id, password_hash FROM users WHERE email = ?1",
+                [&mail],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })
+        .await?;
+    let dummy = state.dummy_hash.clone();
+    let (id, ok) = match user {
+        Some((id, hash)) => (Some(id), blocking(move || verify_password(&password, &hash)).await?),
+        None => {
+            // Same work as a real check, so timing does not reveal unknown emails.
+            blocking(move || verify_password(&password, &dummy)).await?;
+            (None, false)
+        }
+    };
+    match (id, ok) {
+        (Some(id), true) => with_session(StatusCode::OK, &state, &id, email.as_str()),
+        _ => Err(invalid()),
+    }
+}
+
+pub async fn signout() -> Response {
+    (
+        StatusCode::OK,
+        [(SET_COOKIE, clear_session_cookie())],
+        Json(serde_json::json!({})),
+    )
+        .into_response()
+}
+
+pub async fn current_user(MaybeUser(user): MaybeUser) -> Json<Value> {
+    Json(serde_json::json!({ "currentUser": user }))
+}

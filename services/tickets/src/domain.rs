@@ -1,0 +1,136 @@
+//! Ticket fields that can only exist valid.
+
+use serde_json::Value;
+use tix_common::FieldError;
+
+/// A ticket's title: trimmed, 1 to 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    pub const MAX: usize = 200;
+
+    pub fn parse(v: Option<&Value>) -> Result<Title, FieldError> {
+        let err = |m: &str| FieldError::new("title", m);
+        match v {
+            None | Some(Value::Null) => Err(err("Title is required")),
+            Some(Value::String(s)) => {
+                let t = s.trim();
+                if t.is_empty() {
+                    Err(err("Title is required"))
+                } else if t.chars().count() > Self::MAX {
+                    Err(err("Title must be at most 200 characters"))
+                } else if t.chars().any(char::is_control) {
+                    Err(err("Title must not contain control characters"))
+                } else {
+                    Ok(Title(t.to_string()))
+                }
+            }
+            Some(_) => Err(err("Title must be a string")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A price in integer cents, parsed from a JSON number in currency units: greater than 0,
+/// at most 2 decimals, at most 1,000,000.00.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Price(i64);
+
+impl Price {
+    pub const MAX_CENTS: i64 = 100_000_000;
+
+    pub fn parse(v: Option<&Value>) -> Result<Price, FieldError> {
+        let err = |m: &str| FieldError::new("price", m);
+        let n = match v {
+            None | Some(Value::Null) => return Err(err("Price is required")),
+            Some(Value::Number(n)) => n,
+            Some(_) => return Err(err("Price must be a number")),
+        };
+        let cents = if let Some(i) = n.as_i64() {
+            i.checked_mul(100)
+        } else if let Some(f) = n.as_f64() {
+            let scaled = f * 100.0;
+            let rounded = scaled.round();
+            // 20.1 * 100 is 2010.0000000000002: allow float noise, not a third decimal.
+            if (scaled - rounded).abs() > 1e-6 * scaled.abs().max(1.0) {
+                return Err(err("Price must have at most 2 decimals"));
+            }
+            (rounded.abs() < 9.0e15).then_some(rounded as i64)
+        } else {
+            None // a u64 beyond i64
+        };
+        match cents {
+            Some(c) if c <= 0 => Err(err("Price must be greater than 0")),
+            Some(c) if c <= Self::MAX_CENTS => Ok(Price(c)),
+            _ => Err(err("Price must be at most 1000000")),
+        }
+    }
+
+    pub fn from_cents(c: i64) -> Price {
+        Price(c)
+    }
+
+    pub fn cents(self) -> i64 {
+        self.0
+    }
+
+    /// The price as the API shows it: a number in currency units.
+    pub fn to_json(self) -> Value {
+        if self.0 % 100 == 0 {
+            Value::from(self.0 / 100)
+        } else {
+            serde_json::Number::from_f64(self.0 as f64 / 100.0)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn price(v: Value) -> Result<i64, String> {
+        Price::parse(Some(&v)).map(|p| p.cents()).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn prices_become_cents() {
+        assert_eq!(price(json!(20)), Ok(2000));
+        assert_eq!(price(json!(20.1)), Ok(2010));
+        assert_eq!(price(json!(0.01)), Ok(1));
+        assert_eq!(price(json!(1000000)), Ok(100_000_000));
+    }
+
+    #[test]
+    fn bad_prices_say_why() {
+        assert!(price(json!(0)).unwrap_err().contains("greater than 0"));
+        assert!(price(json!(-5)).unwrap_err().contains("greater than 0"));
+        assert!(price(json!(10.005)).unwrap_err().contains("2 decimals"));
+        assert!(price(json!("10")).unwrap_err().contains("number"));
+        assert!(price(json!(1e300)).unwrap_err().contains("at most"));
+        assert!(price(json!(u64::MAX)).unwrap_err().contains("at most"));
+        assert!(Price::parse(None).unwrap_err().message.contains("required"));
+    }
+
+    #[test]
+    fn prices_are_shown_as_numbers() {
+        assert_eq!(Price::from_cents(2000).to_json(), json!(20));
+        assert_eq!(Price::from_cents(2050).to_json(), json!(20.5));
+        assert_eq!(Price::from_cents(1).to_json(), json!(0.01));
+    }
+
+    #[test]
+    fn titles_are_trimmed_and_bounded() {
+        assert_eq!(Title::parse(Some(&json!("  Show "))).unwrap().as_str(), "Show");
+        assert!(Title::parse(Some(&json!("   "))).is_err());
+        assert!(Title::parse(Some(&json!(5))).is_err());
+        assert!(Title::parse(Some(&json!("x".repeat(201)))).is_err());
+        assert!(Title::parse(None).is_err());
+    }
+}

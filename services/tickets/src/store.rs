@@ -1,0 +1,144 @@
+//! The tickets table and every query on it.
+
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde_json::{Value, json};
+use tix_api::events::{Envelope, Event, TicketCreated, TicketUpdated};
+use tix_common::outbox;
+
+use crate::domain::Price;
+
+pub const MIGRATIONS: &[&str] = &[
+    tix_common::db::EVENTS_SCHEMA,
+    "CREATE TABLE tickets (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        price_cents INTEGER NOT NULL CHECK (price_cents > 0),
+        user_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        order_id TEXT,
+        created_at INTEGER NOT NULL
+     );
+     CREATE INDEX tickets_user ON tickets (user_id, id);",
+];
+
+/// A ticket as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub id: String,
+    pub title: String,
+    pub price: Price,
+    pub user_id: String,
+    pub version: i64,
+    pub order_id: Option<String>,
+}
+
+impl Ticket {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Ticket> {
+        Ok(Ticket {
+            id: r.get(0)?,
+            title: r.get(1)?,
+            price: Price::from_cents(r.get(2)?),
+            user_id: r.get(3)?,
+            version: r.get(4)?,
+            order_id: r.get(5)?,
+        })
+    }
+
+    /// The API's shape: `{id,title,price,userId,version,orderId}`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "title": self.title,
+            "price": self.price.to_json(),
+            "userId": self.user_id,
+            "version": self.version,
+            "orderId": self.order_id,
+        })
+    }
+
+    fn updated_event(&self) -> Envelope {
+        Envelope::new(
+            crate::PRODUCER,
+            Event::TicketUpdated(TicketUpdated {
+                id: self.id.clone(),
+                title: self.title.clone(),
+                price_cents: self.price.cents(),
+                user_id: self.user_id.clone(),
+                version: self.version,
+                order_id: self.order_id.clone(),
+            }),
+        )
+    }
+}
+
+const COLUMNS: &str = "id, title, price_cents, user_id, version, order_id";
+
+pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<Ticket>> {
+    c.prepare_cached(&format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1"))?
+        .query_row([id], Ticket::from_row)
+        .optional()
+}
+
+/// Inserts a ticket and its `ticket:created` event in the caller's transaction.
+pub fn insert(c: &Connection, t: &Ticket) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO tickets (id, title, price_cents, user_id, version, order_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL, unixepoch())",
+    )?
+    .execute((&t.id, &t.title, t.price.cents(), &t.user_id, t.version))?;
+    outbox::enqueue(
+        c,
+        &Envelope::new(
+            crate::PRODUCER,
+            Event::TicketCreated(TicketCreated {
+                id: t.id.clone(),
+                title: t.title.clone(),
+                price_cents: t.price.cents(),
+                user_id: t.user_id.clone(),
+                version: t.version,
+            }),
+        ),
+    )
+}
+
+/// Writes a changed ticket (its version already bumped) and its `ticket:updated` event.
+pub fn save(c: &Connection, t: &Ticket) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE tickets SET title = ?2, price_cents = ?3, version = ?4, order_id = ?5 WHERE id = ?1",
+    )?
+    .execute((&t.id, &t.title, t.price.cents(), t.version, &t.order_id))?;
+    outbox::enqueue(c, &t.updated_event())
+}
+
+/// What `GET /api/tickets` filters on.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub include_reserved: bool,
+    pub search: Option<String>,
+    pub owner: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Tickets in creation order (ids are time-ordered), so pages are stable.
+pub fn list(c: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<Ticket>> {
+    let pattern = f.search.as_ref().map(|q| {
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM tickets
+         WHERE (?1 OR order_id IS NULL)
+           AND (?2 IS NULL OR title LIKE ?2 ESCAPE '\\')
+           AND (?3 IS NULL OR user_id = ?3)
+         ORDER BY id LIMIT ?4 OFFSET ?5"
+    ))?;
+    let rows = st.query_map(
+        (f.include_reserved, pattern, &f.owner, f.limit, f.offset),
+        Ticket::from_row,
+    )?;
+    rows.collect()
+}
