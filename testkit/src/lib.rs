@@ -53,6 +53,18 @@ impl Proc {
     /// Spawns `bin` with `args`; stderr goes to `<log_dir>/<name>.log`, stdout lines are
     /// readable with [`Proc::next_line`].
     pub fn spawn(name: &str, bin: &Path, args: &[&str], log_dir: &Path) -> Proc {
+        Self::spawn_env(name, bin, args, &[], log_dir)
+    }
+
+    /// Like [`Proc::spawn`], with extra environment variables (secrets go here, not in
+    /// arguments that `ps` shows).
+    pub fn spawn_env(
+        name: &str,
+        bin: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log_dir: &Path,
+    ) -> Proc {
         std::fs::create_dir_all(log_dir).expect("creating the log dir");
         let log = log_dir.join(format!("{name}.log"));
         let stderr = std::fs::OpenOptions::new()
@@ -63,6 +75,7 @@ impl Proc {
         let mut child = Command::new(bin)
             .args(args)
             .env("TIX_LOG", "info,tix_bus=debug")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -228,5 +241,149 @@ impl Bus {
         let next = Bus::start_in(&self.data_dir, self.port(), extra);
         self.proc = next.proc;
         self._tmp = tmp;
+    }
+}
+
+/// The JWT secret test stacks share, so tests can mint and check tokens.
+pub const TEST_JWT_SECRET: &str = "tix-test-secret-not-for-production-0123456789";
+
+/// An HTTP service process (`tix-auth`, `tix-tickets`, …) and its base URL.
+#[derive(Debug)]
+pub struct Service {
+    pub proc: Proc,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl Service {
+    fn spawn(bin: &str, args: Vec<String>, envs: &[(&str, &str)], log_dir: &Path) -> Service {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut proc = Proc::spawn_env(bin, &self::bin(bin), &argv, envs, log_dir);
+        let line = proc.wait_for_line("listening on", Duration::from_secs(30));
+        let url = line.rsplit(' ').next().expect("ends with the URL").to_string();
+        Service { proc, url }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port")
+    }
+}
+
+/// The services a [`Stack`] can run.
+pub const SERVICES: [&str; 4] = ["auth", "tickets", "orders", "payments"];
+
+/// A broker plus services as separate processes, sharing one temporary data dir.
+#[derive(Debug)]
+pub struct Stack {
+    pub bus: Bus,
+    pub data_dir: PathBuf,
+    services: Vec<(String, Service)>,
+    envs: Vec<(String, String)>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts the broker and the named services (`"auth"`, `"tickets"`, …, `"gateway"`),
+    /// the gateway last, pointed at the others (a service not started is an address where
+    /// nothing listens).
+    pub fn start(names: &[&str]) -> Stack {
+        Self::start_with_env(names, &[])
+    }
+
+    /// Like [`Stack::start`], with extra environment for every service.
+    pub fn start_with_env(names: &[&str], extra_env: &[(&str, &str)]) -> Stack {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().to_path_buf();
+        let bus = Bus::start_in(&data_dir, free_port(), &[]);
+        let mut envs: Vec<(String, String)> = vec![
+            ("TIX_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+            ("TIX_DATA_DIR".into(), data_dir.to_string_lossy().into_owned()),
+            ("TIX_BUS_URL".into(), bus.endpoint.clone()),
+            ("TIX_DB_DURABILITY".into(), "normal".into()),
+        ];
+        envs.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut stack = Stack {
+            bus,
+            data_dir,
+            services: Vec::new(),
+            envs,
+            _tmp: tmp,
+        };
+        for name in names.iter().filter(|n| **n != "gateway") {
+            stack.start_service(name, 0);
+        }
+        if names.contains(&"gateway") {
+            stack.start_gateway(0);
+        }
+        stack
+    }
+
+    fn env_refs(&self) -> Vec<(&str, &str)> {
+        self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
+    fn start_service(&mut self, name: &str, port: u16) {
+        let svc = Service::spawn(
+            &format!("tix-{name}"),
+            vec!["--port".into(), port.to_string()],
+            &self.env_refs(),
+            &self.data_dir,
+        );
+        self.services.retain(|(n, _)| n != name);
+        self.services.push((name.to_string(), svc));
+    }
+
+    fn start_gateway(&mut self, port: u16) {
+        let mut args = vec!["--port".to_string(), port.to_string()];
+        for name in SERVICES {
+            let url = self
+                .services
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.url.clone())
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", free_port()));
+            args.push(format!("--{name}-url"));
+            args.push(url);
+        }
+        let svc = Service::spawn("tix-gateway", args, &self.env_refs(), &self.data_dir);
+        self.services.retain(|(n, _)| n != "gateway");
+        self.services.push(("gateway".into(), svc));
+    }
+
+    /// The service's process and URL.
+    pub fn service(&mut self, name: &str) -> &mut Service {
+        &mut self
+            .services
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} is not running in this stack"))
+            .1
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        self.services
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.url.clone())
+            .unwrap_or_else(|| panic!("{name} is not running in this stack"))
+    }
+
+    /// kill -9 a service.
+    pub fn kill(&mut self, name: &str) {
+        self.service(name).proc.kill9();
+    }
+
+    /// Starts a killed (or running: it is killed first) service again on its port and data.
+    pub fn restart(&mut self, name: &str) {
+        let port = {
+            let s = self.service(name);
+            s.proc.kill9();
+            s.port()
+        };
+        if name == "gateway" {
+            self.start_gateway(port);
+        } else {
+            self.start_service(name, port);
+        }
     }
 }
