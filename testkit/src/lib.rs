@@ -260,12 +260,20 @@ impl Service {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut proc = Proc::spawn_env(bin, &self::bin(bin), &argv, envs, log_dir);
         let line = proc.wait_for_line("listening on", Duration::from_secs(30));
-        let url = line.rsplit(' ').next().expect("ends with the URL").to_string();
+        let url = line
+            .rsplit(' ')
+            .next()
+            .expect("ends with the URL")
+            .to_string();
         Service { proc, url }
     }
 
     pub fn port(&self) -> u16 {
-        self.url.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port")
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port")
     }
 }
 
@@ -297,11 +305,18 @@ impl Stack {
         let bus = Bus::start_in(&data_dir, free_port(), &[]);
         let mut envs: Vec<(String, String)> = vec![
             ("TIX_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
-            ("TIX_DATA_DIR".into(), data_dir.to_string_lossy().into_owned()),
+            (
+                "TIX_DATA_DIR".into(),
+                data_dir.to_string_lossy().into_owned(),
+            ),
             ("TIX_BUS_URL".into(), bus.endpoint.clone()),
             ("TIX_DB_DURABILITY".into(), "normal".into()),
         ];
-        envs.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        envs.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         let mut stack = Stack {
             bus,
             data_dir,
@@ -319,7 +334,10 @@ impl Stack {
     }
 
     fn env_refs(&self) -> Vec<(&str, &str)> {
-        self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+        self.envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 
     fn start_service(&mut self, name: &str, port: u16) {

@@ -70,8 +70,13 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse("  Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
-        for bad in ["", "ann", "ann@", "@x.io", "a@b", "a b@x.io", "a@@x.io", "a@x..io", "a@.x.io"] {
+        assert_eq!(
+            Email::parse("  Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
+        for bad in [
+            "", "ann", "ann@", "@x.io", "a@b", "a b@x.io", "a@@x.io", "a@x..io", "a@.x.io",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -80,7 +85,10 @@ mod tests {
     fn passwords_are_8_to_128_characters() {
         assert!(Password::parse("1234567").is_err());
         assert!(Password::parse("12345678").is_ok());
-        assert!(Password::parse(&"é".repeat(128)).is_ok(), "counted in characters");
+        assert!(
+            Password::parse(&"é".repeat(128)).is_ok(),
+            "counted in characters"
+        );
         assert!(Password::parse(&"x".repeat(129)).is_err());
     }
 }

@@ -23,7 +23,11 @@ pub use domain::{Email, Password};
 
 /// The auth service's flags.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "tix-auth", version, about = "tix auth service: sign up, sign in, sign out, current user")]
+#[command(
+    name = "tix-auth",
+    version,
+    about = "tix auth service: sign up, sign in, sign out, current user"
+)]
 pub struct Config {
     #[command(flatten)]
     pub common: ServiceArgs,
@@ -52,7 +56,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("db", &self.db).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
     }
 }
 
@@ -89,8 +95,8 @@ impl Application {
             NonZeroU32::new(cfg.signin_per_minute.max(1)).expect("max(1)"),
         )
         .allow_burst(NonZeroU32::new(cfg.signin_burst.max(1)).expect("max(1)"));
-        let dummy_hash = tokio::task::spawn_blocking(|| routes::hash_password("not a real password"))
-            .await??;
+        let dummy_hash =
+            tokio::task::spawn_blocking(|| routes::hash_password("not a real password")).await??;
         let state = AppState {
             db: db.clone(),
             keys,

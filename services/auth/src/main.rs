@@ -8,5 +8,6 @@ async fn main() -> anyhow::Result<()> {
     let app = Application::build(cfg).await?;
     // Tests and scripts read this line to learn the port.
     println!("tix-auth listening on http://{}", app.addr());
-    app.run_until_stopped(tix_common::http::shutdown_signal()).await
+    app.run_until_stopped(tix_common::http::shutdown_signal())
+        .await
 }

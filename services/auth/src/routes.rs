@@ -79,7 +79,12 @@ fn parse_credentials(body: &CredentialsBody) -> Result<(Email, Password), ApiErr
     }
 }
 
-fn with_session(status: StatusCode, state: &AppState, id: &str, email: &str) -> Result<Response, ApiError> {
+fn with_session(
+    status: StatusCode,
+    state: &AppState,
+    id: &str,
+    email: &str,
+) -> Result<Response, ApiError> {
     let (token, _) = state.keys.sign(id, email)?;
     let cookie = session_cookie(&token, state.keys.ttl());
     let body = UserResponse {
@@ -90,7 +95,9 @@ fn with_session(status: StatusCode, state: &AppState, id: &str, email: &str) -> 
     Ok((status, [(SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Internal(e.into()))
@@ -147,9 +154,10 @@ pub async fn signin(
     // Shape errors are reported, but a wrong-length password is just "invalid credentials":
     // it must not tell which accounts exist or what the rules were when they were made.
     let (email, password) = match (&body.email, &body.password) {
-        (Some(Value::String(e)), Some(Value::String(p))) => {
-            (Email::parse(e).map_err(|e| ApiError::Validation(vec![e]))?, p.clone())
-        }
+        (Some(Value::String(e)), Some(Value::String(p))) => (
+            Email::parse(e).map_err(|e| ApiError::Validation(vec![e]))?,
+            p.clone(),
+        ),
         _ => return Err(parse_credentials(&body).err().unwrap_or_else(invalid)),
     };
     let key = (email.as_str().to_string(), client_ip(peer, &headers));
@@ -172,7 +180,10 @@ pub async fn signin(
         .await?;
     let dummy = state.dummy_hash.clone();
     let (id, ok) = match user {
-        Some((id, hash)) => (Some(id), blocking(move || verify_password(&password, &hash)).await?),
+        Some((id, hash)) => (
+            Some(id),
+            blocking(move || verify_password(&password, &hash)).await?,
+        ),
         None => {
             // Same work as a real check, so timing does not reveal unknown emails.
             blocking(move || verify_password(&password, &dummy)).await?;

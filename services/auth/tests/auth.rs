@@ -25,7 +25,11 @@ fn start_with(env: &[(&str, &str)]) -> Auth {
 }
 
 impl Auth {
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    async fn post(
+        &self,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
         let r = self
             .http
             .post(format!("{}{path}", self.url))
@@ -49,28 +53,47 @@ impl Auth {
 }
 
 fn message(v: &Value) -> String {
-    v["errors"][0]["message"].as_str().unwrap_or_default().to_string()
+    v["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn field(v: &Value) -> String {
-    v["errors"][0]["field"].as_str().unwrap_or_default().to_string()
+    v["errors"][0]["field"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signup_creates_a_user_and_signs_them_in() {
     let a = start();
     let (s, body, headers) = a
-        .post("/api/users/signup", json!({"email":"  Ann@Example.com ","password":"correct horse"}))
+        .post(
+            "/api/users/signup",
+            json!({"email":"  Ann@Example.com ","password":"correct horse"}),
+        )
         .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(body["email"], "ann@example.com", "normalised");
     assert!(body["id"].as_str().unwrap().len() >= 32);
     let token = body["token"].as_str().unwrap().to_string();
-    let cookie = headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
-    assert!(cookie.starts_with("session=") && cookie.contains("HttpOnly"), "{cookie}");
+    let cookie = headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.starts_with("session=") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
 
     // Both ways of presenting the token work.
-    let me = a.current_user(Some(("authorization", format!("Bearer {token}")))).await;
+    let me = a
+        .current_user(Some(("authorization", format!("Bearer {token}"))))
+        .await;
     assert_eq!(me["email"], "ann@example.com");
     assert_eq!(me["id"], body["id"]);
     assert!(me["exp"].as_i64().unwrap() > me["iat"].as_i64().unwrap());
@@ -83,10 +106,26 @@ async fn signup_creates_a_user_and_signs_them_in() {
 async fn signup_rejects_bad_input_with_the_field_at_fault() {
     let a = start();
     let cases = [
-        (json!({"email":"not-an-email","password":"long enough"}), "email", "Email must be valid"),
-        (json!({"email":"a@b.co","password":"short"}), "password", "between 8 and 128"),
-        (json!({"email":"a@b.co","password":"x".repeat(129)}), "password", "between 8 and 128"),
-        (json!({"email":5,"password":"long enough"}), "email", "Email must be valid"),
+        (
+            json!({"email":"not-an-email","password":"long enough"}),
+            "email",
+            "Email must be valid",
+        ),
+        (
+            json!({"email":"a@b.co","password":"short"}),
+            "password",
+            "between 8 and 128",
+        ),
+        (
+            json!({"email":"a@b.co","password":"x".repeat(129)}),
+            "password",
+            "between 8 and 128",
+        ),
+        (
+            json!({"email":5,"password":"long enough"}),
+            "email",
+            "Email must be valid",
+        ),
         (json!({"email":"a@b.co"}), "password", "supplied"),
     ];
     for (body, f, m) in cases {
@@ -103,25 +142,57 @@ async fn signup_rejects_bad_input_with_the_field_at_fault() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_email_can_be_used_once_whatever_its_case() {
     let a = start();
-    let (s, ..) = a.post("/api/users/signup", json!({"email":"bob@x.io","password":"password1"})).await;
+    let (s, ..) = a
+        .post(
+            "/api/users/signup",
+            json!({"email":"bob@x.io","password":"password1"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
     for email in ["bob@x.io", "BOB@X.IO"] {
-        let (s, v, _) = a.post("/api/users/signup", json!({"email":email,"password":"password2"})).await;
+        let (s, v, _) = a
+            .post(
+                "/api/users/signup",
+                json!({"email":email,"password":"password2"}),
+            )
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert_eq!((field(&v), message(&v)), ("email".into(), "Email in use".into()));
+        assert_eq!(
+            (field(&v), message(&v)),
+            ("email".into(), "Email in use".into())
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signin_says_the_same_for_an_unknown_email_and_a_wrong_password() {
     let a = start();
-    a.post("/api/users/signup", json!({"email":"cy@x.io","password":"password1"})).await;
-    let (s, v, h) = a.post("/api/users/signin", json!({"email":"CY@x.io","password":"password1"})).await;
+    a.post(
+        "/api/users/signup",
+        json!({"email":"cy@x.io","password":"password1"}),
+    )
+    .await;
+    let (s, v, h) = a
+        .post(
+            "/api/users/signin",
+            json!({"email":"CY@x.io","password":"password1"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["email"], "cy@x.io");
     assert!(h.get("set-cookie").is_some());
-    let (s1, wrong, _) = a.post("/api/users/signin", json!({"email":"cy@x.io","password":"password2"})).await;
-    let (s2, unknown, _) = a.post("/api/users/signin", json!({"email":"nobody@x.io","password":"password1"})).await;
+    let (s1, wrong, _) = a
+        .post(
+            "/api/users/signin",
+            json!({"email":"cy@x.io","password":"password2"}),
+        )
+        .await;
+    let (s2, unknown, _) = a
+        .post(
+            "/api/users/signin",
+            json!({"email":"nobody@x.io","password":"password1"}),
+        )
+        .await;
     assert_eq!((s1, s2), (StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST));
     assert_eq!(wrong, unknown);
     assert_eq!(message(&wrong), "Invalid credentials");
@@ -130,26 +201,50 @@ async fn signin_says_the_same_for_an_unknown_email_and_a_wrong_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signin_attempts_are_rate_limited_per_email() {
     let a = start_with(&[("TIX_SIGNIN_BURST", "3"), ("TIX_SIGNIN_PER_MINUTE", "1")]);
-    a.post("/api/users/signup", json!({"email":"dee@x.io","password":"password1"})).await;
+    a.post(
+        "/api/users/signup",
+        json!({"email":"dee@x.io","password":"password1"}),
+    )
+    .await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let (s, ..) = a.post("/api/users/signin", json!({"email":"dee@x.io","password":"wrong-password"})).await;
+        let (s, ..) = a
+            .post(
+                "/api/users/signin",
+                json!({"email":"dee@x.io","password":"wrong-password"}),
+            )
+            .await;
         statuses.push(s);
     }
     assert_eq!(&statuses[..3], &[StatusCode::BAD_REQUEST; 3]);
     assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS);
     // Even the right password waits now; another account is not affected.
-    let (s, v, _) = a.post("/api/users/signin", json!({"email":"dee@x.io","password":"password1"})).await;
+    let (s, v, _) = a
+        .post(
+            "/api/users/signin",
+            json!({"email":"dee@x.io","password":"password1"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     assert!(message(&v).contains("Too many"));
-    let (s, ..) = a.post("/api/users/signin", json!({"email":"eve@x.io","password":"password1"})).await;
+    let (s, ..) = a
+        .post(
+            "/api/users/signin",
+            json!({"email":"eve@x.io","password":"password1"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tokens_are_nobody() {
     let a = start();
-    let (_, v, _) = a.post("/api/users/signup", json!({"email":"fay@x.io","password":"password1"})).await;
+    let (_, v, _) = a
+        .post(
+            "/api/users/signup",
+            json!({"email":"fay@x.io","password":"password1"}),
+        )
+        .await;
     let token = v["token"].as_str().unwrap();
     let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     let now = std::time::SystemTime::now()
@@ -173,7 +268,9 @@ async fn bad_tokens_are_nobody() {
     parts[1] = &forged;
     let tampered = parts.join(".");
     for bad in [expired, alg_none, tampered, "garbage".to_string()] {
-        let me = a.current_user(Some(("authorization", format!("Bearer {bad}")))).await;
+        let me = a
+            .current_user(Some(("authorization", format!("Bearer {bad}"))))
+            .await;
         assert_eq!(me, Value::Null, "{bad}");
     }
     assert_eq!(a.current_user(None).await, Value::Null);
@@ -186,7 +283,10 @@ async fn signout_clears_the_session_cookie() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v, json!({}));
     let cookie = h.get("set-cookie").unwrap().to_str().unwrap();
-    assert!(cookie.starts_with("session=;") && cookie.contains("Max-Age=0"), "{cookie}");
+    assert!(
+        cookie.starts_with("session=;") && cookie.contains("Max-Age=0"),
+        "{cookie}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,10 +300,14 @@ async fn malformed_oversized_and_untyped_bodies_get_a_clear_error() {
         }
         r.send()
     };
-    let r = send(b"{\"email\": ".to_vec(), Some("application/json")).await.unwrap();
+    let r = send(b"{\"email\": ".to_vec(), Some("application/json"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(message(&r.json().await.unwrap()).contains("Malformed JSON"));
-    let r = send(b"\"just a string\"".to_vec(), Some("application/json")).await.unwrap();
+    let r = send(b"\"just a string\"".to_vec(), Some("application/json"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(message(&r.json().await.unwrap()).contains("Invalid request body"));
     let r = send(b"{}".to_vec(), None).await.unwrap();
@@ -215,10 +319,20 @@ async fn malformed_oversized_and_untyped_bodies_get_a_clear_error() {
     let r = send(huge, Some("application/json")).await.unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(message(&r.json().await.unwrap()).contains("too large"));
-    let r = a.http.get(format!("{}/api/users/nope", a.url)).send().await.unwrap();
+    let r = a
+        .http
+        .get(format!("{}/api/users/nope", a.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(message(&r.json().await.unwrap()), "Not found");
     // Nothing of the above created anyone: the email is still free.
-    let (s, ..) = a.post("/api/users/signup", json!({"email":"aaa@x.io","password":"password1"})).await;
+    let (s, ..) = a
+        .post(
+            "/api/users/signup",
+            json!({"email":"aaa@x.io","password":"password1"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
 }

@@ -18,7 +18,11 @@ use serde_json::json;
 use tix_common::http::{self, Limits, Listener, status_error};
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "tix-gateway", version, about = "tix gateway: one port for clients, routing /api/* to the services")]
+#[command(
+    name = "tix-gateway",
+    version,
+    about = "tix gateway: one port for clients, routing /api/* to the services"
+)]
 pub struct Config {
     #[arg(long, env = "TIX_HOST", default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
@@ -31,7 +35,11 @@ pub struct Config {
     pub tickets_url: String,
     #[arg(long, env = "TIX_ORDERS_URL", default_value = "http://127.0.0.1:4003")]
     pub orders_url: String,
-    #[arg(long, env = "TIX_PAYMENTS_URL", default_value = "http://127.0.0.1:4004")]
+    #[arg(
+        long,
+        env = "TIX_PAYMENTS_URL",
+        default_value = "http://127.0.0.1:4004"
+    )]
     pub payments_url: String,
     /// Longest a request may take end to end (the services have their own limits too).
     #[arg(long, env = "TIX_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
@@ -59,7 +67,9 @@ struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway").field("upstreams", &self.upstreams).finish()
+        f.debug_struct("Gateway")
+            .field("upstreams", &self.upstreams)
+            .finish()
     }
 }
 
@@ -158,7 +168,11 @@ async fn health(State(gw): State<Gateway>) -> Response {
         .into_iter()
         .map(|(name, v, _)| (name.to_string(), v))
         .collect();
-    let status = if all_up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if all_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if all_up { "ok" } else { "degraded" },
         "service": "gateway",
@@ -177,14 +191,32 @@ impl Application {
     pub async fn build(cfg: Config) -> anyhow::Result<Application> {
         let trim = |s: &str| s.trim_end_matches('/').to_string();
         let upstreams = vec![
-            Upstream { name: "auth", prefix: "/api/users", base: trim(&cfg.auth_url) },
-            Upstream { name: "tickets", prefix: "/api/tickets", base: trim(&cfg.tickets_url) },
-            Upstream { name: "orders", prefix: "/api/orders", base: trim(&cfg.orders_url) },
-            Upstream { name: "payments", prefix: "/api/payments", base: trim(&cfg.payments_url) },
+            Upstream {
+                name: "auth",
+                prefix: "/api/users",
+                base: trim(&cfg.auth_url),
+            },
+            Upstream {
+                name: "tickets",
+                prefix: "/api/tickets",
+                base: trim(&cfg.tickets_url),
+            },
+            Upstream {
+                name: "orders",
+                prefix: "/api/orders",
+                base: trim(&cfg.orders_url),
+            },
+            Upstream {
+                name: "payments",
+                prefix: "/api/payments",
+                base: trim(&cfg.payments_url),
+            },
         ];
         for u in &upstreams {
             anyhow::ensure!(
-                u.base.parse::<Uri>().is_ok_and(|uri| uri.scheme_str() == Some("http")),
+                u.base
+                    .parse::<Uri>()
+                    .is_ok_and(|uri| uri.scheme_str() == Some("http")),
                 "{} upstream {:?} must be an http:// URL",
                 u.name,
                 u.base

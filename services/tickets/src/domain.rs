@@ -96,7 +96,9 @@ mod tests {
     use serde_json::json;
 
     fn price(v: Value) -> Result<i64, String> {
-        Price::parse(Some(&v)).map(|p| p.cents()).map_err(|e| e.message)
+        Price::parse(Some(&v))
+            .map(|p| p.cents())
+            .map_err(|e| e.message)
     }
 
     #[test]
@@ -127,7 +129,10 @@ mod tests {
 
     #[test]
     fn titles_are_trimmed_and_bounded() {
-        assert_eq!(Title::parse(Some(&json!("  Show "))).unwrap().as_str(), "Show");
+        assert_eq!(
+            Title::parse(Some(&json!("  Show "))).unwrap().as_str(),
+            "Show"
+        );
         assert!(Title::parse(Some(&json!("   "))).is_err());
         assert!(Title::parse(Some(&json!(5))).is_err());
         assert!(Title::parse(Some(&json!("x".repeat(201)))).is_err());

@@ -29,7 +29,11 @@ pub use domain::{Price, Title};
 pub const PRODUCER: &str = "tickets";
 
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "tix-tickets", version, about = "tix tickets service: sell, list, show and edit tickets")]
+#[command(
+    name = "tix-tickets",
+    version,
+    about = "tix tickets service: sell, list, show and edit tickets"
+)]
 pub struct Config {
     #[command(flatten)]
     pub common: ServiceArgs,
@@ -46,7 +50,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("db", &self.db).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
     }
 }
 
@@ -76,7 +82,10 @@ impl Application {
         let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
         let mut group = SubscribeOptions::new(
             PRODUCER,
-            &[Subject::OrderCreated.as_str(), Subject::OrderCancelled.as_str()],
+            &[
+                Subject::OrderCreated.as_str(),
+                Subject::OrderCancelled.as_str(),
+            ],
         );
         // Reserve and release of one ticket must apply in the order orders published them.
         group.max_in_flight = 1;

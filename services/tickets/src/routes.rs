@@ -58,18 +58,31 @@ fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
     match q.get(name).map(String::as_str) {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
-        Some(_) => Err(ApiError::field(name, format!("{name} must be true or false"))),
+        Some(_) => Err(ApiError::field(
+            name,
+            format!("{name} must be true or false"),
+        )),
     }
 }
 
-fn number(q: &HashMap<String, String>, name: &str, default: i64, max: i64) -> Result<i64, ApiError> {
+fn number(
+    q: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
     match q.get(name) {
         None => Ok(default),
         Some(v) => v
             .parse::<i64>()
             .ok()
             .filter(|n| (0..=max).contains(n))
-            .ok_or_else(|| ApiError::field(name, format!("{name} must be a whole number from 0 to {max}"))),
+            .ok_or_else(|| {
+                ApiError::field(
+                    name,
+                    format!("{name} must be a whole number from 0 to {max}"),
+                )
+            }),
     }
 }
 
@@ -87,7 +100,10 @@ pub async fn list(
     let filter = ListFilter {
         // Your own reserved tickets are yours to see.
         include_reserved: flag(&q, "all")? || owner.is_some(),
-        search: q.get("q").map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+        search: q
+            .get("q")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
         owner,
         limit: number(&q, "limit", 50, 200)?,
         offset: number(&q, "offset", 0, i64::from(i32::MAX))?,
@@ -96,7 +112,9 @@ pub async fn list(
         .db
         .read(move |c| -> Result<Vec<Ticket>, ApiError> { Ok(store::list(c, &filter)?) })
         .await?;
-    Ok(Json(Value::Array(tickets.iter().map(Ticket::to_json).collect())))
+    Ok(Json(Value::Array(
+        tickets.iter().map(Ticket::to_json).collect(),
+    )))
 }
 
 pub async fn show(
