@@ -27,20 +27,21 @@ pub struct Limits {
 /// Wraps a service's routes with the shared layers and a `GET /healthz`.
 pub fn app(routes: Router, service: &'static str, limits: Limits) -> Router {
     layers(
-        routes.route(
-            "/healthz",
-            axum::routing::get(move || async move {
-                axum::Json(serde_json::json!({ "status": "ok", "service": service }))
-            }),
-        ),
+        routes
+            .route(
+                "/healthz",
+                axum::routing::get(move || async move {
+                    axum::Json(serde_json::json!({ "status": "ok", "service": service }))
+                }),
+            )
+            .fallback(|| async { ApiError::NotFound }),
         limits,
     )
 }
 
-/// The shared layers and fallbacks alone, for a router with its own `/healthz`.
+/// The shared layers alone, for a router with its own `/healthz` and fallback.
 pub fn layers(routes: Router, limits: Limits) -> Router {
     routes
-        .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         })

@@ -1,0 +1,115 @@
+//! The gateway in front of real auth and tickets processes (orders and payments are not
+//! running: their routes must answer 502).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tix_testkit::Stack;
+
+fn message(v: &Value) -> String {
+    v["errors"][0]["message"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_routes_and_passes_cookies_headers_and_statuses_through() {
+    let stack = Stack::start(&["auth", "tickets", "gateway"]);
+    let gw = stack.url("gateway");
+    let http = reqwest::Client::new();
+
+    let r = http
+        .post(format!("{gw}/api/users/signup"))
+        .json(&json!({"email":"gw@x.io","password":"password1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert!(r.headers().get("x-request-id").is_some());
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly"), "Set-Cookie passed through: {cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+
+    // The cookie goes through to tickets and authenticates there.
+    let r = http
+        .post(format!("{gw}/api/tickets"))
+        .header("cookie", &session)
+        .json(&json!({"title":"Through the gateway","price":9.99}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let ticket: Value = r.json().await.unwrap();
+    let me: Value = http
+        .get(format!("{gw}/api/users/currentuser"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ticket["userId"], me["currentUser"]["id"]);
+
+    // Query strings, error statuses and bodies arrive untouched.
+    let list: Value = http
+        .get(format!("{gw}/api/tickets?q=gateway"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let r = http.get(format!("{gw}/api/tickets/unknown")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"errors":[{"message":"Not found"}]}));
+    let r = http
+        .post(format!("{gw}/api/tickets"))
+        .json(&json!({"title":"x","price":1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http
+        .post(format!("{gw}/api/tickets"))
+        .header("cookie", &session)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Paths no service owns.
+    for path in ["/api/nothing", "/", "/api/ticketsX"] {
+        let r = http.get(format!("{gw}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(message(&r.json().await.unwrap()), "Not found");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_is_down_is_a_502_with_the_error_body_and_shows_in_healthz() {
+    let mut stack = Stack::start(&["auth", "tickets", "gateway"]);
+    let gw = stack.url("gateway");
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{gw}/api/orders")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(message(&r.json().await.unwrap()), "The orders service is unavailable");
+
+    let r = http.get(format!("{gw}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let h: Value = r.json().await.unwrap();
+    assert_eq!(h["status"], "degraded");
+    assert_eq!(h["upstreams"]["auth"]["status"], "up");
+    assert_eq!(h["upstreams"]["tickets"]["status"], "up");
+    assert_eq!(h["upstreams"]["orders"]["status"], "down");
+    assert_eq!(h["upstreams"]["payments"]["status"], "down");
+
+    // A service killed mid-life: 502 while it is down, back to normal once it restarts.
+    stack.kill("tickets");
+    let r = http.get(format!("{gw}/api/tickets")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(message(&r.json().await.unwrap()), "The tickets service is unavailable");
+    stack.restart("tickets");
+    let r = http.get(format!("{gw}/api/tickets")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
