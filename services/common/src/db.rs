@@ -281,6 +281,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writes_share_commits_and_a_failing_one_is_rolled_back_alone() {
         let (_dir, db) = db();
+        db.write(|c| -> Result<usize, DbError> {
+            Ok(c.execute("INSERT INTO t (k, v) VALUES ('seed', 0)", [])?)
+        })
+        .await
+        .unwrap();
         let mut calls = Vec::new();
         for i in 0..200 {
             let db = db.clone();
@@ -289,7 +294,7 @@ mod tests {
                     c.execute("INSERT INTO t (k, v) VALUES (?1, ?2)", (format!("k{i}"), i))?;
                     if i % 10 == 0 {
                         // Writes, then fails: its insert must vanish, not the others'.
-                        c.execute("INSERT INTO t (k, v) VALUES ('k1', 0)", [])?;
+                        c.execute("INSERT INTO t (k, v) VALUES ('seed', 0)", [])?;
                     }
                     Ok(())
                 })
@@ -310,7 +315,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(n, 180);
+        assert_eq!(n, 1 + 180);
     }
 
     #[tokio::test]

@@ -120,3 +120,79 @@ pub async fn shutdown_signal() {
 pub fn status_error(status: StatusCode, message: &str) -> Response {
     error_response(status, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    fn test_app() -> Router {
+        let routes = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route(
+                "/boom",
+                get(|| async {
+                    if std::env::var_os("NEVER_SET_IN_TESTS").is_none() {
+                        panic!("secret internals");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/ok", get(|| async { "ok" }));
+        app(
+            routes,
+            "test",
+            Limits {
+                body_bytes: 1024,
+                timeout: Duration::from_millis(100),
+            },
+        )
+    }
+
+    async fn call(method: &str, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+        let req = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        let r = test_app().oneshot(req).await.unwrap();
+        let (status, headers) = (r.status(), r.headers().clone());
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_slow_request_times_out_with_the_error_body() {
+        let (s, _, body) = call("GET", "/slow").await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("took too long"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_that_leaks_nothing() {
+        let (s, _, body) = call("GET", "/boom").await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.contains("secret"), "{body}");
+        assert!(body.contains("Something went wrong"));
+    }
+
+    #[tokio::test]
+    async fn every_response_has_a_request_id_and_errors_keep_their_shape() {
+        let (s, h, body) = call("GET", "/ok").await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "ok"));
+        assert!(h.get("x-request-id").is_some());
+        let (s, _, body) = call("DELETE", "/ok").await;
+        assert_eq!(s, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(body.contains("\"errors\""), "{body}");
+        let (s, _, body) = call("GET", "/nope").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        assert_eq!(body, r#"{"errors":[{"message":"Not found"}]}"#);
+        let (s, _, body) = call("GET", "/healthz").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.contains("\"service\":\"test\""));
+    }
+}
