@@ -15,10 +15,15 @@ pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("TIX_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    // target/<profile>/deps/<test-exe> → target/<profile>
-    let exe = std::env::current_exe().expect("the test executable has a path");
-    let deps = exe.parent().expect("exe has a parent");
-    deps.parent().unwrap_or(deps).to_path_buf()
+    // target/<profile>/deps/<test-exe> → target/<profile>; a binary in target/<profile>
+    // (a bench tool) finds its siblings where it is.
+    let exe = std::env::current_exe().expect("the executable has a path");
+    let dir = exe.parent().expect("exe has a parent");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// Path of a workspace binary, failing the test with a hint when it is not built.

@@ -179,31 +179,45 @@ impl Db {
         rx.await.unwrap_or_else(|_| Err(E::from(DbError::Closed)))
     }
 
-    /// Runs a read on a pooled connection without stalling the async runtime.
+    fn with_reader<T, E: From<DbError>>(
+        inner: &Inner,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = match inner.readers.lock().expect("readers lock").pop() {
+            Some(c) => c,
+            None => open_conn(&inner.path, inner.durability).map_err(DbError::from)?,
+        };
+        let out = f(&conn);
+        inner.readers.lock().expect("readers lock").push(conn);
+        out
+    }
+
+    /// Runs a short read (an indexed lookup: microseconds) right here on the async worker.
+    ///
+    /// Measured: handing such a read to another thread (`block_in_place` or the blocking
+    /// pool) costs more than the read itself and halved `GET /api/tickets/:id` throughput
+    /// (docs/benchmarks.md). Anything that may scan uses [`Db::read_blocking`].
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        Self::with_reader(&self.inner, f)
+    }
+
+    /// Runs a read that may take a while (a scan, a search) on the blocking pool, so the
+    /// async workers keep serving other requests meanwhile.
+    pub async fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
         let inner = self.inner.clone();
-        let run = move || {
-            let conn = match inner.readers.lock().expect("readers lock").pop() {
-                Some(c) => c,
-                None => open_conn(&inner.path, inner.durability).map_err(DbError::from)?,
-            };
-            let out = f(&conn);
-            inner.readers.lock().expect("readers lock").push(conn);
-            out
-        };
-        // Point reads take microseconds: on a multi-thread runtime, running them in place
-        // (after telling the runtime) is cheaper than a hop to the blocking pool.
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(run),
-            _ => tokio::task::spawn_blocking(run)
-                .await
-                .unwrap_or_else(|_| Err(E::from(DbError::Closed))),
-        }
+        tokio::task::spawn_blocking(move || Self::with_reader(&inner, f))
+            .await
+            .unwrap_or_else(|_| Err(E::from(DbError::Closed)))
     }
 
     /// Stops the writer after it has committed everything queued.
@@ -319,7 +333,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn migrations_run_once_and_reads_work_on_a_current_thread_runtime() {
+    async fn migrations_run_once_and_reads_work_inline_and_on_the_blocking_pool() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
         let m = ["CREATE TABLE a (x);", "CREATE TABLE b (y);"];
@@ -334,5 +348,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v, 2);
+        let n: i64 = db
+            .read_blocking(|c| {
+                c.query_row("SELECT count(*) FROM b", [], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }

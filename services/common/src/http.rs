@@ -56,7 +56,13 @@ pub fn layers(routes: Router, limits: Limits) -> Router {
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("-");
                         tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
-                    }),
+                    })
+                    // The access log: one line per response, at info.
+                    .on_response(
+                        tower_http::trace::DefaultOnResponse::new()
+                            .level(tracing::Level::INFO)
+                            .latency_unit(tower_http::LatencyUnit::Micros),
+                    ),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(CatchPanicLayer::custom(|_| {
@@ -158,7 +164,11 @@ mod tests {
     }
 
     async fn call(method: &str, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-        let req = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
         let r = test_app().oneshot(req).await.unwrap();
         let (status, headers) = (r.status(), r.headers().clone());
         let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();

@@ -28,7 +28,7 @@ pub fn enqueue(conn: &Connection, env: &Envelope) -> rusqlite::Result<()> {
 
 /// Events still waiting to be published.
 pub async fn pending(db: &Db) -> Result<u64, DbError> {
-    db.read(|c| {
+    db.read_blocking(|c| {
         c.query_row("SELECT count(*) FROM outbox", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(DbError::from)

@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 use tix_testkit::Stack;
 
 fn message(v: &Value) -> String {
-    v["errors"][0]["message"].as_str().unwrap_or_default().to_string()
+    v["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,7 +27,10 @@ async fn the_gateway_routes_and_passes_cookies_headers_and_statuses_through() {
     assert_eq!(r.status(), StatusCode::CREATED);
     assert!(r.headers().get("x-request-id").is_some());
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly"), "Set-Cookie passed through: {cookie}");
+    assert!(
+        cookie.contains("HttpOnly"),
+        "Set-Cookie passed through: {cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_string();
 
     // The cookie goes through to tickets and authenticates there.
@@ -58,9 +64,16 @@ async fn the_gateway_routes_and_passes_cookies_headers_and_statuses_through() {
         .await
         .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let r = http.get(format!("{gw}/api/tickets/unknown")).send().await.unwrap();
+    let r = http
+        .get(format!("{gw}/api/tickets/unknown"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"errors":[{"message":"Not found"}]}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"errors":[{"message":"Not found"}]})
+    );
     let r = http
         .post(format!("{gw}/api/tickets"))
         .json(&json!({"title":"x","price":1}))
@@ -93,7 +106,10 @@ async fn a_service_that_is_down_is_a_502_with_the_error_body_and_shows_in_health
     let http = reqwest::Client::new();
     let r = http.get(format!("{gw}/api/orders")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
-    assert_eq!(message(&r.json().await.unwrap()), "The orders service is unavailable");
+    assert_eq!(
+        message(&r.json().await.unwrap()),
+        "The orders service is unavailable"
+    );
 
     let r = http.get(format!("{gw}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -108,7 +124,10 @@ async fn a_service_that_is_down_is_a_502_with_the_error_body_and_shows_in_health
     stack.kill("tickets");
     let r = http.get(format!("{gw}/api/tickets")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
-    assert_eq!(message(&r.json().await.unwrap()), "The tickets service is unavailable");
+    assert_eq!(
+        message(&r.json().await.unwrap()),
+        "The tickets service is unavailable"
+    );
     stack.restart("tickets");
     let r = http.get(format!("{gw}/api/tickets")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);

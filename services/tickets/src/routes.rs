@@ -108,9 +108,10 @@ pub async fn list(
         limit: number(&q, "limit", 50, 200)?,
         offset: number(&q, "offset", 0, i64::from(i32::MAX))?,
     };
+    // A search may scan the table: keep it off the async workers.
     let tickets = state
         .db
-        .read(move |c| -> Result<Vec<Ticket>, ApiError> { Ok(store::list(c, &filter)?) })
+        .read_blocking(move |c| -> Result<Vec<Ticket>, ApiError> { Ok(store::list(c, &filter)?) })
         .await?;
     Ok(Json(Value::Array(
         tickets.iter().map(Ticket::to_json).collect(),

@@ -1,0 +1,319 @@
+//! `tix-http-bench`: requests/s and latency of the tix HTTP services at N connections,
+//! directly and through the gateway, next to a bare axum handler doing the same SQLite work
+//! (the ceiling), all measured in one run on the same machine.
+//!
+//! ```text
+//! cargo build --release --workspace --bins && target/release/tix-http-bench
+//! target/release/tix-http-bench --duration 5s --connections 64 --only get
+//! ```
+//! The services run as separate release processes (durability full, logs at warn); the
+//! load comes from this process over loopback, one HTTP/1.1 keep-alive connection per
+//! simulated client.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use rusqlite::{Connection, OptionalExtension};
+use serde_json::{Value, json};
+use tix_testkit::{Proc, Stack, TEST_JWT_SECRET};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tix-http-bench",
+    about = "Load the tix HTTP services and compare with a bare axum + SQLite ceiling"
+)]
+struct Args {
+    #[command(subcommand)]
+    mode: Option<Mode>,
+    /// How long each measurement runs.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Only `get` or only `post`.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Internal: serve the bare ceiling handlers (started by the benchmark itself).
+    CeilingServer {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    match args.mode {
+        Some(Mode::CeilingServer { ref data_dir }) => rt.block_on(ceiling_server(data_dir.clone())),
+        None => rt.block_on(run(args)),
+    }
+}
+
+// ---- the ceiling: the same SQL as the tickets service, with nothing around it ----------
+
+type Db = Arc<Mutex<Connection>>;
+
+async fn ceiling_server(data_dir: PathBuf) -> anyhow::Result<()> {
+    let conn = Connection::open(data_dir.join("ceiling.db"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS tickets (id TEXT PRIMARY KEY, title TEXT NOT NULL,
+            price_cents INTEGER NOT NULL, user_id TEXT NOT NULL, version INTEGER NOT NULL,
+            order_id TEXT, created_at INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE, subject TEXT NOT NULL, payload BLOB NOT NULL,
+            created_at INTEGER NOT NULL);",
+    )?;
+    let db: Db = Arc::new(Mutex::new(conn));
+    let app = axum::Router::new()
+        .route("/api/tickets", axum::routing::post(ceiling_create))
+        .route("/api/tickets/{id}", axum::routing::get(ceiling_show))
+        .with_state(db);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("ceiling listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+async fn ceiling_show(State(db): State<Db>, Path(id): Path<String>) -> axum::response::Response {
+    let row = {
+        let c = db.lock().expect("lock");
+        c.prepare_cached("SELECT id, title, price_cents, user_id, version, order_id FROM tickets WHERE id = ?1")
+            .and_then(|mut st| {
+                st.query_row([&id], |r| {
+                    Ok(json!({"id": r.get::<_, String>(0)?, "title": r.get::<_, String>(1)?,
+                        "price": r.get::<_, i64>(2)? as f64 / 100.0, "userId": r.get::<_, String>(3)?,
+                        "version": r.get::<_, i64>(4)?, "orderId": r.get::<_, Option<String>>(5)?}))
+                })
+                .optional()
+            })
+    };
+    match row {
+        Ok(Some(v)) => axum::Json(v).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn ceiling_create(
+    State(db): State<Db>,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::response::Response {
+    let (Some(title), Some(price)) = (body["title"].as_str(), body["price"].as_f64()) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    let cents = (price * 100.0).round() as i64;
+    let ticket = json!({"id": id, "title": title, "price": price, "userId": "u", "version": 0, "orderId": null});
+    let event = json!({"id": uuid::Uuid::now_v7().to_string(), "subject": "ticket:created", "data": ticket});
+    let result = {
+        let mut c = db.lock().expect("lock");
+        c.transaction().and_then(|tx| {
+            tx.prepare_cached("INSERT INTO tickets VALUES (?1, ?2, ?3, 'u', 0, NULL, unixepoch())")?
+                .execute((&id, title, cents))?;
+            tx.prepare_cached("INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, 'ticket:created', ?2, unixepoch())")?
+                .execute((event["id"].as_str(), event.to_string()))?;
+            tx.commit()
+        })
+    };
+    match result {
+        Ok(()) => (StatusCode::CREATED, axum::Json(ticket)).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+// ---- the load generator -------------------------------------------------------------------
+
+#[derive(Clone)]
+struct Target {
+    addr: SocketAddr,
+    post: bool,
+    token: String,
+    ids: Arc<Vec<String>>,
+}
+
+struct Outcome {
+    rps: f64,
+    hist: Histogram<u64>,
+    errors: u64,
+}
+
+async fn load(t: Target, connections: usize, duration: Duration) -> anyhow::Result<Outcome> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for conn_no in 0..connections {
+        let t = t.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(t.addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut send, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut hist = Histogram::<u64>::new(3)?;
+            let mut errors = 0u64;
+            let mut i = conn_no;
+            let body = Bytes::from_static(br#"{"title":"Bench night","price":12.5}"#);
+            while Instant::now() < deadline {
+                let req = if t.post {
+                    Request::post("/api/tickets")
+                        .header("host", "bench")
+                        .header("content-type", "application/json")
+                        .header("authorization", format!("Bearer {}", t.token))
+                        .body(Full::new(body.clone()))?
+                } else {
+                    let id = &t.ids[i % t.ids.len()];
+                    Request::get(format!("/api/tickets/{id}"))
+                        .header("host", "bench")
+                        .body(Full::new(Bytes::new()))?
+                };
+                i += connections;
+                send.ready().await?;
+                let sent = Instant::now();
+                let resp = send.send_request(req).await?;
+                let ok = resp.status().is_success();
+                resp.into_body().collect().await?;
+                hist.record(sent.elapsed().as_micros() as u64)?;
+                if !ok {
+                    errors += 1;
+                }
+            }
+            anyhow::Ok((hist, errors))
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3)?;
+    let mut errors = 0;
+    for task in tasks {
+        let (h, e) = task.await??;
+        hist.add(h)?;
+        errors += e;
+    }
+    let rps = hist.len() as f64 / started.elapsed().as_secs_f64();
+    Ok(Outcome { rps, hist, errors })
+}
+
+fn addr_of(url: &str) -> SocketAddr {
+    url.trim_start_matches("http://")
+        .parse()
+        .expect("an http://ip:port URL")
+}
+
+async fn seed(addr: SocketAddr, token: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let body = json!({"title": format!("Seeded show {i}"), "price": 10 + i % 90}).to_string();
+        let req = Request::post("/api/tickets")
+            .header("host", "bench")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::from(body)))?;
+        send.ready().await?;
+        let resp = send.send_request(req).await?;
+        anyhow::ensure!(
+            resp.status() == StatusCode::CREATED,
+            "seeding got {}",
+            resp.status()
+        );
+        let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
+        ids.push(v["id"].as_str().unwrap_or_default().to_string());
+    }
+    Ok(ids)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let stack = Stack::start_with_env(
+        &["auth", "tickets", "gateway"],
+        &[("TIX_DB_DURABILITY", "full"), ("TIX_LOG", "warn")],
+    );
+    let tmp = tempfile::tempdir()?;
+    let me = std::env::current_exe()?;
+    let mut ceiling = Proc::spawn(
+        "ceiling",
+        &me,
+        &[
+            "ceiling-server",
+            "--data-dir",
+            &tmp.path().to_string_lossy(),
+        ],
+        tmp.path(),
+    );
+    let line = ceiling.wait_for_line("listening on", Duration::from_secs(10));
+    let ceiling_url = line.rsplit(' ').next().unwrap_or_default().to_string();
+
+    let keys = tix_common::auth::JwtKeys::new(TEST_JWT_SECRET, Duration::from_secs(3600))?;
+    let token = keys.sign("bench-user", "bench@x.io")?.0;
+    let tickets = addr_of(&stack.url("tickets"));
+    let gateway = addr_of(&stack.url("gateway"));
+    let ceiling_addr = addr_of(&ceiling_url);
+    let ids = Arc::new(seed(tickets, &token, 1000).await?);
+    let ceiling_ids = Arc::new(seed(ceiling_addr, &token, 1000).await?);
+
+    println!(
+        "tix-http-bench: {} connections, {:?} each, services durability=full",
+        args.connections, args.duration
+    );
+    println!(
+        "{:<36} {:>10} {:>9} {:>9} {:>7}",
+        "", "req/s", "p50 µs", "p99 µs", "errors"
+    );
+    for post in [false, true] {
+        let kind = if post { "post" } else { "get" };
+        if args.only.as_deref().is_some_and(|o| o != kind) {
+            continue;
+        }
+        let label = if post {
+            "POST /api/tickets"
+        } else {
+            "GET /api/tickets/:id"
+        };
+        for (name, addr, ids) in [
+            (
+                "ceiling (bare axum + SQLite)",
+                ceiling_addr,
+                ceiling_ids.clone(),
+            ),
+            ("tickets, direct", tickets, ids.clone()),
+            ("tickets, through the gateway", gateway, ids.clone()),
+        ] {
+            let t = Target {
+                addr,
+                post,
+                token: token.clone(),
+                ids,
+            };
+            let o = load(t, args.connections, args.duration).await?;
+            println!(
+                "{:<36} {:>10.0} {:>9} {:>9} {:>7}",
+                format!("{label} — {name}"),
+                o.rps,
+                o.hist.value_at_quantile(0.5),
+                o.hist.value_at_quantile(0.99),
+                o.errors
+            );
+        }
+    }
+    Ok(())
+}
