@@ -45,6 +45,10 @@ struct Args {
     /// Only `get` or only `post`.
     #[arg(long)]
     only: Option<String>,
+    /// SQLite durability of the services and the ceiling alike: `full` (fsync every commit)
+    /// or `normal`.
+    #[arg(long, default_value = "full")]
+    durability: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,6 +57,8 @@ enum Mode {
     CeilingServer {
         #[arg(long)]
         data_dir: PathBuf,
+        #[arg(long, default_value = "full")]
+        durability: String,
     },
 }
 
@@ -63,7 +69,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match args.mode {
-        Some(Mode::CeilingServer { ref data_dir }) => rt.block_on(ceiling_server(data_dir.clone())),
+        Some(Mode::CeilingServer {
+            ref data_dir,
+            ref durability,
+        }) => rt.block_on(ceiling_server(data_dir.clone(), durability.clone())),
         None => rt.block_on(run(args)),
     }
 }
@@ -72,10 +81,10 @@ fn main() -> anyhow::Result<()> {
 
 type Db = Arc<Mutex<Connection>>;
 
-async fn ceiling_server(data_dir: PathBuf) -> anyhow::Result<()> {
+async fn ceiling_server(data_dir: PathBuf, durability: String) -> anyhow::Result<()> {
     let conn = Connection::open(data_dir.join("ceiling.db"))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", durability.to_uppercase())?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS tickets (id TEXT PRIMARY KEY, title TEXT NOT NULL,
             price_cents INTEGER NOT NULL, user_id TEXT NOT NULL, version INTEGER NOT NULL,
@@ -246,7 +255,7 @@ async fn seed(addr: SocketAddr, token: &str, n: usize) -> anyhow::Result<Vec<Str
 async fn run(args: Args) -> anyhow::Result<()> {
     let stack = Stack::start_with_env(
         &["auth", "tickets", "gateway"],
-        &[("TIX_DB_DURABILITY", "full"), ("TIX_LOG", "warn")],
+        &[("TIX_DB_DURABILITY", args.durability.as_str()), ("TIX_LOG", "warn")],
     );
     let tmp = tempfile::tempdir()?;
     let me = std::env::current_exe()?;
@@ -272,8 +281,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ceiling_ids = Arc::new(seed(ceiling_addr, &token, 1000).await?);
 
     println!(
-        "tix-http-bench: {} connections, {:?} each, services durability=full",
-        args.connections, args.duration
+        "tix-http-bench: {} connections, {:?} each, durability={}",
+        args.connections, args.duration, args.durability
     );
     println!(
         "{:<36} {:>10} {:>9} {:>9} {:>7}",
