@@ -255,7 +255,10 @@ async fn seed(addr: SocketAddr, token: &str, n: usize) -> anyhow::Result<Vec<Str
 async fn run(args: Args) -> anyhow::Result<()> {
     let stack = Stack::start_with_env(
         &["auth", "tickets", "gateway"],
-        &[("TIX_DB_DURABILITY", args.durability.as_str()), ("TIX_LOG", "warn")],
+        &[
+            ("TIX_DB_DURABILITY", args.durability.as_str()),
+            ("TIX_LOG", "warn"),
+        ],
     );
     let tmp = tempfile::tempdir()?;
     let me = std::env::current_exe()?;
