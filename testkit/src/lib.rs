@@ -282,7 +282,7 @@ impl Service {
     }
 }
 
-/// The services a [`Stack`] can run.
+/// The services behind the gateway; a [`Stack`] can also run `"expiration"`.
 pub const SERVICES: [&str; 4] = ["auth", "tickets", "orders", "payments"];
 
 /// A broker plus services as separate processes, sharing one temporary data dir.

@@ -1,0 +1,1 @@
+//! tix expiration service (being written).

@@ -1,0 +1,1 @@
+//! tix orders service (being written).

@@ -1,0 +1,1 @@
+//! tix payments service (being written).
