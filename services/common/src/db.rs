@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::Connection;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{oneshot, watch};
 
 /// What can go wrong below the SQL a caller runs.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ struct Inner {
     durability: Durability,
     jobs: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Mutex<Vec<Connection>>,
-    committed: Arc<Notify>,
+    commits: watch::Sender<u64>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -113,8 +113,8 @@ impl Db {
         let mut conn = open_conn(path, durability)?;
         migrate(&mut conn, migrations)?;
         let (tx, rx) = mpsc::channel::<WriteJob>();
-        let committed = Arc::new(Notify::new());
-        let notify = committed.clone();
+        let (commits, _) = watch::channel(0u64);
+        let notify = commits.clone();
         let name = format!(
             "db-writer-{}",
             path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
@@ -129,7 +129,7 @@ impl Db {
                 durability,
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
-                committed,
+                commits,
                 writer: Mutex::new(Some(writer)),
             }),
         })
@@ -139,9 +139,10 @@ impl Db {
         &self.inner.path
     }
 
-    /// Woken after every commit; the outbox relay waits on it.
-    pub fn committed(&self) -> Arc<Notify> {
-        self.inner.committed.clone()
+    /// A counter of commits: each task waiting for new data (the outbox relay, a
+    /// scheduler) holds its own receiver, so no task can miss a commit another one saw.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.inner.commits.subscribe()
     }
 
     /// Runs `f` in the next group commit and returns its result once the commit is durable.
@@ -231,7 +232,7 @@ impl Db {
 
 const MAX_BATCH: usize = 1024;
 
-fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>, committed: Arc<Notify>) {
+fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>, commits: watch::Sender<u64>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -241,8 +242,7 @@ fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>, committed: A
             }
         }
         commit_batch(&mut conn, batch);
-        committed.notify_waiters();
-        committed.notify_one();
+        commits.send_modify(|n| *n += 1);
     }
 }
 

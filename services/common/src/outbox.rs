@@ -47,9 +47,12 @@ const BATCH: usize = 512;
 
 /// Publishes the outbox forever: woken by every commit, and every second regardless.
 pub async fn run_relay(db: Db, bus: Client) {
-    let committed = db.committed();
+    let mut commits = db.commits();
     let mut backoff = Duration::from_millis(100);
     loop {
+        // Mark every commit so far as seen before reading: one landing after this read
+        // wakes the wait below.
+        commits.borrow_and_update();
         let rows = match db
             .read(|c| {
                 let mut st = c.prepare_cached(
@@ -77,7 +80,7 @@ pub async fn run_relay(db: Db, bus: Client) {
         };
         if rows.is_empty() {
             tokio::select! {
-                _ = committed.notified() => {}
+                _ = commits.changed() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             continue;

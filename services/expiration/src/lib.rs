@@ -1,1 +1,272 @@
-//! tix expiration service (being written).
+//! The expiration service: an order not paid in time is cancelled.
+//!
+//! On `order:created` it stores a due timer in `expiration.db`. A scheduler sleeps until
+//! the earliest due time — not a loop scanning every second — and woken early by any commit
+//! (a new timer may be earlier), publishes `expiration:complete` through the outbox and
+//! deletes the timer in the same transaction. Timers survive restarts: one that fell due
+//! while the service was down fires right after it starts. Firing for an order that was
+//! paid or cancelled meanwhile is harmless: orders ignores it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use rusqlite::{Connection, OptionalExtension};
+use tix_api::events::{Envelope, Event, ExpirationComplete, Subject};
+use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_common::config::ServiceArgs;
+use tix_common::db::{Db, DbError};
+use tix_common::http::{self, Listener};
+use tix_common::inbox::Outcome;
+use tix_common::outbox;
+
+pub const PRODUCER: &str = "expiration";
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "tix-expiration",
+    version,
+    about = "tix expiration service: cancels orders not paid in time"
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: ServiceArgs,
+    /// Port of /healthz (0 picks a free one).
+    #[arg(long, env = "TIX_EXPIRATION_PORT", default_value_t = 4005)]
+    pub port: u16,
+}
+
+const MIGRATIONS: &[&str] = &[
+    tix_common::db::EVENTS_SCHEMA,
+    "CREATE TABLE timers (
+        order_id TEXT PRIMARY KEY,
+        due_at INTEGER NOT NULL
+     );
+     CREATE INDEX timers_due ON timers (due_at);",
+];
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn on_event(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
+    if let Event::OrderCreated(o) = &env.event {
+        let due = (o.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
+        c.prepare_cached("INSERT INTO timers (order_id, due_at) VALUES (?1, ?2) ON CONFLICT (order_id) DO NOTHING")?
+            .execute((&o.id, due))?;
+        tracing::debug!(order = %o.id, due, "timer set");
+    }
+    Ok(Outcome::Applied)
+}
+
+/// Fires every timer due by `now`: one `expiration:complete` each, timer deleted with it.
+fn fire_due(c: &Connection, now: i64) -> rusqlite::Result<Vec<String>> {
+    let due: Vec<String> = c
+        .prepare_cached(
+            "SELECT order_id FROM timers WHERE due_at <= ?1 ORDER BY due_at LIMIT 1000",
+        )?
+        .query_map([now], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for order_id in &due {
+        outbox::enqueue(
+            c,
+            &Envelope::new(
+                PRODUCER,
+                Event::ExpirationComplete(ExpirationComplete {
+                    order_id: order_id.clone(),
+                }),
+            ),
+        )?;
+        c.prepare_cached("DELETE FROM timers WHERE order_id = ?1")?
+            .execute([order_id])?;
+    }
+    Ok(due)
+}
+
+/// Sleeps until the earliest timer, fires what is due, and starts over.
+pub async fn run_scheduler(db: Db) {
+    let mut commits = db.commits();
+    loop {
+        commits.borrow_and_update();
+        let next: Result<Option<i64>, DbError> = db
+            .read(|c| {
+                Ok(c.query_row("SELECT min(due_at) FROM timers", [], |r| {
+                    r.get::<_, Option<i64>>(0)
+                })
+                .optional()?
+                .flatten())
+            })
+            .await;
+        let wait = match next {
+            Ok(Some(due)) if due <= now_ms() => {
+                match db
+                    .write(|c| -> Result<Vec<String>, DbError> { Ok(fire_due(c, now_ms())?) })
+                    .await
+                {
+                    Ok(fired) => {
+                        for id in fired {
+                            tracing::info!(order = %id, "expired");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "firing timers failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+                continue;
+            }
+            Ok(Some(due)) => Some(Duration::from_millis((due - now_ms()).max(0) as u64)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "reading timers failed; retrying");
+                Some(Duration::from_millis(500))
+            }
+        };
+        // Any commit may have added an earlier timer: wake for it, or for the earliest one.
+        match wait {
+            Some(d) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(d) => {}
+                    _ = commits.changed() => {}
+                }
+            }
+            None => {
+                let _ = commits.changed().await;
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Application {
+    listener: Listener,
+    router: Router,
+    db: Db,
+    bus: Client,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
+        let db = Db::open(
+            &cfg.common.db_path("expiration.db"),
+            cfg.common.durability,
+            MIGRATIONS,
+        )?;
+        let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
+        let mut group = SubscribeOptions::new(PRODUCER, &[Subject::OrderCreated.as_str()]);
+        group.max_in_flight = 256;
+        let tasks = vec![
+            tokio::spawn(outbox::run_relay(db.clone(), bus.clone())),
+            tokio::spawn(tix_common::inbox::run_consumer(
+                db.clone(),
+                bus.clone(),
+                group,
+                Arc::new(on_event),
+            )),
+            tokio::spawn(run_scheduler(db.clone())),
+        ];
+        let router = http::app(Router::new(), PRODUCER, cfg.common.limits());
+        let listener = Listener::bind(SocketAddr::new(cfg.common.host, cfg.port)).await?;
+        Ok(Application {
+            listener,
+            router,
+            db,
+            bus,
+            tasks,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.addr
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        http::serve(self.listener, self.router, shutdown).await?;
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.bus.close().await;
+        self.db.close();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_scheduler_fires_each_timer_once_when_due_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("e.db"),
+            tix_common::db::Durability::Normal,
+            MIGRATIONS,
+        )
+        .unwrap();
+        let now = now_ms();
+        db.write(move |c| -> Result<(), DbError> {
+            for (id, due) in [
+                ("overdue", now - 60_000),
+                ("soon", now + 300),
+                ("later", now + 60_000),
+            ] {
+                c.execute(
+                    "INSERT INTO timers (order_id, due_at) VALUES (?1, ?2)",
+                    (id, due),
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let task = tokio::spawn(run_scheduler(db.clone()));
+        let fired = |db: Db| async move {
+            db.read(|c| -> Result<Vec<String>, DbError> {
+                let mut st = c.prepare("SELECT payload FROM outbox ORDER BY seq")?;
+                let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+                Ok(rows
+                    .map(|p| {
+                        let env: Envelope = serde_json::from_slice(&p.unwrap()).unwrap();
+                        match env.event {
+                            Event::ExpirationComplete(e) => e.order_id,
+                            other => panic!("unexpected {other:?}"),
+                        }
+                    })
+                    .collect())
+            })
+            .await
+            .unwrap()
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            fired(db.clone()).await,
+            ["overdue"],
+            "an overdue timer fires at once"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(fired(db.clone()).await, ["overdue", "soon"]);
+        // A new, earlier timer wakes the sleeping scheduler.
+        let now = now_ms();
+        db.write(move |c| -> Result<usize, DbError> {
+            Ok(c.execute(
+                "INSERT INTO timers (order_id, due_at) VALUES ('new', ?1)",
+                [now + 100],
+            )?)
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            fired(db.clone()).await,
+            ["overdue", "soon", "new"],
+            "\"later\" is not due"
+        );
+        task.abort();
+    }
+}

@@ -1,1 +1,145 @@
-//! tix orders service (being written).
+//! The orders service: buyers reserve tickets here.
+//!
+//! Owns `orders.db`: orders and a replica of tickets kept from `ticket:*` events (applied
+//! strictly in version order). An order holds its ticket until it is paid, cancelled, or
+//! expires (`TIX_ORDER_TTL`, 15 minutes by default); at most one active order per ticket,
+//! enforced by a partial unique index. Publishes `order:created` / `order:cancelled`
+//! through the outbox; consumes `expiration:complete`, `payment:created` and
+//! `payment:failed`.
+
+mod consumer;
+mod routes;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use tix_api::events::Subject;
+use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_common::auth::JwtKeys;
+use tix_common::config::ServiceArgs;
+use tix_common::db::Db;
+use tix_common::http::{self, Listener};
+
+pub const PRODUCER: &str = "orders";
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "tix-orders",
+    version,
+    about = "tix orders service: reserve, list, show and cancel orders"
+)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: ServiceArgs,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "TIX_ORDERS_PORT", default_value_t = 4003)]
+    pub port: u16,
+    /// How long an order holds its ticket before it expires unpaid.
+    #[arg(long, env = "TIX_ORDER_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub order_ttl: Duration,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    db: Db,
+    keys: JwtKeys,
+    order_ttl: Duration,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromRef<AppState> for JwtKeys {
+    fn from_ref(s: &AppState) -> JwtKeys {
+        s.keys.clone()
+    }
+}
+
+#[derive(Debug)]
+pub struct Application {
+    listener: Listener,
+    router: Router,
+    db: Db,
+    bus: Client,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Application {
+    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
+        let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
+        let db = Db::open(
+            &cfg.common.db_path("orders.db"),
+            cfg.common.durability,
+            store::MIGRATIONS,
+        )?;
+        let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
+        let mut group = SubscribeOptions::new(
+            PRODUCER,
+            &[
+                Subject::TicketCreated.as_str(),
+                Subject::TicketUpdated.as_str(),
+                Subject::ExpirationComplete.as_str(),
+                Subject::PaymentCreated.as_str(),
+                Subject::PaymentFailed.as_str(),
+            ],
+        );
+        // Events arrive in log order and a burst is applied in that order; a ticket version
+        // from the future is left unacked and comes back after the ack wait.
+        group.max_in_flight = 64;
+        group.ack_wait_ms = 5_000;
+        let tasks = vec![
+            tokio::spawn(tix_common::outbox::run_relay(db.clone(), bus.clone())),
+            tokio::spawn(tix_common::inbox::run_consumer(
+                db.clone(),
+                bus.clone(),
+                group,
+                Arc::new(consumer::apply),
+            )),
+        ];
+        let state = AppState {
+            db: db.clone(),
+            keys,
+            order_ttl: cfg.order_ttl,
+        };
+        let routes = Router::new()
+            .route("/api/orders", get(routes::list).post(routes::create))
+            .route("/api/orders/{id}", get(routes::show).delete(routes::cancel))
+            .with_state(state);
+        let router = http::app(routes, PRODUCER, cfg.common.limits());
+        let listener = Listener::bind(SocketAddr::new(cfg.common.host, cfg.port)).await?;
+        Ok(Application {
+            listener,
+            router,
+            db,
+            bus,
+            tasks,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.addr
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        http::serve(self.listener, self.router, shutdown).await?;
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.bus.close().await;
+        self.db.close();
+        Ok(())
+    }
+}

@@ -1,0 +1,119 @@
+//! `POST/GET /api/orders`, `GET/DELETE /api/orders/:id`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use tix_api::events::OrderStatus;
+use tix_common::auth::CurrentUser;
+use tix_common::{ApiError, Json};
+
+use crate::AppState;
+use crate::store::{self, Order};
+
+#[derive(Debug, Deserialize)]
+pub struct CreateBody {
+    #[serde(default, rename = "ticketId")]
+    ticket_id: Option<Value>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Json(body): Json<CreateBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let ticket_id = match &body.ticket_id {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 100 => s.trim().to_string(),
+        _ => return Err(ApiError::field("ticketId", "TicketId must be provided")),
+    };
+    let ttl_ms = state.order_ttl.as_millis() as i64;
+    let order = state
+        .db
+        .write(move |c| -> Result<Order, ApiError> {
+            let ticket = store::ticket(c, &ticket_id)?.ok_or(ApiError::NotFound)?;
+            if ticket.user_id == user.id {
+                return Err(ApiError::BadRequest(
+                    "You cannot buy your own ticket".into(),
+                ));
+            }
+            let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let order = Order {
+                id: uuid::Uuid::now_v7().to_string(),
+                user_id: user.id,
+                status: OrderStatus::Created,
+                expires_at: now as i64 + ttl_ms,
+                version: 0,
+                ticket,
+            };
+            match store::insert_order(c, &order) {
+                Ok(()) => Ok(order),
+                // The partial unique index: another active order holds this ticket.
+                Err(e) if store::is_unique_violation(&e) => {
+                    Err(ApiError::BadRequest("Ticket is already reserved".into()))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await?;
+    tracing::info!(order = %order.id, ticket = %order.ticket.id, "reserved");
+    Ok((StatusCode::CREATED, Json(order.to_json())))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let orders = state
+        .db
+        .read_blocking(move |c| -> Result<Vec<Order>, ApiError> {
+            Ok(store::orders_of(c, &user.id)?)
+        })
+        .await?;
+    Ok(Json(Value::Array(
+        orders.iter().map(Order::to_json).collect(),
+    )))
+}
+
+async fn owned(state: &AppState, user: &str, id: String) -> Result<Order, ApiError> {
+    let order = state
+        .db
+        .read(move |c| -> Result<Option<Order>, ApiError> { Ok(store::order(c, &id)?) })
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if order.user_id != user {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(order)
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(owned(&state, &user.id, id).await?.to_json()))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .db
+        .write(move |c| -> Result<(), ApiError> {
+            let mut o = store::order(c, &id)?.ok_or(ApiError::NotFound)?;
+            if o.user_id != user.id {
+                return Err(ApiError::Forbidden);
+            }
+            match o.status {
+                OrderStatus::Complete => Err(ApiError::BadRequest(
+                    "Cannot cancel a completed order".into(),
+                )),
+                OrderStatus::Cancelled => Ok(()), // cancelling twice is cancelling once
+                _ => Ok(store::cancel(c, &mut o)?),
+            }
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
