@@ -26,6 +26,7 @@ pub async fn create(
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 100 => s.trim().to_string(),
         _ => return Err(ApiError::field("ticketId", "TicketId must be provided")),
     };
+    wait_for_replica(&state, &ticket_id).await?;
     let ttl_ms = state.order_ttl.as_millis() as i64;
     let order = state
         .db
@@ -57,6 +58,23 @@ pub async fn create(
         .await?;
     tracing::info!(order = %order.id, ticket = %order.ticket.id, "reserved");
     Ok((StatusCode::CREATED, Json(order.to_json())))
+}
+
+/// A ticket created a moment ago may not have reached this replica yet: give its
+/// `ticket:created` event a little time rather than answering 404 to a real ticket.
+async fn wait_for_replica(state: &AppState, ticket_id: &str) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+    loop {
+        let id = ticket_id.to_string();
+        let known = state
+            .db
+            .read(move |c| -> Result<bool, ApiError> { Ok(store::ticket(c, &id)?.is_some()) })
+            .await?;
+        if known || tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 }
 
 pub async fn list(

@@ -1,0 +1,262 @@
+//! Helpers for the end-to-end tests: a client of the whole stack through the gateway, and
+//! read-only looks into each service's SQLite file to check that the services agree.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tix_testkit::{Stack, TEST_JWT_SECRET};
+
+/// Every process of tix.
+pub const ALL: [&str; 6] = [
+    "auth",
+    "tickets",
+    "orders",
+    "expiration",
+    "payments",
+    "gateway",
+];
+
+/// A signed-in user: their token, minted with the stack's secret as auth would.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+impl User {
+    pub fn new(id: &str) -> User {
+        let keys = tix_common::auth::JwtKeys::new(TEST_JWT_SECRET, Duration::from_secs(3600))
+            .expect("the test secret is long enough");
+        let token = keys
+            .sign(id, &format!("{id}@example.com"))
+            .expect("signing")
+            .0;
+        User {
+            id: id.to_string(),
+            token,
+        }
+    }
+}
+
+/// Talks to the stack through the gateway.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(stack: &Stack) -> Api {
+        Api {
+            base: stack.url("gateway"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .expect("a client"),
+        }
+    }
+
+    /// One call; a transport error comes back as status 0 (the gateway or stack is down).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&User>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.http.request(
+            method.parse().expect("a method"),
+            format!("{}{path}", self.base),
+        );
+        if let Some(u) = user {
+            r = r.bearer_auth(&u.token);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        match r.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                (status, resp.json().await.unwrap_or(Value::Null))
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    pub async fn create_ticket(&self, seller: &User, title: &str, price: f64) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/tickets",
+                Some(seller),
+                Some(serde_json::json!({"title": title, "price": price})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED.as_u16(), "{v}");
+        v["id"].as_str().expect("an id").to_string()
+    }
+
+    pub async fn ticket(&self, id: &str) -> Value {
+        self.call("GET", &format!("/api/tickets/{id}"), None, None)
+            .await
+            .1
+    }
+
+    pub async fn order(&self, buyer: &User, id: &str) -> Value {
+        self.call("GET", &format!("/api/orders/{id}"), Some(buyer), None)
+            .await
+            .1
+    }
+
+    pub async fn reserve(&self, buyer: &User, ticket: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            "/api/orders",
+            Some(buyer),
+            Some(serde_json::json!({"ticketId": ticket})),
+        )
+        .await
+    }
+
+    pub async fn pay(&self, buyer: &User, order: &str, token: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            "/api/payments",
+            Some(buyer),
+            Some(serde_json::json!({"orderId": order, "token": token})),
+        )
+        .await
+    }
+}
+
+/// Polls `cond` every 50 ms for up to `within`, failing with `what`.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {within:?} waiting for: {what}");
+}
+
+/// Rows of a query on one service's database, opened read-only beside the running service.
+pub fn rows(data_dir: &Path, db: &str, sql: &str) -> Vec<Vec<Value>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        data_dir.join(db),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("opening a service database");
+    let mut st = conn.prepare(sql).expect("a valid query");
+    let n = st.column_count();
+    st.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                Ok(match r.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => Value::Null,
+                    rusqlite::types::ValueRef::Integer(x) => Value::from(x),
+                    rusqlite::types::ValueRef::Real(x) => Value::from(x),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        Value::from(String::from_utf8_lossy(t).into_owned())
+                    }
+                    rusqlite::types::ValueRef::Blob(b) => {
+                        Value::from(String::from_utf8_lossy(b).into_owned())
+                    }
+                })
+            })
+            .collect()
+    })
+    .expect("a query")
+    .collect::<Result<_, _>>()
+    .expect("rows")
+}
+
+/// The cross-service invariants, once everything has settled:
+/// - every complete order has exactly one succeeded payment, and no other order has one;
+/// - every reserved ticket is held by an active order of that ticket, and every active
+///   order's ticket is reserved by it;
+/// - the orders replica of every ticket has caught up with its version.
+pub fn check_consistency(data_dir: &Path) -> Result<(), String> {
+    let orders = rows(
+        data_dir,
+        "orders.db",
+        "SELECT id, ticket_id, status FROM orders",
+    );
+    let payments = rows(
+        data_dir,
+        "payments.db",
+        "SELECT order_id FROM payments WHERE status = 'succeeded'",
+    );
+    let tickets = rows(
+        data_dir,
+        "tickets.db",
+        "SELECT id, order_id, version FROM tickets",
+    );
+    let replica = rows(data_dir, "orders.db", "SELECT id, version FROM tickets");
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    for o in &orders {
+        let paid = payments.iter().filter(|p| s(&p[0]) == s(&o[0])).count();
+        let complete = s(&o[2]) == "complete";
+        if complete && paid != 1 {
+            return Err(format!("complete order {} has {paid} payments", s(&o[0])));
+        }
+        if !complete && paid != 0 {
+            return Err(format!(
+                "{} order {} has {paid} payments",
+                s(&o[2]),
+                s(&o[0])
+            ));
+        }
+    }
+    for t in &tickets {
+        let active: Vec<&Vec<Value>> = orders
+            .iter()
+            .filter(|o| s(&o[1]) == s(&t[0]) && s(&o[2]) != "cancelled")
+            .collect();
+        match (&t[1], active.as_slice()) {
+            (Value::Null, []) => {}
+            (Value::String(held), [o]) if *held == s(&o[0]) => {}
+            (held, active) => {
+                return Err(format!(
+                    "ticket {} is held by {held} but its active orders are {:?}",
+                    s(&t[0]),
+                    active.iter().map(|o| s(&o[0])).collect::<Vec<_>>()
+                ));
+            }
+        }
+        let replica_version = replica
+            .iter()
+            .find(|r| s(&r[0]) == s(&t[0]))
+            .map(|r| r[1].clone());
+        if replica_version != Some(t[2].clone()) {
+            return Err(format!(
+                "ticket {} is at version {} but the orders replica has {:?}",
+                s(&t[0]),
+                t[2],
+                replica_version
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Waits until [`check_consistency`] holds, failing with the last inconsistency seen.
+pub async fn assert_consistent_within(data_dir: &Path, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match check_consistency(data_dir) {
+            Ok(()) => return,
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                panic!("the services still disagree after {within:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! What payments does with order events: keep a replica of each order (who buys, for how
+//! much, whether it is still open), so a payment never trusts the client for any of it.
+
+use rusqlite::Connection;
+use tix_api::events::{Envelope, Event};
+use tix_common::inbox::Outcome;
+
+use crate::store;
+
+pub fn apply(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
+    match &env.event {
+        Event::OrderCreated(o) => {
+            store::insert_order(c, &o.id, &o.user_id, o.ticket.price_cents, o.version)?;
+            tracing::info!(order = %o.id, price_cents = o.ticket.price_cents, "order replicated");
+        }
+        Event::OrderCancelled(o) => {
+            if !store::cancel_order(c, &o.id, o.version)? {
+                // The group is ordered, so its order:created is still to be applied.
+                return Ok(Outcome::Retry(format!(
+                    "order {} is not replicated yet",
+                    o.id
+                )));
+            }
+            tracing::info!(order = %o.id, version = o.version, "order cancelled");
+        }
+        other => tracing::debug!(subject = %other.subject(), "not for payments; ignored"),
+    }
+    Ok(Outcome::Applied)
+}

@@ -1,0 +1,175 @@
+//! `POST /api/payments`: claim the order, charge the card, record the outcome.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+use tix_common::auth::CurrentUser;
+use tix_common::{ApiError, FieldError, Json};
+
+use crate::AppState;
+use crate::provider::{ChargeError, ChargeRequest};
+use crate::store::{self, Claim, Order, OrderStatus};
+
+/// How long a payment waits for its order to be replicated: a buyer may pay right after
+/// reserving, before `order:created` has reached payments.
+const REPLICA_WAIT: Duration = Duration::from_secs(3);
+const REPLICA_POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentBody {
+    #[serde(default)]
+    order_id: Option<Value>,
+    #[serde(default)]
+    token: Option<Value>,
+}
+
+fn required_string(v: Option<&Value>, field: &str, label: &str) -> Result<String, FieldError> {
+    match v {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+        None | Some(Value::Null) | Some(Value::String(_)) => {
+            Err(FieldError::new(field, format!("{label} is required")))
+        }
+        Some(_) => Err(FieldError::new(field, format!("{label} must be a string"))),
+    }
+}
+
+fn parse_body(body: &PaymentBody) -> Result<(String, String), ApiError> {
+    let order_id = required_string(body.order_id.as_ref(), "orderId", "Order id");
+    let token = required_string(body.token.as_ref(), "token", "Token");
+    match (order_id, token) {
+        (Ok(o), Ok(t)) => Ok((o, t)),
+        (o, t) => Err(ApiError::Validation(
+            [o.err(), t.err()].into_iter().flatten().collect(),
+        )),
+    }
+}
+
+async fn wait_for_order(state: &AppState, id: &str) -> Result<Option<Order>, ApiError> {
+    let deadline = tokio::time::Instant::now() + REPLICA_WAIT;
+    loop {
+        let key = id.to_string();
+        let order = state
+            .db
+            .read(move |c| -> Result<Option<Order>, ApiError> { Ok(store::get_order(c, &key)?) })
+            .await?;
+        if order.is_some() || tokio::time::Instant::now() >= deadline {
+            return Ok(order);
+        }
+        tokio::time::sleep(REPLICA_POLL).await;
+    }
+}
+
+fn ensure_payable(order: &Order) -> Result<(), ApiError> {
+    match order.status {
+        OrderStatus::Created => Ok(()),
+        OrderStatus::Cancelled => Err(ApiError::BadRequest(
+            "Cannot pay for a cancelled order".into(),
+        )),
+        OrderStatus::Complete => Err(ApiError::BadRequest("Order already paid".into())),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Json(body): Json<PaymentBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (order_id, token) = parse_body(&body)?;
+    let order = wait_for_order(&state, &order_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if order.user_id != user.id {
+        return Err(ApiError::Forbidden);
+    }
+    ensure_payable(&order)?;
+    let payment_id = uuid::Uuid::now_v7().to_string();
+    let claim = state
+        .db
+        .write(move |c| -> Result<Claim, ApiError> {
+            // Checked again where it cannot change underneath: the consumer's writes go
+            // through this same writer, so an order:cancelled applied since the read above
+            // is seen here.
+            let order = store::get_order(c, &order_id)?.ok_or(ApiError::NotFound)?;
+            ensure_payable(&order)?;
+            let claim = Claim {
+                id: payment_id,
+                order_id: order.id,
+                amount_cents: order.price_cents,
+            };
+            if !store::claim(c, &claim)? {
+                return Err(ApiError::BadRequest("Order already paid".into()));
+            }
+            Ok(claim)
+        })
+        .await?;
+    // Detached from the request: a buyer who hangs up, or the request timeout, must not
+    // leave a charge made but unrecorded, or a claim pending forever.
+    tokio::spawn(settle(state, claim, token))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("settling a payment")))?
+}
+
+async fn settle(
+    state: AppState,
+    claim: Claim,
+    token: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let req = ChargeRequest {
+        amount_cents: claim.amount_cents,
+        currency: state.currency.to_string(),
+        source: token,
+        idempotency_key: claim.order_id.clone(),
+        description: format!("tix order {}", claim.order_id),
+    };
+    let outcome = state.provider.charge(&req).await;
+    let c = claim.clone();
+    match outcome {
+        Ok(charge) => {
+            let charge_id = charge.id.clone();
+            state
+                .db
+                .write(move |conn| -> Result<(), ApiError> {
+                    Ok(store::succeed(conn, &c, &charge_id)?)
+                })
+                .await
+                .inspect_err(|_| {
+                    tracing::error!(payment = %claim.id, order = %claim.order_id, charge = %charge.id,
+                        "the card was charged but the payment could not be recorded");
+                })?;
+            tracing::info!(payment = %claim.id, order = %claim.order_id, charge = %charge.id, "paid");
+            Ok((StatusCode::CREATED, Json(store::succeeded_json(&claim))))
+        }
+        Err(ChargeError::Declined(reason)) => {
+            let r = reason.clone();
+            state
+                .db
+                .write(move |conn| -> Result<(), ApiError> { Ok(store::fail(conn, &c, &r)?) })
+                .await?;
+            tracing::info!(payment = %claim.id, order = %claim.order_id, %reason, "declined");
+            Err(ApiError::PaymentRequired(reason))
+        }
+        Err(ChargeError::Invalid(why)) => {
+            release(&state, c).await?;
+            tracing::info!(order = %claim.order_id, %why, "invalid card");
+            Err(ApiError::field("token", "Invalid card"))
+        }
+        Err(e @ ChargeError::Unavailable(_)) => {
+            release(&state, c).await?;
+            Err(ApiError::Internal(anyhow::Error::new(e).context(format!(
+                "charging order {} (payment {})",
+                claim.order_id, claim.id
+            ))))
+        }
+    }
+}
+
+async fn release(state: &AppState, claim: Claim) -> Result<(), ApiError> {
+    state
+        .db
+        .write(move |c| -> Result<(), ApiError> { Ok(store::release(c, &claim)?) })
+        .await
+}

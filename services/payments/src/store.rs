@@ -1,0 +1,188 @@
+//! The replica of orders, the payments table, and every query on them.
+
+use rusqlite::{Connection, OptionalExtension, Row};
+use serde_json::{Value, json};
+use tix_api::events::{Envelope, Event, PaymentCreated, PaymentFailed};
+use tix_common::outbox;
+
+pub const MIGRATIONS: &[&str] = &[
+    tix_common::db::EVENTS_SCHEMA,
+    "CREATE TABLE orders (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        price_cents INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('created', 'cancelled', 'complete')),
+        version INTEGER NOT NULL
+     );
+     CREATE TABLE payments (
+        id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES orders (id),
+        status TEXT NOT NULL CHECK (status IN ('pending', 'succeeded', 'failed')),
+        charge_id TEXT,
+        amount_cents INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+     );
+     -- At most one live payment per order: a second claim, however concurrent, finds this
+     -- index and is refused before any card is charged. Failed attempts do not count.
+     CREATE UNIQUE INDEX payments_one_live_per_order ON payments (order_id)
+        WHERE status IN ('pending', 'succeeded');",
+];
+
+/// Where an order stands, as far as payments needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Created,
+    Cancelled,
+    Complete,
+}
+
+impl OrderStatus {
+    fn parse(s: &str) -> rusqlite::Result<OrderStatus> {
+        match s {
+            "created" => Ok(OrderStatus::Created),
+            "cancelled" => Ok(OrderStatus::Cancelled),
+            "complete" => Ok(OrderStatus::Complete),
+            other => Err(rusqlite::Error::InvalidColumnType(
+                3,
+                format!("order status {other:?}"),
+                rusqlite::types::Type::Text,
+            )),
+        }
+    }
+}
+
+/// An order as replicated from `order:*` events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: String,
+    pub user_id: String,
+    pub price_cents: i64,
+    pub status: OrderStatus,
+    pub version: i64,
+}
+
+impl Order {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Order> {
+        Ok(Order {
+            id: r.get(0)?,
+            user_id: r.get(1)?,
+            price_cents: r.get(2)?,
+            status: OrderStatus::parse(&r.get::<_, String>(3)?)?,
+            version: r.get(4)?,
+        })
+    }
+}
+
+pub fn get_order(c: &Connection, id: &str) -> rusqlite::Result<Option<Order>> {
+    c.prepare_cached("SELECT id, user_id, price_cents, status, version FROM orders WHERE id = ?1")?
+        .query_row([id], Order::from_row)
+        .optional()
+}
+
+/// Inserts the replica of a new order; a replayed `order:created` changes nothing.
+pub fn insert_order(
+    c: &Connection,
+    id: &str,
+    user_id: &str,
+    price_cents: i64,
+    version: i64,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO orders (id, user_id, price_cents, status, version)
+         VALUES (?1, ?2, ?3, 'created', ?4)
+         ON CONFLICT (id) DO NOTHING",
+    )?
+    .execute((id, user_id, price_cents, version))?;
+    Ok(())
+}
+
+/// Marks the replica cancelled; false when there is no replica to mark.
+pub fn cancel_order(c: &Connection, id: &str, version: i64) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached("UPDATE orders SET status = 'cancelled', version = ?2 WHERE id = ?1")?
+        .execute((id, version))?;
+    Ok(n == 1)
+}
+
+/// A payment attempt that holds its order until the charge is settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub id: String,
+    pub order_id: String,
+    pub amount_cents: i64,
+}
+
+/// Records a pending payment for an order; `false` when the order already has a pending or
+/// succeeded one (the partial unique index decides, so concurrent claims cannot both win).
+pub fn claim(c: &Connection, p: &Claim) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "INSERT INTO payments (id, order_id, status, charge_id, amount_cents, created_at)
+             VALUES (?1, ?2, 'pending', NULL, ?3, unixepoch())
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute((&p.id, &p.order_id, p.amount_cents))?;
+    Ok(n == 1)
+}
+
+/// The charge went through: the payment, the order and `payment:created`, together.
+pub fn succeed(c: &Connection, p: &Claim, charge_id: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "UPDATE payments SET status = 'succeeded', charge_id = ?2 WHERE id = ?1 AND status = 'pending'",
+    )?
+    .execute((&p.id, charge_id))?;
+    let completed = c
+        .prepare_cached(
+            "UPDATE orders SET status = 'complete' WHERE id = ?1 AND status = 'created'",
+        )?
+        .execute([&p.order_id])?;
+    if completed == 0 {
+        // The order expired while the card was being charged; orders decides what happens
+        // to a paid, cancelled order, and payment:created is what tells it.
+        tracing::warn!(order = %p.order_id, payment = %p.id, charge = %charge_id, "charged an order that is no longer open");
+    }
+    outbox::enqueue(
+        c,
+        &Envelope::new(
+            crate::PRODUCER,
+            Event::PaymentCreated(PaymentCreated {
+                id: p.id.clone(),
+                order_id: p.order_id.clone(),
+                charge_id: charge_id.to_string(),
+            }),
+        ),
+    )
+}
+
+/// The card was declined: the attempt is kept as failed and `payment:failed` tells orders
+/// to cancel. The replica is closed now, so no one pays for an order about to be cancelled.
+pub fn fail(c: &Connection, p: &Claim, reason: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE payments SET status = 'failed' WHERE id = ?1 AND status = 'pending'")?
+        .execute([&p.id])?;
+    c.prepare_cached(
+        "UPDATE orders SET status = 'cancelled' WHERE id = ?1 AND status = 'created'",
+    )?
+    .execute([&p.order_id])?;
+    outbox::enqueue(
+        c,
+        &Envelope::new(
+            crate::PRODUCER,
+            Event::PaymentFailed(PaymentFailed {
+                order_id: p.order_id.clone(),
+                reason: reason.to_string(),
+            }),
+        ),
+    )
+}
+
+/// No money moved: forget the attempt so the buyer can try again.
+pub fn release(c: &Connection, p: &Claim) -> rusqlite::Result<()> {
+    c.prepare_cached("DELETE FROM payments WHERE id = ?1 AND status = 'pending'")?
+        .execute([&p.id])?;
+    Ok(())
+}
+
+/// The API's shape of a settled payment: `{id, orderId, status}`.
+pub fn succeeded_json(p: &Claim) -> Value {
+    json!({ "id": p.id, "orderId": p.order_id, "status": "succeeded" })
+}

@@ -1,0 +1,559 @@
+//! The payments API and its events, through HTTP and the real bus, against a real
+//! `tix-payments` process. Orders are announced on the bus as the orders service would;
+//! tokens are minted with the stack's secret, as auth would.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tix_api::events::{
+    Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef,
+};
+use tix_bus::{Client, ClientOptions, SubscribeOptions, Subscription};
+use tix_common::auth::JwtKeys;
+use tix_testkit::{Stack, TEST_JWT_SECRET};
+
+const PRICE_CENTS: i64 = 2050;
+
+struct T {
+    stack: Stack,
+    url: String,
+    http: reqwest::Client,
+}
+
+fn token(user: &str) -> String {
+    let keys = JwtKeys::new(TEST_JWT_SECRET, Duration::from_secs(3600)).unwrap();
+    keys.sign(user, &format!("{user}@x.io")).unwrap().0
+}
+
+fn start() -> T {
+    start_with_env(&[])
+}
+
+fn start_with_env(env: &[(&str, &str)]) -> T {
+    let stack = Stack::start_with_env(&["payments"], env);
+    T {
+        url: stack.url("payments"),
+        stack,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl T {
+    async fn send(&self, user: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut r = self.http.post(format!("{}/api/payments", self.url));
+        if let Some(u) = user {
+            r = r.bearer_auth(token(u));
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn pay(&self, user: &str, order: &str, card: &str) -> (StatusCode, Value) {
+        self.send(Some(user), Some(json!({"orderId": order, "token": card})))
+            .await
+    }
+
+    async fn bus(&self) -> Client {
+        let c = Client::connect(ClientOptions::new(&self.stack.bus.endpoint, "test"));
+        c.wait_connected(Duration::from_secs(10)).await.unwrap();
+        c
+    }
+
+    /// A bus client and a subscription to what payments announces.
+    async fn watch(&self) -> (Client, Subscription) {
+        let bus = self.bus().await;
+        let sub = bus
+            .subscribe(SubscribeOptions::new(
+                "test",
+                &["payment:created", "payment:failed"],
+            ))
+            .await
+            .unwrap();
+        (bus, sub)
+    }
+
+    /// Announces an order for `buyer`, as the orders service would.
+    async fn order(&self, bus: &Client, id: &str, buyer: &str, price_cents: i64) {
+        publish(bus, &order_created(id, buyer, price_cents)).await;
+    }
+}
+
+fn message(v: &Value) -> String {
+    v["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn order_created(order: &str, buyer: &str, price_cents: i64) -> Envelope {
+    Envelope::new(
+        "orders",
+        Event::OrderCreated(OrderCreated {
+            id: order.into(),
+            status: OrderStatus::Created,
+            user_id: buyer.into(),
+            expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(15),
+            version: 0,
+            ticket: OrderTicket {
+                id: format!("ticket-of-{order}"),
+                price_cents,
+            },
+        }),
+    )
+}
+
+/// Publishes as the orders service would: the bus id is the envelope id.
+async fn publish(bus: &Client, env: &Envelope) {
+    bus.publish(env.id.clone(), env.subject().as_str(), env.to_json())
+        .await
+        .unwrap();
+}
+
+async fn next_event(sub: &mut Subscription) -> Envelope {
+    let d = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("an event within 10 s")
+        .unwrap();
+    d.ack_nowait().unwrap();
+    Envelope::from_bus(&d.subject, &d.payload).unwrap()
+}
+
+async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn nothing_more(sub: &mut Subscription) {
+    if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(800), sub.next()).await {
+        panic!(
+            "unexpected {} {}",
+            d.subject,
+            String::from_utf8_lossy(&d.payload)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paying_with_a_good_card_charges_the_order_price_and_announces_payment_created() {
+    let t = start();
+    let (bus, mut sub) = t.watch().await;
+    // Paid straight after the order is announced: payments waits for its replica.
+    t.order(&bus, "order-1", "bob", PRICE_CENTS).await;
+    let (s, v) = t.pay("bob", "order-1", "tok_visa").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (&v["orderId"], &v["status"]),
+        (&json!("order-1"), &json!("succeeded"))
+    );
+    let id = v["id"].as_str().unwrap();
+    let env = next_event(&mut sub).await;
+    assert_eq!(env.producer, "payments");
+    match env.event {
+        Event::PaymentCreated(p) => {
+            assert_eq!((p.id.as_str(), p.order_id.as_str()), (id, "order-1"));
+            assert!(p.charge_id.starts_with("ch_sandbox_"), "{}", p.charge_id);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    nothing_more(&mut sub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_card_number_typed_with_spaces_works_too() {
+    let t = start();
+    let bus = t.bus().await;
+    t.order(&bus, "order-1", "bob", PRICE_CENTS).await;
+    let (s, v) = t.pay("bob", "order-1", "4242 4242 4242 4242").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_is_402_announces_payment_failed_and_closes_the_order() {
+    let t = start();
+    let (bus, mut sub) = t.watch().await;
+    t.order(&bus, "order-1", "bob", PRICE_CENTS).await;
+    let (s, v) = t.pay("bob", "order-1", "tok_chargeDeclined").await;
+    assert_eq!(
+        (s, message(&v).as_str()),
+        (StatusCode::PAYMENT_REQUIRED, "Your card was declined")
+    );
+    match next_event(&mut sub).await.event {
+        Event::PaymentFailed(f) => {
+            assert_eq!(
+                (f.order_id.as_str(), f.reason.as_str()),
+                ("order-1", "Your card was declined")
+            )
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Orders cancels it on payment:failed; another card must not be charged meanwhile.
+    let (s, v) = t.pay("bob", "order-1", "tok_visa").await;
+    assert_eq!(
+        (s, message(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Cannot pay for a cancelled order")
+    );
+    nothing_more(&mut sub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_card_is_400_on_the_token_and_the_buyer_may_try_another() {
+    let t = start();
+    let (bus, mut sub) = t.watch().await;
+    t.order(&bus, "order-1", "bob", PRICE_CENTS).await;
+    let (s, v) = t.pay("bob", "order-1", "tok_nonsense").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["errors"][0]["field"], "token", "{v}");
+    assert_eq!(message(&v), "Invalid card");
+    let (s, v) = t.pay("bob", "order-1", "tok_visa").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(matches!(
+        next_event(&mut sub).await.event,
+        Event::PaymentCreated(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_order_is_404_once_the_replica_wait_is_over() {
+    let t = start();
+    let began = std::time::Instant::now();
+    let (s, v) = t.pay("bob", "no-such-order", "tok_visa").await;
+    assert_eq!(
+        (s, message(&v).as_str()),
+        (StatusCode::NOT_FOUND, "Not found")
+    );
+    assert!(
+        began.elapsed() >= Duration::from_secs(3),
+        "it waited for the replica"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_buyer_pays_for_an_order() {
+    let t = start();
+    let (bus, mut sub) = t.watch().await;
+    t.order(&bus, "order-1", "bob", PRICE_CENTS).await;
+    let (s, v) = t.pay("mallory", "order-1", "tok_visa").await;
+    assert_eq!(
+        (s, message(&v).as_str()),
+        (StatusCode::FORBIDDEN, "Forbidden")
+    );
+    nothing_more(&mut sub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_order_cannot_be_paid() {
+    let t = start();
+    let (bus, mut sub) = t.watch().await;
+    t.order(&bus, "order-1", "bob", PRICE_CENTS).await;
+    publish(
+        &bus,
+        &Envelope::new(
+            "orders",
+            Event::OrderCancelled(OrderCancelled {
+                id: "order-1".into(),
+                version: 1,
+                ticket: TicketRef {
+                    id: "ticket-of-order-1".into(),
+                },
+            }),
+        ),
+    )
+    .await;
+    // An invalid card charges nothing, so it can probe until the cancellation has landed.
+    eventually("the cancellation reaches payments", || async {
+        let (_, v) = t.pay("bob", "order-1", "tok_nonsense").await;
+        message(&v) == "Cannot pay for a cancelled order"
+    })
+    .await;
+    let (s, v) = t.pay("bob", "order-1", "tok_visa").await;
+    assert_eq!(
+        (s, message(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Cannot pay for a cancelled order")
+    );
+    nothing_more(&mut sub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_is_not_paid_again() {
+    let t = start();
+    let (bus, mut sub) = t.watch().await;
+    t.order(&bus, "order-1", "bob", PRICE_CENTS).await;
+    let (s, _) = t.pay("bob", "order-1", "tok_visa").await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, v) = t.pay("bob", "order-1", "tok_visa").await;
+    assert_eq!(
+        (s, message(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Order already paid")
+    );
+    assert!(matches!(
+        next_event(&mut sub).await.event,
+        Event::PaymentCreated(_)
+    ));
+    nothing_more(&mut sub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_payments_at_once_charge_the_order_once() {
+    let t = start();
+    let (bus, mut sub) = t.watch().await;
+    t.order(&bus, "order-1", "bob", PRICE_CENTS).await;
+    // Both wait for the replica together, then race for the claim.
+    let (a, b) = tokio::join!(
+        t.pay("bob", "order-1", "tok_visa"),
+        t.pay("bob", "order-1", "4242424242424242")
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::BAD_REQUEST],
+        "{a:?} {b:?}"
+    );
+    let refused = if a.0 == StatusCode::BAD_REQUEST {
+        &a
+    } else {
+        &b
+    };
+    assert_eq!(message(&refused.1), "Order already paid");
+    assert!(matches!(
+        next_event(&mut sub).await.event,
+        Event::PaymentCreated(_)
+    ));
+    nothing_more(&mut sub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_or_mistyped_fields_are_refused_field_by_field() {
+    let t = start();
+    let cases = [
+        (json!({"token": "tok_visa"}), vec!["orderId"]),
+        (json!({"orderId": "", "token": "tok_visa"}), vec!["orderId"]),
+        (json!({"orderId": 7, "token": "tok_visa"}), vec!["orderId"]),
+        (json!({"orderId": "order-1"}), vec!["token"]),
+        (json!({"orderId": "order-1", "token": "   "}), vec!["token"]),
+        (json!({"orderId": "order-1", "token": {}}), vec!["token"]),
+        (json!({}), vec!["orderId", "token"]),
+    ];
+    for (body, fields) in cases {
+        let (s, v) = t.send(Some("bob"), Some(body.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        let got: Vec<&str> = v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, fields, "{body} → {v}");
+    }
+    let r = t
+        .http
+        .post(format!("{}/api/payments", t.url))
+        .bearer_auth(token("bob"))
+        .header("content-type", "application/json")
+        .body("{\"orderId\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paying_needs_a_signed_in_buyer() {
+    let t = start();
+    let (s, v) = t
+        .send(
+            None,
+            Some(json!({"orderId": "order-1", "token": "tok_visa"})),
+        )
+        .await;
+    assert_eq!(
+        (s, message(&v).as_str()),
+        (StatusCode::UNAUTHORIZED, "Not authorized")
+    );
+    let r = t
+        .http
+        .post(format!("{}/api/payments", t.url))
+        .bearer_auth(format!("{}x", token("bob")))
+        .json(&json!({"orderId": "order-1", "token": "tok_visa"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// What the fake Stripe was asked.
+#[derive(Debug, Clone)]
+struct StripeCall {
+    authorization: String,
+    idempotency_key: String,
+    form: HashMap<String, String>,
+}
+
+/// A local stand-in for `POST /v1/charges`, answering like Stripe for `tok_visa` and a
+/// decline for anything else, and refusing requests that break the contract.
+async fn fake_stripe(prices: HashMap<String, i64>) -> (String, Arc<Mutex<Vec<StripeCall>>>) {
+    use axum::extract::{Form, State};
+    use axum::http::HeaderMap;
+
+    type Shared = (HashMap<String, i64>, Arc<Mutex<Vec<StripeCall>>>);
+    async fn charges(
+        State((prices, calls)): State<Shared>,
+        headers: HeaderMap,
+        Form(form): Form<HashMap<String, String>>,
+    ) -> (axum::http::StatusCode, axum::Json<Value>) {
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let call = StripeCall {
+            authorization: header("authorization"),
+            idempotency_key: header("idempotency-key"),
+            form: form.clone(),
+        };
+        calls.lock().unwrap().push(call.clone());
+        let expected_amount = prices.get(&call.idempotency_key).map(i64::to_string);
+        if call.authorization != "Bearer sk_test_x"
+            || expected_amount.is_none()
+            || form.get("amount") != expected_amount.as_ref()
+        {
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": {"message": "the fake refuses this request"}})),
+            );
+        }
+        if form.get("source").map(String::as_str) == Some("tok_visa") {
+            (
+                axum::http::StatusCode::OK,
+                axum::Json(json!({"id": "ch_fake_1", "object": "charge"})),
+            )
+        } else {
+            (
+                axum::http::StatusCode::PAYMENT_REQUIRED,
+                axum::Json(json!({"error": {"message": "Your card was declined."}})),
+            )
+        }
+    }
+
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new()
+        .route("/v1/charges", axum::routing::post(charges))
+        .with_state((prices, calls.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stripe_provider_charges_through_the_stripe_api() {
+    let prices = HashMap::from([("order-1".to_string(), 2050), ("order-2".to_string(), 990)]);
+    let (stripe_url, calls) = fake_stripe(prices).await;
+    let t = start_with_env(&[
+        ("TIX_PAYMENT_PROVIDER", "stripe"),
+        ("TIX_STRIPE_SECRET_KEY", "sk_test_x"),
+        ("TIX_STRIPE_BASE_URL", &stripe_url),
+    ]);
+    let (bus, mut sub) = t.watch().await;
+    t.order(&bus, "order-1", "bob", 2050).await;
+    t.order(&bus, "order-2", "bob", 990).await;
+
+    let (s, v) = t.pay("bob", "order-1", "tok_visa").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    match next_event(&mut sub).await.event {
+        Event::PaymentCreated(p) => assert_eq!(
+            (p.order_id.as_str(), p.charge_id.as_str()),
+            ("order-1", "ch_fake_1")
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let (s, v) = t.pay("bob", "order-2", "tok_chargeDeclined").await;
+    assert_eq!(
+        (s, message(&v).as_str()),
+        (StatusCode::PAYMENT_REQUIRED, "Your card was declined.")
+    );
+    match next_event(&mut sub).await.event {
+        Event::PaymentFailed(f) => assert_eq!(
+            (f.order_id.as_str(), f.reason.as_str()),
+            ("order-2", "Your card was declined.")
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    let calls = calls.lock().unwrap().clone();
+    let seen: Vec<(&str, &str, &str, &str, &str)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c.authorization.as_str(),
+                c.idempotency_key.as_str(),
+                c.form["amount"].as_str(),
+                c.form["currency"].as_str(),
+                c.form["source"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("Bearer sk_test_x", "order-1", "2050", "usd", "tok_visa"),
+            (
+                "Bearer sk_test_x",
+                "order-2",
+                "990",
+                "usd",
+                "tok_chargeDeclined"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn the_stripe_provider_will_not_start_without_a_secret_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = format!("tcp://127.0.0.1:{}", tix_testkit::free_port());
+    let mut child = std::process::Command::new(tix_testkit::bin("tix-payments"))
+        .args(["--port", "0"])
+        .env("TIX_JWT_SECRET", TEST_JWT_SECRET)
+        .env("TIX_DATA_DIR", dir.path())
+        .env("TIX_BUS_URL", &bus)
+        .env("TIX_PAYMENT_PROVIDER", "stripe")
+        .env_remove("TIX_STRIPE_SECRET_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tix-payments kept running without a Stripe key");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("TIX_STRIPE_SECRET_KEY"), "{stderr}");
+}
