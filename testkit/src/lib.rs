@@ -117,11 +117,17 @@ impl Proc {
             match self.next_line(left) {
                 Some(l) if l.contains(needle) => return l,
                 Some(_) => {}
-                None => panic!(
-                    "{} did not print {needle:?} within {timeout:?}; its log:\n{}",
-                    self.name,
-                    self.log_tail()
-                ),
+                None => {
+                    let state = match self.child.try_wait() {
+                        Ok(Some(status)) => format!("exited ({status}) before printing"),
+                        _ => format!("did not print within {timeout:?}"),
+                    };
+                    panic!(
+                        "{} {state} {needle:?}; is the binary current (`cargo build --bins`)? its log:\n{}",
+                        self.name,
+                        self.log_tail()
+                    )
+                }
             }
         }
     }
