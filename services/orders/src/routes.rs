@@ -64,7 +64,10 @@ pub async fn create(
 /// `ticket:created` event a little time rather than answering 404 to a real ticket.
 async fn wait_for_replica(state: &AppState, ticket_id: &str) -> Result<(), ApiError> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
+    // Woken by every commit (the consumer's included) rather than polling on a timer.
+    let mut commits = state.db.commits();
     loop {
+        commits.borrow_and_update();
         let id = ticket_id.to_string();
         let known = state
             .db
@@ -73,7 +76,7 @@ async fn wait_for_replica(state: &AppState, ticket_id: &str) -> Result<(), ApiEr
         if known || tokio::time::Instant::now() >= deadline {
             return Ok(());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let _ = tokio::time::timeout_at(deadline, commits.changed()).await;
     }
 }
 

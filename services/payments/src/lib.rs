@@ -150,8 +150,9 @@ impl Application {
                 Subject::OrderCancelled.as_str(),
             ],
         );
-        // An order's cancellation must apply after its creation.
-        group.max_in_flight = 1;
+        // A burst is applied in log order. A cancellation that overtakes its creation (only
+        // after a redelivery) finds no replica and is retried, so many in flight is safe.
+        group.max_in_flight = 256;
         group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
         let tasks = vec![
             tokio::spawn(tix_common::outbox::run_relay(db.clone(), bus.clone())),

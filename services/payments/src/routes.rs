@@ -16,7 +16,6 @@ use crate::store::{self, Claim, Order, OrderStatus};
 /// How long a payment waits for its order to be replicated: a buyer may pay right after
 /// reserving, before `order:created` has reached payments.
 const REPLICA_WAIT: Duration = Duration::from_secs(3);
-const REPLICA_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -50,7 +49,10 @@ fn parse_body(body: &PaymentBody) -> Result<(String, String), ApiError> {
 
 async fn wait_for_order(state: &AppState, id: &str) -> Result<Option<Order>, ApiError> {
     let deadline = tokio::time::Instant::now() + REPLICA_WAIT;
+    // Woken by every commit (the consumer's included) rather than polling on a timer.
+    let mut commits = state.db.commits();
     loop {
+        commits.borrow_and_update();
         let key = id.to_string();
         let order = state
             .db
@@ -59,7 +61,7 @@ async fn wait_for_order(state: &AppState, id: &str) -> Result<Option<Order>, Api
         if order.is_some() || tokio::time::Instant::now() >= deadline {
             return Ok(order);
         }
-        tokio::time::sleep(REPLICA_POLL).await;
+        let _ = tokio::time::timeout_at(deadline, commits.changed()).await;
     }
 }
 

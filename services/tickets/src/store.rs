@@ -19,7 +19,21 @@ pub const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
      );
      CREATE INDEX tickets_user ON tickets (user_id, id);",
+    // Orders known to be cancelled: an order:created overtaken by its own cancellation
+    // (after a redelivery) must not reserve the ticket.
+    "CREATE TABLE cancelled_orders (order_id TEXT PRIMARY KEY) WITHOUT ROWID;",
 ];
+
+pub fn mark_cancelled(c: &Connection, order_id: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT INTO cancelled_orders (order_id) VALUES (?1) ON CONFLICT DO NOTHING")?
+        .execute([order_id])?;
+    Ok(())
+}
+
+pub fn is_cancelled(c: &Connection, order_id: &str) -> rusqlite::Result<bool> {
+    c.prepare_cached("SELECT 1 FROM cancelled_orders WHERE order_id = ?1")?
+        .exists([order_id])
+}
 
 /// A ticket as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -557,3 +557,36 @@ async fn bodies_over_the_limit_and_malformed_json_are_refused() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(message(&r.json().await.unwrap()).contains("Malformed"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_overtaken_by_its_cancellation_never_reserves_the_ticket() {
+    let t = start();
+    let bus = t.bus().await;
+    let mut sub = bus
+        .subscribe(SubscribeOptions::new("test", &["ticket:updated"]))
+        .await
+        .unwrap();
+    let id = t.create("sam", "Overtaken", json!(3)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // As after a redelivery: the cancellation is applied before the creation.
+    let cancelled = Envelope::new(
+        "orders",
+        Event::OrderCancelled(OrderCancelled {
+            id: "order-late".into(),
+            version: 1,
+            ticket: TicketRef { id: id.clone() },
+        }),
+    );
+    publish(&bus, &cancelled).await;
+    publish(&bus, &order_created("order-late", &id)).await;
+    // A later, live order still reserves it: the stream was processed, not stuck.
+    publish(&bus, &order_created("order-live", &id)).await;
+    match next_event(&mut sub).await.event {
+        Event::TicketUpdated(u) => {
+            assert_eq!((u.version, u.order_id.as_deref()), (1, Some("order-live")))
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

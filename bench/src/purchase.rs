@@ -1,0 +1,277 @@
+//! `tix-purchase-bench`: purchases per second end to end (reserve + pay through the
+//! gateway, many buyers over many tickets), the latency of each call, the time from a
+//! reservation to the ticket showing as reserved, and the oversell count of repeated races.
+//!
+//! ```text
+//! cargo build --release --workspace --bins && target/release/tix-purchase-bench
+//! target/release/tix-purchase-bench --tickets 4000 --buyers 64 --races 20
+//! ```
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tix_api::events::{Envelope, Event};
+use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_testkit::{Stack, TEST_JWT_SECRET};
+
+#[derive(Debug, Parser)]
+#[command(name = "tix-purchase-bench")]
+struct Args {
+    /// Tickets on sale (each is bought once).
+    #[arg(long, default_value_t = 2000)]
+    tickets: usize,
+    /// Concurrent buyers.
+    #[arg(long, default_value_t = 64)]
+    buyers: usize,
+    /// Races of 100 buyers for one ticket, to count oversells.
+    #[arg(long, default_value_t = 10)]
+    races: usize,
+    /// `full` (fsync every commit) or `normal`.
+    #[arg(long, default_value = "full")]
+    durability: String,
+}
+
+fn token(user: &str) -> String {
+    let keys =
+        tix_common::auth::JwtKeys::new(TEST_JWT_SECRET, Duration::from_secs(3600)).expect("keys");
+    keys.sign(user, &format!("{user}@bench.io"))
+        .expect("sign")
+        .0
+}
+
+async fn post(http: &reqwest::Client, url: &str, tok: &str, body: Value) -> (u16, Value) {
+    match http.post(url).bearer_auth(tok).json(&body).send().await {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or(Value::Null))
+        }
+        Err(_) => (0, Value::Null),
+    }
+}
+
+fn pct(h: &Histogram<u64>) -> String {
+    format!(
+        "p50 {:>6} µs  p99 {:>6} µs",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99)
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let stack = Stack::start_with_env(
+        &[
+            "auth",
+            "tickets",
+            "orders",
+            "expiration",
+            "payments",
+            "gateway",
+        ],
+        &[
+            ("TIX_DB_DURABILITY", args.durability.as_str()),
+            ("TIX_LOG", "warn"),
+        ],
+    );
+    let gw = stack.url("gateway");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let seller = token("seller");
+
+    // Tickets for sale, created concurrently, then given time to reach the orders replica.
+    let next = Arc::new(AtomicUsize::new(0));
+    let ids: Vec<String> = futures::future::join_all((0..16).map(|_| {
+        let (http, gw, seller, next, n) = (
+            http.clone(),
+            gw.clone(),
+            seller.clone(),
+            next.clone(),
+            args.tickets + args.races,
+        );
+        async move {
+            let mut mine = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let (s, v) = post(
+                    &http,
+                    &format!("{gw}/api/tickets"),
+                    &seller,
+                    json!({"title":"Bench seat","price":42.5}),
+                )
+                .await;
+                assert_eq!(s, 201, "{v}");
+                mine.push(v["id"].as_str().unwrap_or_default().to_string());
+            }
+            mine
+        }
+    }))
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (race_ids, sale_ids) = ids.split_at(args.races);
+
+    // Watch the bus: when did each ticket show as reserved?
+    let bus = Client::connect(ClientOptions::new(&stack.bus.endpoint, "bench"));
+    bus.wait_connected(Duration::from_secs(5)).await?;
+    let mut watch = SubscribeOptions::new("bench-watch", &["ticket:updated"]);
+    watch.ephemeral = true;
+    watch.max_in_flight = 4096;
+    let mut sub = bus.subscribe(watch).await?;
+    let reserved_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let ordered_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let watcher = {
+        let reserved_at = reserved_at.clone();
+        tokio::spawn(async move {
+            while let Some(d) = sub.next().await {
+                let _ = d.ack_nowait();
+                if let Ok(Envelope {
+                    event: Event::TicketUpdated(t),
+                    ..
+                }) = Envelope::from_bus(&d.subject, &d.payload)
+                    && t.order_id.is_some()
+                {
+                    reserved_at
+                        .lock()
+                        .expect("lock")
+                        .entry(t.id)
+                        .or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+
+    // The sale: each buyer takes the next ticket, reserves it and pays.
+    let sale = Arc::new(sale_ids.to_vec());
+    let cursor = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let results = futures::future::join_all((0..args.buyers).map(|b| {
+        let (http, gw, sale, cursor, ordered_at) = (
+            http.clone(),
+            gw.clone(),
+            sale.clone(),
+            cursor.clone(),
+            ordered_at.clone(),
+        );
+        async move {
+            let tok = token(&format!("buyer{b}"));
+            let mut reserve = Histogram::<u64>::new(3).expect("hist");
+            let mut pay = Histogram::<u64>::new(3).expect("hist");
+            let mut failed = 0u64;
+            loop {
+                let i = cursor.fetch_add(1, Ordering::Relaxed);
+                let Some(ticket) = sale.get(i) else { break };
+                let t = Instant::now();
+                let (s, order) = post(
+                    &http,
+                    &format!("{gw}/api/orders"),
+                    &tok,
+                    json!({"ticketId": ticket}),
+                )
+                .await;
+                reserve
+                    .record(t.elapsed().as_micros() as u64)
+                    .expect("record");
+                if s != 201 {
+                    failed += 1;
+                    continue;
+                }
+                ordered_at.lock().expect("lock").insert(ticket.clone(), t);
+                let t = Instant::now();
+                let (s, _) = post(
+                    &http,
+                    &format!("{gw}/api/payments"),
+                    &tok,
+                    json!({"orderId": order["id"], "token": "tok_visa"}),
+                )
+                .await;
+                pay.record(t.elapsed().as_micros() as u64).expect("record");
+                if s != 201 {
+                    failed += 1;
+                }
+            }
+            (reserve, pay, failed)
+        }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    let mut reserve = Histogram::<u64>::new(3)?;
+    let mut pay = Histogram::<u64>::new(3)?;
+    let mut failed = 0;
+    for (r, p, f) in results {
+        reserve.add(r)?;
+        pay.add(p)?;
+        failed += f;
+    }
+
+    // Races: 100 buyers at once for one ticket, several times.
+    let mut oversold = 0;
+    let mut race_winners = Vec::new();
+    for (r, ticket) in race_ids.iter().enumerate() {
+        let outcomes = futures::future::join_all((0..100).map(|b| {
+            let (http, gw, ticket) = (http.clone(), gw.clone(), ticket.clone());
+            async move {
+                post(
+                    &http,
+                    &format!("{gw}/api/orders"),
+                    &token(&format!("racer{r}-{b}")),
+                    json!({"ticketId": ticket}),
+                )
+                .await
+                .0
+            }
+        }))
+        .await;
+        let won = outcomes.iter().filter(|s| **s == 201).count();
+        race_winners.push(won);
+        oversold += won.saturating_sub(1);
+    }
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    watcher.abort();
+    let mut to_reserved = Histogram::<u64>::new(3)?;
+    {
+        let ordered = ordered_at.lock().expect("lock");
+        let reserved = reserved_at.lock().expect("lock");
+        for (ticket, t0) in ordered.iter() {
+            if let Some(t1) = reserved.get(ticket) {
+                to_reserved.record(t1.saturating_duration_since(*t0).as_micros() as u64)?;
+            }
+        }
+    }
+    let bought = sale_ids.len() as u64 - failed.min(sale_ids.len() as u64);
+    println!(
+        "tix-purchase-bench: {} tickets, {} buyers, durability={}",
+        sale_ids.len(),
+        args.buyers,
+        args.durability
+    );
+    println!(
+        "purchases (reserve + pay) {:>10.0} /s   ({} bought, {} failed calls, {:.2} s)",
+        bought as f64 / elapsed.as_secs_f64(),
+        bought,
+        failed,
+        elapsed.as_secs_f64()
+    );
+    println!("POST /api/orders           {}", pct(&reserve));
+    println!("POST /api/payments         {}", pct(&pay));
+    println!(
+        "reserve → ticket reserved  {}   ({} seen)",
+        pct(&to_reserved),
+        to_reserved.len()
+    );
+    println!(
+        "races of 100 buyers        {} races, winners per race {:?}, oversold {}",
+        race_ids.len(),
+        race_winners,
+        oversold
+    );
+    Ok(())
+}
