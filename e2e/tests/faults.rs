@@ -136,3 +136,44 @@ async fn a_broker_outage_during_purchases_delays_them_and_loses_nothing() {
     .await;
     assert_consistent_within(&dir, Duration::from_secs(20)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_that_fell_due_while_expiration_was_down_fires_when_it_returns() {
+    let mut stack = Stack::start_with_env(&ALL, &[("TIX_ORDER_TTL", "2s")]);
+    let api = Api::new(&stack);
+    let (seller, buyer) = (User::new("seller"), User::new("buyer"));
+    let ticket = api.create_ticket(&seller, "Timer", 5.0).await;
+    let (s, order) = api.reserve(&buyer, &ticket).await;
+    assert_eq!(s, 201);
+    let order_id = order["id"].as_str().unwrap().to_string();
+    // Let expiration store the timer, then take it down past the deadline.
+    eventually("the timer is stored", Duration::from_secs(10), || {
+        let n = tix_e2e::rows(
+            &stack.data_dir,
+            "expiration.db",
+            "SELECT count(*) FROM timers",
+        );
+        async move { n[0][0] == 1 }
+    })
+    .await;
+    stack.kill("expiration");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        api.order(&buyer, &order_id).await["status"],
+        "created",
+        "nobody expired it yet"
+    );
+    stack.restart("expiration");
+    eventually(
+        "the overdue order is cancelled",
+        Duration::from_secs(10),
+        || async { api.order(&buyer, &order_id).await["status"] == "cancelled" },
+    )
+    .await;
+    eventually(
+        "the ticket is released",
+        Duration::from_secs(10),
+        || async { api.ticket(&ticket).await["orderId"].is_null() },
+    )
+    .await;
+}
