@@ -1,0 +1,8 @@
+//! The typed client of the tix HTTP API, shared by the `tix` CLI and the `tix-tui` terminal
+//! UI: the one place that knows URLs, bodies and error shapes.
+//!
+//! - [`client`]: [`client::ApiClient`], one method per API call, errors classified by kind;
+//! - [`session`]: the signed-in session saved per profile in the user's config dir (0600).
+
+pub mod client;
+pub mod session;

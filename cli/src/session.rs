@@ -1,0 +1,111 @@
+//! The signed-in session: token, email and API URL, one file per profile in the user's
+//! config dir (`$TIX_CONFIG_DIR`, else e.g. `~/.config/tix`), readable by the user only.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub api: String,
+    pub email: String,
+    pub user_id: String,
+    pub token: String,
+}
+
+/// Where sessions live.
+pub fn config_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("TIX_CONFIG_DIR") {
+        return PathBuf::from(d);
+    }
+    dirs::config_dir()
+        .unwrap_or_else(|| PathBuf::from(".config"))
+        .join("tix")
+}
+
+/// A profile name that is safe as a file name.
+pub fn valid_profile(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+pub fn path(dir: &Path, profile: &str) -> PathBuf {
+    dir.join(format!("session-{profile}.json"))
+}
+
+impl Session {
+    /// The saved session of a profile, if any (an unreadable one counts as none).
+    pub fn load(dir: &Path, profile: &str) -> Option<Session> {
+        let text = std::fs::read_to_string(path(dir, profile)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Saves atomically with mode 0600 (the directory 0700): the token is a credential.
+    pub fn save(&self, dir: &Path, profile: &str) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        let target = path(dir, profile);
+        let tmp = dir.join(format!(".session-{profile}.{}.tmp", std::process::id()));
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(serde_json::to_string_pretty(self)?.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &target)?;
+        Ok(target)
+    }
+
+    /// Removes a profile's session; true if there was one.
+    pub fn remove(dir: &Path, profile: &str) -> std::io::Result<bool> {
+        match std::fs::remove_file(path(dir, profile)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_is_saved_for_its_owner_only_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("tix");
+        let s = Session {
+            api: "http://127.0.0.1:8080".into(),
+            email: "a@b.co".into(),
+            user_id: "u1".into(),
+            token: "secret".into(),
+        };
+        let p = s.save(&d, "default").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(Session::load(&d, "default"), Some(s));
+        assert_eq!(Session::load(&d, "other"), None);
+        assert!(Session::remove(&d, "default").unwrap());
+        assert!(!Session::remove(&d, "default").unwrap());
+    }
+
+    #[test]
+    fn profile_names_cannot_escape_the_directory() {
+        assert!(valid_profile("work_2"));
+        assert!(!valid_profile("../x"));
+        assert!(!valid_profile(""));
+    }
+}

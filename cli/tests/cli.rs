@@ -1,0 +1,363 @@
+//! The `tix` binary against the real stack (every service a process), as a user or a
+//! script would drive it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tix_testkit::Stack;
+
+const ALL: [&str; 6] = [
+    "auth",
+    "tickets",
+    "orders",
+    "expiration",
+    "payments",
+    "gateway",
+];
+
+/// `tix` with its own config dir and the stack's gateway.
+fn tix(api: &str, config: &Path) -> Command {
+    let mut c = Command::cargo_bin("tix").expect("the tix binary");
+    c.env("TIX_API", api)
+        .env("TIX_CONFIG_DIR", config)
+        .env_remove("TIX_PROFILE")
+        .timeout(Duration::from_secs(30));
+    c
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(mut c: Command, args: &[&str], stdin: Option<&str>) -> Run {
+    c.args(args);
+    if let Some(s) = stdin {
+        c.write_stdin(s.to_string());
+    }
+    let out = c.output().expect("tix runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn json(r: &Run) -> Value {
+    assert_eq!(r.code, 0, "stderr: {}", r.stderr);
+    // Exactly one JSON document on stdout, nothing else.
+    serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {:?}", r.stdout))
+}
+
+fn signup(api: &str, config: &Path, profile: &str, email: &str) {
+    let r = run(
+        tix(api, config),
+        &[
+            "--profile",
+            profile,
+            "signup",
+            "--email",
+            email,
+            "--password-stdin",
+        ],
+        Some("correct horse battery\n"),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn two_users_sell_and_buy_through_the_cli_only() {
+    let stack = Stack::start(&ALL);
+    let api = stack.url("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path();
+    signup(&api, cfg, "seller", "seller@example.com");
+    signup(&api, cfg, "buyer", "buyer@example.com");
+
+    let t = json(&run(
+        tix(&api, cfg),
+        &[
+            "--profile",
+            "seller",
+            "--json",
+            "tickets",
+            "create",
+            "--title",
+            "Jazz night",
+            "--price",
+            "25.5",
+        ],
+        None,
+    ));
+    let ticket = t["id"].as_str().unwrap().to_string();
+    assert_eq!(t["price"], 25.5);
+
+    // People get a table with money; scripts get JSON.
+    let r = run(
+        tix(&api, cfg),
+        &["tickets", "list", "--search", "jazz"],
+        None,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("Jazz night") && r.stdout.contains("$25.50"),
+        "{}",
+        r.stdout
+    );
+    let mine = json(&run(
+        tix(&api, cfg),
+        &["--profile", "seller", "--json", "tickets", "list", "--mine"],
+        None,
+    ));
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+
+    let bought = json(&run(
+        tix(&api, cfg),
+        &[
+            "--profile",
+            "buyer",
+            "--json",
+            "buy",
+            &ticket,
+            "--token",
+            "tok_visa",
+        ],
+        None,
+    ));
+    let order = bought["order"]["id"].as_str().unwrap().to_string();
+    assert_eq!(bought["payment"]["status"], "succeeded");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = json(&run(
+            tix(&api, cfg),
+            &["--profile", "buyer", "--json", "orders", "show", &order],
+            None,
+        ));
+        if o["status"] == "complete" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "order never completed: {o}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = run(
+        tix(&api, cfg),
+        &["--profile", "buyer", "orders", "list"],
+        None,
+    );
+    assert!(
+        r.stdout.contains("paid") && r.stdout.contains("Jazz night"),
+        "{}",
+        r.stdout
+    );
+    let me = json(&run(
+        tix(&api, cfg),
+        &["--profile", "buyer", "--json", "whoami"],
+        None,
+    ));
+    assert_eq!(me["email"], "buyer@example.com");
+}
+
+#[test]
+fn every_exit_code_means_what_the_help_says() {
+    let stack = Stack::start(&ALL);
+    let api = stack.url("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path();
+
+    // 2: usage.
+    assert_eq!(
+        run(tix(&api, cfg), &["tickets", "create", "--title", "x"], None).code,
+        2
+    );
+    assert_eq!(
+        run(tix(&api, cfg), &["pay", "some-order"], None).code,
+        2,
+        "a card is required"
+    );
+    // 3: not signed in.
+    let r = run(tix(&api, cfg), &["orders", "list"], None);
+    assert_eq!(r.code, 3);
+    assert!(r.stderr.contains("tix signin"), "{}", r.stderr);
+    signup(&api, cfg, "default", "ann@example.com");
+    signup(&api, cfg, "bob", "bob@example.com");
+    // 4: not found.
+    let r = run(tix(&api, cfg), &["tickets", "show", "no-such-ticket"], None);
+    assert_eq!((r.code, r.stderr.trim()), (4, "error: Not found"));
+    // 5: refused by a rule — the server's own message on stderr.
+    let r = run(
+        tix(&api, cfg),
+        &["tickets", "create", "--title", "Free", "--price", "0"],
+        None,
+    );
+    assert_eq!(r.code, 5);
+    assert!(
+        r.stderr.contains("Price must be greater than 0"),
+        "{}",
+        r.stderr
+    );
+    let r = run(
+        tix(&api, cfg),
+        &["signup", "--email", "ann@example.com", "--password-stdin"],
+        Some("whatever123\n"),
+    );
+    assert_eq!(r.code, 5);
+    assert!(r.stderr.contains("Email in use"), "{}", r.stderr);
+    // 3 again: someone else's ticket.
+    let t = json(&run(
+        tix(&api, cfg),
+        &[
+            "--json", "tickets", "create", "--title", "Ann's", "--price", "10",
+        ],
+        None,
+    ));
+    let ticket = t["id"].as_str().unwrap().to_string();
+    let r = run(
+        tix(&api, cfg),
+        &[
+            "--profile",
+            "bob",
+            "tickets",
+            "update",
+            &ticket,
+            "--price",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    // 6: declined, and it says what happened to the order.
+    let r = run(
+        tix(&api, cfg),
+        &[
+            "--profile",
+            "bob",
+            "buy",
+            &ticket,
+            "--card",
+            "4000 0000 0000 0002",
+        ],
+        None,
+    );
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("declined") && r.stderr.contains("cancelled"),
+        "{}",
+        r.stderr
+    );
+    // 5: already reserved (bob's order was cancelled, so first reserve again).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run(
+        tix(&api, cfg),
+        &["--profile", "bob", "orders", "create", &ticket],
+        None,
+    )
+    .code
+        != 0
+    {
+        assert!(Instant::now() < deadline, "the ticket was never released");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signup(&api, cfg, "cy", "cy@example.com");
+    let r = run(
+        tix(&api, cfg),
+        &["--profile", "cy", "orders", "create", &ticket],
+        None,
+    );
+    assert_eq!(r.code, 5);
+    assert!(
+        r.stderr.contains("Ticket is already reserved"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_session_file_is_private_and_signout_removes_it() {
+    let stack = Stack::start(&["auth", "gateway"]);
+    let api = stack.url("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tix");
+    signup(&api, &cfg, "default", "dee@example.com");
+    let file = cfg.join("session-default.json");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["email"], "dee@example.com");
+    assert_eq!(saved["api"], api.as_str());
+    // Sign in again from a script, on a second profile: sessions live side by side.
+    let r = run(
+        tix(&api, &cfg),
+        &[
+            "--profile",
+            "work",
+            "signin",
+            "--email",
+            "DEE@example.com",
+            "--password-stdin",
+        ],
+        Some("correct horse battery\n"),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(cfg.join("session-work.json").exists());
+    let r = run(tix(&api, &cfg), &["signout"], None);
+    assert_eq!(r.code, 0);
+    assert!(!file.exists(), "signout removes the session");
+    assert!(
+        cfg.join("session-work.json").exists(),
+        "other profiles keep theirs"
+    );
+    assert_eq!(run(tix(&api, &cfg), &["whoami"], None).code, 3);
+    // A wrong password: refused with the server's message, no session written.
+    let r = run(
+        tix(&api, &cfg),
+        &["signin", "--email", "dee@example.com", "--password-stdin"],
+        Some("wrong password\n"),
+    );
+    assert_eq!(r.code, 5);
+    assert!(r.stderr.contains("Invalid credentials"));
+    assert!(!file.exists());
+}
+
+#[test]
+fn with_the_stack_down_it_says_where_it_looked_and_how_to_start_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = format!("http://127.0.0.1:{}", tix_testkit::free_port());
+    let r = run(tix(&api, dir.path()), &["tickets", "list"], None);
+    assert_eq!(r.code, 7);
+    assert!(r.stderr.contains(&api), "{}", r.stderr);
+    assert!(r.stderr.contains("scripts/stack up"), "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    let r = run(tix(&api, dir.path()), &["status"], None);
+    assert_eq!(r.code, 7);
+}
+
+#[test]
+fn status_reports_each_service_and_a_missing_one_is_exit_7() {
+    let stack = Stack::start(&["auth", "tickets", "gateway"]);
+    let api = stack.url("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(tix(&api, dir.path()), &["--json", "status"], None);
+    assert_eq!(r.code, 7, "orders and payments are not running");
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["upstreams"]["auth"]["status"], "up");
+    assert_eq!(v["upstreams"]["orders"]["status"], "down");
+}
+
+#[test]
+fn completions_and_help_need_no_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(
+        tix("http://127.0.0.1:1", dir.path()),
+        &["completions", "bash"],
+        None,
+    );
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("_tix"), "a bash completion script");
+    let r = run(tix("http://127.0.0.1:1", dir.path()), &["--help"], None);
+    assert!(r.stdout.contains("Exit codes:") && r.stdout.contains("payment declined"));
+}
