@@ -52,6 +52,9 @@ pub struct AppState {
     signin_limiter: Arc<Limiter>,
     /// A real hash to verify against for unknown emails, so both cases cost the same.
     dummy_hash: Arc<String>,
+    /// One argon2 computation per core at a time: each takes 19 MiB, and a burst of
+    /// sign-ups must queue, not exhaust memory.
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -102,6 +105,11 @@ impl Application {
             keys,
             signin_limiter: Arc::new(governor::RateLimiter::keyed(quota)),
             dummy_hash: Arc::new(dummy_hash),
+            hashing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
+            )),
         };
         let routes = Router::new()
             .route("/api/users/signup", post(routes::signup))

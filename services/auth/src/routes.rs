@@ -95,9 +95,16 @@ fn with_session(
     Ok((status, [(SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs an argon2 computation off the async workers, at most one per core at a time.
+async fn hashing<T: Send + 'static>(
+    state: &AppState,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
+    let _permit = state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Internal(e.into()))
@@ -109,7 +116,7 @@ pub async fn signup(
 ) -> Result<Response, ApiError> {
     let (email, password) = parse_credentials(&body)?;
     // Hashing is deliberately slow: keep it off the async workers.
-    let hash = blocking(move || hash_password(password.expose())).await??;
+    let hash = hashing(&state, move || hash_password(password.expose())).await??;
     let id = uuid::Uuid::now_v7().to_string();
     let (uid, mail) = (id.clone(), email.as_str().to_string());
     let inserted = state
@@ -182,11 +189,11 @@ pub async fn signin(
     let (id, ok) = match user {
         Some((id, hash)) => (
             Some(id),
-            blocking(move || verify_password(&password, &hash)).await?,
+            hashing(&state, move || verify_password(&password, &hash)).await?,
         ),
         None => {
             // Same work as a real check, so timing does not reveal unknown emails.
-            blocking(move || verify_password(&password, &dummy)).await?;
+            hashing(&state, move || verify_password(&password, &dummy)).await?;
             (None, false)
         }
     };

@@ -252,13 +252,23 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
         let tx = conn.transaction()?;
         for job in batch {
             tx.execute_batch("SAVEPOINT job")?;
-            let (ok, completion) = job(&tx);
-            if ok {
-                tx.execute_batch("RELEASE job")?;
-            } else {
-                tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            // A panicking job must not take the writer thread (and every later write of the
+            // service) with it: its changes are rolled back and its caller gets an error
+            // (the reply channel is dropped with the job).
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tx))) {
+                Ok((true, completion)) => {
+                    tx.execute_batch("RELEASE job")?;
+                    done.push(completion);
+                }
+                Ok((false, completion)) => {
+                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                    done.push(completion);
+                }
+                Err(_) => {
+                    tracing::error!("a database job panicked; its changes are rolled back");
+                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                }
             }
-            done.push(completion);
         }
         tx.commit()
     })();
@@ -330,6 +340,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 1 + 180);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_write_fails_alone_and_the_writer_goes_on() {
+        let (_dir, db) = db();
+        let boom = db
+            .write(|c| -> Result<(), DbError> {
+                c.execute("INSERT INTO t (k, v) VALUES ('lost', 1)", [])?;
+                if c.is_autocommit() {
+                    return Ok(());
+                }
+                panic!("a bug in a handler");
+            })
+            .await;
+        assert!(boom.is_err());
+        db.write(|c| -> Result<usize, DbError> {
+            Ok(c.execute("INSERT INTO t (k, v) VALUES ('kept', 2)", [])?)
+        })
+        .await
+        .expect("the writer survived");
+        let keys: Vec<String> = db
+            .read(|c| -> Result<Vec<String>, DbError> {
+                let mut st = c.prepare("SELECT k FROM t")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys, ["kept"], "the panicking job's insert was rolled back");
     }
 
     #[tokio::test]

@@ -65,7 +65,20 @@ async fn wait_for_order(state: &AppState, id: &str) -> Result<Option<Order>, Api
     }
 }
 
+/// An order this close to its expiry is not charged: orders would cancel it (and release
+/// its ticket) while the charge is still running.
+const EXPIRY_MARGIN_MS: i64 = 5_000;
+
 fn ensure_payable(order: &Order) -> Result<(), ApiError> {
+    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    if order.status == OrderStatus::Created
+        && order.expires_at > 0
+        && now + EXPIRY_MARGIN_MS >= order.expires_at
+    {
+        return Err(ApiError::BadRequest(
+            "Cannot pay for an expired order".into(),
+        ));
+    }
     match order.status {
         OrderStatus::Created => Ok(()),
         OrderStatus::Cancelled => Err(ApiError::BadRequest(

@@ -26,6 +26,9 @@ pub const MIGRATIONS: &[&str] = &[
      -- index and is refused before any card is charged. Failed attempts do not count.
      CREATE UNIQUE INDEX payments_one_live_per_order ON payments (order_id)
         WHERE status IN ('pending', 'succeeded');",
+    // When the order expires (unix ms; 0 = unknown): a card is not charged for an order
+    // about to expire, since orders would cancel it while the charge runs.
+    "ALTER TABLE orders ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Where an order stands, as far as payments needs to know.
@@ -59,6 +62,8 @@ pub struct Order {
     pub price_cents: i64,
     pub status: OrderStatus,
     pub version: i64,
+    /// Unix milliseconds; 0 when unknown.
+    pub expires_at: i64,
 }
 
 impl Order {
@@ -69,14 +74,17 @@ impl Order {
             price_cents: r.get(2)?,
             status: OrderStatus::parse(&r.get::<_, String>(3)?)?,
             version: r.get(4)?,
+            expires_at: r.get(5)?,
         })
     }
 }
 
 pub fn get_order(c: &Connection, id: &str) -> rusqlite::Result<Option<Order>> {
-    c.prepare_cached("SELECT id, user_id, price_cents, status, version FROM orders WHERE id = ?1")?
-        .query_row([id], Order::from_row)
-        .optional()
+    c.prepare_cached(
+        "SELECT id, user_id, price_cents, status, version, expires_at FROM orders WHERE id = ?1",
+    )?
+    .query_row([id], Order::from_row)
+    .optional()
 }
 
 /// Inserts the replica of a new order; a replayed `order:created` changes nothing.
@@ -86,13 +94,14 @@ pub fn insert_order(
     user_id: &str,
     price_cents: i64,
     version: i64,
+    expires_at: i64,
 ) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO orders (id, user_id, price_cents, status, version)
-         VALUES (?1, ?2, ?3, 'created', ?4)
+        "INSERT INTO orders (id, user_id, price_cents, status, version, expires_at)
+         VALUES (?1, ?2, ?3, 'created', ?4, ?5)
          ON CONFLICT (id) DO NOTHING",
     )?
-    .execute((id, user_id, price_cents, version))?;
+    .execute((id, user_id, price_cents, version, expires_at))?;
     Ok(())
 }
 

@@ -557,3 +557,21 @@ fn the_stripe_provider_will_not_start_without_a_secret_key() {
     assert!(!status.success());
     assert!(stderr.contains("TIX_STRIPE_SECRET_KEY"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_about_to_expire_is_not_charged() {
+    let t = start();
+    let (bus, mut sub) = t.watch().await;
+    // Expires in 2 s: orders would cancel it while a charge is still running.
+    let mut env = order_created("order-late", "bob", PRICE_CENTS);
+    if let tix_api::events::Event::OrderCreated(o) = &mut env.event {
+        o.expires_at = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    }
+    publish(&bus, &env).await;
+    let (s, v) = t.pay("bob", "order-late", "tok_visa").await;
+    assert_eq!(
+        (s, message(&v).as_str()),
+        (StatusCode::BAD_REQUEST, "Cannot pay for an expired order")
+    );
+    nothing_more(&mut sub).await;
+}
