@@ -17,7 +17,8 @@ use axum::routing::{get, post};
 use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
-use tix_common::http::{self, Listener};
+use tix_common::http;
+use tix_common::service::Service;
 
 pub use domain::{Email, Password};
 
@@ -79,63 +80,39 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE users (
     );"];
 
 /// The service, bound and ready to serve.
-#[derive(Debug)]
-pub struct Application {
-    listener: Listener,
-    router: Router,
-    db: Db,
-}
-
-impl Application {
-    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
-        let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
-        let db = Db::open(
-            &cfg.common.db_path("auth.db"),
-            cfg.common.durability,
-            MIGRATIONS,
-        )?;
-        let quota = governor::Quota::per_minute(
-            NonZeroU32::new(cfg.signin_per_minute.max(1)).expect("max(1)"),
-        )
-        .allow_burst(NonZeroU32::new(cfg.signin_burst.max(1)).expect("max(1)"));
-        let dummy_hash =
-            tokio::task::spawn_blocking(|| routes::hash_password("not a real password")).await??;
-        let state = AppState {
-            db: db.clone(),
-            keys,
-            signin_limiter: Arc::new(governor::RateLimiter::keyed(quota)),
-            dummy_hash: Arc::new(dummy_hash),
-            hashing: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(2),
-            )),
-        };
-        let routes = Router::new()
-            .route("/api/users/signup", post(routes::signup))
-            .route("/api/users/signin", post(routes::signin))
-            .route("/api/users/signout", post(routes::signout))
-            .route("/api/users/currentuser", get(routes::current_user))
-            .with_state(state);
-        let router = http::app(routes, "auth", cfg.common.limits());
-        let listener = Listener::bind(SocketAddr::new(cfg.common.host, cfg.port)).await?;
-        Ok(Application {
-            listener,
-            router,
-            db,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.listener.addr
-    }
-
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        http::serve(self.listener, self.router, shutdown).await?;
-        self.db.close();
-        Ok(())
-    }
+/// Opens what the service owns, starts its background work and binds its port.
+pub async fn build(cfg: Config) -> anyhow::Result<Service> {
+    let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
+    let db = Db::open(
+        &cfg.common.db_path("auth.db"),
+        cfg.common.durability,
+        MIGRATIONS,
+    )?;
+    let quota =
+        governor::Quota::per_minute(NonZeroU32::new(cfg.signin_per_minute.max(1)).expect("max(1)"))
+            .allow_burst(NonZeroU32::new(cfg.signin_burst.max(1)).expect("max(1)"));
+    let dummy_hash =
+        tokio::task::spawn_blocking(|| routes::hash_password("not a real password")).await??;
+    let state = AppState {
+        db: db.clone(),
+        keys,
+        signin_limiter: Arc::new(governor::RateLimiter::keyed(quota)),
+        dummy_hash: Arc::new(dummy_hash),
+        hashing: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        )),
+    };
+    let routes = Router::new()
+        .route("/api/users/signup", post(routes::signup))
+        .route("/api/users/signin", post(routes::signin))
+        .route("/api/users/signout", post(routes::signout))
+        .route("/api/users/currentuser", get(routes::current_user))
+        .with_state(state);
+    let router = http::app(routes, "auth", cfg.common.limits());
+    let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
+        .await?
+        .with_db(db);
+    Ok(service)
 }

@@ -8,7 +8,8 @@
 //! - [`db`]: SQLite with migrations, group-committed writes and pooled reads;
 //! - [`outbox`] / [`inbox`]: events published exactly when the state changed, and consumed
 //!   exactly once;
-//! - [`config`]: the flags every service takes.
+//! - [`config`]: the flags every service takes;
+//! - [`service`]: a built service and the `main` every service binary shares.
 
 pub mod auth;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod http;
 pub mod inbox;
 pub mod json;
 pub mod outbox;
+pub mod service;
 
 pub use error::{ApiError, FieldError};
 pub use json::Json;

@@ -17,9 +17,10 @@ use tix_api::events::{Envelope, Event, ExpirationComplete, Subject};
 use tix_bus::{Client, ClientOptions, SubscribeOptions};
 use tix_common::config::ServiceArgs;
 use tix_common::db::{Db, DbError};
-use tix_common::http::{self, Listener};
+use tix_common::http;
 use tix_common::inbox::Outcome;
 use tix_common::outbox;
+use tix_common::service::Service;
 
 pub const PRODUCER: &str = "expiration";
 
@@ -138,62 +139,32 @@ pub async fn run_scheduler(db: Db) {
     }
 }
 
-#[derive(Debug)]
-pub struct Application {
-    listener: Listener,
-    router: Router,
-    db: Db,
-    bus: Client,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Application {
-    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
-        let db = Db::open(
-            &cfg.common.db_path("expiration.db"),
-            cfg.common.durability,
-            MIGRATIONS,
-        )?;
-        let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
-        let mut group = SubscribeOptions::new(PRODUCER, &[Subject::OrderCreated.as_str()]);
-        group.max_in_flight = 256;
-        let tasks = vec![
-            tokio::spawn(outbox::run_relay(db.clone(), bus.clone())),
-            tokio::spawn(tix_common::inbox::run_consumer(
-                db.clone(),
-                bus.clone(),
-                group,
-                Arc::new(on_event),
-            )),
-            tokio::spawn(run_scheduler(db.clone())),
-        ];
-        let router = http::app(Router::new(), PRODUCER, cfg.common.limits());
-        let listener = Listener::bind(SocketAddr::new(cfg.common.host, cfg.port)).await?;
-        Ok(Application {
-            listener,
-            router,
-            db,
-            bus,
-            tasks,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.listener.addr
-    }
-
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        http::serve(self.listener, self.router, shutdown).await?;
-        for t in &self.tasks {
-            t.abort();
-        }
-        self.bus.close().await;
-        self.db.close();
-        Ok(())
-    }
+/// Opens what the service owns, starts its background work and binds its port.
+pub async fn build(cfg: Config) -> anyhow::Result<Service> {
+    let db = Db::open(
+        &cfg.common.db_path("expiration.db"),
+        cfg.common.durability,
+        MIGRATIONS,
+    )?;
+    let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
+    let mut group = SubscribeOptions::new(PRODUCER, &[Subject::OrderCreated.as_str()]);
+    group.max_in_flight = 256;
+    let tasks = vec![
+        tokio::spawn(outbox::run_relay(db.clone(), bus.clone())),
+        tokio::spawn(tix_common::inbox::run_consumer(
+            db.clone(),
+            bus.clone(),
+            group,
+            Arc::new(on_event),
+        )),
+        tokio::spawn(run_scheduler(db.clone())),
+    ];
+    let router = http::app(Router::new(), PRODUCER, cfg.common.limits());
+    let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
+        .await?
+        .with_db(db)
+        .with_bus(bus);
+    Ok(tasks.into_iter().fold(service, Service::with_task))
 }
 
 #[cfg(test)]

@@ -1,13 +1,8 @@
 use clap::Parser;
-use tix_expiration::{Application, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cfg = Config::parse();
-    tix_common::config::init_tracing(&cfg.common.log);
-    let app = Application::build(cfg).await?;
-    // Tests and scripts read this line to learn the port.
-    println!("tix-expiration listening on http://{}", app.addr());
-    app.run_until_stopped(tix_common::http::shutdown_signal())
-        .await
+    let cfg = tix_expiration::Config::parse();
+    let log = cfg.common.log.clone();
+    tix_common::service::run("tix-expiration", &log, tix_expiration::build(cfg)).await
 }

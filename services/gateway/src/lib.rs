@@ -15,7 +15,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::json;
-use tix_common::http::{self, Limits, Listener, status_error};
+use tix_common::http::{self, Limits, status_error};
+use tix_common::service::Service;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -181,77 +182,58 @@ async fn health(State(gw): State<Gateway>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-#[derive(Debug)]
-pub struct Application {
-    listener: Listener,
-    router: Router,
-}
-
-impl Application {
-    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
-        let trim = |s: &str| s.trim_end_matches('/').to_string();
-        let upstreams = vec![
-            Upstream {
-                name: "auth",
-                prefix: "/api/users",
-                base: trim(&cfg.auth_url),
-            },
-            Upstream {
-                name: "tickets",
-                prefix: "/api/tickets",
-                base: trim(&cfg.tickets_url),
-            },
-            Upstream {
-                name: "orders",
-                prefix: "/api/orders",
-                base: trim(&cfg.orders_url),
-            },
-            Upstream {
-                name: "payments",
-                prefix: "/api/payments",
-                base: trim(&cfg.payments_url),
-            },
-        ];
-        for u in &upstreams {
-            anyhow::ensure!(
-                u.base
-                    .parse::<Uri>()
-                    .is_ok_and(|uri| uri.scheme_str() == Some("http")),
-                "{} upstream {:?} must be an http:// URL",
-                u.name,
-                u.base
-            );
-        }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        let gw = Gateway { upstreams, client };
-        let routes = Router::new()
-            .route("/healthz", axum::routing::get(health))
-            .fallback(proxy)
-            .with_state(gw);
-        let limits = Limits {
-            body_bytes: cfg.body_limit,
-            timeout: cfg.request_timeout,
-        };
-        let router = http::layers(routes, limits);
-        let listener = Listener::bind(SocketAddr::new(cfg.host, cfg.port)).await?;
-        Ok(Application { listener, router })
+/// Opens what the service owns, starts its background work and binds its port.
+pub async fn build(cfg: Config) -> anyhow::Result<Service> {
+    let trim = |s: &str| s.trim_end_matches('/').to_string();
+    let upstreams = vec![
+        Upstream {
+            name: "auth",
+            prefix: "/api/users",
+            base: trim(&cfg.auth_url),
+        },
+        Upstream {
+            name: "tickets",
+            prefix: "/api/tickets",
+            base: trim(&cfg.tickets_url),
+        },
+        Upstream {
+            name: "orders",
+            prefix: "/api/orders",
+            base: trim(&cfg.orders_url),
+        },
+        Upstream {
+            name: "payments",
+            prefix: "/api/payments",
+            base: trim(&cfg.payments_url),
+        },
+    ];
+    for u in &upstreams {
+        anyhow::ensure!(
+            u.base
+                .parse::<Uri>()
+                .is_ok_and(|uri| uri.scheme_str() == Some("http")),
+            "{} upstream {:?} must be an http:// URL",
+            u.name,
+            u.base
+        );
     }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.listener.addr
-    }
-
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        http::serve(self.listener, self.router, shutdown).await?;
-        Ok(())
-    }
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(256)
+        .build(connector);
+    let gw = Gateway { upstreams, client };
+    let routes = Router::new()
+        .route("/healthz", axum::routing::get(health))
+        .fallback(proxy)
+        .with_state(gw);
+    let limits = Limits {
+        body_bytes: cfg.body_limit,
+        timeout: cfg.request_timeout,
+    };
+    let router = http::layers(routes, limits);
+    let service = Service::bind(SocketAddr::new(cfg.host, cfg.port), router).await?;
+    Ok(service)
 }

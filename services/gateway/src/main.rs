@@ -1,13 +1,8 @@
 use clap::Parser;
-use tix_gateway::{Application, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cfg = Config::parse();
-    tix_common::config::init_tracing(&cfg.log);
-    let app = Application::build(cfg).await?;
-    // Tests and scripts read this line to learn the port.
-    println!("tix-gateway listening on http://{}", app.addr());
-    app.run_until_stopped(tix_common::http::shutdown_signal())
-        .await
+    let cfg = tix_gateway::Config::parse();
+    let log = cfg.log.clone();
+    tix_common::service::run("tix-gateway", &log, tix_gateway::build(cfg)).await
 }

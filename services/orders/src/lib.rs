@@ -23,7 +23,8 @@ use tix_bus::{Client, ClientOptions, SubscribeOptions};
 use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
-use tix_common::http::{self, Listener};
+use tix_common::http;
+use tix_common::service::Service;
 
 pub const PRODUCER: &str = "orders";
 
@@ -65,81 +66,51 @@ impl FromRef<AppState> for JwtKeys {
     }
 }
 
-#[derive(Debug)]
-pub struct Application {
-    listener: Listener,
-    router: Router,
-    db: Db,
-    bus: Client,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Application {
-    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
-        let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
-        let db = Db::open(
-            &cfg.common.db_path("orders.db"),
-            cfg.common.durability,
-            store::MIGRATIONS,
-        )?;
-        let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
-        let mut group = SubscribeOptions::new(
-            PRODUCER,
-            &[
-                Subject::TicketCreated.as_str(),
-                Subject::TicketUpdated.as_str(),
-                Subject::ExpirationComplete.as_str(),
-                Subject::PaymentCreated.as_str(),
-                Subject::PaymentFailed.as_str(),
-            ],
-        );
-        // Events arrive in log order and a burst is applied in that order; a ticket version
-        // from the future is left unacked and comes back after the ack wait.
-        group.max_in_flight = 64;
-        group.ack_wait_ms = 5_000;
-        let tasks = vec![
-            tokio::spawn(tix_common::outbox::run_relay(db.clone(), bus.clone())),
-            tokio::spawn(tix_common::inbox::run_consumer(
-                db.clone(),
-                bus.clone(),
-                group,
-                Arc::new(consumer::apply),
-            )),
-        ];
-        let state = AppState {
-            db: db.clone(),
-            keys,
-            order_ttl: cfg.order_ttl,
-        };
-        let routes = Router::new()
-            .route("/api/orders", get(routes::list).post(routes::create))
-            .route("/api/orders/{id}", get(routes::show).delete(routes::cancel))
-            .with_state(state);
-        let router = http::app(routes, PRODUCER, cfg.common.limits());
-        let listener = Listener::bind(SocketAddr::new(cfg.common.host, cfg.port)).await?;
-        Ok(Application {
-            listener,
-            router,
-            db,
-            bus,
-            tasks,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.listener.addr
-    }
-
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        http::serve(self.listener, self.router, shutdown).await?;
-        for t in &self.tasks {
-            t.abort();
-        }
-        self.bus.close().await;
-        self.db.close();
-        Ok(())
-    }
+/// Opens what the service owns, starts its background work and binds its port.
+pub async fn build(cfg: Config) -> anyhow::Result<Service> {
+    let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
+    let db = Db::open(
+        &cfg.common.db_path("orders.db"),
+        cfg.common.durability,
+        store::MIGRATIONS,
+    )?;
+    let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
+    let mut group = SubscribeOptions::new(
+        PRODUCER,
+        &[
+            Subject::TicketCreated.as_str(),
+            Subject::TicketUpdated.as_str(),
+            Subject::ExpirationComplete.as_str(),
+            Subject::PaymentCreated.as_str(),
+            Subject::PaymentFailed.as_str(),
+        ],
+    );
+    // Events arrive in log order and a burst is applied in that order; a ticket version
+    // from the future is left unacked and comes back after the ack wait.
+    group.max_in_flight = 64;
+    group.ack_wait_ms = 5_000;
+    let tasks = vec![
+        tokio::spawn(tix_common::outbox::run_relay(db.clone(), bus.clone())),
+        tokio::spawn(tix_common::inbox::run_consumer(
+            db.clone(),
+            bus.clone(),
+            group,
+            Arc::new(consumer::apply),
+        )),
+    ];
+    let state = AppState {
+        db: db.clone(),
+        keys,
+        order_ttl: cfg.order_ttl,
+    };
+    let routes = Router::new()
+        .route("/api/orders", get(routes::list).post(routes::create))
+        .route("/api/orders/{id}", get(routes::show).delete(routes::cancel))
+        .with_state(state);
+    let router = http::app(routes, PRODUCER, cfg.common.limits());
+    let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
+        .await?
+        .with_db(db)
+        .with_bus(bus);
+    Ok(tasks.into_iter().fold(service, Service::with_task))
 }

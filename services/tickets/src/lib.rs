@@ -21,7 +21,8 @@ use tix_bus::{Client, ClientOptions, SubscribeOptions};
 use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
-use tix_common::http::{self, Listener};
+use tix_common::http;
+use tix_common::service::Service;
 
 pub use domain::{Price, Title};
 
@@ -62,76 +63,46 @@ impl FromRef<AppState> for JwtKeys {
     }
 }
 
-#[derive(Debug)]
-pub struct Application {
-    listener: Listener,
-    router: Router,
-    db: Db,
-    bus: Client,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Application {
-    pub async fn build(cfg: Config) -> anyhow::Result<Application> {
-        let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
-        let db = Db::open(
-            &cfg.common.db_path("tickets.db"),
-            cfg.common.durability,
-            store::MIGRATIONS,
-        )?;
-        let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
-        let mut group = SubscribeOptions::new(
-            PRODUCER,
-            &[
-                Subject::OrderCreated.as_str(),
-                Subject::OrderCancelled.as_str(),
-            ],
-        );
-        // Handlers are safe in any order (see consumer.rs), so deliveries can be pipelined.
-        group.max_in_flight = 256;
-        group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
-        let tasks = vec![
-            tokio::spawn(tix_common::outbox::run_relay(db.clone(), bus.clone())),
-            tokio::spawn(tix_common::inbox::run_consumer(
-                db.clone(),
-                bus.clone(),
-                group,
-                Arc::new(consumer::apply),
-            )),
-        ];
-        let state = AppState {
-            db: db.clone(),
-            keys,
-        };
-        let routes = Router::new()
-            .route("/api/tickets", get(routes::list).post(routes::create))
-            .route("/api/tickets/{id}", get(routes::show).put(routes::update))
-            .with_state(state);
-        let router = http::app(routes, PRODUCER, cfg.common.limits());
-        let listener = Listener::bind(SocketAddr::new(cfg.common.host, cfg.port)).await?;
-        Ok(Application {
-            listener,
-            router,
-            db,
-            bus,
-            tasks,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.listener.addr
-    }
-
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        http::serve(self.listener, self.router, shutdown).await?;
-        for t in &self.tasks {
-            t.abort();
-        }
-        self.bus.close().await;
-        self.db.close();
-        Ok(())
-    }
+/// Opens what the service owns, starts its background work and binds its port.
+pub async fn build(cfg: Config) -> anyhow::Result<Service> {
+    let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
+    let db = Db::open(
+        &cfg.common.db_path("tickets.db"),
+        cfg.common.durability,
+        store::MIGRATIONS,
+    )?;
+    let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
+    let mut group = SubscribeOptions::new(
+        PRODUCER,
+        &[
+            Subject::OrderCreated.as_str(),
+            Subject::OrderCancelled.as_str(),
+        ],
+    );
+    // Handlers are safe in any order (see consumer.rs), so deliveries can be pipelined.
+    group.max_in_flight = 256;
+    group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
+    let tasks = vec![
+        tokio::spawn(tix_common::outbox::run_relay(db.clone(), bus.clone())),
+        tokio::spawn(tix_common::inbox::run_consumer(
+            db.clone(),
+            bus.clone(),
+            group,
+            Arc::new(consumer::apply),
+        )),
+    ];
+    let state = AppState {
+        db: db.clone(),
+        keys,
+    };
+    let routes = Router::new()
+        .route("/api/tickets", get(routes::list).post(routes::create))
+        .route("/api/tickets/{id}", get(routes::show).put(routes::update))
+        .with_state(state);
+    let router = http::app(routes, PRODUCER, cfg.common.limits());
+    let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
+        .await?
+        .with_db(db)
+        .with_bus(bus);
+    Ok(tasks.into_iter().fold(service, Service::with_task))
 }

@@ -1,0 +1,86 @@
+//! A built service and the `main` every service binary shares: bind, print where it
+//! listens (tests and scripts read that line), serve until SIGINT/SIGTERM, then stop its
+//! background tasks, say goodbye to the bus and close the database — in that order, so
+//! in-flight requests finish and queued writes are committed.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use tix_bus::Client;
+
+use crate::db::Db;
+use crate::http::{self, Listener};
+
+/// A service ready to serve: its listener, its routes, and what stops with it.
+#[derive(Debug)]
+pub struct Service {
+    listener: Listener,
+    router: Router,
+    db: Option<Db>,
+    bus: Option<Client>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Service {
+    /// Binds `host:port` (port 0 picks a free one) for `router`.
+    pub async fn bind(addr: SocketAddr, router: Router) -> std::io::Result<Service> {
+        Ok(Service {
+            listener: Listener::bind(addr).await?,
+            router,
+            db: None,
+            bus: None,
+            tasks: Vec::new(),
+        })
+    }
+
+    /// The database to close (after its last write) when the service stops.
+    pub fn with_db(mut self, db: Db) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// The bus connection to close when the service stops.
+    pub fn with_bus(mut self, bus: Client) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Background work (outbox relay, consumers, schedulers) stopped with the service.
+    pub fn with_task(mut self, task: tokio::task::JoinHandle<()>) -> Self {
+        self.tasks.push(task);
+        self
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.addr
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        http::serve(self.listener, self.router, shutdown).await?;
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(bus) = &self.bus {
+            bus.close().await;
+        }
+        if let Some(db) = &self.db {
+            db.close();
+        }
+        Ok(())
+    }
+}
+
+/// The whole `main` of a service binary: logs, build, announce, serve until a signal.
+pub async fn run(
+    name: &str,
+    log: &str,
+    build: impl std::future::Future<Output = anyhow::Result<Service>>,
+) -> anyhow::Result<()> {
+    crate::config::init_tracing(log);
+    let service = build.await?;
+    println!("{name} listening on http://{}", service.addr());
+    service.run_until_stopped(http::shutdown_signal()).await
+}
