@@ -1,0 +1,210 @@
+//! `tix-tui`: terminal setup, the event loop, and the effects run in background tasks.
+
+use std::time::Duration;
+
+use clap::Parser;
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use tix_cli::client::{ApiClient, ClientError, Kind};
+use tix_cli::session::{self, Session};
+use tix_tui::app::{self, Action, App, Effect, Problem, User};
+use tokio::sync::mpsc;
+
+/// Buy tickets in the terminal. Shares its sessions with the `tix` CLI: sign in with one,
+/// you are signed in with the other.
+#[derive(Debug, Parser)]
+#[command(name = "tix-tui", version, about)]
+struct Cli {
+    /// The gateway to talk to (default: the session's, else http://127.0.0.1:8080).
+    #[arg(long, env = "TIX_API")]
+    api: Option<String>,
+    /// Which saved session to use (as `tix --profile`).
+    #[arg(long, env = "TIX_PROFILE", default_value = "default")]
+    profile: String,
+}
+
+fn problem(e: ClientError) -> Problem {
+    let kind = e.kind();
+    let (message, field) = match e {
+        ClientError::Api { message, field, .. } => (message, field),
+        ClientError::Unreachable { url, .. } => (
+            format!("cannot reach {url}: is the stack running? (scripts/stack up)"),
+            None,
+        ),
+        other => (other.to_string(), None),
+    };
+    Problem {
+        message,
+        field,
+        kind,
+    }
+}
+
+/// Runs one effect and reports back as an action.
+async fn perform(client: ApiClient, effect: Effect) -> Option<Action> {
+    fn p<T>(r: Result<T, ClientError>) -> Result<T, Problem> {
+        r.map_err(problem)
+    }
+    Some(match effect {
+        Effect::SignIn {
+            email,
+            password,
+            new,
+        } => {
+            let r = if new {
+                client.signup(&email, &password).await
+            } else {
+                client.signin(&email, &password).await
+            };
+            Action::SignedIn(p(r))
+        }
+        Effect::LoadTickets { search } => {
+            let q = tix_cli::client::TicketQuery {
+                search: (!search.is_empty()).then_some(search),
+                ..Default::default()
+            };
+            Action::Tickets(p(client.tickets(&q).await))
+        }
+        Effect::LoadMyTickets => {
+            let q = tix_cli::client::TicketQuery {
+                mine: true,
+                ..Default::default()
+            };
+            Action::MyTickets(p(client.tickets(&q).await))
+        }
+        Effect::LoadOrders => Action::Orders(p(client.orders().await)),
+        Effect::LoadTicket(id) => Action::Ticket(p(client.ticket(&id).await)),
+        Effect::Reserve(id) => Action::Reserved(p(client.create_order(&id).await)),
+        Effect::Pay { order_id, token } => Action::Paid(p(client.pay(&order_id, &token).await)),
+        Effect::LoadOrder(id) => Action::OrderNow(p(client.order(&id).await)),
+        Effect::CreateTicket { title, price } => {
+            Action::Saved(p(client.create_ticket(&title, price).await))
+        }
+        Effect::UpdateTicket { id, title, price } => {
+            Action::Saved(p(client.update_ticket(&id, &title, price).await))
+        }
+        Effect::CancelOrder(id) => {
+            Action::Cancelled(p(client.cancel_order(&id).await.map(|()| id)))
+        }
+        Effect::SaveSession(_) => return None,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    anyhow::ensure!(
+        session::valid_profile(&cli.profile),
+        "a profile name is letters, digits, - and _"
+    );
+    let dir = session::config_dir();
+    let saved = Session::load(&dir, &cli.profile);
+    let api = cli
+        .api
+        .clone()
+        .or_else(|| saved.as_ref().map(|s| s.api.clone()))
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut terminal = tix_tui::term::init()?;
+    let result = rt.block_on(run(&mut terminal, &api, &dir, &cli.profile, saved));
+    tix_tui::term::restore();
+    result
+}
+
+async fn run(
+    terminal: &mut tix_tui::term::Term,
+    api: &str,
+    dir: &std::path::Path,
+    profile: &str,
+    saved: Option<Session>,
+) -> anyhow::Result<()> {
+    let mut token = saved.as_ref().map(|s| s.token.clone());
+    let user = saved.as_ref().map(|s| User {
+        email: s.email.clone(),
+        id: s.user_id.clone(),
+    });
+    let mut app = App::new(api, user, time::OffsetDateTime::now_utc());
+    let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
+
+    // Keys come from a blocking reader thread, so drawing never waits for input.
+    let keys = tx.clone();
+    std::thread::spawn(move || {
+        loop {
+            match event::poll(Duration::from_millis(250)) {
+                Ok(true) => match event::read() {
+                    Ok(Event::Key(k)) if k.kind == KeyEventKind::Press => {
+                        if keys.send(Action::Key(k)).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                },
+                Ok(false) => {
+                    if keys.is_closed() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    let ticks = tx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            if ticks
+                .send(Action::Tick(time::OffsetDateTime::now_utc()))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Action>();
+    let mut pending = app.start();
+    loop {
+        for effect in pending.drain(..) {
+            if let Effect::SaveSession(who) = &effect {
+                token = Some(who.token.clone());
+                let s = Session {
+                    api: api.to_string(),
+                    email: who.email.clone(),
+                    user_id: who.id.clone(),
+                    token: who.token.clone(),
+                };
+                if let Err(e) = s.save(dir, profile) {
+                    app.last_error = Some(format!("could not save the session: {e}"));
+                }
+                continue;
+            }
+            app.busy += 1;
+            let client = ApiClient::new(api, token.clone());
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                if let Some(a) = perform(client, effect).await {
+                    let _ = done.send(a);
+                } else {
+                    let _ = done.send(Action::Tick(time::OffsetDateTime::now_utc()));
+                }
+            });
+        }
+        terminal.draw(|f| tix_tui::ui::render(f, &app))?;
+        if app.quit {
+            return Ok(());
+        }
+        let action = tokio::select! {
+            Some(a) = rx.recv() => a,
+            Some(a) = done_rx.recv() => {
+                app.busy = app.busy.saturating_sub(1);
+                if let Action::SignedIn(Err(p)) | Action::Tickets(Err(p)) = &a && p.kind == Kind::NotSignedIn {
+                    token = None;
+                }
+                a
+            }
+        };
+        pending = app::update(&mut app, action);
+    }
+}

@@ -1,0 +1,178 @@
+//! Snapshots of the main screens on ratatui's TestBackend, at 100x30 and at 40x12 (where
+//! nothing may panic or spill out of its area).
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use time::OffsetDateTime;
+use tix_cli::client::{Order, OrderTicket, Ticket};
+use tix_tui::app::{Action, App, Screen, User, update};
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+fn ticket(id: &str, title: &str, price: f64, seller: &str) -> Ticket {
+    Ticket {
+        id: id.into(),
+        title: title.into(),
+        price,
+        user_id: seller.into(),
+        version: 0,
+        order_id: None,
+    }
+}
+
+fn market() -> App {
+    let mut app = App::new(
+        "http://127.0.0.1:8080",
+        Some(User {
+            email: "ann@example.com".into(),
+            id: "ann".into(),
+        }),
+        now(),
+    );
+    update(
+        &mut app,
+        Action::Tickets(Ok(vec![
+            ticket(
+                "01a1-0001",
+                "Jazz at the Blue Room",
+                25.0,
+                "seller-0000aaaa",
+            ),
+            ticket(
+                "01a1-0002",
+                "Rock in the Park — day pass",
+                89.5,
+                "seller-0000bbbb",
+            ),
+            ticket("01a1-0003", "My own ticket", 12.0, "ann"),
+            ticket("01a1-0004", "Musical: front row", 1500.0, "seller-0000cccc"),
+        ])),
+    );
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE)),
+    );
+    app
+}
+
+fn draw(app: &App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| tix_tui::ui::render(f, app)).unwrap();
+    format!("{}", t.backend())
+}
+
+fn reservation() -> App {
+    let mut app = market();
+    let expires = (now() + time::Duration::seconds(14 * 60 + 32))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let order = Order {
+        id: "01a1-o1".into(),
+        user_id: "ann".into(),
+        status: "created".into(),
+        expires_at: expires,
+        version: 0,
+        ticket: OrderTicket {
+            id: "01a1-0002".into(),
+            title: "Rock in the Park — day pass".into(),
+            price: 89.5,
+            version: 1,
+        },
+    };
+    update(&mut app, Action::Reserved(Ok(order)));
+    for c in "4242 4242 4242 4242".chars() {
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+        );
+    }
+    app
+}
+
+fn sign_in() -> App {
+    let mut app = App::new("http://127.0.0.1:8080", None, now());
+    for c in "ann@example.com".chars() {
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+        );
+    }
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)),
+    );
+    for c in "secret123".chars() {
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
+        );
+    }
+    app
+}
+
+#[test]
+fn market_100x30() {
+    insta::assert_snapshot!(draw(&market(), 100, 30));
+}
+
+#[test]
+fn market_40x12() {
+    insta::assert_snapshot!(draw(&market(), 40, 12));
+}
+
+#[test]
+fn reservation_with_a_masked_card_100x30() {
+    insta::assert_snapshot!(draw(&reservation(), 100, 30));
+}
+
+#[test]
+fn reservation_40x12() {
+    insta::assert_snapshot!(draw(&reservation(), 40, 12));
+}
+
+#[test]
+fn sign_in_100x30() {
+    insta::assert_snapshot!(draw(&sign_in(), 100, 30));
+}
+
+#[test]
+fn help_overlay_40x12() {
+    let mut app = market();
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('?'), KeyModifiers::NONE)),
+    );
+    insta::assert_snapshot!(draw(&app, 40, 12));
+}
+
+#[test]
+fn every_screen_survives_tiny_terminals() {
+    let mut screens = vec![market(), reservation(), sign_in()];
+    let mut detail = market();
+    update(
+        &mut detail,
+        Action::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)),
+    );
+    screens.push(detail);
+    let mut orders = market();
+    update(
+        &mut orders,
+        Action::Key(KeyEvent::new(KeyCode::Char('o'), KeyModifiers::NONE)),
+    );
+    screens.push(orders);
+    let mut sell = market();
+    update(
+        &mut sell,
+        Action::Key(KeyEvent::new(KeyCode::Char('s'), KeyModifiers::NONE)),
+    );
+    assert!(matches!(sell.screen, Screen::Sell(_)));
+    screens.push(sell);
+    for app in &screens {
+        for (w, h) in [(40, 12), (20, 6), (10, 3), (1, 1), (200, 60)] {
+            draw(app, w, h);
+        }
+    }
+}

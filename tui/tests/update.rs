@@ -1,0 +1,359 @@
+//! Key handling of every screen, driven through `update` without a terminal.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use time::OffsetDateTime;
+use tix_cli::client::{Kind, Order, OrderTicket, Payment, SignedIn, Ticket};
+use tix_tui::app::{Action, App, Effect, Outcome, Problem, Screen, User, update};
+
+fn key(code: KeyCode) -> Action {
+    Action::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn ch(c: char) -> Action {
+    key(KeyCode::Char(c))
+}
+
+fn typed(app: &mut App, text: &str) -> Vec<Effect> {
+    text.chars().flat_map(|c| update(app, ch(c))).collect()
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+pub fn ticket(id: &str, title: &str, price: f64) -> Ticket {
+    Ticket {
+        id: id.into(),
+        title: title.into(),
+        price,
+        user_id: "seller-1".into(),
+        version: 0,
+        order_id: None,
+    }
+}
+
+fn order(id: &str, status: &str, seconds_left: i64) -> Order {
+    let at = now() + time::Duration::seconds(seconds_left);
+    Order {
+        id: id.into(),
+        user_id: "me".into(),
+        status: status.into(),
+        expires_at: at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+        version: 0,
+        ticket: OrderTicket {
+            id: "t1".into(),
+            title: "Jazz".into(),
+            price: 25.0,
+            version: 1,
+        },
+    }
+}
+
+fn signed_in() -> App {
+    let mut app = App::new(
+        "http://api",
+        Some(User {
+            email: "me@x.io".into(),
+            id: "me".into(),
+        }),
+        now(),
+    );
+    update(
+        &mut app,
+        Action::Tickets(Ok(vec![
+            ticket("t1", "Jazz", 25.0),
+            ticket("t2", "Rock", 40.0),
+            ticket("t3", "Opera", 99.0),
+        ])),
+    );
+    app
+}
+
+fn problem(kind: Kind, message: &str, field: Option<&str>) -> Problem {
+    Problem {
+        message: message.into(),
+        field: field.map(String::from),
+        kind,
+    }
+}
+
+#[test]
+fn sign_in_checks_the_form_before_asking_the_server() {
+    let mut app = App::new("http://api", None, now());
+    assert!(matches!(app.screen, Screen::SignIn(_)));
+    typed(&mut app, "ann");
+    update(&mut app, key(KeyCode::Tab));
+    typed(&mut app, "short");
+    update(&mut app, key(KeyCode::Tab)); // → [Sign in]
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert!(effects.is_empty(), "invalid input never reaches the server");
+    let Screen::SignIn(form) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(form.fields[0].error.as_deref(), Some("Email must be valid"));
+    assert!(
+        form.fields[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("between 8 and 128")
+    );
+
+    let mut app = App::new("http://api", None, now());
+    typed(&mut app, "ann@x.io");
+    update(&mut app, key(KeyCode::Enter)); // Enter on a field moves on
+    typed(&mut app, "long enough");
+    update(&mut app, key(KeyCode::Tab));
+    update(&mut app, key(KeyCode::Tab)); // → [Sign up]
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert_eq!(
+        effects,
+        vec![Effect::SignIn {
+            email: "ann@x.io".into(),
+            password: "long enough".into(),
+            new: true
+        }]
+    );
+    // 'q' in a text field is a letter, not quit.
+    let mut app = App::new("http://api", None, now());
+    update(&mut app, ch('q'));
+    assert!(!app.quit);
+
+    let who = SignedIn {
+        id: "u1".into(),
+        email: "ann@x.io".into(),
+        token: "t".into(),
+    };
+    let effects = update(&mut app, Action::SignedIn(Ok(who.clone())));
+    assert_eq!(app.screen, Screen::Market);
+    assert_eq!(effects[0], Effect::SaveSession(who));
+}
+
+#[test]
+fn the_server_error_shows_next_to_its_field() {
+    let mut app = App::new("http://api", None, now());
+    update(
+        &mut app,
+        Action::SignedIn(Err(problem(Kind::Rejected, "Email in use", Some("email")))),
+    );
+    let Screen::SignIn(form) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(form.fields[0].error.as_deref(), Some("Email in use"));
+    assert_eq!(app.last_error.as_deref(), Some("Email in use"));
+}
+
+#[test]
+fn the_market_moves_searches_as_you_type_and_keeps_the_selection_on_refresh() {
+    let mut app = signed_in();
+    update(&mut app, ch('j'));
+    update(&mut app, key(KeyCode::Down));
+    assert_eq!(app.selected, 2);
+    update(&mut app, ch('k'));
+    assert_eq!(app.selected_ticket().unwrap().id, "t2");
+    // A refresh with a new ticket first keeps the cursor on "Rock".
+    update(
+        &mut app,
+        Action::Tickets(Ok(vec![
+            ticket("t0", "New", 1.0),
+            ticket("t1", "Jazz", 25.0),
+            ticket("t2", "Rock", 40.0),
+        ])),
+    );
+    assert_eq!(app.selected_ticket().unwrap().id, "t2");
+
+    update(&mut app, ch('/'));
+    assert!(app.typing());
+    let effects = typed(&mut app, "ja");
+    assert_eq!(
+        effects.last(),
+        Some(&Effect::LoadTickets {
+            search: "ja".into()
+        })
+    );
+    update(&mut app, key(KeyCode::Enter));
+    assert!(!app.typing());
+    let effects = update(&mut app, key(KeyCode::Esc));
+    assert_eq!(
+        effects,
+        vec![Effect::LoadTickets {
+            search: String::new()
+        }]
+    );
+}
+
+#[test]
+fn navigation_opens_screens_and_esc_comes_back() {
+    let mut app = signed_in();
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert_eq!(app.screen, Screen::Detail("t1".into()));
+    assert_eq!(effects, vec![Effect::LoadTicket("t1".into())]);
+    update(&mut app, key(KeyCode::Esc));
+    assert_eq!(app.screen, Screen::Market);
+    assert_eq!(update(&mut app, ch('o')), vec![Effect::LoadOrders]);
+    assert_eq!(app.screen, Screen::Orders);
+    update(&mut app, ch('h'));
+    assert_eq!(app.screen, Screen::Market);
+    update(&mut app, ch('m'));
+    assert_eq!(app.screen, Screen::MyTickets);
+    update(&mut app, key(KeyCode::Esc));
+    update(&mut app, ch('?'));
+    assert!(app.help);
+    update(&mut app, ch('x'));
+    assert!(!app.help, "any key closes the help");
+    update(&mut app, ch('q'));
+    assert!(app.quit);
+}
+
+#[test]
+fn buying_reserves_then_pays_and_shows_complete() {
+    let mut app = signed_in();
+    update(&mut app, key(KeyCode::Enter));
+    update(&mut app, Action::Ticket(Ok(ticket("t1", "Jazz", 25.0))));
+    assert_eq!(
+        update(&mut app, ch('b')),
+        vec![Effect::Reserve("t1".into())]
+    );
+    update(&mut app, Action::Reserved(Ok(order("o1", "created", 900))));
+    assert!(matches!(app.screen, Screen::Reservation(_)));
+    // Empty card: a hint, no request.
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
+    let effects = {
+        typed(&mut app, "tok_visa");
+        update(&mut app, key(KeyCode::Enter))
+    };
+    assert_eq!(
+        effects,
+        vec![Effect::Pay {
+            order_id: "o1".into(),
+            token: "tok_visa".into()
+        }]
+    );
+    let paid = Payment {
+        id: "p1".into(),
+        order_id: "o1".into(),
+        status: "succeeded".into(),
+    };
+    assert_eq!(
+        update(&mut app, Action::Paid(Ok(paid))),
+        vec![Effect::LoadOrder("o1".into())]
+    );
+    update(&mut app, Action::OrderNow(Ok(order("o1", "complete", 890))));
+    let Screen::Reservation(r) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(r.outcome, Some(Outcome::Complete));
+    assert_eq!(
+        update(&mut app, key(KeyCode::Enter)),
+        vec![Effect::LoadOrders]
+    );
+    assert_eq!(app.screen, Screen::Orders);
+}
+
+#[test]
+fn a_decline_and_an_expiry_end_the_reservation_with_a_reason() {
+    let mut app = signed_in();
+    update(&mut app, Action::Reserved(Ok(order("o1", "created", 2))));
+    typed(&mut app, "4000000000000002");
+    update(&mut app, key(KeyCode::Enter));
+    update(
+        &mut app,
+        Action::Paid(Err(problem(Kind::Declined, "Your card was declined", None))),
+    );
+    let Screen::Reservation(r) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(
+        r.outcome,
+        Some(Outcome::Declined("Your card was declined".into()))
+    );
+
+    let mut app = signed_in();
+    update(&mut app, Action::Reserved(Ok(order("o2", "created", 2))));
+    update(&mut app, Action::Tick(now() + time::Duration::seconds(3)));
+    let Screen::Reservation(r) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(r.outcome, Some(Outcome::Expired));
+}
+
+#[test]
+fn orders_can_be_cancelled_and_paid_from_the_list() {
+    let mut app = signed_in();
+    update(&mut app, ch('o'));
+    update(
+        &mut app,
+        Action::Orders(Ok(vec![
+            order("o1", "complete", 0),
+            order("o2", "created", 600),
+        ])),
+    );
+    assert!(
+        update(&mut app, ch('c')).is_empty(),
+        "a paid order cannot be cancelled"
+    );
+    update(&mut app, ch('j'));
+    assert_eq!(
+        update(&mut app, ch('c')),
+        vec![Effect::CancelOrder("o2".into())]
+    );
+    update(&mut app, key(KeyCode::Enter));
+    assert!(matches!(app.screen, Screen::Reservation(_)));
+}
+
+#[test]
+fn selling_checks_like_the_server_and_shows_its_answer() {
+    let mut app = signed_in();
+    update(&mut app, ch('s'));
+    typed(&mut app, "Gig");
+    update(&mut app, key(KeyCode::Tab));
+    typed(&mut app, "10.005");
+    update(&mut app, key(KeyCode::Enter));
+    let Screen::Sell(form) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(
+        form.fields[1].error.as_deref(),
+        Some("Price must have at most 2 decimals")
+    );
+    update(&mut app, key(KeyCode::Backspace));
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert_eq!(
+        effects,
+        vec![Effect::CreateTicket {
+            title: "Gig".into(),
+            price: 10.0
+        }]
+    );
+    update(
+        &mut app,
+        Action::Saved(Err(problem(
+            Kind::Rejected,
+            "Title must be at most 200 characters",
+            Some("title"),
+        ))),
+    );
+    let Screen::Sell(form) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(
+        form.fields[0].error.as_deref(),
+        Some("Title must be at most 200 characters")
+    );
+    update(&mut app, Action::Saved(Ok(ticket("t9", "Gig", 10.0))));
+    assert_eq!(app.screen, Screen::MyTickets);
+}
+
+#[test]
+fn an_expired_session_goes_back_to_sign_in() {
+    let mut app = signed_in();
+    update(&mut app, ch('o'));
+    update(
+        &mut app,
+        Action::Orders(Err(problem(Kind::NotSignedIn, "Not authorized", None))),
+    );
+    assert!(matches!(app.screen, Screen::SignIn(_)));
+    assert!(app.user.is_none());
+}
