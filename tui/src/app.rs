@@ -20,6 +20,8 @@ pub struct Problem {
 #[derive(Debug, Clone)]
 pub enum Action {
     Key(KeyEvent),
+    /// The terminal changed size: only a redraw is needed.
+    Resize,
     /// About once a second: countdowns move, lists refresh every few ticks.
     Tick(OffsetDateTime),
     SignedIn(Result<SignedIn, Problem>),
@@ -350,6 +352,7 @@ impl App {
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     match action {
         Action::Key(key) => on_key(app, key),
+        Action::Resize => Vec::new(),
         Action::Tick(now) => {
             app.now = now;
             app.ticks += 1;

@@ -138,6 +138,11 @@ async fn run(
                             break;
                         }
                     }
+                    Ok(Event::Resize(..)) => {
+                        if keys.send(Action::Resize).is_err() {
+                            break;
+                        }
+                    }
                     Ok(_) => {}
                     Err(_) => break,
                 },
