@@ -93,10 +93,24 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             .allow_burst(NonZeroU32::new(cfg.signin_burst.max(1)).expect("max(1)"));
     let dummy_hash =
         tokio::task::spawn_blocking(|| routes::hash_password("not a real password")).await??;
+    let limiter: Arc<Limiter> = Arc::new(governor::RateLimiter::keyed(quota));
+    // Forget (email, address) pairs whose quota is whole again, so random emails cannot
+    // grow the limiter forever.
+    let prune = {
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        })
+    };
     let state = AppState {
         db: db.clone(),
         keys,
-        signin_limiter: Arc::new(governor::RateLimiter::keyed(quota)),
+        signin_limiter: limiter.clone(),
         dummy_hash: Arc::new(dummy_hash),
         hashing: Arc::new(tokio::sync::Semaphore::new(
             std::thread::available_parallelism()
@@ -114,5 +128,5 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db);
-    Ok(service)
+    Ok(service.with_task(prune))
 }

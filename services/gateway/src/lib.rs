@@ -64,6 +64,7 @@ struct Upstream {
 struct Gateway {
     upstreams: Vec<Upstream>,
     client: Client<HttpConnector, Body>,
+    body_limit: usize,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -105,6 +106,16 @@ async fn proxy(
     let Some(up) = gw.route(req.uri().path()).cloned() else {
         return status_error(StatusCode::NOT_FOUND, "Not found");
     };
+    // A body announced as too large is refused here rather than streamed to a service that
+    // will refuse it anyway. (A chunked body is left to the service's own limit.)
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > gw.body_limit) {
+        return status_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large");
+    }
     let path_and_query = req
         .uri()
         .path_and_query()
@@ -224,7 +235,11 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(256)
         .build(connector);
-    let gw = Gateway { upstreams, client };
+    let gw = Gateway {
+        upstreams,
+        client,
+        body_limit: cfg.body_limit,
+    };
     let routes = Router::new()
         .route("/healthz", axum::routing::get(health))
         .fallback(proxy)

@@ -128,6 +128,15 @@ async fn a_service_that_is_down_is_a_502_with_the_error_body_and_shows_in_health
         message(&r.json().await.unwrap()),
         "The tickets service is unavailable"
     );
+    // An oversized body is refused by the gateway itself (413, not the 502 of a dead upstream).
+    let r = http
+        .post(format!("{gw}/api/tickets"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     stack.restart("tickets");
     let r = http.get(format!("{gw}/api/tickets")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
