@@ -6,10 +6,11 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use tix_bus::Client;
+use tix_bus::{Client, ClientOptions, SubscribeOptions};
 
 use crate::db::Db;
 use crate::http::{self, Listener};
+use crate::inbox::Handler;
 
 /// A service ready to serve: its listener, its routes, and what stops with it.
 #[derive(Debug)]
@@ -43,6 +44,20 @@ impl Service {
     pub fn with_bus(mut self, bus: Client) -> Self {
         self.bus = Some(bus);
         self
+    }
+
+    /// The event plumbing every consuming service runs on its database (set by
+    /// [`Service::with_db`] first): a bus connection named after the queue group, the
+    /// outbox relay, and the inbox consumer applying `handler` to the group's events.
+    pub fn with_events(self, bus_url: &str, group: SubscribeOptions, handler: Handler) -> Self {
+        let db = self
+            .db
+            .clone()
+            .expect("with_db before with_events: events need the database");
+        let bus = Client::connect(ClientOptions::new(bus_url, group.group.clone()));
+        let relay = tokio::spawn(crate::outbox::run_relay(db.clone(), bus.clone()));
+        let consumer = tokio::spawn(crate::inbox::run_consumer(db, bus.clone(), group, handler));
+        self.with_bus(bus).with_task(relay).with_task(consumer)
     }
 
     /// Background work (outbox relay, consumers, schedulers) stopped with the service.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use axum::Router;
 use rusqlite::{Connection, OptionalExtension};
 use tix_api::events::{Envelope, Event, ExpirationComplete, Subject};
-use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_bus::SubscribeOptions;
 use tix_common::config::ServiceArgs;
 use tix_common::db::{Db, DbError};
 use tix_common::http;
@@ -146,25 +146,16 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         cfg.common.durability,
         MIGRATIONS,
     )?;
-    let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
     let mut group = SubscribeOptions::new(PRODUCER, &[Subject::OrderCreated.as_str()]);
     group.max_in_flight = 256;
-    let tasks = vec![
-        tokio::spawn(outbox::run_relay(db.clone(), bus.clone())),
-        tokio::spawn(tix_common::inbox::run_consumer(
-            db.clone(),
-            bus.clone(),
-            group,
-            Arc::new(on_event),
-        )),
-        tokio::spawn(run_scheduler(db.clone())),
-    ];
     let router = http::app(Router::new(), PRODUCER, cfg.common.limits());
+    let scheduler = tokio::spawn(run_scheduler(db.clone()));
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_bus(bus);
-    Ok(tasks.into_iter().fold(service, Service::with_task))
+        .with_events(&cfg.common.bus, group, Arc::new(on_event))
+        .with_task(scheduler);
+    Ok(service)
 }
 
 #[cfg(test)]

@@ -114,7 +114,12 @@ async fn proxy(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > gw.body_limit) {
-        return status_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large");
+        let mut resp = status_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large");
+        // The body is left unread, so this connection cannot carry another request: say
+        // so, or a keep-alive client would reuse it and fail.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
     }
     let path_and_query = req
         .uri()

@@ -19,7 +19,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::get;
 use tix_api::events::Subject;
-use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_bus::SubscribeOptions;
 use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
@@ -74,7 +74,6 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         cfg.common.durability,
         store::MIGRATIONS,
     )?;
-    let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
     let mut group = SubscribeOptions::new(
         PRODUCER,
         &[
@@ -89,15 +88,6 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     // from the future is left unacked and comes back after the ack wait.
     group.max_in_flight = 64;
     group.ack_wait_ms = 5_000;
-    let tasks = vec![
-        tokio::spawn(tix_common::outbox::run_relay(db.clone(), bus.clone())),
-        tokio::spawn(tix_common::inbox::run_consumer(
-            db.clone(),
-            bus.clone(),
-            group,
-            Arc::new(consumer::apply),
-        )),
-    ];
     let state = AppState {
         db: db.clone(),
         keys,
@@ -111,6 +101,6 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_bus(bus);
-    Ok(tasks.into_iter().fold(service, Service::with_task))
+        .with_events(&cfg.common.bus, group, Arc::new(consumer::apply));
+    Ok(service)
 }

@@ -22,7 +22,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::post;
 use tix_api::events::Subject;
-use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_bus::SubscribeOptions;
 use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
@@ -134,7 +134,6 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         cfg.common.durability,
         store::MIGRATIONS,
     )?;
-    let bus = Client::connect(ClientOptions::new(&cfg.common.bus, PRODUCER));
     let mut group = SubscribeOptions::new(
         PRODUCER,
         &[
@@ -146,15 +145,6 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     // after a redelivery) finds no replica and is retried, so many in flight is safe.
     group.max_in_flight = 256;
     group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
-    let tasks = vec![
-        tokio::spawn(tix_common::outbox::run_relay(db.clone(), bus.clone())),
-        tokio::spawn(tix_common::inbox::run_consumer(
-            db.clone(),
-            bus.clone(),
-            group,
-            Arc::new(consumer::apply),
-        )),
-    ];
     let state = AppState {
         db: db.clone(),
         keys,
@@ -168,6 +158,6 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_bus(bus);
-    Ok(tasks.into_iter().fold(service, Service::with_task))
+        .with_events(&cfg.common.bus, group, Arc::new(consumer::apply));
+    Ok(service)
 }
