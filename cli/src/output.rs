@@ -4,21 +4,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tix_cli::client::{Order, Ticket};
-
-/// `$1,234.50`.
-pub fn money(price: f64) -> String {
-    let cents = (price * 100.0).round() as i64;
-    let (whole, frac) = (cents / 100, cents % 100);
-    let digits = whole.to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("${grouped}.{frac:02}")
-}
+pub use tix_cli::format::money;
+use tix_cli::format::short_id as short;
 
 pub fn date(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
@@ -185,27 +172,9 @@ pub fn event(subject: &str, e: &Value) -> String {
     )
 }
 
-fn short(id: &str) -> String {
-    id.chars()
-        .rev()
-        .take(8)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn money_is_grouped_with_two_decimals() {
-        assert_eq!(money(25.0), "$25.00");
-        assert_eq!(money(1234.5), "$1,234.50");
-        assert_eq!(money(0.1), "$0.10");
-        assert_eq!(money(1_000_000.0), "$1,000,000.00");
-    }
 
     #[test]
     fn tables_align_columns() {

@@ -7,6 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tix_cli::client::{Kind, Order, Payment, SignedIn, Ticket};
+pub use tix_cli::format::money;
 
 /// An error from the API, kept as data the screens can show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -886,19 +887,4 @@ fn ticket_form_key(
         None => Effect::CreateTicket { title, price },
     };
     (Nav::Stay(rebuild(id, form)), vec![effect])
-}
-
-/// `$1,234.50`.
-pub fn money(price: f64) -> String {
-    let cents = (price * 100.0).round() as i64;
-    let (whole, frac) = (cents / 100, cents % 100);
-    let digits = whole.to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("${grouped}.{frac:02}")
 }

@@ -7,6 +7,8 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
+use tix_cli::format::short_id as short;
+
 use crate::app::{App, Form, Outcome, Reservation, Screen, money};
 
 const SPINNER: [&str; 4] = ["⠋", "⠙", "⠹", "⠸"];
@@ -409,11 +411,6 @@ fn help(f: &mut Frame, area: Rect) {
         .block(boxed(" keys — any key closes "));
     f.render_widget(Clear, popup);
     f.render_widget(table, popup);
-}
-
-fn short(id: &str) -> String {
-    let n = id.chars().count();
-    id.chars().skip(n.saturating_sub(8)).collect()
 }
 
 #[cfg(test)]

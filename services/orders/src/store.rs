@@ -72,16 +72,6 @@ fn parse_status(s: &str) -> OrderStatus {
     }
 }
 
-fn price_json(cents: i64) -> Value {
-    if cents % 100 == 0 {
-        Value::from(cents / 100)
-    } else {
-        serde_json::Number::from_f64(cents as f64 / 100.0)
-            .map(Value::Number)
-            .unwrap_or(Value::Null)
-    }
-}
-
 pub fn rfc3339_ms(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
@@ -104,7 +94,7 @@ impl Order {
             "ticket": {
                 "id": self.ticket.id,
                 "title": self.ticket.title,
-                "price": price_json(self.ticket.price_cents),
+                "price": tix_api::price_json(self.ticket.price_cents),
                 "version": self.ticket.version,
             },
         })

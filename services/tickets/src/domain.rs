@@ -80,13 +80,7 @@ impl Price {
 
     /// The price as the API shows it: a number in currency units.
     pub fn to_json(self) -> Value {
-        if self.0 % 100 == 0 {
-            Value::from(self.0 / 100)
-        } else {
-            serde_json::Number::from_f64(self.0 as f64 / 100.0)
-                .map(Value::Number)
-                .unwrap_or(Value::Null)
-        }
+        tix_api::price_json(self.0)
     }
 }
 
