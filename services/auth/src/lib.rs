@@ -46,7 +46,7 @@ pub struct Config {
 type Limiter = governor::DefaultKeyedRateLimiter<(String, std::net::IpAddr)>;
 
 /// What handlers share.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppState {
     db: Db,
     keys: JwtKeys,
@@ -56,14 +56,6 @@ pub struct AppState {
     /// One argon2 computation per core at a time: each takes 19 MiB, and a burst of
     /// sign-ups must queue, not exhaust memory.
     hashing: Arc<tokio::sync::Semaphore>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("db", &self.db)
-            .finish_non_exhaustive()
-    }
 }
 
 impl FromRef<AppState> for JwtKeys {

@@ -45,19 +45,11 @@ pub struct Config {
     pub order_ttl: Duration,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppState {
     db: Db,
     keys: JwtKeys,
     order_ttl: Duration,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("db", &self.db)
-            .finish_non_exhaustive()
-    }
 }
 
 impl FromRef<AppState> for JwtKeys {

@@ -43,18 +43,10 @@ pub struct Config {
     pub port: u16,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppState {
     db: Db,
     keys: JwtKeys,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("db", &self.db)
-            .finish_non_exhaustive()
-    }
 }
 
 impl FromRef<AppState> for JwtKeys {
