@@ -16,7 +16,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tix_api::events::{Envelope, Event};
-use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 use tix_testkit::{Stack, TEST_JWT_SECRET};
 
 #[derive(Debug, Parser)]

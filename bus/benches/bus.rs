@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
-use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 use tix_testkit::Bus;
 
 struct Args {
@@ -61,7 +61,7 @@ async fn pipelined_publish(c: &Client, prefix: &str, n: usize, window: usize) ->
     let mut inflight: FuturesUnordered<_> = FuturesUnordered::new();
     for i in 0..n {
         if inflight.len() >= window {
-            let r: tix_bus::client::Result<()> = inflight.next().await.unwrap();
+            let r: tix_bus_client::client::Result<()> = inflight.next().await.unwrap();
             r.unwrap();
         }
         inflight.push(c.publish(format!("{prefix}{i}"), "bench", body.clone()));

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tix_bus::{Broker, BrokerConfig, Client, ClientOptions, SubscribeOptions};
+use tix_bus::{Broker, BrokerConfig};
+use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 
 /// The tix event bus: a durable ZeroMQ broker with queue groups, acks and redelivery.
 ///

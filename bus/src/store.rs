@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::protocol::WireEvent;
+use tix_bus_client::protocol::{DeadLetter, WireEvent};
 
 /// Result type of the store.
 pub type Result<T> = std::result::Result<T, rusqlite::Error>;
@@ -390,21 +390,6 @@ fn apply(
 #[derive(Debug)]
 pub struct Reader {
     conn: Connection,
-}
-
-/// A dead letter as listed to operators.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeadLetter {
-    pub group: String,
-    pub seq: u64,
-    pub event_id: String,
-    pub subject: String,
-    /// The payload as text (events are JSON).
-    pub payload: String,
-    pub deliveries: u32,
-    pub dead_at_ms: i64,
-    pub replaying: bool,
 }
 
 impl Reader {

@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use common::*;
-use tix_bus::Error;
+use tix_bus_client::Error;
 use tix_testkit::{Bus, Proc, bin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +115,7 @@ fn tail(bus: &Bus, group: &str, extra: &[&str]) -> Proc {
 }
 
 /// The options the `tail` consumers below join with: a group's members must agree.
-fn same_as_tail(max_in_flight: u32) -> tix_bus::SubscribeOptions {
+fn same_as_tail(max_in_flight: u32) -> tix_bus_client::SubscribeOptions {
     let mut o = opts("workers", &["work"]);
     o.max_in_flight = max_in_flight;
     o.ack_wait_ms = 300_000;

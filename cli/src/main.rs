@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde_json::json;
-use tix_cli::client::{ApiClient, ClientError, Kind, TicketQuery};
-use tix_cli::session::{self, Session};
+use tix_api::Money;
+use tix_api::health::HealthStatus;
+use tix_client::session::{self, Session};
+use tix_client::{ApiClient, ClientError, Kind, TicketQuery};
 
 const DEFAULT_API: &str = "http://127.0.0.1:8080";
 
@@ -160,7 +162,7 @@ enum TicketsCmd {
         title: String,
         /// In currency units, at most 2 decimals.
         #[arg(long)]
-        price: f64,
+        price: Money,
     },
     /// Change your ticket's title or price (not while it is reserved).
     #[command(after_help = "Example: tix tickets update 0193a… --price 30")]
@@ -169,7 +171,7 @@ enum TicketsCmd {
         #[arg(long)]
         title: Option<String>,
         #[arg(long)]
-        price: Option<f64>,
+        price: Option<Money>,
     },
 }
 
@@ -208,7 +210,12 @@ enum Failure {
     Client(ClientError),
     NotSignedIn,
     Usage(String),
-    Declined { message: String, order: String },
+    Declined {
+        message: String,
+        order: String,
+    },
+    /// The gateway answered, but some services behind it did not.
+    Degraded,
     Local(anyhow::Error),
 }
 
@@ -225,6 +232,7 @@ impl Failure {
             Failure::Usage(_) => 2,
             Failure::NotSignedIn => 3,
             Failure::Declined { .. } => 6,
+            Failure::Degraded => 7,
             Failure::Client(e) => match e.kind() {
                 Kind::NotSignedIn | Kind::Forbidden => 3,
                 Kind::NotFound => 4,
@@ -242,6 +250,7 @@ impl Failure {
             Failure::Declined { message, order } => format!(
                 "payment declined: {message}\norder {order} is cancelled and its ticket released"
             ),
+            Failure::Degraded => "some services are down".into(),
             Failure::Local(e) => format!("{e:#}"),
             Failure::Client(ClientError::Unreachable { url, reason }) => format!(
                 "cannot reach the tix API at {url} ({reason})\nhint: start the stack with `scripts/stack up`, or point --api / TIX_API at a running gateway"
@@ -438,7 +447,7 @@ async fn run(ctx: &Ctx, command: Command) -> Outcome {
                 format!(
                     "Bought {} for {} — order {}, payment {}.",
                     order.ticket.title,
-                    output::money(order.ticket.price),
+                    order.ticket.price.display(),
                     order.id,
                     payment.id
                 )
@@ -447,14 +456,11 @@ async fn run(ctx: &Ctx, command: Command) -> Outcome {
         }
         Command::Status => {
             let health = ctx.client().health().await?;
-            let degraded = health["status"] != "ok";
-            ctx.print(health.clone(), || output::status(&ctx.api, &health));
-            if degraded {
-                return Err(Failure::Client(ClientError::Api {
-                    status: 503,
-                    message: "some services are down".into(),
-                    field: None,
-                }));
+            ctx.print(serde_json::to_value(&health).unwrap_or_default(), || {
+                output::status(&ctx.api, &health)
+            });
+            if health.status != HealthStatus::Ok {
+                return Err(Failure::Degraded);
             }
             Ok(())
         }
@@ -550,7 +556,7 @@ async fn tickets(ctx: &Ctx, cmd: TicketsCmd) -> Outcome {
                 format!(
                     "On sale: {} for {} — ticket {}.",
                     t.title,
-                    output::money(t.price),
+                    t.price.display(),
                     t.id
                 )
             });
@@ -572,7 +578,7 @@ async fn tickets(ctx: &Ctx, cmd: TicketsCmd) -> Outcome {
                 format!(
                     "Updated: {} for {} (version {}).",
                     t.title,
-                    output::money(t.price),
+                    t.price.display(),
                     t.version
                 )
             });
@@ -602,7 +608,7 @@ async fn orders(ctx: &Ctx, cmd: OrdersCmd) -> Outcome {
                 format!(
                     "Reserved {} for {} — order {}, {}.\nPay with: tix pay {} --token tok_visa",
                     o.ticket.title,
-                    output::money(o.ticket.price),
+                    o.ticket.price.display(),
                     o.id,
                     output::expiry(&o),
                     o.id
@@ -620,7 +626,8 @@ async fn orders(ctx: &Ctx, cmd: OrdersCmd) -> Outcome {
 }
 
 async fn tail(ctx: &Ctx, subjects: Vec<String>, endpoint: String) -> Outcome {
-    let bus = tix_bus::Client::connect(tix_bus::ClientOptions::new(&endpoint, "tix-cli"));
+    let bus =
+        tix_bus_client::Client::connect(tix_bus_client::ClientOptions::new(&endpoint, "tix-cli"));
     bus.wait_connected(std::time::Duration::from_secs(3))
         .await
         .map_err(|_| {
@@ -630,7 +637,7 @@ async fn tail(ctx: &Ctx, subjects: Vec<String>, endpoint: String) -> Outcome {
             })
         })?;
     let mut opts =
-        tix_bus::SubscribeOptions::new(format!("tix-tail-{}", uuid::Uuid::now_v7()), &["*"]);
+        tix_bus_client::SubscribeOptions::new(format!("tix-tail-{}", uuid::Uuid::now_v7()), &["*"]);
     if !subjects.is_empty() {
         opts.subjects = subjects;
     }

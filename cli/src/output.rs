@@ -3,9 +3,9 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tix_cli::client::{Order, Ticket};
-pub use tix_cli::format::money;
-use tix_cli::format::short_id as short;
+use tix_api::health::Health;
+use tix_api::{Order, OrderStatus, Ticket};
+use tix_client::format::short_id as short;
 
 pub fn date(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
@@ -16,15 +16,12 @@ pub fn date(unix: i64) -> String {
 
 /// "expires in 14:32", "expired", "paid", "cancelled".
 pub fn expiry(o: &Order) -> String {
-    match o.status.as_str() {
-        "complete" => return "paid".into(),
-        "cancelled" => return "cancelled".into(),
-        _ => {}
+    match o.status {
+        OrderStatus::Complete => return "paid".into(),
+        OrderStatus::Cancelled => return "cancelled".into(),
+        OrderStatus::Created | OrderStatus::AwaitingPayment => {}
     }
-    let Ok(at) = OffsetDateTime::parse(&o.expires_at, &Rfc3339) else {
-        return o.expires_at.clone();
-    };
-    let left = (at - OffsetDateTime::now_utc()).whole_seconds();
+    let left = (o.expires_at.to_datetime() - OffsetDateTime::now_utc()).whole_seconds();
     if left <= 0 {
         "expired".into()
     } else {
@@ -75,7 +72,7 @@ pub fn tickets(list: &[Ticket], me: Option<&str>) -> String {
             vec![
                 t.id.clone(),
                 t.title.clone(),
-                money(t.price),
+                t.price.display(),
                 seller,
                 state.into(),
             ]
@@ -90,7 +87,7 @@ pub fn ticket(t: &Ticket) -> String {
         &[
             vec!["id".into(), t.id.clone()],
             vec!["title".into(), t.title.clone()],
-            vec!["price".into(), money(t.price)],
+            vec!["price".into(), t.price.display()],
             vec!["seller".into(), t.user_id.clone()],
             vec![
                 "state".into(),
@@ -114,8 +111,8 @@ pub fn orders(list: &[Order]) -> String {
             vec![
                 o.id.clone(),
                 o.ticket.title.clone(),
-                money(o.ticket.price),
-                o.status.clone(),
+                o.ticket.price.display(),
+                o.status.to_string(),
                 expiry(o),
             ]
         })
@@ -132,32 +129,27 @@ pub fn order(o: &Order) -> String {
                 "ticket".into(),
                 format!("{} ({})", o.ticket.title, o.ticket.id),
             ],
-            vec!["price".into(), money(o.ticket.price)],
-            vec!["status".into(), o.status.clone()],
+            vec!["price".into(), o.ticket.price.display()],
+            vec!["status".into(), o.status.to_string()],
             vec!["when".into(), expiry(o)],
         ],
     )
 }
 
-pub fn status(api: &str, health: &Value) -> String {
+pub fn status(api: &str, health: &Health) -> String {
     let mut rows = vec![vec![
         "gateway".to_string(),
         "up".into(),
         api.to_string(),
         String::new(),
     ]];
-    if let Some(ups) = health["upstreams"].as_object() {
-        for (name, u) in ups {
-            rows.push(vec![
-                name.clone(),
-                u["status"].as_str().unwrap_or("?").to_string(),
-                u["url"].as_str().unwrap_or("").to_string(),
-                u["latencyMs"]
-                    .as_u64()
-                    .map(|ms| format!("{ms} ms"))
-                    .unwrap_or_default(),
-            ]);
-        }
+    for (name, u) in health.upstreams.iter().flatten() {
+        rows.push(vec![
+            name.clone(),
+            u.status.as_str().to_string(),
+            u.url.clone(),
+            format!("{} ms", u.latency_ms),
+        ]);
     }
     table(&["service", "state", "url", "latency"], &rows)
 }

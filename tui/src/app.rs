@@ -5,9 +5,8 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
-use tix_cli::client::{Kind, Order, Payment, SignedIn, Ticket};
-pub use tix_cli::format::money;
+use tix_api::{Money, MoneyError, Order, OrderStatus, Payment, SignedIn, Ticket};
+use tix_client::Kind;
 
 /// An error from the API, kept as data the screens can show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,12 +59,12 @@ pub enum Effect {
     LoadOrder(String),
     CreateTicket {
         title: String,
-        price: f64,
+        price: Money,
     },
     UpdateTicket {
         id: String,
         title: String,
-        price: f64,
+        price: Money,
     },
     CancelOrder(String),
 }
@@ -185,11 +184,11 @@ fn sign_in_form() -> Form {
     }
 }
 
-fn ticket_form(title: &str, price: Option<f64>) -> Form {
+fn ticket_form(title: &str, price: Option<Money>) -> Form {
     let mut t = Field::new("title", "Title");
     t.value = title.to_string();
     let mut p = Field::new("price", "Price");
-    p.value = price.map(|p| format!("{p:.2}")).unwrap_or_default();
+    p.value = price.map(|p| p.to_string()).unwrap_or_default();
     Form {
         fields: vec![t, p],
         buttons: vec!["Save"],
@@ -343,9 +342,7 @@ impl App {
 
     /// Seconds until an order expires (negative once past).
     pub fn seconds_left(&self, order: &Order) -> i64 {
-        OffsetDateTime::parse(&order.expires_at, &Rfc3339)
-            .map(|at| (at - self.now).whole_seconds())
-            .unwrap_or(0)
+        (order.expires_at.to_datetime() - self.now).whole_seconds()
     }
 }
 
@@ -469,7 +466,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::OrderNow(r) => {
             if let (Screen::Reservation(res), Ok(order)) = (&mut app.screen, r) {
-                if order.status == "complete" {
+                if order.status == OrderStatus::Complete {
                     res.outcome = Some(Outcome::Complete);
                 }
                 res.order = order;
@@ -479,7 +476,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Saved(r) => {
             match r {
                 Ok(t) => {
-                    app.notice = Some(format!("Saved: {} at {}", t.title, money(t.price)));
+                    app.notice = Some(format!("Saved: {} at {}", t.title, t.price.display()));
                     app.last_error = None;
                     app.screen = Screen::MyTickets;
                     app.back = vec![Screen::Market];
@@ -768,14 +765,14 @@ fn orders_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
         KeyCode::Esc | KeyCode::Left | KeyCode::Char('h') => return (Nav::Back, Vec::new()),
         KeyCode::Char('c') => {
             if let Some(o) = app.orders.get(app.order_selected)
-                && o.status == "created"
+                && o.status == OrderStatus::Created
             {
                 return stay(vec![Effect::CancelOrder(o.id.clone())]);
             }
         }
         KeyCode::Enter => {
             if let Some(o) = app.orders.get(app.order_selected).cloned()
-                && o.status == "created"
+                && o.status == OrderStatus::Created
             {
                 let card = Field::new("token", "Card or token");
                 let to = Screen::Reservation(Reservation {
@@ -819,18 +816,16 @@ fn my_tickets_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
 }
 
 /// Mirrors the server's rules, so most mistakes are caught before a round trip.
-pub fn parse_price(raw: &str) -> Result<f64, String> {
-    let raw = raw.trim();
-    let price: f64 = raw
-        .parse()
-        .map_err(|_| "Price must be a number".to_string())?;
-    if !price.is_finite() || price <= 0.0 {
+pub fn parse_price(raw: &str) -> Result<Money, String> {
+    let price: Money = raw.parse().map_err(|e| match e {
+        MoneyError::TooPrecise => "Price must have at most 2 decimals".to_string(),
+        MoneyError::OutOfRange => "Price must be at most 1000000".to_string(),
+        MoneyError::NotANumber => "Price must be a number".to_string(),
+    })?;
+    if price.cents() <= 0 {
         return Err("Price must be greater than 0".into());
     }
-    if raw.split_once('.').is_some_and(|(_, d)| d.len() > 2) {
-        return Err("Price must have at most 2 decimals".into());
-    }
-    if price > 1_000_000.0 {
+    if price > Money::from_cents(100_000_000) {
         return Err("Price must be at most 1000000".into());
     }
     Ok(price)
@@ -871,7 +866,7 @@ fn ticket_form_key(
         Err(e) => {
             form.set_error("price", Some(e));
             ok = false;
-            0.0
+            Money::default()
         }
     };
     if !ok {

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
-use tix_cli::client::{ApiClient, ClientError, Kind};
-use tix_cli::session::{self, Session};
+use tix_client::session::{self, Session};
+use tix_client::{ApiClient, ClientError, Kind};
 use tix_tui::app::{self, Action, App, Effect, Problem, User};
 use tokio::sync::mpsc;
 
@@ -58,14 +58,14 @@ async fn perform(client: ApiClient, effect: Effect) -> Option<Action> {
             Action::SignedIn(p(r))
         }
         Effect::LoadTickets { search } => {
-            let q = tix_cli::client::TicketQuery {
+            let q = tix_client::TicketQuery {
                 search: (!search.is_empty()).then_some(search),
                 ..Default::default()
             };
             Action::Tickets(p(client.tickets(&q).await))
         }
         Effect::LoadMyTickets => {
-            let q = tix_cli::client::TicketQuery {
+            let q = tix_client::TicketQuery {
                 mine: true,
                 ..Default::default()
             };

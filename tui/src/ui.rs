@@ -7,9 +7,10 @@ use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState, Wrap};
 
-use tix_cli::format::short_id as short;
+use tix_api::OrderStatus;
+use tix_client::format::short_id as short;
 
-use crate::app::{App, Form, Outcome, Reservation, Screen, money};
+use crate::app::{App, Form, Outcome, Reservation, Screen};
 
 const SPINNER: [&str; 4] = ["⠋", "⠙", "⠹", "⠸"];
 
@@ -132,7 +133,7 @@ fn market(f: &mut Frame, area: Rect, app: &App) {
             };
             Row::new(vec![
                 Cell::from(t.title.clone()),
-                Cell::from(money(t.price)),
+                Cell::from(t.price.display()),
                 Cell::from(seller),
             ])
         })
@@ -172,7 +173,7 @@ fn detail(f: &mut Frame, area: Rect, app: &App) {
     };
     let lines = vec![
         Line::from(Span::styled(t.title.clone(), Style::new().bold())),
-        Line::from(format!("Price   {}", money(t.price))),
+        Line::from(format!("Price   {}", t.price.display())),
         Line::from(format!("Seller  {}", short(&t.user_id))),
         Line::from(format!("State   {state}")),
         Line::from(""),
@@ -207,7 +208,7 @@ fn reservation(f: &mut Frame, area: Rect, app: &App, r: &Reservation) {
         )),
         Line::from(format!(
             "{} — held for you, {}",
-            money(r.order.ticket.price),
+            r.order.ticket.price.display(),
             countdown(left)
         )),
         Line::from(""),
@@ -286,15 +287,17 @@ fn orders(f: &mut Frame, area: Rect, app: &App) {
         .orders
         .iter()
         .map(|o| {
-            let when = match o.status.as_str() {
-                "complete" => "paid".to_string(),
-                "cancelled" => "cancelled".to_string(),
-                _ => countdown(app.seconds_left(o)),
+            let when = match o.status {
+                OrderStatus::Complete => "paid".to_string(),
+                OrderStatus::Cancelled => "cancelled".to_string(),
+                OrderStatus::Created | OrderStatus::AwaitingPayment => {
+                    countdown(app.seconds_left(o))
+                }
             };
             Row::new(vec![
                 o.ticket.title.clone(),
-                money(o.ticket.price),
-                o.status.clone(),
+                o.ticket.price.display(),
+                o.status.to_string(),
                 when,
             ])
         })
@@ -326,7 +329,7 @@ fn my_tickets(f: &mut Frame, area: Rect, app: &App) {
             } else {
                 "on sale"
             };
-            Row::new(vec![t.title.clone(), money(t.price), state.to_string()])
+            Row::new(vec![t.title.clone(), t.price.display(), state.to_string()])
         })
         .collect();
     let empty = rows.is_empty();

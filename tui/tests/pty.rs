@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-use tix_cli::client::ApiClient;
+use tix_client::ApiClient;
 use tix_testkit::{Stack, bin};
 
 /// The screen's text so far, escape sequences removed.
@@ -75,7 +75,7 @@ fn a_buyer_signs_in_and_buys_a_ticket_in_the_terminal() {
         let seller = c.signup("seller@pty.test", "password-123").await.unwrap();
         c.signup("buyer@pty.test", "password-123").await.unwrap();
         ApiClient::new(&api, Some(seller.token))
-            .create_ticket("Pty Gala", 42.0)
+            .create_ticket("Pty Gala", tix_api::Money::from_cents(4200))
             .await
             .unwrap();
     });

@@ -5,18 +5,18 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use time::OffsetDateTime;
-use tix_cli::client::{Order, OrderTicket, Ticket};
+use tix_api::{Money, Order, OrderStatus, OrderTicket, Ticket, UnixMillis};
 use tix_tui::app::{Action, App, Screen, User, update};
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
 }
 
-fn ticket(id: &str, title: &str, price: f64, seller: &str) -> Ticket {
+fn ticket(id: &str, title: &str, cents: i64, seller: &str) -> Ticket {
     Ticket {
         id: id.into(),
         title: title.into(),
-        price,
+        price: Money::from_cents(cents),
         user_id: seller.into(),
         version: 0,
         order_id: None,
@@ -38,17 +38,17 @@ fn market() -> App {
             ticket(
                 "01a1-0001",
                 "Jazz at the Blue Room",
-                25.0,
+                2500,
                 "seller-0000aaaa",
             ),
             ticket(
                 "01a1-0002",
                 "Rock in the Park — day pass",
-                89.5,
+                8950,
                 "seller-0000bbbb",
             ),
-            ticket("01a1-0003", "My own ticket", 12.0, "ann"),
-            ticket("01a1-0004", "Musical: front row", 1500.0, "seller-0000cccc"),
+            ticket("01a1-0003", "My own ticket", 1200, "ann"),
+            ticket("01a1-0004", "Musical: front row", 150000, "seller-0000cccc"),
         ])),
     );
     update(
@@ -66,19 +66,17 @@ fn draw(app: &App, w: u16, h: u16) -> String {
 
 fn reservation() -> App {
     let mut app = market();
-    let expires = (now() + time::Duration::seconds(14 * 60 + 32))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let expires = UnixMillis::from(now() + time::Duration::seconds(14 * 60 + 32));
     let order = Order {
         id: "01a1-o1".into(),
         user_id: "ann".into(),
-        status: "created".into(),
+        status: OrderStatus::Created,
         expires_at: expires,
         version: 0,
         ticket: OrderTicket {
             id: "01a1-0002".into(),
             title: "Rock in the Park — day pass".into(),
-            price: 89.5,
+            price: Money::from_cents(8950),
             version: 1,
         },
     };

@@ -2,7 +2,10 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use time::OffsetDateTime;
-use tix_cli::client::{Kind, Order, OrderTicket, Payment, SignedIn, Ticket};
+use tix_api::{
+    Money, Order, OrderStatus, OrderTicket, Payment, PaymentStatus, SignedIn, Ticket, UnixMillis,
+};
+use tix_client::Kind;
 use tix_tui::app::{Action, App, Effect, Outcome, Problem, Screen, User, update};
 
 fn key(code: KeyCode) -> Action {
@@ -21,31 +24,29 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
 }
 
-pub fn ticket(id: &str, title: &str, price: f64) -> Ticket {
+pub fn ticket(id: &str, title: &str, cents: i64) -> Ticket {
     Ticket {
         id: id.into(),
         title: title.into(),
-        price,
+        price: Money::from_cents(cents),
         user_id: "seller-1".into(),
         version: 0,
         order_id: None,
     }
 }
 
-fn order(id: &str, status: &str, seconds_left: i64) -> Order {
+fn order(id: &str, status: OrderStatus, seconds_left: i64) -> Order {
     let at = now() + time::Duration::seconds(seconds_left);
     Order {
         id: id.into(),
         user_id: "me".into(),
-        status: status.into(),
-        expires_at: at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap(),
+        status,
+        expires_at: UnixMillis::from(at),
         version: 0,
         ticket: OrderTicket {
             id: "t1".into(),
             title: "Jazz".into(),
-            price: 25.0,
+            price: Money::from_cents(2500),
             version: 1,
         },
     }
@@ -63,9 +64,9 @@ fn signed_in() -> App {
     update(
         &mut app,
         Action::Tickets(Ok(vec![
-            ticket("t1", "Jazz", 25.0),
-            ticket("t2", "Rock", 40.0),
-            ticket("t3", "Opera", 99.0),
+            ticket("t1", "Jazz", 2500),
+            ticket("t2", "Rock", 4000),
+            ticket("t3", "Opera", 9900),
         ])),
     );
     app
@@ -157,9 +158,9 @@ fn the_market_moves_searches_as_you_type_and_keeps_the_selection_on_refresh() {
     update(
         &mut app,
         Action::Tickets(Ok(vec![
-            ticket("t0", "New", 1.0),
-            ticket("t1", "Jazz", 25.0),
-            ticket("t2", "Rock", 40.0),
+            ticket("t0", "New", 100),
+            ticket("t1", "Jazz", 2500),
+            ticket("t2", "Rock", 4000),
         ])),
     );
     assert_eq!(app.selected_ticket().unwrap().id, "t2");
@@ -211,12 +212,15 @@ fn navigation_opens_screens_and_esc_comes_back() {
 fn buying_reserves_then_pays_and_shows_complete() {
     let mut app = signed_in();
     update(&mut app, key(KeyCode::Enter));
-    update(&mut app, Action::Ticket(Ok(ticket("t1", "Jazz", 25.0))));
+    update(&mut app, Action::Ticket(Ok(ticket("t1", "Jazz", 2500))));
     assert_eq!(
         update(&mut app, ch('b')),
         vec![Effect::Reserve("t1".into())]
     );
-    update(&mut app, Action::Reserved(Ok(order("o1", "created", 900))));
+    update(
+        &mut app,
+        Action::Reserved(Ok(order("o1", OrderStatus::Created, 900))),
+    );
     assert!(matches!(app.screen, Screen::Reservation(_)));
     // Empty card: a hint, no request.
     assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
@@ -234,13 +238,16 @@ fn buying_reserves_then_pays_and_shows_complete() {
     let paid = Payment {
         id: "p1".into(),
         order_id: "o1".into(),
-        status: "succeeded".into(),
+        status: PaymentStatus::Succeeded,
     };
     assert_eq!(
         update(&mut app, Action::Paid(Ok(paid))),
         vec![Effect::LoadOrder("o1".into())]
     );
-    update(&mut app, Action::OrderNow(Ok(order("o1", "complete", 890))));
+    update(
+        &mut app,
+        Action::OrderNow(Ok(order("o1", OrderStatus::Complete, 890))),
+    );
     let Screen::Reservation(r) = &app.screen else {
         panic!()
     };
@@ -255,7 +262,10 @@ fn buying_reserves_then_pays_and_shows_complete() {
 #[test]
 fn a_decline_and_an_expiry_end_the_reservation_with_a_reason() {
     let mut app = signed_in();
-    update(&mut app, Action::Reserved(Ok(order("o1", "created", 2))));
+    update(
+        &mut app,
+        Action::Reserved(Ok(order("o1", OrderStatus::Created, 2))),
+    );
     typed(&mut app, "4000000000000002");
     update(&mut app, key(KeyCode::Enter));
     update(
@@ -271,7 +281,10 @@ fn a_decline_and_an_expiry_end_the_reservation_with_a_reason() {
     );
 
     let mut app = signed_in();
-    update(&mut app, Action::Reserved(Ok(order("o2", "created", 2))));
+    update(
+        &mut app,
+        Action::Reserved(Ok(order("o2", OrderStatus::Created, 2))),
+    );
     update(&mut app, Action::Tick(now() + time::Duration::seconds(3)));
     let Screen::Reservation(r) = &app.screen else {
         panic!()
@@ -286,8 +299,8 @@ fn orders_can_be_cancelled_and_paid_from_the_list() {
     update(
         &mut app,
         Action::Orders(Ok(vec![
-            order("o1", "complete", 0),
-            order("o2", "created", 600),
+            order("o1", OrderStatus::Complete, 0),
+            order("o2", OrderStatus::Created, 600),
         ])),
     );
     assert!(
@@ -324,7 +337,7 @@ fn selling_checks_like_the_server_and_shows_its_answer() {
         effects,
         vec![Effect::CreateTicket {
             title: "Gig".into(),
-            price: 10.0
+            price: Money::from_cents(1000)
         }]
     );
     update(
@@ -342,7 +355,7 @@ fn selling_checks_like_the_server_and_shows_its_answer() {
         form.fields[0].error.as_deref(),
         Some("Title must be at most 200 characters")
     );
-    update(&mut app, Action::Saved(Ok(ticket("t9", "Gig", 10.0))));
+    update(&mut app, Action::Saved(Ok(ticket("t9", "Gig", 1000))));
     assert_eq!(app.screen, Screen::MyTickets);
 }
 

@@ -15,10 +15,10 @@ use zeromq::ZmqMessage;
 
 use super::BrokerConfig;
 use super::group::{Filter, Group, Member, Pending, Slot};
-use crate::protocol::{
+use crate::store::{self, Done, Event, Job, Reader, Write};
+use tix_bus_client::protocol::{
     self, DeadLetterQuery, Hello, ReplayRequest, Request, SubscribeOptions, WireEvent,
 };
-use crate::store::{self, Done, Event, Job, Reader, Write};
 
 /// Everything the core reacts to.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use futures::StreamExt;
-use zeromq::{Socket, SocketEvent, SocketOptions, SocketSend};
+use zeromq::{Socket, SocketEvent, SocketSend};
 
 use crate::store::{self, Durability};
 use core::{Core, Input};
@@ -72,14 +72,6 @@ impl BrokerConfig {
     }
 }
 
-/// Socket options shared by the broker and its clients: frames up to the event limit are
-/// read without growing the buffer a byte at a time.
-pub(crate) fn socket_options() -> SocketOptions {
-    let mut o = SocketOptions::default();
-    o.read_buffer(4096, 1 << 20, 2);
-    o
-}
-
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
@@ -99,7 +91,8 @@ impl Broker {
             .with_context(|| format!("opening {}", path.display()))?;
         let reader = store::Reader::new(store::open(&path, cfg.durability)?);
 
-        let mut socket = zeromq::RouterSocket::with_options(socket_options());
+        let mut socket =
+            zeromq::RouterSocket::with_options(tix_bus_client::protocol::socket_options());
         let endpoint = socket
             .bind(&cfg.bind)
             .await

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use tix_bus::{Client, ClientOptions, Delivery, SubscribeOptions, Subscription};
+use tix_bus_client::{Client, ClientOptions, Delivery, SubscribeOptions, Subscription};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 

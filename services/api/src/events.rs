@@ -1,4 +1,4 @@
-//! The event catalog of DESIGN.md ("Events").
+//! The event catalog (docs/events.md).
 //!
 //! Every event travels as an envelope `{id, subject, occurredAt, producer, data}`. The
 //! `id` (a UUIDv7, so ids sort by time) is what the bus deduplicates publishes on and what
@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::{Money, UnixMillis};
 
 /// A bus subject. The names are the course app's, plus `payment:failed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -69,18 +71,7 @@ impl std::str::FromStr for Subject {
     }
 }
 
-/// Order statuses, as the API spells them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum OrderStatus {
-    #[serde(rename = "created")]
-    Created,
-    #[serde(rename = "cancelled")]
-    Cancelled,
-    #[serde(rename = "awaiting:payment")]
-    AwaitingPayment,
-    #[serde(rename = "complete")]
-    Complete,
-}
+pub use crate::order::OrderStatus;
 
 /// `ticket:created` — tickets → orders (insert the replica).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +79,8 @@ pub enum OrderStatus {
 pub struct TicketCreated {
     pub id: String,
     pub title: String,
-    pub price_cents: i64,
+    #[serde(with = "crate::money::cents")]
+    pub price_cents: Money,
     pub user_id: String,
     pub version: i64,
 }
@@ -99,7 +91,8 @@ pub struct TicketCreated {
 pub struct TicketUpdated {
     pub id: String,
     pub title: String,
-    pub price_cents: i64,
+    #[serde(with = "crate::money::cents")]
+    pub price_cents: Money,
     pub user_id: String,
     pub version: i64,
     /// The order holding the ticket, if it is reserved.
@@ -111,7 +104,8 @@ pub struct TicketUpdated {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderTicket {
     pub id: String,
-    pub price_cents: i64,
+    #[serde(with = "crate::money::cents")]
+    pub price_cents: Money,
 }
 
 /// `order:created` — orders → tickets (reserve), expiration (schedule), payments (replica).
@@ -121,8 +115,7 @@ pub struct OrderCreated {
     pub id: String,
     pub status: OrderStatus,
     pub user_id: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
+    pub expires_at: UnixMillis,
     pub version: i64,
     pub ticket: OrderTicket,
 }
@@ -269,7 +262,7 @@ mod tests {
             Event::TicketCreated(TicketCreated {
                 id: "t1".into(),
                 title: "Concert".into(),
-                price_cents: 2050,
+                price_cents: Money::from_cents(2050),
                 user_id: "u1".into(),
                 version: 0,
             }),
@@ -291,13 +284,13 @@ mod tests {
 
     #[test]
     fn every_event_round_trips_through_the_bus_encoding() {
-        let expires = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let expires = UnixMillis::new(1_800_000_000_000);
         let events = vec![
             ticket_created().event,
             Event::TicketUpdated(TicketUpdated {
                 id: "t1".into(),
                 title: "Concert".into(),
-                price_cents: 2050,
+                price_cents: Money::from_cents(2050),
                 user_id: "u1".into(),
                 version: 1,
                 order_id: Some("o1".into()),
@@ -310,7 +303,7 @@ mod tests {
                 version: 0,
                 ticket: OrderTicket {
                     id: "t1".into(),
-                    price_cents: 2050,
+                    price_cents: Money::from_cents(2050),
                 },
             }),
             Event::OrderCancelled(OrderCancelled {

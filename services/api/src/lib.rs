@@ -1,19 +1,149 @@
-//! Wire types shared by the tix services and clients.
+//! The contract between tix's processes: what the HTTP API answers and accepts, and what
+//! travels on the bus. Services serialize these types and clients deserialize the same
+//! ones, so a change to the contract is a compile error on both sides.
 //!
-//! - [`events`]: the event catalog — every subject on the bus, its payload and the envelope
-//!   around it. Services publish and consume only these types, so a payload change is a
-//!   compile error in every consumer rather than a surprise at run time.
+//! - [`Money`] (integer cents, a decimal on the wire) and [`UnixMillis`] (instants);
+//! - the HTTP bodies, one module per resource: [`user`], [`ticket`], [`order`],
+//!   [`payment`], plus the [`error`] body and [`health`];
+//! - [`events`]: every subject on the bus, its payload and the envelope around it.
+//!
+//! The prose that a type cannot say is in `docs/api.md` and `docs/events.md`.
 
+pub mod error;
 pub mod events;
+pub mod health;
+mod millis;
+mod money;
+pub mod order;
+pub mod payment;
+pub mod ticket;
+pub mod user;
 
-/// A price in integer cents as the API shows it: a JSON number in currency units
-/// (`2000` → `20`, `2050` → `20.5`). Cents are exact; only the display is a float.
-pub fn price_json(cents: i64) -> serde_json::Value {
-    if cents % 100 == 0 {
-        serde_json::Value::from(cents / 100)
-    } else {
-        serde_json::Number::from_f64(cents as f64 / 100.0)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null)
+pub use error::{ErrorBody, FieldError};
+pub use millis::UnixMillis;
+pub use money::{Money, MoneyError};
+pub use order::{NewOrder, Order, OrderStatus, OrderTicket};
+pub use payment::{NewPayment, Payment, PaymentStatus};
+pub use ticket::{Ticket, TicketDraft};
+pub use user::{Credentials, CurrentUser, CurrentUserBody, SignedIn};
+
+#[cfg(test)]
+mod wire {
+    //! The bodies keep the exact bytes the services answered with before these types
+    //! existed (hand-built, sorted JSON maps).
+
+    use super::*;
+
+    #[test]
+    fn a_ticket_keeps_its_bytes() {
+        let t = Ticket {
+            id: "t1".into(),
+            order_id: None,
+            price: Money::from_cents(2050),
+            title: "Concert".into(),
+            user_id: "u1".into(),
+            version: 3,
+        };
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            r#"{"id":"t1","orderId":null,"price":20.5,"title":"Concert","userId":"u1","version":3}"#
+        );
+    }
+
+    #[test]
+    fn an_order_keeps_its_bytes() {
+        let o = Order {
+            expires_at: UnixMillis::new(1_800_000_000_250),
+            id: "o1".into(),
+            status: OrderStatus::AwaitingPayment,
+            ticket: OrderTicket {
+                id: "t1".into(),
+                price: Money::from_cents(2000),
+                title: "Concert".into(),
+                version: 1,
+            },
+            user_id: "u2".into(),
+            version: 0,
+        };
+        let s = serde_json::to_string(&o).unwrap();
+        assert_eq!(
+            s,
+            r#"{"expiresAt":"2027-01-15T08:00:00.25Z","id":"o1","status":"awaiting:payment","ticket":{"id":"t1","price":20,"title":"Concert","version":1},"userId":"u2","version":0}"#
+        );
+        assert_eq!(serde_json::from_str::<Order>(&s).unwrap(), o);
+    }
+
+    #[test]
+    fn payments_users_and_errors_keep_their_bytes() {
+        let p = Payment {
+            id: "p1".into(),
+            order_id: "o1".into(),
+            status: PaymentStatus::Succeeded,
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"id":"p1","orderId":"o1","status":"succeeded"}"#
+        );
+        let me = CurrentUserBody {
+            current_user: Some(CurrentUser {
+                email: "a@b.io".into(),
+                exp: 2,
+                iat: 1,
+                id: "u1".into(),
+            }),
+        };
+        assert_eq!(
+            serde_json::to_string(&me).unwrap(),
+            r#"{"currentUser":{"email":"a@b.io","exp":2,"iat":1,"id":"u1"}}"#
+        );
+        let nobody = CurrentUserBody { current_user: None };
+        assert_eq!(
+            serde_json::to_string(&nobody).unwrap(),
+            r#"{"currentUser":null}"#
+        );
+        assert_eq!(serde_json::to_string(&user::Empty {}).unwrap(), "{}");
+        let e = ErrorBody {
+            errors: vec![
+                FieldError::new("price", "Price must be greater than 0"),
+                FieldError::general("Not found"),
+            ],
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"errors":[{"message":"Price must be greater than 0","field":"price"},{"message":"Not found"}]}"#
+        );
+    }
+
+    #[test]
+    fn health_keeps_its_bytes() {
+        use health::*;
+        let h = Health {
+            service: "gateway".into(),
+            status: HealthStatus::Degraded,
+            upstreams: Some(
+                [(
+                    "auth".to_string(),
+                    UpstreamHealth {
+                        latency_ms: 3,
+                        status: UpstreamStatus::Down,
+                        url: "http://127.0.0.1:4001".into(),
+                    },
+                )]
+                .into(),
+            ),
+        };
+        assert_eq!(
+            serde_json::to_string(&h).unwrap(),
+            r#"{"service":"gateway","status":"degraded","upstreams":{"auth":{"latencyMs":3,"status":"down","url":"http://127.0.0.1:4001"}}}"#
+        );
+        let plain = Health {
+            service: "tickets".into(),
+            status: HealthStatus::Ok,
+            upstreams: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"service":"tickets","status":"ok"}"#
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The four auth endpoints of DESIGN.md.
+//! The four auth endpoints (docs/api.md).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -9,8 +9,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
+use tix_api::user::{CurrentUser, CurrentUserBody, Empty, SignedIn};
 use tix_common::auth::{MaybeUser, clear_session_cookie, session_cookie};
 use tix_common::db::DbError;
 use tix_common::{ApiError, FieldError, Json};
@@ -25,13 +26,6 @@ pub struct CredentialsBody {
     email: Option<Value>,
     #[serde(default)]
     password: Option<Value>,
-}
-
-#[derive(Debug, Serialize)]
-struct UserResponse {
-    id: String,
-    email: String,
-    token: String,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -87,7 +81,7 @@ fn with_session(
 ) -> Result<Response, ApiError> {
     let (token, _) = state.keys.sign(id, email)?;
     let cookie = session_cookie(&token, state.keys.ttl());
-    let body = UserResponse {
+    let body = SignedIn {
         id: id.to_string(),
         email: email.to_string(),
         token,
@@ -207,11 +201,18 @@ pub async fn signout() -> Response {
     (
         StatusCode::OK,
         [(SET_COOKIE, clear_session_cookie())],
-        Json(serde_json::json!({})),
+        Json(Empty {}),
     )
         .into_response()
 }
 
-pub async fn current_user(MaybeUser(user): MaybeUser) -> Json<Value> {
-    Json(serde_json::json!({ "currentUser": user }))
+pub async fn current_user(MaybeUser(user): MaybeUser) -> Json<CurrentUserBody> {
+    Json(CurrentUserBody {
+        current_user: user.map(|c| CurrentUser {
+            email: c.email,
+            exp: c.exp,
+            iat: c.iat,
+            id: c.id,
+        }),
+    })
 }

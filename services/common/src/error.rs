@@ -1,26 +1,11 @@
-//! The one error type of every service's HTTP layer, mapped once to the response shape of
-//! DESIGN.md: `{"errors":[{"message":…,"field":…?}]}`.
+//! The one error type of every service's HTTP layer, mapped once to the error body of the
+//! contract ([`tix_api::ErrorBody`]): `{"errors":[{"message":…,"field":…?}]}`.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use tix_api::ErrorBody;
 
-/// One problem with a request, optionally tied to a field of its body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
-impl FieldError {
-    pub fn new(field: &str, message: impl Into<String>) -> Self {
-        FieldError {
-            message: message.into(),
-            field: Some(field.to_string()),
-        }
-    }
-}
+pub use tix_api::FieldError;
 
 /// Everything a handler can answer besides success.
 #[derive(Debug, thiserror::Error)]
@@ -73,14 +58,8 @@ impl ApiError {
     fn errors(&self) -> Vec<FieldError> {
         match self {
             ApiError::Validation(list) => list.clone(),
-            ApiError::Internal(_) => vec![FieldError {
-                message: "Something went wrong".into(),
-                field: None,
-            }],
-            other => vec![FieldError {
-                message: other.to_string(),
-                field: None,
-            }],
+            ApiError::Internal(_) => vec![FieldError::general("Something went wrong")],
+            other => vec![FieldError::general(other.to_string())],
         }
     }
 }
@@ -97,20 +76,9 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body {
-    errors: Vec<FieldError>,
-}
-
 /// The error body for a status and message, for responses built outside a handler.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
-    let body = Body {
-        errors: vec![FieldError {
-            message: message.to_string(),
-            field: None,
-        }],
-    };
-    (status, axum::Json(body)).into_response()
+    (status, axum::Json(ErrorBody::message(message))).into_response()
 }
 
 impl IntoResponse for ApiError {
@@ -120,7 +88,7 @@ impl IntoResponse for ApiError {
         }
         (
             self.status(),
-            axum::Json(Body {
+            axum::Json(ErrorBody {
                 errors: self.errors(),
             }),
         )

@@ -16,6 +16,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::{ApiError, error_response};
+use tix_api::health::{Health, HealthStatus};
 
 /// Limits every service applies to requests.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +32,11 @@ pub fn app(routes: Router, service: &'static str, limits: Limits) -> Router {
             .route(
                 "/healthz",
                 axum::routing::get(move || async move {
-                    axum::Json(serde_json::json!({ "status": "ok", "service": service }))
+                    axum::Json(Health {
+                        service: service.to_string(),
+                        status: HealthStatus::Ok,
+                        upstreams: None,
+                    })
                 }),
             )
             .fallback(|| async { ApiError::NotFound }),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use tix_api::events::Envelope;
-use tix_bus::{Client, Delivery, SubscribeOptions};
+use tix_bus_client::{Client, Delivery, SubscribeOptions};
 
 use crate::db::{Db, DbError};
 

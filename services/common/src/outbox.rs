@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rusqlite::Connection;
 use tix_api::events::Envelope;
-use tix_bus::Client;
+use tix_bus_client::Client;
 
 use crate::db::{Db, DbError};
 

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 
 use crate::db::Db;
 use crate::http::{self, Listener};

@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use axum::Router;
 use rusqlite::{Connection, OptionalExtension};
+use tix_api::UnixMillis;
 use tix_api::events::{Envelope, Event, ExpirationComplete, Subject};
-use tix_bus::SubscribeOptions;
+use tix_bus_client::SubscribeOptions;
 use tix_common::config::ServiceArgs;
 use tix_common::db::{Db, DbError};
 use tix_common::http;
@@ -48,12 +49,12 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    UnixMillis::now().as_i64()
 }
 
 fn on_event(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
     if let Event::OrderCreated(o) = &env.event {
-        let due = (o.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
+        let due = o.expires_at.as_i64();
         c.prepare_cached("INSERT INTO timers (order_id, due_at) VALUES (?1, ?2) ON CONFLICT (order_id) DO NOTHING")?
             .execute((&o.id, due))?;
         tracing::debug!(order = %o.id, due, "timer set");

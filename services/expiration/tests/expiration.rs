@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use tix_api::events::{Envelope, Event, OrderCreated, OrderStatus, OrderTicket};
-use tix_bus::{Client, ClientOptions, SubscribeOptions};
+use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 use tix_testkit::Stack;
 
 fn order_created(id: &str, expires_in: time::Duration) -> Envelope {
@@ -14,11 +14,11 @@ fn order_created(id: &str, expires_in: time::Duration) -> Envelope {
             id: id.into(),
             status: OrderStatus::Created,
             user_id: "buyer".into(),
-            expires_at: time::OffsetDateTime::now_utc() + expires_in,
+            expires_at: (time::OffsetDateTime::now_utc() + expires_in).into(),
             version: 0,
             ticket: OrderTicket {
                 id: "t".into(),
-                price_cents: 100,
+                price_cents: tix_api::Money::from_cents(100),
             },
         }),
     )

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::json;
+use tix_api::health::{Health, HealthStatus, UpstreamHealth, UpstreamStatus};
 use tix_common::http::{self, Limits, status_error};
 use tix_common::service::Service;
 
@@ -171,17 +171,21 @@ async fn health(State(gw): State<Gateway>) -> Response {
                 tokio::time::timeout(Duration::from_secs(1), client.request(req)).await,
                 Ok(Ok(r)) if r.status().is_success()
             );
-            let status = if up { "up" } else { "down" };
-            (
-                u.name,
-                json!({ "status": status, "url": u.base, "latencyMs": started.elapsed().as_millis() as u64 }),
-                up,
-            )
+            let health = UpstreamHealth {
+                latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                status: if up {
+                    UpstreamStatus::Up
+                } else {
+                    UpstreamStatus::Down
+                },
+                url: u.base.clone(),
+            };
+            (u.name, health, up)
         }
     });
     let results = futures::future::join_all(checks).await;
     let all_up = results.iter().all(|(_, _, up)| *up);
-    let upstreams: serde_json::Map<String, serde_json::Value> = results
+    let upstreams = results
         .into_iter()
         .map(|(name, v, _)| (name.to_string(), v))
         .collect();
@@ -190,11 +194,15 @@ async fn health(State(gw): State<Gateway>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if all_up { "ok" } else { "degraded" },
-        "service": "gateway",
-        "upstreams": upstreams,
-    });
+    let body = Health {
+        service: "gateway".into(),
+        status: if all_up {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Degraded
+        },
+        upstreams: Some(upstreams),
+    };
     (status, axum::Json(body)).into_response()
 }
 

@@ -1,7 +1,8 @@
 //! What orders does with events from the bus.
 
 use rusqlite::Connection;
-use tix_api::events::{Envelope, Event, OrderStatus};
+use tix_api::OrderStatus;
+use tix_api::events::{Envelope, Event};
 use tix_common::inbox::Outcome;
 
 use crate::store::{self, Ticket};
@@ -14,7 +15,7 @@ pub fn apply(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
                 &Ticket {
                     id: t.id.clone(),
                     title: t.title.clone(),
-                    price_cents: t.price_cents,
+                    price: t.price_cents,
                     user_id: t.user_id.clone(),
                     version: t.version,
                 },
@@ -35,7 +36,7 @@ pub fn apply(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
                 )));
             }
             replica.title = t.title.clone();
-            replica.price_cents = t.price_cents;
+            replica.price = t.price_cents;
             replica.version = t.version;
             store::update_ticket(c, &replica)?;
         }

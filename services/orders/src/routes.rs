@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
-use tix_api::events::OrderStatus;
+use tix_api::{OrderStatus, UnixMillis};
 use tix_common::auth::CurrentUser;
 use tix_common::{ApiError, Json};
 
@@ -21,13 +21,13 @@ pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Json(body): Json<CreateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<tix_api::Order>), ApiError> {
     let ticket_id = match &body.ticket_id {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 100 => s.trim().to_string(),
         _ => return Err(ApiError::field("ticketId", "TicketId must be provided")),
     };
     wait_for_replica(&state, &ticket_id).await?;
-    let ttl_ms = state.order_ttl.as_millis() as i64;
+    let ttl = state.order_ttl;
     let order = state
         .db
         .write(move |c| -> Result<Order, ApiError> {
@@ -37,12 +37,11 @@ pub async fn create(
                     "You cannot buy your own ticket".into(),
                 ));
             }
-            let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
             let order = Order {
                 id: uuid::Uuid::now_v7().to_string(),
                 user_id: user.id,
                 status: OrderStatus::Created,
-                expires_at: now as i64 + ttl_ms,
+                expires_at: UnixMillis::now().after(ttl),
                 version: 0,
                 ticket,
             };
@@ -57,7 +56,7 @@ pub async fn create(
         })
         .await?;
     tracing::info!(order = %order.id, ticket = %order.ticket.id, "reserved");
-    Ok((StatusCode::CREATED, Json(order.to_json())))
+    Ok((StatusCode::CREATED, Json(order.view())))
 }
 
 /// A ticket created a moment ago may not have reached this replica yet: give its
@@ -83,16 +82,14 @@ async fn wait_for_replica(state: &AppState, ticket_id: &str) -> Result<(), ApiEr
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<tix_api::Order>>, ApiError> {
     let orders = state
         .db
         .read_blocking(move |c| -> Result<Vec<Order>, ApiError> {
             Ok(store::orders_of(c, &user.id)?)
         })
         .await?;
-    Ok(Json(Value::Array(
-        orders.iter().map(Order::to_json).collect(),
-    )))
+    Ok(Json(orders.iter().map(Order::view).collect()))
 }
 
 async fn owned(state: &AppState, user: &str, id: String) -> Result<Order, ApiError> {
@@ -111,8 +108,8 @@ pub async fn show(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(owned(&state, &user.id, id).await?.to_json()))
+) -> Result<Json<tix_api::Order>, ApiError> {
+    Ok(Json(owned(&state, &user.id, id).await?.view()))
 }
 
 pub async fn cancel(

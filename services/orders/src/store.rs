@@ -4,11 +4,8 @@
 //! `orders_one_active_per_ticket`: however many buyers race, the database lets one order in.
 
 use rusqlite::{Connection, OptionalExtension, Row};
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use tix_api::events::{
-    Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef,
-};
+use tix_api::events::{Envelope, Event, OrderCancelled, OrderCreated, OrderTicket, TicketRef};
+use tix_api::{Money, OrderStatus, UnixMillis};
 use tix_common::outbox;
 
 pub const MIGRATIONS: &[&str] = &[
@@ -38,7 +35,7 @@ pub const MIGRATIONS: &[&str] = &[
 pub struct Ticket {
     pub id: String,
     pub title: String,
-    pub price_cents: i64,
+    pub price: Money,
     pub user_id: String,
     pub version: i64,
 }
@@ -48,69 +45,48 @@ pub struct Order {
     pub id: String,
     pub user_id: String,
     pub status: OrderStatus,
-    /// Unix milliseconds.
-    pub expires_at: i64,
+    pub expires_at: UnixMillis,
     pub version: i64,
     pub ticket: Ticket,
 }
 
-pub fn status_str(s: OrderStatus) -> &'static str {
-    match s {
-        OrderStatus::Created => "created",
-        OrderStatus::Cancelled => "cancelled",
-        OrderStatus::AwaitingPayment => "awaiting:payment",
-        OrderStatus::Complete => "complete",
-    }
-}
-
-fn parse_status(s: &str) -> OrderStatus {
-    match s {
-        "cancelled" => OrderStatus::Cancelled,
-        "awaiting:payment" => OrderStatus::AwaitingPayment,
-        "complete" => OrderStatus::Complete,
-        _ => OrderStatus::Created,
-    }
-}
-
-pub fn rfc3339_ms(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+/// A status read back from the database, where only [`OrderStatus::as_str`] is written.
+fn status_column(r: &Row<'_>, i: usize) -> rusqlite::Result<OrderStatus> {
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 impl Order {
-    /// `{id,userId,status,expiresAt,version,ticket:{id,title,price,version}}`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "userId": self.user_id,
-            "status": status_str(self.status),
-            "expiresAt": rfc3339_ms(self.expires_at),
-            "version": self.version,
-            "ticket": {
-                "id": self.ticket.id,
-                "title": self.ticket.title,
-                "price": tix_api::price_json(self.ticket.price_cents),
-                "version": self.ticket.version,
+    /// The API's view of it.
+    pub fn view(&self) -> tix_api::Order {
+        tix_api::Order {
+            expires_at: self.expires_at,
+            id: self.id.clone(),
+            status: self.status,
+            ticket: tix_api::OrderTicket {
+                id: self.ticket.id.clone(),
+                price: self.ticket.price,
+                title: self.ticket.title.clone(),
+                version: self.ticket.version,
             },
-        })
+            user_id: self.user_id.clone(),
+            version: self.version,
+        }
     }
 
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Order> {
         Ok(Order {
             id: r.get(0)?,
             user_id: r.get(1)?,
-            status: parse_status(&r.get::<_, String>(2)?),
-            expires_at: r.get(3)?,
+            status: status_column(r, 2)?,
+            expires_at: UnixMillis::new(r.get(3)?),
             version: r.get(4)?,
             ticket: Ticket {
                 id: r.get(5)?,
                 title: r.get(6)?,
-                price_cents: r.get(7)?,
+                price: Money::from_cents(r.get(7)?),
                 user_id: r.get(8)?,
                 version: r.get(9)?,
             },
@@ -118,7 +94,7 @@ impl Order {
     }
 
     pub fn is_active(&self) -> bool {
-        self.status != OrderStatus::Cancelled
+        self.status.is_active()
     }
 }
 
@@ -132,7 +108,7 @@ pub fn ticket(c: &Connection, id: &str) -> rusqlite::Result<Option<Ticket>> {
             Ok(Ticket {
                 id: r.get(0)?,
                 title: r.get(1)?,
-                price_cents: r.get(2)?,
+                price: Money::from_cents(r.get(2)?),
                 user_id: r.get(3)?,
                 version: r.get(4)?,
             })
@@ -145,12 +121,12 @@ pub fn insert_ticket(c: &Connection, t: &Ticket) -> rusqlite::Result<usize> {
         "INSERT INTO tickets (id, title, price_cents, user_id, version) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (id) DO NOTHING",
     )?
-    .execute((&t.id, &t.title, t.price_cents, &t.user_id, t.version))
+    .execute((&t.id, &t.title, t.price.cents(), &t.user_id, t.version))
 }
 
 pub fn update_ticket(c: &Connection, t: &Ticket) -> rusqlite::Result<usize> {
     c.prepare_cached("UPDATE tickets SET title = ?2, price_cents = ?3, version = ?4 WHERE id = ?1")?
-        .execute((&t.id, &t.title, t.price_cents, t.version))
+        .execute((&t.id, &t.title, t.price.cents(), t.version))
 }
 
 pub fn order(c: &Connection, id: &str) -> rusqlite::Result<Option<Order>> {
@@ -183,13 +159,10 @@ pub fn insert_order(c: &Connection, o: &Order) -> rusqlite::Result<()> {
         &o.id,
         &o.user_id,
         &o.ticket.id,
-        status_str(o.status),
-        o.expires_at,
+        o.status.as_str(),
+        o.expires_at.as_i64(),
         o.version,
     ))?;
-    let expires_at =
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(o.expires_at) * 1_000_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     outbox::enqueue(
         c,
         &Envelope::new(
@@ -198,11 +171,11 @@ pub fn insert_order(c: &Connection, o: &Order) -> rusqlite::Result<()> {
                 id: o.id.clone(),
                 status: o.status,
                 user_id: o.user_id.clone(),
-                expires_at,
+                expires_at: o.expires_at,
                 version: o.version,
                 ticket: OrderTicket {
                     id: o.ticket.id.clone(),
-                    price_cents: o.ticket.price_cents,
+                    price_cents: o.ticket.price,
                 },
             }),
         ),
@@ -211,7 +184,7 @@ pub fn insert_order(c: &Connection, o: &Order) -> rusqlite::Result<()> {
 
 fn set_status(c: &Connection, o: &Order) -> rusqlite::Result<()> {
     c.prepare_cached("UPDATE orders SET status = ?2, version = ?3 WHERE id = ?1")?
-        .execute((&o.id, status_str(o.status), o.version))?;
+        .execute((&o.id, o.status.as_str(), o.version))?;
     Ok(())
 }
 

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tix_api::Money;
 use tix_api::events::{
     Envelope, Event, ExpirationComplete, PaymentCreated, TicketCreated, TicketUpdated,
 };
-use tix_bus::{Client, ClientOptions, SubscribeOptions, Subscription};
+use tix_bus_client::{Client, ClientOptions, SubscribeOptions, Subscription};
 use tix_common::auth::JwtKeys;
 use tix_testkit::{Stack, TEST_JWT_SECRET};
 
@@ -46,7 +47,7 @@ fn created(id: &str, price_cents: i64) -> Event {
     Event::TicketCreated(TicketCreated {
         id: id.into(),
         title: "Show".into(),
-        price_cents,
+        price_cents: Money::from_cents(price_cents),
         user_id: "seller".into(),
         version: 0,
     })
@@ -56,7 +57,7 @@ fn updated(id: &str, version: i64, price_cents: i64) -> Event {
     Event::TicketUpdated(TicketUpdated {
         id: id.into(),
         title: format!("Show v{version}"),
-        price_cents,
+        price_cents: Money::from_cents(price_cents),
         user_id: "seller".into(),
         version,
         order_id: None,
@@ -112,10 +113,10 @@ async fn a_reservation_of_a_replicated_ticket_announces_order_created() {
     match next(&mut sub).await.event {
         Event::OrderCreated(c) => {
             assert_eq!(
-                (c.id.as_str(), c.ticket.price_cents, c.version),
+                (c.id.as_str(), c.ticket.price_cents.cents(), c.version),
                 (o["id"].as_str().unwrap(), 2500, 0)
             );
-            let ttl = c.expires_at - time::OffsetDateTime::now_utc();
+            let ttl = c.expires_at.to_datetime() - time::OffsetDateTime::now_utc();
             assert!(
                 ttl > time::Duration::minutes(9) && ttl <= time::Duration::minutes(10),
                 "{ttl}"

@@ -10,16 +10,15 @@ use crate::store;
 pub fn apply(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
     match &env.event {
         Event::OrderCreated(o) => {
-            let expires_at = (o.expires_at.unix_timestamp_nanos() / 1_000_000) as i64;
             store::insert_order(
                 c,
                 &o.id,
                 &o.user_id,
                 o.ticket.price_cents,
                 o.version,
-                expires_at,
+                o.expires_at,
             )?;
-            tracing::info!(order = %o.id, price_cents = o.ticket.price_cents, "order replicated");
+            tracing::info!(order = %o.id, price_cents = o.ticket.price_cents.cents(), "order replicated");
         }
         Event::OrderCancelled(o) => {
             if !store::cancel_order(c, &o.id, o.version)? {

@@ -22,7 +22,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::post;
 use tix_api::events::Subject;
-use tix_bus::SubscribeOptions;
+use tix_bus_client::SubscribeOptions;
 use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;

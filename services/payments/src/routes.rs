@@ -11,7 +11,8 @@ use tix_common::{ApiError, FieldError, Json};
 
 use crate::AppState;
 use crate::provider::{ChargeError, ChargeRequest};
-use crate::store::{self, Claim, Order, OrderStatus};
+use crate::store::{self, Claim, Order};
+use tix_api::{OrderStatus, Payment, UnixMillis};
 
 /// How long a payment waits for its order to be replicated: a buyer may pay right after
 /// reserving, before `order:created` has reached payments.
@@ -67,13 +68,13 @@ async fn wait_for_order(state: &AppState, id: &str) -> Result<Option<Order>, Api
 
 /// An order this close to its expiry is not charged: orders would cancel it (and release
 /// its ticket) while the charge is still running.
-const EXPIRY_MARGIN_MS: i64 = 5_000;
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 
 fn ensure_payable(order: &Order) -> Result<(), ApiError> {
-    let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     if order.status == OrderStatus::Created
-        && order.expires_at > 0
-        && now + EXPIRY_MARGIN_MS >= order.expires_at
+        && order
+            .expires_at
+            .is_some_and(|at| UnixMillis::now().after(EXPIRY_MARGIN) >= at)
     {
         return Err(ApiError::BadRequest(
             "Cannot pay for an expired order".into(),
@@ -85,6 +86,8 @@ fn ensure_payable(order: &Order) -> Result<(), ApiError> {
             "Cannot pay for a cancelled order".into(),
         )),
         OrderStatus::Complete => Err(ApiError::BadRequest("Order already paid".into())),
+        // Payments' replica never holds it; were it to, it is not payable.
+        OrderStatus::AwaitingPayment => Err(ApiError::BadRequest("Order is not payable".into())),
     }
 }
 
@@ -92,7 +95,7 @@ pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Json(body): Json<PaymentBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Payment>), ApiError> {
     let (order_id, token) = parse_body(&body)?;
     let order = wait_for_order(&state, &order_id)
         .await?
@@ -113,7 +116,7 @@ pub async fn create(
             let claim = Claim {
                 id: payment_id,
                 order_id: order.id,
-                amount_cents: order.price_cents,
+                amount: order.price,
             };
             if !store::claim(c, &claim)? {
                 return Err(ApiError::BadRequest("Order already paid".into()));
@@ -132,9 +135,9 @@ async fn settle(
     state: AppState,
     claim: Claim,
     token: String,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Payment>), ApiError> {
     let req = ChargeRequest {
-        amount_cents: claim.amount_cents,
+        amount_cents: claim.amount.cents(),
         currency: state.currency.to_string(),
         source: token,
         idempotency_key: claim.order_id.clone(),
@@ -156,7 +159,7 @@ async fn settle(
                         "the card was charged but the payment could not be recorded");
                 })?;
             tracing::info!(payment = %claim.id, order = %claim.order_id, charge = %charge.id, "paid");
-            Ok((StatusCode::CREATED, Json(store::succeeded_json(&claim))))
+            Ok((StatusCode::CREATED, Json(claim.succeeded())))
         }
         Err(ChargeError::Declined(reason)) => {
             let r = reason.clone();

@@ -1,8 +1,8 @@
 //! The replica of orders, the payments table, and every query on them.
 
 use rusqlite::{Connection, OptionalExtension, Row};
-use serde_json::{Value, json};
 use tix_api::events::{Envelope, Event, PaymentCreated, PaymentFailed};
+use tix_api::{Money, OrderStatus, Payment, PaymentStatus, UnixMillis};
 use tix_common::outbox;
 
 pub const MIGRATIONS: &[&str] = &[
@@ -31,39 +31,17 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE orders ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;",
 ];
 
-/// Where an order stands, as far as payments needs to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    Created,
-    Cancelled,
-    Complete,
-}
-
-impl OrderStatus {
-    fn parse(s: &str) -> rusqlite::Result<OrderStatus> {
-        match s {
-            "created" => Ok(OrderStatus::Created),
-            "cancelled" => Ok(OrderStatus::Cancelled),
-            "complete" => Ok(OrderStatus::Complete),
-            other => Err(rusqlite::Error::InvalidColumnType(
-                3,
-                format!("order status {other:?}"),
-                rusqlite::types::Type::Text,
-            )),
-        }
-    }
-}
-
 /// An order as replicated from `order:*` events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub id: String,
     pub user_id: String,
-    pub price_cents: i64,
+    pub price: Money,
+    /// Created, cancelled or complete: payments never sees the other statuses.
     pub status: OrderStatus,
     pub version: i64,
-    /// Unix milliseconds; 0 when unknown.
-    pub expires_at: i64,
+    /// Unknown for orders replicated before expiry times were.
+    pub expires_at: Option<UnixMillis>,
 }
 
 impl Order {
@@ -71,10 +49,16 @@ impl Order {
         Ok(Order {
             id: r.get(0)?,
             user_id: r.get(1)?,
-            price_cents: r.get(2)?,
-            status: OrderStatus::parse(&r.get::<_, String>(3)?)?,
+            price: Money::from_cents(r.get(2)?),
+            status: r.get::<_, String>(3)?.parse().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
             version: r.get(4)?,
-            expires_at: r.get(5)?,
+            expires_at: Some(r.get(5)?).filter(|ms| *ms != 0).map(UnixMillis::new),
         })
     }
 }
@@ -92,16 +76,16 @@ pub fn insert_order(
     c: &Connection,
     id: &str,
     user_id: &str,
-    price_cents: i64,
+    price: Money,
     version: i64,
-    expires_at: i64,
+    expires_at: UnixMillis,
 ) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO orders (id, user_id, price_cents, status, version, expires_at)
          VALUES (?1, ?2, ?3, 'created', ?4, ?5)
          ON CONFLICT (id) DO NOTHING",
     )?
-    .execute((id, user_id, price_cents, version, expires_at))?;
+    .execute((id, user_id, price.cents(), version, expires_at.as_i64()))?;
     Ok(())
 }
 
@@ -118,7 +102,7 @@ pub fn cancel_order(c: &Connection, id: &str, version: i64) -> rusqlite::Result<
 pub struct Claim {
     pub id: String,
     pub order_id: String,
-    pub amount_cents: i64,
+    pub amount: Money,
 }
 
 /// Records a pending payment for an order; `false` when the order already has a pending or
@@ -130,7 +114,7 @@ pub fn claim(c: &Connection, p: &Claim) -> rusqlite::Result<bool> {
              VALUES (?1, ?2, 'pending', NULL, ?3, unixepoch())
              ON CONFLICT DO NOTHING",
         )?
-        .execute((&p.id, &p.order_id, p.amount_cents))?;
+        .execute((&p.id, &p.order_id, p.amount.cents()))?;
     Ok(n == 1)
 }
 
@@ -191,7 +175,13 @@ pub fn release(c: &Connection, p: &Claim) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// The API's shape of a settled payment: `{id, orderId, status}`.
-pub fn succeeded_json(p: &Claim) -> Value {
-    json!({ "id": p.id, "orderId": p.order_id, "status": "succeeded" })
+impl Claim {
+    /// The API's view of the claim once its charge succeeded.
+    pub fn succeeded(&self) -> Payment {
+        Payment {
+            id: self.id.clone(),
+            order_id: self.order_id.clone(),
+            status: PaymentStatus::Succeeded,
+        }
+    }
 }

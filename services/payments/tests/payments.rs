@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tix_api::events::{
     Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef,
 };
-use tix_bus::{Client, ClientOptions, SubscribeOptions, Subscription};
+use tix_bus_client::{Client, ClientOptions, SubscribeOptions, Subscription};
 use tix_common::auth::JwtKeys;
 use tix_testkit::{Stack, TEST_JWT_SECRET};
 
@@ -98,11 +98,11 @@ fn order_created(order: &str, buyer: &str, price_cents: i64) -> Envelope {
             id: order.into(),
             status: OrderStatus::Created,
             user_id: buyer.into(),
-            expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(15),
+            expires_at: tix_api::UnixMillis::now().after(Duration::from_secs(15 * 60)),
             version: 0,
             ticket: OrderTicket {
                 id: format!("ticket-of-{order}"),
-                price_cents,
+                price_cents: tix_api::Money::from_cents(price_cents),
             },
         }),
     )
@@ -565,7 +565,7 @@ async fn an_order_about_to_expire_is_not_charged() {
     // Expires in 2 s: orders would cancel it while a charge is still running.
     let mut env = order_created("order-late", "bob", PRICE_CENTS);
     if let tix_api::events::Event::OrderCreated(o) = &mut env.event {
-        o.expires_at = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+        o.expires_at = tix_api::UnixMillis::now().after(Duration::from_secs(2));
     }
     publish(&bus, &env).await;
     let (s, v) = t.pay("bob", "order-late", "tok_visa").await;

@@ -1,6 +1,7 @@
 //! Ticket fields that can only exist valid.
 
 use serde_json::Value;
+use tix_api::{Money, MoneyError};
 use tix_common::FieldError;
 
 /// A ticket's title: trimmed, 1 to 200 characters.
@@ -35,10 +36,10 @@ impl Title {
     }
 }
 
-/// A price in integer cents, parsed from a JSON number in currency units: greater than 0,
-/// at most 2 decimals, at most 1,000,000.00.
+/// A ticket's price: greater than 0, at most 1,000,000.00, at most 2 decimals, given as a
+/// JSON number of currency units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Price(i64);
+pub struct Price(Money);
 
 impl Price {
     pub const MAX_CENTS: i64 = 100_000_000;
@@ -50,37 +51,26 @@ impl Price {
             Some(Value::Number(n)) => n,
             Some(_) => return Err(err("Price must be a number")),
         };
-        let cents = if let Some(i) = n.as_i64() {
-            i.checked_mul(100)
-        } else if let Some(f) = n.as_f64() {
-            let scaled = f * 100.0;
-            let rounded = scaled.round();
-            // 20.1 * 100 is 2010.0000000000002: allow float noise, not a third decimal.
-            if (scaled - rounded).abs() > 1e-6 * scaled.abs().max(1.0) {
-                return Err(err("Price must have at most 2 decimals"));
-            }
-            (rounded.abs() < 9.0e15).then_some(rounded as i64)
-        } else {
-            None // a u64 beyond i64
-        };
-        match cents {
-            Some(c) if c <= 0 => Err(err("Price must be greater than 0")),
-            Some(c) if c <= Self::MAX_CENTS => Ok(Price(c)),
-            _ => Err(err("Price must be at most 1000000")),
+        match Money::from_number(n) {
+            Err(MoneyError::TooPrecise) => Err(err("Price must have at most 2 decimals")),
+            Err(_) => Err(err("Price must be at most 1000000")),
+            Ok(m) if m.cents() <= 0 => Err(err("Price must be greater than 0")),
+            Ok(m) if m.cents() <= Self::MAX_CENTS => Ok(Price(m)),
+            Ok(_) => Err(err("Price must be at most 1000000")),
         }
     }
 
+    /// A price read back from the database, where only valid prices are written.
     pub fn from_cents(c: i64) -> Price {
-        Price(c)
+        Price(Money::from_cents(c))
     }
 
     pub fn cents(self) -> i64 {
-        self.0
+        self.0.cents()
     }
 
-    /// The price as the API shows it: a number in currency units.
-    pub fn to_json(self) -> Value {
-        tix_api::price_json(self.0)
+    pub fn money(self) -> Money {
+        self.0
     }
 }
 
@@ -112,13 +102,6 @@ mod tests {
         assert!(price(json!(1e300)).unwrap_err().contains("at most"));
         assert!(price(json!(u64::MAX)).unwrap_err().contains("at most"));
         assert!(Price::parse(None).unwrap_err().message.contains("required"));
-    }
-
-    #[test]
-    fn prices_are_shown_as_numbers() {
-        assert_eq!(Price::from_cents(2000).to_json(), json!(20));
-        assert_eq!(Price::from_cents(2050).to_json(), json!(20.5));
-        assert_eq!(Price::from_cents(1).to_json(), json!(0.01));
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     Json(body): Json<TicketBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<tix_api::Ticket>), ApiError> {
     let (title, price) = parse_body(&body)?;
     let ticket = Ticket {
         id: uuid::Uuid::now_v7().to_string(),
@@ -51,7 +51,7 @@ pub async fn create(
         .db
         .write(move |c| -> Result<(), ApiError> { Ok(store::insert(c, &t)?) })
         .await?;
-    Ok((StatusCode::CREATED, Json(ticket.to_json())))
+    Ok((StatusCode::CREATED, Json(ticket.view())))
 }
 
 fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
@@ -90,7 +90,7 @@ pub async fn list(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<tix_api::Ticket>>, ApiError> {
     let mine = flag(&q, "mine")?;
     let owner = match (mine, user) {
         (false, _) => None,
@@ -113,21 +113,19 @@ pub async fn list(
         .db
         .read_blocking(move |c| -> Result<Vec<Ticket>, ApiError> { Ok(store::list(c, &filter)?) })
         .await?;
-    Ok(Json(Value::Array(
-        tickets.iter().map(Ticket::to_json).collect(),
-    )))
+    Ok(Json(tickets.iter().map(Ticket::view).collect()))
 }
 
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<tix_api::Ticket>, ApiError> {
     let ticket = state
         .db
         .read(move |c| -> Result<Option<Ticket>, ApiError> { Ok(store::get(c, &id)?) })
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(ticket.to_json()))
+    Ok(Json(ticket.view()))
 }
 
 pub async fn update(
@@ -135,7 +133,7 @@ pub async fn update(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
     Json(body): Json<TicketBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<tix_api::Ticket>, ApiError> {
     let (title, price) = parse_body(&body)?;
     let ticket = state
         .db
@@ -154,5 +152,5 @@ pub async fn update(
             Ok(t)
         })
         .await?;
-    Ok(Json(ticket.to_json()))
+    Ok(Json(ticket.view()))
 }

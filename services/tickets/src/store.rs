@@ -1,7 +1,6 @@
 //! The tickets table and every query on it.
 
 use rusqlite::{Connection, OptionalExtension, Row};
-use serde_json::{Value, json};
 use tix_api::events::{Envelope, Event, TicketCreated, TicketUpdated};
 use tix_common::outbox;
 
@@ -58,16 +57,16 @@ impl Ticket {
         })
     }
 
-    /// The API's shape: `{id,title,price,userId,version,orderId}`.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "title": self.title,
-            "price": self.price.to_json(),
-            "userId": self.user_id,
-            "version": self.version,
-            "orderId": self.order_id,
-        })
+    /// The API's view of it.
+    pub fn view(&self) -> tix_api::Ticket {
+        tix_api::Ticket {
+            id: self.id.clone(),
+            order_id: self.order_id.clone(),
+            price: self.price.money(),
+            title: self.title.clone(),
+            user_id: self.user_id.clone(),
+            version: self.version,
+        }
     }
 
     fn updated_event(&self) -> Envelope {
@@ -76,7 +75,7 @@ impl Ticket {
             Event::TicketUpdated(TicketUpdated {
                 id: self.id.clone(),
                 title: self.title.clone(),
-                price_cents: self.price.cents(),
+                price_cents: self.price.money(),
                 user_id: self.user_id.clone(),
                 version: self.version,
                 order_id: self.order_id.clone(),
@@ -107,7 +106,7 @@ pub fn insert(c: &Connection, t: &Ticket) -> rusqlite::Result<()> {
             Event::TicketCreated(TicketCreated {
                 id: t.id.clone(),
                 title: t.title.clone(),
-                price_cents: t.price.cents(),
+                price_cents: t.price.money(),
                 user_id: t.user_id.clone(),
                 version: t.version,
             }),

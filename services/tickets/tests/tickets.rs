@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tix_api::events::{
     Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef,
 };
-use tix_bus::{Client, ClientOptions, SubscribeOptions, Subscription};
+use tix_bus_client::{Client, ClientOptions, SubscribeOptions, Subscription};
 use tix_common::auth::JwtKeys;
 use tix_testkit::{Stack, TEST_JWT_SECRET};
 
@@ -110,11 +110,11 @@ fn order_created(order: &str, ticket: &str) -> Envelope {
             id: order.into(),
             status: OrderStatus::Created,
             user_id: "buyer".into(),
-            expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(15),
+            expires_at: tix_api::UnixMillis::now().after(std::time::Duration::from_secs(15 * 60)),
             version: 0,
             ticket: OrderTicket {
                 id: ticket.into(),
-                price_cents: 100,
+                price_cents: tix_api::Money::from_cents(100),
             },
         }),
     )
@@ -403,7 +403,7 @@ async fn creating_and_updating_publish_events_with_versions() {
                 (
                     c.id.as_str(),
                     c.title.as_str(),
-                    c.price_cents,
+                    c.price_cents.cents(),
                     c.user_id.as_str(),
                     c.version
                 ),
@@ -421,7 +421,10 @@ async fn creating_and_updating_publish_events_with_versions() {
     .await;
     match next_event(&mut sub).await.event {
         Event::TicketUpdated(u) => {
-            assert_eq!((u.version, u.price_cents, u.order_id), (1, 800, None))
+            assert_eq!(
+                (u.version, u.price_cents.cents(), u.order_id),
+                (1, 800, None)
+            )
         }
         other => panic!("unexpected {other:?}"),
     }

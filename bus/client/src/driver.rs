@@ -1,11 +1,8 @@
-//! The client services use to publish to and consume from `tix-bus`.
-//!
-//! A [`Client`] is a cheap handle to one background task (the driver) that owns the DEALER
-//! socket. The driver batches whatever callers queued while it was busy into one message
+//! The connection driver behind every [`Client`](crate::Client): one task that owns the
+//! DEALER socket. It batches whatever callers queued while it was busy into one message
 //! (many publishes become one `PUB`, many acks one `ACK`), so throughput is not bound by
 //! round trips. It sends heartbeats, notices a silent broker, reconnects with backoff and
-//! resubscribes on its own; callers only see an error for requests made while it is
-//! disconnected, never a hang.
+//! resubscribes on its own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,77 +10,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
 
-use crate::protocol::{self, DeadLetterQuery, Hello, ReplayRequest, SubscribeOptions};
-pub use crate::store::DeadLetter;
+use crate::client::{ClientOptions, Delivery, Error, Result};
+use crate::protocol::{self, Hello, HelloReply, SubscribeOptions};
 
-/// Why a bus call failed.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
-    #[error("not connected to the bus at {0}")]
-    Disconnected(String),
-    #[error("the bus did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("the bus refused the request: {0}")]
-    Refused(String),
-    #[error("invalid request: {0}")]
-    Invalid(String),
-    #[error("the bus client is closed")]
-    Closed,
-}
-
-pub type Result<T> = std::result::Result<T, Error>;
-
-/// How a client connects and how patient it is.
-#[derive(Debug, Clone)]
-pub struct ClientOptions {
-    /// The broker's endpoint, e.g. `tcp://127.0.0.1:5555`.
-    pub endpoint: String,
-    /// A name for the broker's logs.
-    pub name: String,
-    /// How often to ping the broker; three missed beats mean it is gone.
-    pub heartbeat: Duration,
-    /// How long a publish or request waits for the broker's answer.
-    pub request_timeout: Duration,
-    /// Longest pause between reconnection attempts.
-    pub max_backoff: Duration,
-    /// Most publishes packed into one message.
-    pub max_batch: usize,
-}
-
-impl ClientOptions {
-    pub fn new(endpoint: impl Into<String>, name: impl Into<String>) -> Self {
-        ClientOptions {
-            endpoint: endpoint.into(),
-            name: name.into(),
-            heartbeat: Duration::from_millis(500),
-            request_timeout: Duration::from_secs(5),
-            max_backoff: Duration::from_secs(2),
-            max_batch: 1024,
-        }
-    }
-}
-
-/// A handle to the bus. Clones share one connection.
-#[derive(Debug, Clone)]
-pub struct Client {
-    cmds: mpsc::UnboundedSender<Cmd>,
-    connected: watch::Receiver<bool>,
-    opts: Arc<ClientOptions>,
-    /// The broker's event size limit, learnt at HELLO (0 until then).
-    max_event_bytes: Arc<AtomicUsize>,
-}
-
-type Reply<T> = oneshot::Sender<Result<T>>;
+/// A caller waiting for the broker's answer.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
 /// Positions acked (or naked) together, and who waits for the broker's confirmation.
 type Settles = (Vec<u64>, Vec<Reply<()>>);
 
+/// What a handle asks of the driver.
 #[derive(Debug)]
-enum Cmd {
+pub(crate) enum Cmd {
     Publish {
         id: Bytes,
         subject: Bytes,
@@ -112,278 +53,6 @@ enum Cmd {
     Close {
         done: oneshot::Sender<()>,
     },
-}
-
-impl Client {
-    /// Starts the driver. It connects in the background: calls made before the broker
-    /// answers fail with [`Error::Disconnected`]; use [`Client::wait_connected`] to wait.
-    pub fn connect(opts: ClientOptions) -> Client {
-        let (cmds_tx, cmds_rx) = mpsc::unbounded_channel();
-        let (connected_tx, connected_rx) = watch::channel(false);
-        let opts = Arc::new(opts);
-        let max_event_bytes = Arc::new(AtomicUsize::new(0));
-        let driver = Driver::new(
-            opts.clone(),
-            cmds_tx.downgrade(),
-            connected_tx,
-            max_event_bytes.clone(),
-        );
-        tokio::spawn(driver.run(cmds_rx));
-        Client {
-            cmds: cmds_tx,
-            connected: connected_rx,
-            opts,
-            max_event_bytes,
-        }
-    }
-
-    /// Waits until the broker has accepted this client's session.
-    pub async fn wait_connected(&self, timeout: Duration) -> Result<()> {
-        let mut rx = self.connected.clone();
-        match tokio::time::timeout(timeout, rx.wait_for(|c| *c)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(Error::Disconnected(self.opts.endpoint.clone())),
-        }
-    }
-
-    pub fn is_connected(&self) -> bool {
-        *self.connected.borrow()
-    }
-
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T> {
-        let (tx, rx) = oneshot::channel();
-        self.cmds.send(make(tx)).map_err(|_| Error::Closed)?;
-        match tokio::time::timeout(self.opts.request_timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(Error::Timeout(self.opts.request_timeout)),
-        }
-    }
-
-    /// Publishes one event and returns once the broker has it durably in its log.
-    /// Publishing an id the log already holds succeeds without storing it twice.
-    pub async fn publish(
-        &self,
-        id: impl Into<Bytes>,
-        subject: impl Into<Bytes>,
-        payload: impl Into<Bytes>,
-    ) -> Result<()> {
-        let (id, subject, payload) = (id.into(), subject.into(), payload.into());
-        if id.is_empty() || id.len() > protocol::MAX_NAME_LEN {
-            return Err(Error::Invalid("event id must be 1 to 200 bytes".into()));
-        }
-        if subject.is_empty() || subject.len() > protocol::MAX_NAME_LEN {
-            return Err(Error::Invalid("subject must be 1 to 200 bytes".into()));
-        }
-        // Checked here so one oversized event does not fail the batch it would share.
-        let limit = self.max_event_bytes.load(Ordering::Relaxed);
-        if limit > 0 && payload.len() > limit {
-            return Err(Error::Invalid(format!(
-                "event is {} bytes; the bus takes at most {limit}",
-                payload.len()
-            )));
-        }
-        self.call(|done| Cmd::Publish {
-            id,
-            subject,
-            payload,
-            done,
-        })
-        .await
-    }
-
-    /// Joins a queue group. Deliveries arrive on the returned subscription; after a
-    /// reconnection the driver joins again by itself.
-    pub async fn subscribe(&self, opts: SubscribeOptions) -> Result<Subscription> {
-        opts.validate().map_err(|e| Error::Invalid(e.into()))?;
-        let group: Arc<str> = Arc::from(opts.group.as_str());
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.call(|done| Cmd::Subscribe {
-            opts,
-            deliveries: tx,
-            done,
-        })
-        .await?;
-        Ok(Subscription {
-            group,
-            rx,
-            cmds: self.cmds.clone(),
-        })
-    }
-
-    async fn request(&self, command: &'static [u8], body: Vec<u8>) -> Result<Bytes> {
-        self.call(|done| Cmd::Request {
-            command,
-            body: Bytes::from(body),
-            done,
-        })
-        .await
-    }
-
-    /// The broker's counters: per subject, per group position, lag, pending, redelivered.
-    pub async fn stats(&self) -> Result<Stats> {
-        let body = self.request(b"STATS", Vec::new()).await?;
-        serde_json::from_slice(&body).map_err(|e| Error::Refused(format!("bad stats: {e}")))
-    }
-
-    /// The same counters as raw JSON, for printing.
-    pub async fn stats_json(&self) -> Result<String> {
-        let body = self.request(b"STATS", Vec::new()).await?;
-        Ok(String::from_utf8_lossy(&body).into_owned())
-    }
-
-    /// Dead letters, of one group or all.
-    pub async fn dead_letters(&self, group: Option<&str>) -> Result<Vec<DeadLetter>> {
-        let q = DeadLetterQuery {
-            group: group.map(str::to_string),
-            limit: None,
-        };
-        let body = self
-            .request(b"DLQ", serde_json::to_vec(&q).unwrap_or_default())
-            .await?;
-        serde_json::from_slice(&body).map_err(|e| Error::Refused(format!("bad list: {e}")))
-    }
-
-    /// Delivers a group's dead letters again (all, or the given positions); returns how many.
-    pub async fn replay(&self, group: &str, seqs: Option<Vec<u64>>) -> Result<u64> {
-        let r = ReplayRequest {
-            group: group.to_string(),
-            seqs,
-        };
-        let body = self
-            .request(b"REPLAY", serde_json::to_vec(&r).unwrap_or_default())
-            .await?;
-        #[derive(Deserialize)]
-        struct Replayed {
-            replayed: u64,
-        }
-        serde_json::from_slice::<Replayed>(&body)
-            .map(|r| r.replayed)
-            .map_err(|e| Error::Refused(format!("bad reply: {e}")))
-    }
-
-    /// Says goodbye, so the broker hands this client's unacked events to others at once.
-    pub async fn close(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.cmds.send(Cmd::Close { done: tx }).is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), rx).await;
-        }
-    }
-}
-
-/// The broker's answer to `STATS`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    pub head: u64,
-    pub events: u64,
-    pub subjects: HashMap<String, u64>,
-    pub sessions: u64,
-    pub groups: Vec<GroupStats>,
-}
-
-impl Stats {
-    pub fn group(&self, name: &str) -> Option<&GroupStats> {
-        self.groups.iter().find(|g| g.name == name)
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupStats {
-    pub name: String,
-    pub subjects: Vec<String>,
-    pub position: u64,
-    pub floor: u64,
-    pub lag: u64,
-    pub pending: u64,
-    pub in_flight: u64,
-    pub delivered: u64,
-    pub redelivered: u64,
-    pub dead_letters: u64,
-    pub members: u64,
-}
-
-/// A stream of deliveries for one queue group.
-#[derive(Debug)]
-pub struct Subscription {
-    group: Arc<str>,
-    rx: mpsc::UnboundedReceiver<Delivery>,
-    cmds: mpsc::UnboundedSender<Cmd>,
-}
-
-impl Subscription {
-    /// The next delivery; `None` once the client is closed.
-    pub async fn next(&mut self) -> Option<Delivery> {
-        self.rx.recv().await
-    }
-
-    /// A delivery already received, without waiting.
-    pub fn try_next(&mut self) -> Option<Delivery> {
-        self.rx.try_recv().ok()
-    }
-
-    pub fn group(&self) -> &str {
-        &self.group
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let _ = self.cmds.send(Cmd::Unsubscribe {
-            group: self.group.clone(),
-        });
-    }
-}
-
-/// One event handed to this member of a group. Ack it once its effect is durable; an
-/// event left unacked comes back after the group's ack wait.
-#[derive(Debug)]
-pub struct Delivery {
-    pub group: Arc<str>,
-    /// Position in the broker's log.
-    pub seq: u64,
-    /// 1 on first delivery, more on redeliveries.
-    pub deliveries: u32,
-    pub id: String,
-    pub subject: String,
-    pub payload: Bytes,
-    cmds: mpsc::UnboundedSender<Cmd>,
-}
-
-impl Delivery {
-    /// Acks the event and waits until the broker has recorded the ack durably.
-    pub async fn ack(&self) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        self.settle(false, Some(tx))?;
-        match tokio::time::timeout(Duration::from_secs(10), rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Error::Closed),
-            Err(_) => Err(Error::Timeout(Duration::from_secs(10))),
-        }
-    }
-
-    /// Acks without waiting for the broker's confirmation.
-    pub fn ack_nowait(&self) -> Result<()> {
-        self.settle(false, None)
-    }
-
-    /// Hands the event back for immediate redelivery (to any member).
-    pub fn nak(&self) -> Result<()> {
-        self.settle(true, None)
-    }
-
-    fn settle(&self, nak: bool, done: Option<Reply<()>>) -> Result<()> {
-        self.cmds
-            .send(Cmd::Settle {
-                nak,
-                group: self.group.clone(),
-                seq: self.seq,
-                done,
-            })
-            .map_err(|_| Error::Closed)
-    }
 }
 
 /// What an outstanding correlation id is waiting for.
@@ -450,7 +119,7 @@ enum LinkEvent {
     Message(Option<ZmqMessage>),
 }
 
-struct Driver {
+pub(crate) struct Driver {
     opts: Arc<ClientOptions>,
     /// Weak, so the driver ends once every handle, subscription and delivery is gone.
     cmds: mpsc::WeakUnboundedSender<Cmd>,
@@ -465,7 +134,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(
+    pub(crate) fn new(
         opts: Arc<ClientOptions>,
         cmds: mpsc::WeakUnboundedSender<Cmd>,
         connected: watch::Sender<bool>,
@@ -502,7 +171,7 @@ impl Driver {
         )
     }
 
-    async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
+    pub(crate) async fn run(mut self, mut cmds: mpsc::UnboundedReceiver<Cmd>) {
         let mut ticker = tokio::time::interval(self.opts.heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -549,7 +218,7 @@ impl Driver {
         {
             let endpoint = self.opts.endpoint.clone();
             let handle = tokio::spawn(async move {
-                let mut o = crate::broker::socket_options();
+                let mut o = protocol::socket_options();
                 o.connect_timeout(Duration::from_millis(500));
                 let mut socket = zeromq::DealerSocket::with_options(o);
                 socket.connect(&endpoint).await?;
@@ -692,14 +361,9 @@ impl Driver {
                 }
                 Some(Waiter::Subscribe(_, None)) => {}
                 Some(Waiter::Hello) => {
-                    #[derive(Deserialize)]
-                    #[serde(rename_all = "camelCase")]
-                    struct Welcome {
-                        max_event_bytes: usize,
-                    }
                     if let Some(w) = frames
                         .get(2)
-                        .and_then(|b| serde_json::from_slice::<Welcome>(b).ok())
+                        .and_then(|b| serde_json::from_slice::<HelloReply>(b).ok())
                     {
                         self.max_event_bytes
                             .store(w.max_event_bytes, Ordering::Relaxed);

@@ -23,8 +23,19 @@
 //! A publish batch of `n` events with correlation id `c` covers the ids `c..c+n`: the client
 //! numbers each event, so one `PUBACK` settles a whole batch.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use zeromq::SocketOptions;
+
+/// Socket options shared by the broker and its clients: frames up to the event limit are
+/// read without growing the buffer a byte at a time.
+pub fn socket_options() -> SocketOptions {
+    let mut o = SocketOptions::default();
+    o.read_buffer(4096, 1 << 20, 2);
+    o
+}
 
 /// Longest event id or subject the broker accepts, in bytes.
 pub const MAX_NAME_LEN: usize = 200;
@@ -127,6 +138,86 @@ impl SubscribeOptions {
 pub struct Hello {
     pub client: String,
     pub heartbeat_ms: u64,
+}
+
+/// The broker's answer to `HELLO`: what the client must keep to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelloReply {
+    pub heartbeat_ms: u64,
+    pub max_event_bytes: usize,
+}
+
+/// The broker's answer to `SUB`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscribed {
+    pub group: String,
+}
+
+/// The broker's answer to `REPLAY`: how many dead letters go out again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replayed {
+    pub replayed: u64,
+}
+
+/// The broker's answer to `STATS`.
+// Fields in key order: the body was first written as a sorted JSON map, and the bytes
+// stay the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Events in the log now.
+    pub events: u64,
+    pub groups: Vec<GroupStats>,
+    /// The last position written.
+    pub head: u64,
+    pub sessions: u64,
+    /// Events in the log per subject.
+    pub subjects: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    pub fn group(&self, name: &str) -> Option<&GroupStats> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+}
+
+/// One queue group in [`Stats`].
+// Fields in key order, as in `Stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupStats {
+    pub ack_wait_ms: u64,
+    pub dead_letters: u64,
+    pub delivered: u64,
+    pub ephemeral: bool,
+    /// Everything at or below it is acked.
+    pub floor: u64,
+    pub in_flight: u64,
+    /// Events after the group's position that it will still receive.
+    pub lag: u64,
+    pub max_deliveries: u32,
+    pub max_in_flight: usize,
+    pub members: u64,
+    pub name: String,
+    pub pending: u64,
+    pub position: u64,
+    pub redelivered: u64,
+    pub subjects: Vec<String>,
+}
+
+/// A dead letter as listed to operators (`DLQ`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub group: String,
+    pub seq: u64,
+    pub event_id: String,
+    pub subject: String,
+    /// The payload as text (events are JSON).
+    pub payload: String,
+    pub deliveries: u32,
+    pub dead_at_ms: i64,
+    pub replaying: bool,
 }
 
 /// The body of `DLQ`.

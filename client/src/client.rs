@@ -3,65 +3,14 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-
-/// A ticket as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Ticket {
-    pub id: String,
-    pub title: String,
-    pub price: f64,
-    pub user_id: String,
-    pub version: i64,
-    pub order_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderTicket {
-    pub id: String,
-    pub title: String,
-    pub price: f64,
-    pub version: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Order {
-    pub id: String,
-    pub user_id: String,
-    pub status: String,
-    /// RFC 3339.
-    pub expires_at: String,
-    pub version: i64,
-    pub ticket: OrderTicket,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Payment {
-    pub id: String,
-    pub order_id: String,
-    pub status: String,
-}
-
-/// The answer to signup and signin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SignedIn {
-    pub id: String,
-    pub email: String,
-    pub token: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CurrentUser {
-    pub id: String,
-    pub email: String,
-    pub iat: i64,
-    pub exp: i64,
-}
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tix_api::health::Health;
+use tix_api::user::Empty;
+use tix_api::{
+    Credentials, CurrentUser, CurrentUserBody, ErrorBody, Money, NewOrder, NewPayment, Order,
+    Payment, SignedIn, Ticket, TicketDraft,
+};
 
 /// Filters of `GET /api/tickets`.
 #[derive(Debug, Clone, Default)]
@@ -149,19 +98,36 @@ impl ApiClient {
         self
     }
 
-    async fn send(
+    /// One request; the body of a 2xx answer as `T`, any other answer as its error body.
+    async fn send<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, ClientError> {
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<T, ClientError> {
+        let (status, bytes) = self.exchange(method, path, body).await?;
+        if (200..300).contains(&status) {
+            // A 204 has no body; `()` and `Empty` read it as `null`.
+            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        }
+        Err(api_error(status, &bytes))
+    }
+
+    /// Sends a request and reads the whole answer, whatever its status.
+    async fn exchange(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&(impl Serialize + ?Sized)>,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.json(b);
         }
         let resp = req.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
@@ -178,62 +144,41 @@ impl ApiClient {
             .bytes()
             .await
             .map_err(|e| ClientError::Decode(e.to_string()))?;
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-        };
-        if (200..300).contains(&status) {
-            return Ok(value);
-        }
-        let first = &value["errors"][0];
-        Err(ClientError::Api {
-            status,
-            message: first["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("the server answered {status}")),
-            field: first["field"].as_str().map(str::to_string),
-        })
+        Ok((status, bytes.to_vec()))
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ClientError> {
-        serde_json::from_value(v).map_err(|e| ClientError::Decode(e.to_string()))
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.send(reqwest::Method::GET, path, None::<&Empty>).await
     }
 
     pub async fn signup(&self, email: &str, password: &str) -> Result<SignedIn, ClientError> {
-        let v = self
-            .send(
-                reqwest::Method::POST,
-                "/api/users/signup",
-                Some(json!({"email": email, "password": password})),
-            )
-            .await?;
-        Self::decode(v)
+        let body = Credentials {
+            email: email.to_string(),
+            password: password.to_string(),
+        };
+        self.send(reqwest::Method::POST, "/api/users/signup", Some(&body))
+            .await
     }
 
     pub async fn signin(&self, email: &str, password: &str) -> Result<SignedIn, ClientError> {
-        let v = self
-            .send(
-                reqwest::Method::POST,
-                "/api/users/signin",
-                Some(json!({"email": email, "password": password})),
-            )
-            .await?;
-        Self::decode(v)
+        let body = Credentials {
+            email: email.to_string(),
+            password: password.to_string(),
+        };
+        self.send(reqwest::Method::POST, "/api/users/signin", Some(&body))
+            .await
     }
 
     pub async fn signout(&self) -> Result<(), ClientError> {
-        self.send(reqwest::Method::POST, "/api/users/signout", Some(json!({})))
+        let _: Empty = self
+            .send(reqwest::Method::POST, "/api/users/signout", Some(&Empty {}))
             .await?;
         Ok(())
     }
 
     pub async fn current_user(&self) -> Result<Option<CurrentUser>, ClientError> {
-        let v = self
-            .send(reqwest::Method::GET, "/api/users/currentuser", None)
-            .await?;
-        Self::decode(v["currentUser"].clone())
+        let body: CurrentUserBody = self.get("/api/users/currentuser").await?;
+        Ok(body.current_user)
     }
 
     pub async fn tickets(&self, q: &TicketQuery) -> Result<Vec<Ticket>, ClientError> {
@@ -258,111 +203,93 @@ impl ApiClient {
         } else {
             format!("/api/tickets?{}", params.join("&"))
         };
-        Self::decode(self.send(reqwest::Method::GET, &path, None).await?)
+        self.get(&path).await
     }
 
     pub async fn ticket(&self, id: &str) -> Result<Ticket, ClientError> {
-        Self::decode(
-            self.send(
-                reqwest::Method::GET,
-                &format!("/api/tickets/{}", encode(id)),
-                None,
-            )
-            .await?,
-        )
+        self.get(&format!("/api/tickets/{}", encode(id))).await
     }
 
-    pub async fn create_ticket(&self, title: &str, price: f64) -> Result<Ticket, ClientError> {
-        let v = self
-            .send(
-                reqwest::Method::POST,
-                "/api/tickets",
-                Some(json!({"title": title, "price": price})),
-            )
-            .await?;
-        Self::decode(v)
+    pub async fn create_ticket(&self, title: &str, price: Money) -> Result<Ticket, ClientError> {
+        let body = TicketDraft {
+            title: title.to_string(),
+            price,
+        };
+        self.send(reqwest::Method::POST, "/api/tickets", Some(&body))
+            .await
     }
 
     pub async fn update_ticket(
         &self,
         id: &str,
         title: &str,
-        price: f64,
+        price: Money,
     ) -> Result<Ticket, ClientError> {
-        let v = self
-            .send(
-                reqwest::Method::PUT,
-                &format!("/api/tickets/{}", encode(id)),
-                Some(json!({"title": title, "price": price})),
-            )
-            .await?;
-        Self::decode(v)
+        let body = TicketDraft {
+            title: title.to_string(),
+            price,
+        };
+        let path = format!("/api/tickets/{}", encode(id));
+        self.send(reqwest::Method::PUT, &path, Some(&body)).await
     }
 
     pub async fn orders(&self) -> Result<Vec<Order>, ClientError> {
-        Self::decode(self.send(reqwest::Method::GET, "/api/orders", None).await?)
+        self.get("/api/orders").await
     }
 
     pub async fn order(&self, id: &str) -> Result<Order, ClientError> {
-        Self::decode(
-            self.send(
-                reqwest::Method::GET,
-                &format!("/api/orders/{}", encode(id)),
-                None,
-            )
-            .await?,
-        )
+        self.get(&format!("/api/orders/{}", encode(id))).await
     }
 
     pub async fn create_order(&self, ticket_id: &str) -> Result<Order, ClientError> {
-        let v = self
-            .send(
-                reqwest::Method::POST,
-                "/api/orders",
-                Some(json!({"ticketId": ticket_id})),
-            )
-            .await?;
-        Self::decode(v)
+        let body = NewOrder {
+            ticket_id: ticket_id.to_string(),
+        };
+        self.send(reqwest::Method::POST, "/api/orders", Some(&body))
+            .await
     }
 
     pub async fn cancel_order(&self, id: &str) -> Result<(), ClientError> {
-        self.send(
-            reqwest::Method::DELETE,
-            &format!("/api/orders/{}", encode(id)),
-            None,
-        )
-        .await?;
-        Ok(())
+        let path = format!("/api/orders/{}", encode(id));
+        self.send(reqwest::Method::DELETE, &path, None::<&Empty>)
+            .await
     }
 
     pub async fn pay(&self, order_id: &str, token: &str) -> Result<Payment, ClientError> {
-        let v = self
-            .send(
-                reqwest::Method::POST,
-                "/api/payments",
-                Some(json!({"orderId": order_id, "token": token})),
-            )
-            .await?;
-        Self::decode(v)
+        let body = NewPayment {
+            order_id: order_id.to_string(),
+            token: token.to_string(),
+        };
+        self.send(reqwest::Method::POST, "/api/payments", Some(&body))
+            .await
     }
 
-    /// The gateway's `/healthz`: every upstream's state (a 503 still has the body).
-    pub async fn health(&self) -> Result<Value, ClientError> {
-        match self.send(reqwest::Method::GET, "/healthz", None).await {
-            Ok(v) => Ok(v),
-            Err(ClientError::Api { status: 503, .. }) => {
-                let resp = self
-                    .http
-                    .get(format!("{}/healthz", self.base))
-                    .send()
-                    .await
-                    .map_err(|e| ClientError::Decode(e.to_string()))?;
-                resp.json()
-                    .await
-                    .map_err(|e| ClientError::Decode(e.to_string()))
-            }
-            Err(e) => Err(e),
+    /// The gateway's `/healthz`: every upstream's state. A 503 still carries the body, and
+    /// is an answer, not an error.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        let (status, bytes) = self
+            .exchange(reqwest::Method::GET, "/healthz", None::<&Empty>)
+            .await?;
+        match serde_json::from_slice(&bytes) {
+            Ok(h) => Ok(h),
+            Err(_) if !(200..300).contains(&status) => Err(api_error(status, &bytes)),
+            Err(e) => Err(ClientError::Decode(e.to_string())),
         }
+    }
+}
+
+/// The error of a non-2xx answer, from its error body when it has one.
+fn api_error(status: u16, bytes: &[u8]) -> ClientError {
+    let first = serde_json::from_slice::<ErrorBody>(bytes)
+        .ok()
+        .and_then(|b| b.errors.into_iter().next());
+    ClientError::Api {
+        status,
+        message: first
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| format!("the server answered {status}")),
+        field: first.and_then(|e| e.field),
     }
 }
 

@@ -1,0 +1,16 @@
+//! The client side of the tix event bus: the wire [`protocol`] and the [`Client`] that
+//! services, the CLI's event tail and the operator commands use to talk to `tix-bus`.
+//!
+//! It depends on neither SQLite nor the broker, so everything that only talks to the bus
+//! compiles without them. Where to start reading:
+//! - [`protocol`]: every message on the wire, and the JSON bodies of the rare requests;
+//! - [`client`]: the handles callers hold ([`Client`], [`Subscription`], [`Delivery`]);
+//! - `driver`: the one task per client that owns the socket, batches, heartbeats and
+//!   reconnects.
+
+pub mod client;
+mod driver;
+pub mod protocol;
+
+pub use client::{Client, ClientOptions, Delivery, Error, Result, Subscription};
+pub use protocol::{DeadLetter, GroupStats, Stats, SubscribeOptions};

@@ -1,0 +1,125 @@
+//! Orders: a buyer's hold on one ticket, then its purchase.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Money, UnixMillis};
+
+/// Where an order stands. The wire spellings are the API's (and the course app's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OrderStatus {
+    /// Reserved, waiting for payment until it expires.
+    #[serde(rename = "created")]
+    Created,
+    /// Cancelled by the buyer, by expiry or by a declined card; the ticket is free again.
+    #[serde(rename = "cancelled")]
+    Cancelled,
+    #[serde(rename = "awaiting:payment")]
+    AwaitingPayment,
+    /// Paid.
+    #[serde(rename = "complete")]
+    Complete,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 4] = [
+        OrderStatus::Created,
+        OrderStatus::Cancelled,
+        OrderStatus::AwaitingPayment,
+        OrderStatus::Complete,
+    ];
+
+    /// The wire spelling, also what the databases store.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Created => "created",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::AwaitingPayment => "awaiting:payment",
+            OrderStatus::Complete => "complete",
+        }
+    }
+
+    /// Whether the order still holds its ticket (every status but cancelled).
+    pub fn is_active(self) -> bool {
+        self != OrderStatus::Cancelled
+    }
+
+    /// Whether the buyer can still pay or cancel it.
+    pub fn is_open(self) -> bool {
+        matches!(self, OrderStatus::Created | OrderStatus::AwaitingPayment)
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A status spelling that is not one of [`OrderStatus::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown order status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for OrderStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<OrderStatus, UnknownStatus> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
+/// The ticket inside an order: `{id,price,title,version}`. The price is the one agreed
+/// at reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderTicket {
+    pub id: String,
+    pub price: Money,
+    pub title: String,
+    pub version: i64,
+}
+
+/// An order as the API shows it: `{expiresAt,id,status,ticket,userId,version}`.
+// Fields in key order: the body was first written as a sorted JSON map, and the bytes
+// stay the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    /// When an unpaid order is cancelled.
+    pub expires_at: UnixMillis,
+    pub id: String,
+    pub status: OrderStatus,
+    pub ticket: OrderTicket,
+    /// The buyer.
+    pub user_id: String,
+    pub version: i64,
+}
+
+/// The body of `POST /api/orders`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrder {
+    pub ticket_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_back_what_they_write() {
+        for s in OrderStatus::ALL {
+            assert_eq!(s.as_str().parse::<OrderStatus>(), Ok(s));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+        assert!("paid".parse::<OrderStatus>().is_err());
+    }
+}
