@@ -11,8 +11,11 @@
 //! The core and the socket tasks share one thread (the binary runs a current-thread
 //! runtime); only the writer, which blocks on fsync, has a thread of its own.
 
+mod cmd;
 mod core;
+mod delivery;
 mod group;
+mod upkeep;
 
 use std::path::PathBuf;
 use std::sync::mpsc;

@@ -1,0 +1,58 @@
+//! `ACK` and `NAK`: a member is done with events, or hands them back.
+
+use bytes::Bytes;
+
+use crate::broker::core::{Core, Token};
+use crate::broker::group::Slot;
+use crate::store::Write;
+
+impl Core {
+    pub(in crate::broker) fn on_nak(&mut self, peer: Bytes, corr: u64, group: &str, seqs: &[u64]) {
+        let Some(&gi) = self.group_index.get(group) else {
+            return self.reply_err(&peer, corr, "unknown group");
+        };
+        for &seq in seqs {
+            // Only the holder may hand an event back: a NAK from a member whose ack
+            // wait already passed must not take it from the next one.
+            self.groups[gi].requeue_held_by(seq, Slot::Log, &peer);
+            self.groups[gi].requeue_held_by(seq, Slot::Replay, &peer);
+        }
+        self.pump(gi);
+        self.reply_ok(&peer, corr, Bytes::new());
+    }
+
+    pub(in crate::broker) fn on_ack(&mut self, peer: Bytes, corr: u64, group: &str, seqs: &[u64]) {
+        let Some(&gi) = self.group_index.get(group) else {
+            return self.reply_err(&peer, corr, "unknown group");
+        };
+        let mut writes = Vec::new();
+        let mut acked = Vec::with_capacity(seqs.len());
+        let g = &mut self.groups[gi];
+        for &seq in seqs {
+            if g.remove(seq, Slot::Log).is_some() {
+                acked.push(seq);
+            } else if g.remove(seq, Slot::Replay).is_some() {
+                writes.push(Write::DeleteDeadLetter {
+                    group: g.name.clone(),
+                    seq,
+                });
+            } else if seq > g.cursor && seq <= self.head {
+                // Delivered before a broker restart and acked after it, ahead of the
+                // rescan: record it so the rescan does not deliver it again.
+                g.acked_ahead.insert(seq);
+                acked.push(seq);
+            }
+            // Anything else was acked already or dead-lettered: nothing to do.
+        }
+        self.after_settled(gi, acked, &mut writes);
+        self.submit(
+            writes,
+            Token::Ok {
+                peer,
+                corr,
+                body: Bytes::new(),
+            },
+        );
+        self.pump(gi);
+    }
+}

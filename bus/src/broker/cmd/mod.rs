@@ -1,0 +1,11 @@
+//! One module per request of the bus protocol, the way mini-redis splits its commands:
+//! each reads what its request carries, applies it to the [`Core`](super::core::Core)
+//! and answers the peer.
+
+mod ack;
+mod dead_letters;
+mod hello;
+mod publish;
+mod replay;
+mod stats;
+mod subscribe;
