@@ -1,0 +1,38 @@
+//! One module per command group; each takes its parsed arguments and the [`Ctx`], prints
+//! its result through [`Ctx::print`] and returns a [`Failure`] rather than exiting, so
+//! `main` decides the exit code in one place.
+//!
+//! [`Failure`]: crate::failure::Failure
+
+pub mod account;
+pub mod completions;
+pub mod events;
+pub mod orders;
+pub mod pay;
+pub mod status;
+pub mod tickets;
+
+use crate::args::{Command, EventsCmd};
+use crate::ctx::Ctx;
+use crate::failure::Outcome;
+
+pub async fn run(ctx: &Ctx, command: Command) -> Outcome {
+    match command {
+        Command::Signup(c) => account::signup(ctx, c).await,
+        Command::Signin(c) => account::signin(ctx, c).await,
+        Command::Signout => account::signout(ctx).await,
+        Command::Whoami => account::whoami(ctx).await,
+        Command::Tickets(t) => tickets::run(ctx, t).await,
+        Command::Orders(o) => orders::run(ctx, o).await,
+        Command::Pay { order_id, card } => pay::pay(ctx, &order_id, &card).await,
+        Command::Buy { ticket_id, card } => pay::buy(ctx, &ticket_id, &card).await,
+        Command::Status => status::run(ctx).await,
+        Command::Events(EventsCmd::Tail { subjects, bus }) => {
+            events::tail(ctx, subjects, &bus).await
+        }
+        Command::Completions { shell } => {
+            completions::print(shell);
+            Ok(())
+        }
+    }
+}
