@@ -1,10 +1,36 @@
-//! `tix-tui`: interactive buying in the terminal.
+//! `tix-tui`: buying tickets in the terminal.
 //!
-//! The Elm shape: [`app::App`] is the state, [`app::Action`]s change it through
-//! [`app::update`] (pure: no terminal, no network, so every key is testable), which returns
-//! [`app::Effect`]s — network calls that `main` runs in background tasks and whose results
-//! come back as actions. [`ui::render`] only draws. [`term`] owns terminal setup and restore.
+//! The Elm shape, as in ratatui's templates: [`app::App`] is all the state; an
+//! [`app::Action`] (a key, a tick, an answer from the API) changes it through
+//! [`app::update`], which returns [`app::Effect`]s (network calls) for `main` to run in
+//! background tasks, whose results come back as actions; [`ui::render`] only draws.
+//! `update` touches neither the terminal nor the network, so every key is testable
+//! without either.
+//!
+//! # Layout
+//!
+//! | file | job |
+//! |---|---|
+//! | [`app`] | the state, the messages, navigation (back stack), the keys that work everywhere, and `update`, which routes the rest to a screen |
+//! | [`screens`] | one module per screen: its state, its keys, the answers it handles, its drawing |
+//! | [`widgets`] | what screens share: the selectable list, the text form, box and highlight styles |
+//! | [`ui`] | the frame: title bar, status bar, the screen's body between them, help on top |
+//! | [`term`] | terminal setup, and restoring it on exit, error or panic |
+//! | `main.rs` | the event loop: keys, ticks, running effects with the HTTP client |
+//!
+//! # Where to start
+//!
+//! Read [`app::update`] and the [`app::Screen`] enum, then the module of the screen you
+//! care about, e.g. [`screens::market`] (the home screen). To add a screen: a variant in
+//! `Screen`, a module in `screens/` with `on_key` and `render`, and one arm each in
+//! `app::on_key`, `ui::render` and the title bar (and in `App::typing` / `App::refresh` if
+//! it has a text input or data to reload).
+//!
+//! Tests: `tests/update.rs` drives `update` key by key, `tests/render.rs` snapshots screens
+//! on ratatui's `TestBackend`, `tests/pty.rs` runs the real binary against the real stack.
 
 pub mod app;
+pub mod screens;
 pub mod term;
 pub mod ui;
+pub mod widgets;

@@ -151,9 +151,9 @@ fn the_market_moves_searches_as_you_type_and_keeps_the_selection_on_refresh() {
     let mut app = signed_in();
     update(&mut app, ch('j'));
     update(&mut app, key(KeyCode::Down));
-    assert_eq!(app.selected, 2);
+    assert_eq!(app.market.tickets.selected(), 2);
     update(&mut app, ch('k'));
-    assert_eq!(app.selected_ticket().unwrap().id, "t2");
+    assert_eq!(app.market.tickets.selected_item().unwrap().id, "t2");
     // A refresh with a new ticket first keeps the cursor on "Rock".
     update(
         &mut app,
@@ -163,7 +163,7 @@ fn the_market_moves_searches_as_you_type_and_keeps_the_selection_on_refresh() {
             ticket("t2", "Rock", 4000),
         ])),
     );
-    assert_eq!(app.selected_ticket().unwrap().id, "t2");
+    assert_eq!(app.market.tickets.selected_item().unwrap().id, "t2");
 
     update(&mut app, ch('/'));
     assert!(app.typing());

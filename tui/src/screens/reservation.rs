@@ -1,0 +1,249 @@
+//! A reservation: the ticket is held for the buyer until it expires; they pay, and watch
+//! the order until the server calls it complete.
+//!
+//! Paying is asynchronous on the server (payment succeeds, then the order is marked complete
+//! by an event), so the screen polls the order each tick while it is `Confirming`.
+
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use tix_api::{Order, OrderStatus, Payment};
+use tix_client::Kind;
+
+use crate::app::{App, Effect, Nav, Problem, Screen};
+use crate::widgets::form::Field;
+use crate::widgets::{boxed, countdown};
+
+/// How a reservation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Paying,
+    /// Paid; waiting for the order to be marked complete.
+    Confirming,
+    Complete,
+    Declined(String),
+    Expired,
+}
+
+/// Lives in [`Screen::Reservation`]: leaving the screen gives up on paying here (the order
+/// stays open and can be paid from the orders list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    pub order: Order,
+    pub card: Field,
+    /// `None` while the card is being typed.
+    pub outcome: Option<Outcome>,
+}
+
+impl Reservation {
+    pub fn new(order: Order) -> Reservation {
+        Reservation {
+            order,
+            card: Field::new("token", "Card or token"),
+            outcome: None,
+        }
+    }
+}
+
+/// The server granted a reservation: open it over the screen the buyer came from.
+pub(crate) fn on_reserved(app: &mut App, r: Result<Order, Problem>) -> Vec<Effect> {
+    match r {
+        Ok(order) => {
+            app.last_error = None;
+            let from = std::mem::replace(
+                &mut app.screen,
+                Screen::Reservation(Reservation::new(order)),
+            );
+            app.back.push(from);
+        }
+        Err(p) => app.problem(&p),
+    }
+    Vec::new()
+}
+
+pub(crate) fn on_paid(app: &mut App, r: Result<Payment, Problem>) -> Vec<Effect> {
+    let Screen::Reservation(res) = &mut app.screen else {
+        return Vec::new();
+    };
+    match r {
+        Ok(_) => {
+            res.outcome = Some(Outcome::Confirming);
+            vec![Effect::LoadOrder(res.order.id.clone())]
+        }
+        // A decline ends the reservation (the server cancels the order); other errors leave
+        // the card editable to try again.
+        Err(p) if p.kind == Kind::Declined => {
+            res.outcome = Some(Outcome::Declined(p.message));
+            Vec::new()
+        }
+        Err(p) => {
+            res.outcome = None;
+            res.card.error = p.field.as_ref().map(|_| p.message.clone());
+            app.problem(&p);
+            Vec::new()
+        }
+    }
+}
+
+pub(crate) fn on_order_now(app: &mut App, r: Result<Order, Problem>) -> Vec<Effect> {
+    if let (Screen::Reservation(res), Ok(order)) = (&mut app.screen, r) {
+        if order.status == OrderStatus::Complete {
+            res.outcome = Some(Outcome::Complete);
+        }
+        res.order = order;
+    }
+    Vec::new()
+}
+
+/// The reservation's clock: poll while confirming, expire when the hold runs out.
+pub(crate) fn on_tick(app: &mut App) -> Vec<Effect> {
+    let left = match &app.screen {
+        Screen::Reservation(r) => app.seconds_left(&r.order),
+        _ => return Vec::new(),
+    };
+    let Screen::Reservation(res) = &mut app.screen else {
+        return Vec::new();
+    };
+    match &res.outcome {
+        Some(Outcome::Confirming) => vec![Effect::LoadOrder(res.order.id.clone())],
+        None if left <= 0 => {
+            res.outcome = Some(Outcome::Expired);
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn on_key(app: &mut App, mut res: Reservation, key: KeyEvent) -> (Nav, Vec<Effect>) {
+    match (&res.outcome, key.code) {
+        (_, KeyCode::Esc) => {
+            return (Nav::Reset(Screen::Market), vec![app.market.load()]);
+        }
+        (None, KeyCode::Enter) => {
+            let token: String = res.card.value.trim().to_string();
+            if token.is_empty() {
+                res.card.error = Some("Enter a card number or a token (e.g. tok_visa)".into());
+                return (Nav::Stay(Screen::Reservation(res)), Vec::new());
+            }
+            res.card.error = None;
+            res.outcome = Some(Outcome::Paying);
+            let effect = Effect::Pay {
+                order_id: res.order.id.clone(),
+                token,
+            };
+            return (Nav::Stay(Screen::Reservation(res)), vec![effect]);
+        }
+        (None, KeyCode::Backspace) => {
+            res.card.value.pop();
+        }
+        (None, KeyCode::Char(c)) => {
+            res.card.value.push(c);
+            res.card.error = None;
+        }
+        // Over, whichever way: the orders list shows how it stands.
+        (Some(Outcome::Complete | Outcome::Declined(_) | Outcome::Expired), KeyCode::Enter) => {
+            return (Nav::Reset(Screen::Orders), vec![Effect::LoadOrders]);
+        }
+        _ => {}
+    }
+    (Nav::Stay(Screen::Reservation(res)), Vec::new())
+}
+
+pub fn render(f: &mut Frame, area: Rect, app: &App, r: &Reservation) {
+    let left = app.seconds_left(&r.order);
+    let masked = mask(&r.card.value);
+    let mut lines = vec![
+        Line::from(Span::styled(
+            r.order.ticket.title.clone(),
+            Style::new().bold(),
+        )),
+        Line::from(format!(
+            "{} — held for you, {}",
+            r.order.ticket.price.display(),
+            countdown(left)
+        )),
+        Line::from(""),
+    ];
+    match &r.outcome {
+        None => {
+            lines.push(Line::from(format!("Card or token: {masked}▏")));
+            if let Some(e) = &r.card.error {
+                lines.push(Line::from(Span::styled(
+                    e.clone(),
+                    Style::new().fg(Color::Red),
+                )));
+            }
+            lines.push(Line::from(Span::styled(
+                "try tok_visa or 4242 4242 4242 4242 — Enter: pay, Esc: leave",
+                Style::new().fg(Color::DarkGray),
+            )));
+        }
+        Some(Outcome::Paying) => lines.push(Line::from("Paying…")),
+        Some(Outcome::Confirming) => lines.push(Line::from("Paid — confirming the order…")),
+        Some(Outcome::Complete) => {
+            lines.push(Line::from(Span::styled(
+                "✓ Payment complete — the ticket is yours.",
+                Style::new().bold().fg(Color::Green),
+            )));
+            lines.push(Line::from("Enter: my orders"));
+        }
+        Some(Outcome::Declined(m)) => {
+            lines.push(Line::from(Span::styled(
+                format!("✗ Declined: {m}"),
+                Style::new().bold().fg(Color::Red),
+            )));
+            lines.push(Line::from(
+                "The order is cancelled and the ticket released. Enter: my orders",
+            ));
+        }
+        Some(Outcome::Expired) => {
+            lines.push(Line::from(Span::styled(
+                "✗ The reservation expired; the ticket was released.",
+                Style::new().bold().fg(Color::Red),
+            )));
+            lines.push(Line::from("Enter: my orders"));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(boxed(" reservation ")),
+        area,
+    );
+}
+
+/// A card number shows its last 4 digits only; a token shows as typed.
+pub fn mask(input: &str) -> String {
+    let digits = input.chars().filter(|c| c.is_ascii_digit()).count();
+    if digits < 6 || input.chars().any(|c| c.is_ascii_alphabetic()) {
+        return input.to_string();
+    }
+    let keep = digits.saturating_sub(4);
+    let mut seen = 0;
+    input
+        .chars()
+        .map(|c| {
+            if c.is_ascii_digit() {
+                seen += 1;
+                if seen <= keep { '•' } else { c }
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_numbers_are_masked_and_tokens_are_not() {
+        assert_eq!(mask("4242 4242 4242 4242"), "•••• •••• •••• 4242");
+        assert_eq!(mask("tok_visa"), "tok_visa");
+        assert_eq!(mask("42"), "42");
+    }
+}

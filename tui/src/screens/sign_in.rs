@@ -1,0 +1,87 @@
+//! Signing in or up: one form, two buttons. The checks mirror the server's, so a typo is
+//! caught without a round trip; the server's own answer still lands on the field it names.
+
+use ratatui::Frame;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::Rect;
+use tix_api::SignedIn;
+
+use crate::app::{App, Effect, Nav, Problem, Screen, User};
+use crate::widgets::form::{self, Field, Form};
+
+pub(crate) fn form() -> Form {
+    let mut pw = Field::new("password", "Password");
+    pw.secret = true;
+    Form {
+        fields: vec![Field::new("email", "Email"), pw],
+        buttons: vec!["Sign in", "Sign up"],
+        focus: 0,
+    }
+}
+
+pub(crate) fn on_key(app: &mut App, mut form: Form, key: KeyEvent) -> (Nav, Vec<Effect>) {
+    if form.edit(key) || key.code != KeyCode::Enter {
+        return (Nav::Stay(Screen::SignIn(form)), Vec::new());
+    }
+    let Some(button) = form.focused_button() else {
+        form.next();
+        return (Nav::Stay(Screen::SignIn(form)), Vec::new());
+    };
+    form.clear_errors();
+    let email = form.value("email").trim().to_string();
+    let password = form.value("password").to_string();
+    let mut ok = true;
+    if !email.contains('@') {
+        form.set_error("email", Some("Email must be valid".into()));
+        ok = false;
+    }
+    if !(8..=128).contains(&password.chars().count()) {
+        form.set_error(
+            "password",
+            Some("Password must be between 8 and 128 characters".into()),
+        );
+        ok = false;
+    }
+    if !ok {
+        return (Nav::Stay(Screen::SignIn(form)), Vec::new());
+    }
+    app.last_error = None;
+    let new = button == "Sign up";
+    (
+        Nav::Stay(Screen::SignIn(form)),
+        vec![Effect::SignIn {
+            email,
+            password,
+            new,
+        }],
+    )
+}
+
+/// Signed in: on to the market, with nothing to go back to.
+pub(crate) fn on_signed_in(app: &mut App, r: Result<SignedIn, Problem>) -> Vec<Effect> {
+    match r {
+        Ok(who) => {
+            app.user = Some(User {
+                email: who.email.clone(),
+                id: who.id.clone(),
+            });
+            app.last_error = None;
+            app.back.clear();
+            app.screen = Screen::Market;
+            vec![Effect::SaveSession(who), app.market.load()]
+        }
+        Err(p) => {
+            if let Screen::SignIn(f) = &mut app.screen
+                && let Some(field) = &p.field
+            {
+                f.set_error(field, Some(p.message.clone()));
+            }
+            app.last_error = Some(p.message);
+            Vec::new()
+        }
+    }
+}
+
+pub fn render(f: &mut Frame, area: Rect, form: &Form) {
+    form::render(f, area, " Sign in or sign up ", form);
+}
