@@ -1,26 +1,25 @@
 //! Publishing, consuming and acking through a real `tix-bus` process.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
 use tix_testkit::Bus;
+use tix_testkit::events::{WAIT, assert_quiet, connect, group, next_delivery, publish_n};
+use tix_testkit::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_event_is_delivered_and_acked() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     c.publish("evt-1", "ticket:created", r#"{"title":"concert"}"#)
         .await
         .unwrap();
     let mut sub = c
-        .subscribe(opts("orders", &["ticket:created"]))
+        .subscribe(group("orders", &["ticket:created"]))
         .await
         .unwrap();
-    let d = next(&mut sub).await;
+    let d = next_delivery(&mut sub).await;
     assert_eq!(d.id, "evt-1");
     assert_eq!(d.subject, "ticket:created");
     assert_eq!(&d.payload[..], br#"{"title":"concert"}"#);
@@ -37,29 +36,29 @@ async fn a_published_event_is_delivered_and_acked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_group_sees_every_event_of_its_subjects_from_the_start() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     publish_n(&c, "t", "ticket:created", 20).await;
     publish_n(&c, "o", "order:created", 10).await;
 
     // Groups made after the events were published still get all of them, in log order.
     let mut orders = c
-        .subscribe(opts("orders", &["ticket:created"]))
+        .subscribe(group("orders", &["ticket:created"]))
         .await
         .unwrap();
     let mut payments = c
-        .subscribe(opts("payments", &["ticket:created", "order:created"]))
+        .subscribe(group("payments", &["ticket:created", "order:created"]))
         .await
         .unwrap();
     let mut seen_orders = Vec::new();
     for _ in 0..20 {
-        let d = next(&mut orders).await;
+        let d = next_delivery(&mut orders).await;
         assert_eq!(d.subject, "ticket:created");
         seen_orders.push(d.seq);
         d.ack().await.unwrap();
     }
     let mut seen_payments = Vec::new();
     for _ in 0..30 {
-        let d = next(&mut payments).await;
+        let d = next_delivery(&mut payments).await;
         seen_payments.push(d.seq);
         d.ack().await.unwrap();
     }
@@ -72,15 +71,15 @@ async fn every_group_sees_every_event_of_its_subjects_from_the_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_of_three_splits_the_work_and_never_hands_one_event_to_two_members() {
     let bus = Bus::start();
-    let publisher = client(&bus.endpoint, "pub").await;
+    let publisher = connect(&bus.endpoint, "pub").await;
     let total = 600;
     let held: Arc<Mutex<HashSet<String>>> = Arc::default();
     let per_member: Arc<Mutex<HashMap<usize, usize>>> = Arc::default();
     let all: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut tasks = Vec::new();
     for m in 0..3 {
-        let c = client(&bus.endpoint, &format!("member-{m}")).await;
-        let mut o = opts("workers", &["work"]);
+        let c = connect(&bus.endpoint, &format!("member-{m}")).await;
+        let mut o = group("workers", &["work"]);
         o.max_in_flight = 8;
         let mut sub = c.subscribe(o).await.unwrap();
         let (held, per_member, all) = (held.clone(), per_member.clone(), all.clone());
@@ -120,13 +119,13 @@ async fn a_group_of_three_splits_the_work_and_never_hands_one_event_to_two_membe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_max_in_flight_one_a_group_is_processed_strictly_in_order() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     publish_n(&c, "e", "ticket:updated", 30).await;
     let order: Arc<Mutex<Vec<u64>>> = Arc::default();
     let mut tasks = Vec::new();
     for m in 0..2 {
-        let c = client(&bus.endpoint, &format!("m{m}")).await;
-        let mut o = opts("orders", &["ticket:updated"]);
+        let c = connect(&bus.endpoint, &format!("m{m}")).await;
+        let mut o = group("orders", &["ticket:updated"]);
         o.max_in_flight = 1;
         let mut sub = c.subscribe(o).await.unwrap();
         let order = order.clone();
@@ -150,7 +149,7 @@ async fn with_max_in_flight_one_a_group_is_processed_strictly_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_the_same_event_id_twice_stores_it_once_and_acks_both() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     c.publish("same-id", "ticket:created", "{}").await.unwrap();
     // Again, also inside one batch with itself.
     let (a, b) = tokio::join!(
@@ -162,38 +161,38 @@ async fn publishing_the_same_event_id_twice_stores_it_once_and_acks_both() {
     let stats = c.stats().await.unwrap();
     assert_eq!(stats.events, 1);
     assert_eq!(stats.head, 1);
-    let mut sub = c.subscribe(opts("g", &["ticket:created"])).await.unwrap();
-    next(&mut sub).await.ack().await.unwrap();
+    let mut sub = c.subscribe(group("g", &["ticket:created"])).await.unwrap();
+    next_delivery(&mut sub).await.ack().await.unwrap();
     assert_quiet(&mut sub, Duration::from_millis(300)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wildcard_group_sees_every_subject() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     c.publish("a", "ticket:created", "{}").await.unwrap();
     c.publish("b", "payment:created", "{}").await.unwrap();
-    let mut sub = c.subscribe(opts("audit", &["*"])).await.unwrap();
-    assert_eq!(next(&mut sub).await.id, "a");
-    assert_eq!(next(&mut sub).await.id, "b");
+    let mut sub = c.subscribe(group("audit", &["*"])).await.unwrap();
+    assert_eq!(next_delivery(&mut sub).await.id, "a");
+    assert_eq!(next_delivery(&mut sub).await.id, "b");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acked_events_older_than_the_retention_are_pruned_but_not_before_every_group_acked() {
     let bus = tix_testkit::Bus::start_with(&["--retention", "0s", "--prune-interval", "100ms"]);
-    let c = client(&bus.endpoint, "t").await;
-    let mut fast = c.subscribe(opts("fast", &["s"])).await.unwrap();
-    let mut slow = c.subscribe(opts("slow", &["s"])).await.unwrap();
+    let c = connect(&bus.endpoint, "t").await;
+    let mut fast = c.subscribe(group("fast", &["s"])).await.unwrap();
+    let mut slow = c.subscribe(group("slow", &["s"])).await.unwrap();
     publish_n(&c, "r", "s", 5).await;
     for _ in 0..5 {
-        next(&mut fast).await.ack().await.unwrap();
+        next_delivery(&mut fast).await.ack().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(c.stats().await.unwrap().events, 5, "slow has not acked yet");
     for _ in 0..5 {
-        next(&mut slow).await.ack().await.unwrap();
+        next_delivery(&mut slow).await.ack().await.unwrap();
     }
-    eventually("the log is pruned", || async {
+    eventually("the log is pruned", WAIT, || async {
         c.stats().await.unwrap().events == 0
     })
     .await;
@@ -201,7 +200,7 @@ async fn acked_events_older_than_the_retention_are_pruned_but_not_before_every_g
     assert_eq!(stats.head, 5, "positions are kept after pruning");
     // The log still works after pruning and positions continue.
     c.publish("after", "s", "{}").await.unwrap();
-    let d = next(&mut fast).await;
+    let d = next_delivery(&mut fast).await;
     assert_eq!((d.id.as_str(), d.seq), ("after", 6));
 }
 
@@ -210,16 +209,16 @@ async fn a_group_on_a_rare_subject_behind_a_long_log_gets_its_events() {
     // Start cold (empty memory cache) so the group reads the log from disk, and scans far
     // more positions than one turn of the broker's loop allows.
     let mut bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     publish_n(&c, "noise", "ticket:created", 10_000).await;
     c.publish("rare-1", "payment:failed", "{}").await.unwrap();
     bus.crash_and_restart(&[]);
-    let c = client(&bus.endpoint, "t2").await;
+    let c = connect(&bus.endpoint, "t2").await;
     let mut sub = c
-        .subscribe(opts("rare", &["payment:failed"]))
+        .subscribe(group("rare", &["payment:failed"]))
         .await
         .unwrap();
-    let d = next(&mut sub).await;
+    let d = next_delivery(&mut sub).await;
     assert_eq!(d.id, "rare-1");
     d.ack().await.unwrap();
     let g = c.stats().await.unwrap().group("rare").cloned().unwrap();

@@ -1,28 +1,27 @@
 //! What happens when things go wrong: unacked events, dead consumers, a killed broker,
 //! garbage on the wire.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::Write as _;
 use std::time::Duration;
 
-use common::*;
 use tix_bus_client::Error;
+use tix_testkit::events::{WAIT, assert_quiet, connect, group, next_delivery, publish_n};
+use tix_testkit::eventually;
 use tix_testkit::{Bus, Proc, bin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unacked_event_is_redelivered_after_the_ack_wait() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
-    let mut o = opts("g", &["s"]);
+    let c = connect(&bus.endpoint, "t").await;
+    let mut o = group("g", &["s"]);
     o.ack_wait_ms = 300;
     let mut sub = c.subscribe(o).await.unwrap();
     c.publish("e1", "s", "{}").await.unwrap();
-    let first = next(&mut sub).await;
+    let first = next_delivery(&mut sub).await;
     assert_eq!(first.deliveries, 1);
     // Not acked: it comes back, counted as a redelivery.
-    let again = next(&mut sub).await;
+    let again = next_delivery(&mut sub).await;
     assert_eq!(
         (again.id.as_str(), again.seq, again.deliveries),
         ("e1", first.seq, 2)
@@ -36,10 +35,10 @@ async fn an_unacked_event_is_redelivered_after_the_ack_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nak_brings_the_event_back_at_once() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
-    let mut sub = c.subscribe(opts("g", &["s"])).await.unwrap(); // ack wait 30 s
+    let c = connect(&bus.endpoint, "t").await;
+    let mut sub = c.subscribe(group("g", &["s"])).await.unwrap(); // ack wait 30 s
     c.publish("e1", "s", "{}").await.unwrap();
-    next(&mut sub).await.nak().unwrap();
+    next_delivery(&mut sub).await.nak().unwrap();
     let again = tokio::time::timeout(Duration::from_secs(2), sub.next())
         .await
         .expect("redelivered long before the ack wait")
@@ -50,8 +49,8 @@ async fn a_nak_brings_the_event_back_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_max_deliveries_an_event_is_dead_lettered_and_can_be_replayed() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
-    let mut o = opts("g", &["s"]);
+    let c = connect(&bus.endpoint, "t").await;
+    let mut o = group("g", &["s"]);
     o.ack_wait_ms = 100;
     o.max_deliveries = 3;
     let mut sub = c.subscribe(o).await.unwrap();
@@ -60,7 +59,7 @@ async fn after_max_deliveries_an_event_is_dead_lettered_and_can_be_replayed() {
     let mut poison_deliveries = 0;
     let mut fine_seen = false;
     while poison_deliveries < 3 || !fine_seen {
-        let d = next(&mut sub).await;
+        let d = next_delivery(&mut sub).await;
         if d.id == "poison" {
             poison_deliveries += 1;
             assert_eq!(d.deliveries, poison_deliveries);
@@ -82,7 +81,7 @@ async fn after_max_deliveries_an_event_is_dead_lettered_and_can_be_replayed() {
 
     // Replay: delivered again with a fresh count; acked this time, it leaves the list.
     assert_eq!(c.replay("g", None).await.unwrap(), 1);
-    let d = next(&mut sub).await;
+    let d = next_delivery(&mut sub).await;
     assert_eq!((d.id.as_str(), d.deliveries), ("poison", 1));
     d.ack().await.unwrap();
     assert!(c.dead_letters(Some("g")).await.unwrap().is_empty());
@@ -116,7 +115,7 @@ fn tail(bus: &Bus, group: &str, extra: &[&str]) -> Proc {
 
 /// The options the `tail` consumers below join with: a group's members must agree.
 fn same_as_tail(max_in_flight: u32) -> tix_bus_client::SubscribeOptions {
-    let mut o = opts("workers", &["work"]);
+    let mut o = group("workers", &["work"]);
     o.max_in_flight = max_in_flight;
     o.ack_wait_ms = 300_000;
     o
@@ -137,14 +136,14 @@ fn read_ids(p: &mut Proc, n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_consumers_in_flight_events_go_to_another_member() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     // A consumer process that takes five events and never acks them.
     let mut doomed = tail(
         &bus,
         "workers",
         &["--no-ack", "--max-in-flight", "5", "--ack-wait", "5m"],
     );
-    eventually("the consumer joined", || async {
+    eventually("the consumer joined", WAIT, || async {
         c.stats()
             .await
             .unwrap()
@@ -162,7 +161,7 @@ async fn a_killed_consumers_in_flight_events_go_to_another_member() {
     // The ack wait is five minutes: these arrive because the broker noticed the death.
     let mut got = HashSet::new();
     for _ in 0..5 {
-        let d = next(&mut survivor).await;
+        let d = next_delivery(&mut survivor).await;
         assert_eq!(d.deliveries, 2);
         got.insert(d.id.clone());
         d.ack().await.unwrap();
@@ -173,13 +172,13 @@ async fn a_killed_consumers_in_flight_events_go_to_another_member() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_consumer_misses_its_heartbeats_and_loses_its_events() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     let mut frozen = tail(
         &bus,
         "workers",
         &["--no-ack", "--max-in-flight", "3", "--ack-wait", "5m"],
     );
-    eventually("the consumer joined", || async {
+    eventually("the consumer joined", WAIT, || async {
         c.stats()
             .await
             .unwrap()
@@ -194,12 +193,12 @@ async fn a_frozen_consumer_misses_its_heartbeats_and_loses_its_events() {
     frozen.signal("STOP");
     let mut got = HashSet::new();
     for _ in 0..3 {
-        let d = next(&mut survivor).await;
+        let d = next_delivery(&mut survivor).await;
         got.insert(d.id.clone());
         d.ack().await.unwrap();
     }
     assert_eq!(got, held);
-    eventually("the frozen member was dropped", || async {
+    eventually("the frozen member was dropped", WAIT, || async {
         c.stats()
             .await
             .unwrap()
@@ -212,14 +211,14 @@ async fn a_frozen_consumer_misses_its_heartbeats_and_loses_its_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_with_sigkill_loses_no_acked_publish_and_repeats_no_acked_delivery() {
     let mut bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
-    let mut consumer = c.subscribe(opts("orders", &["s"])).await.unwrap();
+    let c = connect(&bus.endpoint, "t").await;
+    let mut consumer = c.subscribe(group("orders", &["s"])).await.unwrap();
     let n = 500;
     let ids = publish_n(&c, "k", "s", n).await;
     // Ack the first 200 (each ack confirmed durable), leave the rest unacked.
     let mut acked = HashSet::new();
     for _ in 0..200 {
-        let d = next(&mut consumer).await;
+        let d = next_delivery(&mut consumer).await;
         d.ack().await.unwrap();
         acked.insert(d.id.clone());
     }
@@ -230,7 +229,7 @@ async fn a_broker_killed_with_sigkill_loses_no_acked_publish_and_repeats_no_acke
     // reconnected may come again; an event whose ack was confirmed never does.
     let mut confirmed = HashSet::new();
     while confirmed.len() < n - 200 {
-        let d = next(&mut consumer).await;
+        let d = next_delivery(&mut consumer).await;
         assert!(
             !acked.contains(&d.id),
             "{} was acked before the crash",
@@ -248,10 +247,10 @@ async fn a_broker_killed_with_sigkill_loses_no_acked_publish_and_repeats_no_acke
     assert_eq!(confirmed, unacked);
     assert_quiet(&mut consumer, Duration::from_millis(800)).await;
     // A new group still sees all of them.
-    let mut fresh = c.subscribe(opts("fresh", &["s"])).await.unwrap();
+    let mut fresh = c.subscribe(group("fresh", &["s"])).await.unwrap();
     let mut all = HashSet::new();
     for _ in 0..n {
-        let d = next(&mut fresh).await;
+        let d = next_delivery(&mut fresh).await;
         all.insert(d.id.clone());
         d.ack_nowait().unwrap();
     }
@@ -261,7 +260,7 @@ async fn a_broker_killed_with_sigkill_loses_no_acked_publish_and_repeats_no_acke
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_while_the_broker_is_down_fails_cleanly_and_works_again_after_restart() {
     let mut bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     c.publish("before", "s", "{}").await.unwrap();
     bus.proc.kill9();
     // Right after the crash the client may not know yet: the publish times out (3 s here)
@@ -273,7 +272,7 @@ async fn a_publish_while_the_broker_is_down_fails_cleanly_and_works_again_after_
         matches!(first, Err(Error::Disconnected(_)) | Err(Error::Timeout(_))),
         "{first:?}"
     );
-    eventually("publishes fail fast with Disconnected", || async {
+    eventually("publishes fail fast with Disconnected", WAIT, || async {
         let started = std::time::Instant::now();
         let r = c.publish("during-2", "s", "{}").await;
         matches!(r, Err(Error::Disconnected(_))) && started.elapsed() < Duration::from_millis(100)
@@ -290,8 +289,8 @@ async fn a_publish_while_the_broker_is_down_fails_cleanly_and_works_again_after_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_the_wire_gets_an_error_or_is_dropped_and_hurts_nobody() {
     let bus = Bus::start_with(&["--max-event-bytes", "1000"]);
-    let c = client(&bus.endpoint, "good").await;
-    let mut sub = c.subscribe(opts("g", &["s"])).await.unwrap();
+    let c = connect(&bus.endpoint, "good").await;
+    let mut sub = c.subscribe(group("g", &["s"])).await.unwrap();
 
     // Raw bytes that are not ZMTP at all.
     let addr = bus.endpoint.trim_start_matches("tcp://").to_string();
@@ -362,28 +361,28 @@ async fn garbage_on_the_wire_gets_an_error_or_is_dropped_and_hurts_nobody() {
 
     // The broker is alive and the good client unaffected.
     c.publish("ok", "s", "{}").await.unwrap();
-    assert_eq!(next(&mut sub).await.id, "small");
-    assert_eq!(next(&mut sub).await.id, "ok");
+    assert_eq!(next_delivery(&mut sub).await.id, "small");
+    assert_eq!(next_delivery(&mut sub).await.id, "ok");
     assert_eq!(c.stats().await.unwrap().events, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_naked_until_its_deliveries_run_out_becomes_a_dead_letter() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
-    let mut o = opts("g", &["s"]);
+    let c = connect(&bus.endpoint, "t").await;
+    let mut o = group("g", &["s"]);
     o.max_deliveries = 3;
     o.max_in_flight = 1;
     let mut sub = c.subscribe(o).await.unwrap();
     c.publish("bad", "s", "{}").await.unwrap();
     c.publish("next", "s", "{}").await.unwrap();
     for n in 1..=3 {
-        let d = next(&mut sub).await;
+        let d = next_delivery(&mut sub).await;
         assert_eq!((d.id.as_str(), d.deliveries), ("bad", n));
         d.nak().unwrap();
     }
     // The ordered group moves on instead of looping on the bad event forever.
-    let d = next(&mut sub).await;
+    let d = next_delivery(&mut sub).await;
     assert_eq!(d.id, "next");
     d.ack().await.unwrap();
     assert_eq!(c.dead_letters(Some("g")).await.unwrap().len(), 1);
@@ -392,8 +391,8 @@ async fn an_event_naked_until_its_deliveries_run_out_becomes_a_dead_letter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_twice_at_once_delivers_once_and_leaves_nothing_in_flight() {
     let bus = Bus::start();
-    let c = client(&bus.endpoint, "t").await;
-    let mut o = opts("g", &["s"]);
+    let c = connect(&bus.endpoint, "t").await;
+    let mut o = group("g", &["s"]);
     o.ack_wait_ms = 100;
     o.max_deliveries = 1;
     o.max_in_flight = 1;
@@ -401,8 +400,8 @@ async fn replaying_twice_at_once_delivers_once_and_leaves_nothing_in_flight() {
     c.publish("e", "s", b"\x00\xffbinary".to_vec())
         .await
         .unwrap();
-    let _ignored = next(&mut sub).await;
-    eventually("dead-lettered", || async {
+    let _ignored = next_delivery(&mut sub).await;
+    eventually("dead-lettered", WAIT, || async {
         c.dead_letters(Some("g")).await.unwrap().len() == 1
     })
     .await;
@@ -412,7 +411,7 @@ async fn replaying_twice_at_once_delivers_once_and_leaves_nothing_in_flight() {
         1,
         "the second replay finds it already back"
     );
-    let d = next(&mut sub).await;
+    let d = next_delivery(&mut sub).await;
     assert_eq!(
         &d.payload[..],
         b"\x00\xffbinary",
@@ -423,7 +422,7 @@ async fn replaying_twice_at_once_delivers_once_and_leaves_nothing_in_flight() {
     assert_eq!((g.pending, g.in_flight), (0, 0));
     c.publish("after", "s", "{}").await.unwrap();
     assert_eq!(
-        next(&mut sub).await.id,
+        next_delivery(&mut sub).await.id,
         "after",
         "the ordered group is not stuck"
     );
@@ -432,25 +431,25 @@ async fn replaying_twice_at_once_delivers_once_and_leaves_nothing_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_group_refuses_a_member_with_other_options() {
     let bus = Bus::start();
-    let a = client(&bus.endpoint, "a").await;
-    let b = client(&bus.endpoint, "b").await;
+    let a = connect(&bus.endpoint, "a").await;
+    let b = connect(&bus.endpoint, "b").await;
     let _sub = a
-        .subscribe(opts("orders", &["ticket:created"]))
+        .subscribe(group("orders", &["ticket:created"]))
         .await
         .unwrap();
     match b
-        .subscribe(opts("orders", &["ticket:created", "ticket:updated"]))
+        .subscribe(group("orders", &["ticket:created", "ticket:updated"]))
         .await
     {
         Err(Error::Refused(m)) => assert!(m.contains("other options"), "{m}"),
         other => panic!("unexpected {other:?}"),
     }
     // Same options: welcome.
-    b.subscribe(opts("orders", &["ticket:created"]))
+    b.subscribe(group("orders", &["ticket:created"]))
         .await
         .unwrap();
     // One client cannot join one group twice.
-    match a.subscribe(opts("orders", &["ticket:created"])).await {
+    match a.subscribe(group("orders", &["ticket:created"])).await {
         Err(Error::Invalid(m)) => assert!(m.contains("already"), "{m}"),
         other => panic!("unexpected {other:?}"),
     }
@@ -459,7 +458,7 @@ async fn a_live_group_refuses_a_member_with_other_options() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tail_sees_only_new_events_and_leaves_no_group_behind() {
     let bus = Bus::start_with(&["--retention", "0s", "--prune-interval", "100ms"]);
-    let c = client(&bus.endpoint, "t").await;
+    let c = connect(&bus.endpoint, "t").await;
     c.publish("old", "s", "{}").await.unwrap();
     let mut tail = Proc::spawn(
         "tail",
@@ -467,7 +466,7 @@ async fn a_tail_sees_only_new_events_and_leaves_no_group_behind() {
         &["tail", "--endpoint", &bus.endpoint],
         &bus.data_dir,
     );
-    eventually("the tail joined", || async {
+    eventually("the tail joined", WAIT, || async {
         c.stats()
             .await
             .unwrap()
@@ -480,12 +479,12 @@ async fn a_tail_sees_only_new_events_and_leaves_no_group_behind() {
     let line = tail.next_line(WAIT).expect("the tail prints the new event");
     assert!(line.contains("\"new\""), "{line}");
     tail.signal("TERM");
-    eventually("the tail's group is gone", || async {
+    eventually("the tail's group is gone", WAIT, || async {
         c.stats().await.unwrap().groups.is_empty()
     })
     .await;
     // With no durable group holding it back, the acked log is pruned.
-    eventually("the log is pruned", || async {
+    eventually("the log is pruned", WAIT, || async {
         c.stats().await.unwrap().events == 0
     })
     .await;

@@ -7,16 +7,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
-use tix_testkit::Stack;
-
-const ALL: [&str; 6] = [
-    "auth",
-    "tickets",
-    "orders",
-    "expiration",
-    "payments",
-    "gateway",
-];
+use tix_testkit::{ALL, Stack};
 
 /// `tix` with its own config dir and the stack's gateway.
 fn tix(api: &str, config: &Path) -> Command {

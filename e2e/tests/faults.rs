@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use tix_e2e::{ALL, Api, User, assert_consistent_within, eventually};
-use tix_testkit::{Bus, Stack};
+use tix_e2e::assert_consistent_within;
+use tix_testkit::{ALL, Api, Bus, Stack, User, eventually};
 
 /// Reserve and pay, retrying like a patient client through 502s and refused connections.
 /// Returns the paid order's id.

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tix_e2e::{ALL, Api, User, assert_consistent_within, eventually};
-use tix_testkit::Stack;
+use tix_e2e::assert_consistent_within;
+use tix_testkit::{ALL, Api, Stack, User, eventually};
 
 const SETTLE: Duration = Duration::from_secs(10);
 

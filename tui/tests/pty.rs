@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use tix_client::ApiClient;
-use tix_testkit::{Stack, bin};
+use tix_testkit::{ALL, Stack, bin};
 
 /// The screen's text so far, escape sequences removed.
 fn text(raw: &[u8]) -> String {
@@ -57,14 +57,7 @@ fn wait_for(screen: &Arc<Mutex<Vec<u8>>>, needle: &str, within: Duration) {
 
 #[test]
 fn a_buyer_signs_in_and_buys_a_ticket_in_the_terminal() {
-    let stack = Stack::start(&[
-        "auth",
-        "tickets",
-        "orders",
-        "expiration",
-        "payments",
-        "gateway",
-    ]);
+    let stack = Stack::start(&ALL);
     let api = stack.url("gateway");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -3,7 +3,7 @@
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tix_testkit::{Stack, TEST_JWT_SECRET};
+use tix_testkit::{Stack, TEST_JWT_SECRET, field, message};
 
 struct Auth {
     _stack: Stack,
@@ -50,20 +50,6 @@ impl Auth {
         assert_eq!(r.status(), StatusCode::OK);
         r.json::<Value>().await.unwrap()["currentUser"].clone()
     }
-}
-
-fn message(v: &Value) -> String {
-    v["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn field(v: &Value) -> String {
-    v["errors"][0]["field"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

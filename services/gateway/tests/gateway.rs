@@ -3,14 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tix_testkit::Stack;
-
-fn message(v: &Value) -> String {
-    v["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
+use tix_testkit::{Stack, message};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_routes_and_passes_cookies_headers_and_statuses_through() {

@@ -8,24 +8,21 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tix_api::events::{
-    Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef,
+use tix_api::events::{Envelope, Event, OrderCancelled, TicketRef};
+use tix_bus_client::{Client, SubscribeOptions, Subscription};
+use tix_testkit::events::{
+    self, WAIT, assert_quiet, in_fifteen_minutes, next_event, order_created, publish,
 };
-use tix_bus_client::{Client, ClientOptions, SubscribeOptions, Subscription};
-use tix_common::auth::JwtKeys;
-use tix_testkit::{Stack, TEST_JWT_SECRET};
+use tix_testkit::{Stack, TEST_JWT_SECRET, User, eventually, message};
 
 const PRICE_CENTS: i64 = 2050;
+/// How long "nothing more is announced" is watched for.
+const QUIET: Duration = Duration::from_millis(800);
 
 struct T {
     stack: Stack,
     url: String,
     http: reqwest::Client,
-}
-
-fn token(user: &str) -> String {
-    let keys = JwtKeys::new(TEST_JWT_SECRET, Duration::from_secs(3600)).unwrap();
-    keys.sign(user, &format!("{user}@x.io")).unwrap().0
 }
 
 fn start() -> T {
@@ -45,7 +42,7 @@ impl T {
     async fn send(&self, user: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
         let mut r = self.http.post(format!("{}/api/payments", self.url));
         if let Some(u) = user {
-            r = r.bearer_auth(token(u));
+            r = r.bearer_auth(User::new(u).token);
         }
         if let Some(b) = body {
             r = r.json(&b);
@@ -60,9 +57,7 @@ impl T {
     }
 
     async fn bus(&self) -> Client {
-        let c = Client::connect(ClientOptions::new(&self.stack.bus.endpoint, "test"));
-        c.wait_connected(Duration::from_secs(10)).await.unwrap();
-        c
+        events::connect(&self.stack.bus.endpoint, "test").await
     }
 
     /// A bus client and a subscription to what payments announces.
@@ -80,71 +75,14 @@ impl T {
 
     /// Announces an order for `buyer`, as the orders service would.
     async fn order(&self, bus: &Client, id: &str, buyer: &str, price_cents: i64) {
-        publish(bus, &order_created(id, buyer, price_cents)).await;
-    }
-}
-
-fn message(v: &Value) -> String {
-    v["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn order_created(order: &str, buyer: &str, price_cents: i64) -> Envelope {
-    Envelope::new(
-        "orders",
-        Event::OrderCreated(OrderCreated {
-            id: order.into(),
-            status: OrderStatus::Created,
-            user_id: buyer.into(),
-            expires_at: tix_api::UnixMillis::now().after(Duration::from_secs(15 * 60)),
-            version: 0,
-            ticket: OrderTicket {
-                id: format!("ticket-of-{order}"),
-                price_cents: tix_api::Money::from_cents(price_cents),
-            },
-        }),
-    )
-}
-
-/// Publishes as the orders service would: the bus id is the envelope id.
-async fn publish(bus: &Client, env: &Envelope) {
-    bus.publish(env.id.clone(), env.subject().as_str(), env.to_json())
-        .await
-        .unwrap();
-}
-
-async fn next_event(sub: &mut Subscription) -> Envelope {
-    let d = tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .expect("an event within 10 s")
-        .unwrap();
-    d.ack_nowait().unwrap();
-    Envelope::from_bus(&d.subject, &d.payload).unwrap()
-}
-
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-async fn nothing_more(sub: &mut Subscription) {
-    if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(800), sub.next()).await {
-        panic!(
-            "unexpected {} {}",
-            d.subject,
-            String::from_utf8_lossy(&d.payload)
+        let env = order_created(
+            id,
+            &format!("ticket-of-{id}"),
+            buyer,
+            price_cents,
+            in_fifteen_minutes(),
         );
+        publish(bus, &env).await;
     }
 }
 
@@ -170,7 +108,7 @@ async fn paying_with_a_good_card_charges_the_order_price_and_announces_payment_c
         }
         other => panic!("unexpected {other:?}"),
     }
-    nothing_more(&mut sub).await;
+    assert_quiet(&mut sub, QUIET).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,7 +145,7 @@ async fn a_declined_card_is_402_announces_payment_failed_and_closes_the_order() 
         (s, message(&v).as_str()),
         (StatusCode::BAD_REQUEST, "Cannot pay for a cancelled order")
     );
-    nothing_more(&mut sub).await;
+    assert_quiet(&mut sub, QUIET).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +190,7 @@ async fn only_the_buyer_pays_for_an_order() {
         (s, message(&v).as_str()),
         (StatusCode::FORBIDDEN, "Forbidden")
     );
-    nothing_more(&mut sub).await;
+    assert_quiet(&mut sub, QUIET).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,7 +213,7 @@ async fn a_cancelled_order_cannot_be_paid() {
     )
     .await;
     // An invalid card charges nothing, so it can probe until the cancellation has landed.
-    eventually("the cancellation reaches payments", || async {
+    eventually("the cancellation reaches payments", WAIT, || async {
         let (_, v) = t.pay("bob", "order-1", "tok_nonsense").await;
         message(&v) == "Cannot pay for a cancelled order"
     })
@@ -285,7 +223,7 @@ async fn a_cancelled_order_cannot_be_paid() {
         (s, message(&v).as_str()),
         (StatusCode::BAD_REQUEST, "Cannot pay for a cancelled order")
     );
-    nothing_more(&mut sub).await;
+    assert_quiet(&mut sub, QUIET).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,7 +242,7 @@ async fn a_paid_order_is_not_paid_again() {
         next_event(&mut sub).await.event,
         Event::PaymentCreated(_)
     ));
-    nothing_more(&mut sub).await;
+    assert_quiet(&mut sub, QUIET).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,7 +272,7 @@ async fn two_payments_at_once_charge_the_order_once() {
         next_event(&mut sub).await.event,
         Event::PaymentCreated(_)
     ));
-    nothing_more(&mut sub).await;
+    assert_quiet(&mut sub, QUIET).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -363,7 +301,7 @@ async fn missing_or_mistyped_fields_are_refused_field_by_field() {
     let r = t
         .http
         .post(format!("{}/api/payments", t.url))
-        .bearer_auth(token("bob"))
+        .bearer_auth(User::new("bob").token)
         .header("content-type", "application/json")
         .body("{\"orderId\": ")
         .send()
@@ -388,7 +326,7 @@ async fn paying_needs_a_signed_in_buyer() {
     let r = t
         .http
         .post(format!("{}/api/payments", t.url))
-        .bearer_auth(format!("{}x", token("bob")))
+        .bearer_auth(format!("{}x", User::new("bob").token))
         .json(&json!({"orderId": "order-1", "token": "tok_visa"}))
         .send()
         .await
@@ -563,7 +501,13 @@ async fn an_order_about_to_expire_is_not_charged() {
     let t = start();
     let (bus, mut sub) = t.watch().await;
     // Expires in 2 s: orders would cancel it while a charge is still running.
-    let mut env = order_created("order-late", "bob", PRICE_CENTS);
+    let mut env = order_created(
+        "order-late",
+        "ticket-of-order-late",
+        "bob",
+        PRICE_CENTS,
+        in_fifteen_minutes(),
+    );
     if let tix_api::events::Event::OrderCreated(o) = &mut env.event {
         o.expires_at = tix_api::UnixMillis::now().after(Duration::from_secs(2));
     }
@@ -573,5 +517,5 @@ async fn an_order_about_to_expire_is_not_charged() {
         (s, message(&v).as_str()),
         (StatusCode::BAD_REQUEST, "Cannot pay for an expired order")
     );
-    nothing_more(&mut sub).await;
+    assert_quiet(&mut sub, QUIET).await;
 }

@@ -5,22 +5,15 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tix_api::events::{
-    Envelope, Event, OrderCancelled, OrderCreated, OrderStatus, OrderTicket, TicketRef,
-};
-use tix_bus_client::{Client, ClientOptions, SubscribeOptions, Subscription};
-use tix_common::auth::JwtKeys;
-use tix_testkit::{Stack, TEST_JWT_SECRET};
+use tix_api::events::{Envelope, Event, OrderCancelled, TicketRef};
+use tix_bus_client::{Client, SubscribeOptions};
+use tix_testkit::events::{self, WAIT, in_fifteen_minutes, next_event, order_created, publish};
+use tix_testkit::{Stack, User, eventually, message};
 
 struct T {
     stack: Stack,
     url: String,
     http: reqwest::Client,
-}
-
-fn token(user: &str) -> String {
-    let keys = JwtKeys::new(TEST_JWT_SECRET, Duration::from_secs(3600)).unwrap();
-    keys.sign(user, &format!("{user}@x.io")).unwrap().0
 }
 
 fn start() -> T {
@@ -44,7 +37,7 @@ impl T {
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.url));
         if let Some(u) = user {
-            r = r.bearer_auth(token(u));
+            r = r.bearer_auth(User::new(u).token);
         }
         if let Some(b) = body {
             r = r.json(&b);
@@ -67,64 +60,8 @@ impl T {
     }
 
     async fn bus(&self) -> Client {
-        let c = Client::connect(ClientOptions::new(&self.stack.bus.endpoint, "test"));
-        c.wait_connected(Duration::from_secs(10)).await.unwrap();
-        c
+        events::connect(&self.stack.bus.endpoint, "test").await
     }
-}
-
-fn message(v: &Value) -> String {
-    v["errors"][0]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-async fn next_event(sub: &mut Subscription) -> Envelope {
-    let d = tokio::time::timeout(Duration::from_secs(10), sub.next())
-        .await
-        .expect("an event within 10 s")
-        .unwrap();
-    d.ack_nowait().unwrap();
-    Envelope::from_bus(&d.subject, &d.payload).unwrap()
-}
-
-async fn eventually<F, Fut>(what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if cond().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-fn order_created(order: &str, ticket: &str) -> Envelope {
-    Envelope::new(
-        "orders",
-        Event::OrderCreated(OrderCreated {
-            id: order.into(),
-            status: OrderStatus::Created,
-            user_id: "buyer".into(),
-            expires_at: tix_api::UnixMillis::now().after(std::time::Duration::from_secs(15 * 60)),
-            version: 0,
-            ticket: OrderTicket {
-                id: ticket.into(),
-                price_cents: tix_api::Money::from_cents(100),
-            },
-        }),
-    )
-}
-
-/// Publishes as the orders service would: the bus id is the envelope id.
-async fn publish(bus: &Client, env: &Envelope) {
-    bus.publish(env.id.clone(), env.subject().as_str(), env.to_json())
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +106,7 @@ async fn writing_needs_a_valid_token_from_the_header_or_the_cookie() {
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // The course client's cookie: base64 of {"jwt": …}.
-    let cookie = tix_common::auth::session_cookie(&token("cat"), Duration::from_secs(60));
+    let cookie = tix_common::auth::session_cookie(&User::new("cat").token, Duration::from_secs(60));
     let cookie = cookie
         .to_str()
         .unwrap()
@@ -189,7 +126,7 @@ async fn writing_needs_a_valid_token_from_the_header_or_the_cookie() {
     let bad = t
         .http
         .post(format!("{}/api/tickets", t.url))
-        .bearer_auth(format!("{}x", token("cat")))
+        .bearer_auth(format!("{}x", User::new("cat").token))
         .json(&json!({"title":"Tampered","price":3}))
         .send()
         .await
@@ -364,8 +301,12 @@ async fn lists_filter_search_and_page_in_a_stable_order() {
 
     // A reserved ticket leaves the default list but not ?all or its seller's ?mine.
     let bus = t.bus().await;
-    publish(&bus, &order_created("order-1", &ids[3])).await;
-    eventually("the ticket is reserved", || async {
+    publish(
+        &bus,
+        &order_created("order-1", &ids[3], "buyer", 100, in_fifteen_minutes()),
+    )
+    .await;
+    eventually("the ticket is reserved", WAIT, || async {
         let (_, v) = t
             .send("GET", &format!("/api/tickets/{}", ids[3]), None, None)
             .await;
@@ -442,7 +383,7 @@ async fn order_events_reserve_and_release_once_even_when_delivered_twice() {
         .as_str()
         .unwrap()
         .to_string();
-    let created = order_created("order-9", &id);
+    let created = order_created("order-9", &id, "buyer", 100, in_fifteen_minutes());
     publish(&bus, &created).await;
     match next_event(&mut sub).await.event {
         Event::TicketUpdated(u) => {
@@ -538,7 +479,7 @@ async fn bodies_over_the_limit_and_malformed_json_are_refused() {
     let r = t
         .http
         .post(format!("{}/api/tickets", t.url))
-        .bearer_auth(token("sam"))
+        .bearer_auth(User::new("sam").token)
         .header("content-type", "application/json")
         .body(format!(
             "{{\"title\":\"{}\",\"price\":1}}",
@@ -551,7 +492,7 @@ async fn bodies_over_the_limit_and_malformed_json_are_refused() {
     let r = t
         .http
         .post(format!("{}/api/tickets", t.url))
-        .bearer_auth(token("sam"))
+        .bearer_auth(User::new("sam").token)
         .header("content-type", "application/json")
         .body("{\"title\": \"x\", \"price\": ")
         .send()
@@ -583,9 +524,17 @@ async fn a_creation_overtaken_by_its_cancellation_never_reserves_the_ticket() {
         }),
     );
     publish(&bus, &cancelled).await;
-    publish(&bus, &order_created("order-late", &id)).await;
+    publish(
+        &bus,
+        &order_created("order-late", &id, "buyer", 100, in_fifteen_minutes()),
+    )
+    .await;
     // A later, live order still reserves it: the stream was processed, not stuck.
-    publish(&bus, &order_created("order-live", &id)).await;
+    publish(
+        &bus,
+        &order_created("order-live", &id, "buyer", 100, in_fifteen_minutes()),
+    )
+    .await;
     match next_event(&mut sub).await.event {
         Event::TicketUpdated(u) => {
             assert_eq!((u.version, u.order_id.as_deref()), (1, Some("order-live")))

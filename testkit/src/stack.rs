@@ -1,0 +1,242 @@
+//! The broker and the services as processes: each on a free port, sharing one temporary
+//! data dir, torn down (SIGKILL) when the handle drops.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::process::{Proc, bin, free_port};
+
+/// A `tix-bus` broker process with its data dir.
+#[derive(Debug)]
+pub struct Bus {
+    pub proc: Proc,
+    /// `tcp://127.0.0.1:<port>`.
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Bus {
+    /// A broker on a free port with a fresh temporary data dir.
+    pub fn start() -> Bus {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Bus::start`], with extra flags.
+    pub fn start_with(extra: &[&str]) -> Bus {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut bus = Self::start_in(tmp.path(), free_port(), extra);
+        bus._tmp = Some(tmp);
+        bus
+    }
+
+    /// A broker on `port` using `data_dir` (which the caller keeps).
+    pub fn start_in(data_dir: &Path, port: u16, extra: &[&str]) -> Bus {
+        let bind = format!("tcp://127.0.0.1:{port}");
+        let dir = data_dir.to_string_lossy().into_owned();
+        let mut args = vec!["--bind", &bind, "--data-dir", &dir];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::spawn("tix-bus", &bin("tix-bus"), &args, data_dir);
+        let line = proc.wait_for_line("listening on", Duration::from_secs(20));
+        let endpoint = line
+            .rsplit(' ')
+            .next()
+            .expect("the line ends with the endpoint")
+            .to_string();
+        Bus {
+            proc,
+            endpoint,
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("endpoint has a port")
+    }
+
+    /// kill -9 the broker, then start a new one on the same port and data dir.
+    pub fn crash_and_restart(&mut self, extra: &[&str]) {
+        self.proc.kill9();
+        let tmp = self._tmp.take();
+        let next = Bus::start_in(&self.data_dir, self.port(), extra);
+        self.proc = next.proc;
+        self._tmp = tmp;
+    }
+}
+
+/// The JWT secret test stacks share, so tests can mint and check tokens.
+pub const TEST_JWT_SECRET: &str = "tix-test-secret-not-for-production-0123456789";
+
+/// An HTTP service process (`tix-auth`, `tix-tickets`, …) and its base URL.
+#[derive(Debug)]
+pub struct Service {
+    pub proc: Proc,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl Service {
+    fn spawn(bin: &str, args: Vec<String>, envs: &[(&str, &str)], log_dir: &Path) -> Service {
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut proc = Proc::spawn_env(bin, &self::bin(bin), &argv, envs, log_dir);
+        let line = proc.wait_for_line("listening on", Duration::from_secs(30));
+        let url = line
+            .rsplit(' ')
+            .next()
+            .expect("ends with the URL")
+            .to_string();
+        Service { proc, url }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port")
+    }
+}
+
+/// The services behind the gateway; a [`Stack`] can also run `"expiration"`.
+pub const SERVICES: [&str; 4] = ["auth", "tickets", "orders", "payments"];
+
+/// A broker plus services as separate processes, sharing one temporary data dir.
+#[derive(Debug)]
+pub struct Stack {
+    pub bus: Bus,
+    pub data_dir: PathBuf,
+    services: Vec<(String, Service)>,
+    envs: Vec<(String, String)>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts the broker and the named services (`"auth"`, `"tickets"`, …, `"gateway"`),
+    /// the gateway last, pointed at the others (a service not started is an address where
+    /// nothing listens).
+    pub fn start(names: &[&str]) -> Stack {
+        Self::start_with_env(names, &[])
+    }
+
+    /// Like [`Stack::start`], with extra environment for every service.
+    pub fn start_with_env(names: &[&str], extra_env: &[(&str, &str)]) -> Stack {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().to_path_buf();
+        let bus = Bus::start_in(&data_dir, free_port(), &[]);
+        let mut envs: Vec<(String, String)> = vec![
+            ("TIX_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+            (
+                "TIX_DATA_DIR".into(),
+                data_dir.to_string_lossy().into_owned(),
+            ),
+            ("TIX_BUS_URL".into(), bus.endpoint.clone()),
+            ("TIX_DB_DURABILITY".into(), "normal".into()),
+        ];
+        envs.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let mut stack = Stack {
+            bus,
+            data_dir,
+            services: Vec::new(),
+            envs,
+            _tmp: tmp,
+        };
+        for name in names.iter().filter(|n| **n != "gateway") {
+            stack.start_service(name, 0);
+        }
+        if names.contains(&"gateway") {
+            stack.start_gateway(0);
+        }
+        stack
+    }
+
+    fn env_refs(&self) -> Vec<(&str, &str)> {
+        self.envs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    fn start_service(&mut self, name: &str, port: u16) {
+        let svc = Service::spawn(
+            &format!("tix-{name}"),
+            vec!["--port".into(), port.to_string()],
+            &self.env_refs(),
+            &self.data_dir,
+        );
+        self.services.retain(|(n, _)| n != name);
+        self.services.push((name.to_string(), svc));
+    }
+
+    fn start_gateway(&mut self, port: u16) {
+        let mut args = vec!["--port".to_string(), port.to_string()];
+        for name in SERVICES {
+            let url = self
+                .services
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.url.clone())
+                .unwrap_or_else(|| format!("http://127.0.0.1:{}", free_port()));
+            args.push(format!("--{name}-url"));
+            args.push(url);
+        }
+        let svc = Service::spawn("tix-gateway", args, &self.env_refs(), &self.data_dir);
+        self.services.retain(|(n, _)| n != "gateway");
+        self.services.push(("gateway".into(), svc));
+    }
+
+    /// The service's process and URL.
+    pub fn service(&mut self, name: &str) -> &mut Service {
+        &mut self
+            .services
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} is not running in this stack"))
+            .1
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        self.services
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.url.clone())
+            .unwrap_or_else(|| panic!("{name} is not running in this stack"))
+    }
+
+    /// kill -9 a service.
+    pub fn kill(&mut self, name: &str) {
+        self.service(name).proc.kill9();
+    }
+
+    /// Starts a killed (or running: it is killed first) service again on its port and data.
+    pub fn restart(&mut self, name: &str) {
+        let port = {
+            let s = self.service(name);
+            s.proc.kill9();
+            s.port()
+        };
+        if name == "gateway" {
+            self.start_gateway(port);
+        } else {
+            self.start_service(name, port);
+        }
+    }
+}
+
+/// Every process of tix, the gateway last.
+pub const ALL: [&str; 6] = [
+    "auth",
+    "tickets",
+    "orders",
+    "expiration",
+    "payments",
+    "gateway",
+];
