@@ -64,7 +64,7 @@ pub fn tickets(list: &[Ticket], me: Option<&str>) -> String {
             } else {
                 short(&t.user_id)
             };
-            let state = if t.order_id.is_some() {
+            let state = if t.is_reserved() {
                 "reserved"
             } else {
                 "on sale"

@@ -93,11 +93,6 @@ impl ApiClient {
         &self.base
     }
 
-    pub fn with_token(mut self, token: Option<String>) -> Self {
-        self.token = token;
-        self
-    }
-
     /// One request; the body of a 2xx answer as `T`, any other answer as its error body.
     async fn send<T: DeserializeOwned>(
         &self,

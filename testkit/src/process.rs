@@ -169,11 +169,6 @@ impl Proc {
         self.kill9();
         false
     }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
 }
 
 impl Drop for Proc {

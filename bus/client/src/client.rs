@@ -104,10 +104,6 @@ impl Client {
         }
     }
 
-    pub fn is_connected(&self) -> bool {
-        *self.connected.borrow()
-    }
-
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T> {
         let (tx, rx) = oneshot::channel();
         self.cmds.send(make(tx)).map_err(|_| Error::Closed)?;

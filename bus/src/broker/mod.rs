@@ -59,22 +59,6 @@ pub struct BrokerConfig {
     pub max_batch: usize,
 }
 
-impl BrokerConfig {
-    /// A configuration for tests and benchmarks: a free port and the given data dir.
-    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        BrokerConfig {
-            bind: "tcp://127.0.0.1:0".into(),
-            data_dir: data_dir.into(),
-            durability: Durability::Full,
-            retention: Duration::from_secs(7 * 24 * 3600),
-            prune_interval: Duration::from_secs(60),
-            max_event_bytes: 1 << 20,
-            cache_bytes: 64 << 20,
-            max_batch: 8192,
-        }
-    }
-}
-
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {

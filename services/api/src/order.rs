@@ -45,11 +45,6 @@ impl OrderStatus {
     pub fn is_active(self) -> bool {
         self != OrderStatus::Cancelled
     }
-
-    /// Whether the buyer can still pay or cancel it.
-    pub fn is_open(self) -> bool {
-        matches!(self, OrderStatus::Created | OrderStatus::AwaitingPayment)
-    }
 }
 
 impl fmt::Display for OrderStatus {

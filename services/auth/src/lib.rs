@@ -45,8 +45,8 @@ pub struct Config {
 
 type Limiter = governor::DefaultKeyedRateLimiter<(String, std::net::IpAddr)>;
 
-/// What handlers share.
-#[derive(Debug, Clone)]
+/// What handlers share; extractors take their part of it (the JWT keys) through `FromRef`.
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     db: Db,
     keys: JwtKeys,
@@ -56,12 +56,6 @@ pub struct AppState {
     /// One argon2 computation per core at a time: each takes 19 MiB, and a burst of
     /// sign-ups must queue, not exhaust memory.
     hashing: Arc<tokio::sync::Semaphore>,
-}
-
-impl FromRef<AppState> for JwtKeys {
-    fn from_ref(s: &AppState) -> JwtKeys {
-        s.keys.clone()
-    }
 }
 
 const MIGRATIONS: &[&str] = &["CREATE TABLE users (
@@ -74,12 +68,8 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE users (
 /// The service, bound and ready to serve.
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
-    let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
-    let db = Db::open(
-        &cfg.common.db_path("auth.db"),
-        cfg.common.durability,
-        MIGRATIONS,
-    )?;
+    let keys = cfg.common.jwt_keys()?;
+    let db = cfg.common.open_db("auth.db", MIGRATIONS)?;
     let quota =
         governor::Quota::per_minute(NonZeroU32::new(cfg.signin_per_minute.max(1)).expect("max(1)"))
             .allow_burst(NonZeroU32::new(cfg.signin_burst.max(1)).expect("max(1)"));

@@ -49,6 +49,21 @@ impl ServiceArgs {
     pub fn db_path(&self, file: &str) -> PathBuf {
         self.data_dir.join(file)
     }
+
+    /// Opens (creating) `file` in the data dir with the configured durability and brings
+    /// its schema up to date.
+    pub fn open_db(
+        &self,
+        file: &str,
+        migrations: &[&str],
+    ) -> Result<crate::db::Db, crate::db::DbError> {
+        crate::db::Db::open(&self.db_path(file), self.durability, migrations)
+    }
+
+    /// The keys that sign and check session tokens.
+    pub fn jwt_keys(&self) -> anyhow::Result<crate::auth::JwtKeys> {
+        crate::auth::JwtKeys::new(&self.jwt_secret, self.session_ttl)
+    }
 }
 
 /// Logs to stderr with the given filter.

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
@@ -18,6 +19,16 @@ use tokio::sync::{oneshot, watch};
 pub enum DbError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("commit failed: {0}")]
     Commit(String),
     #[error("the database writer has stopped")]
@@ -108,10 +119,19 @@ impl Db {
     /// Opens (creating) the database file and brings its schema up to date.
     pub fn open(path: &Path, durability: Durability, migrations: &[&str]) -> Result<Db, DbError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| DbError::Commit(e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
-        let mut conn = open_conn(path, durability)?;
-        migrate(&mut conn, migrations)?;
+        let opened = open_conn(path, durability).and_then(|mut conn| {
+            migrate(&mut conn, migrations)?;
+            Ok(conn)
+        });
+        let conn = opened.map_err(|source| DbError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let (tx, rx) = mpsc::channel::<WriteJob>();
         let (commits, _) = watch::channel(0u64);
         let notify = commits.clone();
@@ -207,6 +227,29 @@ impl Db {
         Self::with_reader(&self.inner, f)
     }
 
+    /// Reads until `f` finds something or `within` has passed, and returns what it found.
+    ///
+    /// For a replica that may not have applied an event yet (a buyer reserves a ticket a
+    /// moment after it was created, or pays a moment after reserving): each try is woken
+    /// by a commit (the consumer's included) rather than by a polling timer.
+    pub async fn read_eventually<T, E, F>(&self, within: Duration, f: F) -> Result<Option<T>, E>
+    where
+        F: Fn(&Connection) -> Result<Option<T>, E> + Clone + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut commits = self.commits();
+        loop {
+            commits.borrow_and_update();
+            let found = self.read(f.clone()).await?;
+            if found.is_some() || tokio::time::Instant::now() >= deadline {
+                return Ok(found);
+            }
+            let _ = tokio::time::timeout_at(deadline, commits.changed()).await;
+        }
+    }
+
     /// Runs a read that may take a while (a scan, a search) on the blocking pool, so the
     /// async workers keep serving other requests meanwhile.
     pub async fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
@@ -300,6 +343,30 @@ mod tests {
         )
         .unwrap();
         (dir, db)
+    }
+
+    #[test]
+    fn a_failure_to_open_says_what_could_not_be_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let err = Db::open(&file.join("t.db"), Durability::Normal, &[]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, DbError::DataDir { .. }) && text.contains("not-a-dir"),
+            "{text}"
+        );
+        std::fs::write(dir.path().join("garbage.db"), vec![7u8; 8192]).unwrap();
+        let err = Db::open(
+            &dir.path().join("garbage.db"),
+            Durability::Normal,
+            &["CREATE TABLE t (k TEXT);"],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, DbError::Open { .. }) && err.to_string().contains("garbage.db"),
+            "{err}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,11 +142,7 @@ pub async fn run_scheduler(db: Db) {
 
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
-    let db = Db::open(
-        &cfg.common.db_path("expiration.db"),
-        cfg.common.durability,
-        MIGRATIONS,
-    )?;
+    let db = cfg.common.open_db("expiration.db", MIGRATIONS)?;
     let mut group = SubscribeOptions::new(PRODUCER, &[Subject::OrderCreated.as_str()]);
     group.max_in_flight = 256;
     let router = http::app(Router::new(), PRODUCER, cfg.common.limits());

@@ -45,27 +45,18 @@ pub struct Config {
     pub order_ttl: Duration,
 }
 
-#[derive(Debug, Clone)]
+/// What handlers share; extractors take their part of it (the JWT keys) through `FromRef`.
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     db: Db,
     keys: JwtKeys,
     order_ttl: Duration,
 }
 
-impl FromRef<AppState> for JwtKeys {
-    fn from_ref(s: &AppState) -> JwtKeys {
-        s.keys.clone()
-    }
-}
-
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
-    let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
-    let db = Db::open(
-        &cfg.common.db_path("orders.db"),
-        cfg.common.durability,
-        store::MIGRATIONS,
-    )?;
+    let keys = cfg.common.jwt_keys()?;
+    let db = cfg.common.open_db("orders.db", store::MIGRATIONS)?;
     let mut group = SubscribeOptions::new(
         PRODUCER,
         &[

@@ -9,6 +9,9 @@ use tix_common::auth::CurrentUser;
 use tix_common::{ApiError, Json};
 
 use crate::AppState;
+
+/// How long a reservation waits for its ticket to reach this replica.
+const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 use crate::store::{self, Order};
 
 #[derive(Debug, Deserialize)]
@@ -62,21 +65,14 @@ pub async fn create(
 /// A ticket created a moment ago may not have reached this replica yet: give its
 /// `ticket:created` event a little time rather than answering 404 to a real ticket.
 async fn wait_for_replica(state: &AppState, ticket_id: &str) -> Result<(), ApiError> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(1500);
-    // Woken by every commit (the consumer's included) rather than polling on a timer.
-    let mut commits = state.db.commits();
-    loop {
-        commits.borrow_and_update();
-        let id = ticket_id.to_string();
-        let known = state
-            .db
-            .read(move |c| -> Result<bool, ApiError> { Ok(store::ticket(c, &id)?.is_some()) })
-            .await?;
-        if known || tokio::time::Instant::now() >= deadline {
-            return Ok(());
-        }
-        let _ = tokio::time::timeout_at(deadline, commits.changed()).await;
-    }
+    let id = ticket_id.to_string();
+    state
+        .db
+        .read_eventually(REPLICA_WAIT, move |c| -> Result<Option<()>, ApiError> {
+            Ok(store::ticket(c, &id)?.map(|_| ()))
+        })
+        .await?;
+    Ok(())
 }
 
 pub async fn list(

@@ -92,10 +92,6 @@ impl Order {
             },
         })
     }
-
-    pub fn is_active(&self) -> bool {
-        self.status.is_active()
-    }
 }
 
 const ORDER_SELECT: &str = "SELECT o.id, o.user_id, o.status, o.expires_at, o.version,

@@ -101,7 +101,8 @@ impl Config {
     }
 }
 
-#[derive(Clone)]
+/// What handlers share; extractors take their part of it (the JWT keys) through `FromRef`.
+#[derive(Clone, FromRef)]
 pub struct AppState {
     db: Db,
     keys: JwtKeys,
@@ -118,22 +119,12 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-impl FromRef<AppState> for JwtKeys {
-    fn from_ref(s: &AppState) -> JwtKeys {
-        s.keys.clone()
-    }
-}
-
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     // First, so a misconfigured provider stops the start before anything is opened.
     let provider = cfg.provider()?;
-    let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
-    let db = Db::open(
-        &cfg.common.db_path("payments.db"),
-        cfg.common.durability,
-        store::MIGRATIONS,
-    )?;
+    let keys = cfg.common.jwt_keys()?;
+    let db = cfg.common.open_db("payments.db", store::MIGRATIONS)?;
     let mut group = SubscribeOptions::new(
         PRODUCER,
         &[

@@ -49,21 +49,13 @@ fn parse_body(body: &PaymentBody) -> Result<(String, String), ApiError> {
 }
 
 async fn wait_for_order(state: &AppState, id: &str) -> Result<Option<Order>, ApiError> {
-    let deadline = tokio::time::Instant::now() + REPLICA_WAIT;
-    // Woken by every commit (the consumer's included) rather than polling on a timer.
-    let mut commits = state.db.commits();
-    loop {
-        commits.borrow_and_update();
-        let key = id.to_string();
-        let order = state
-            .db
-            .read(move |c| -> Result<Option<Order>, ApiError> { Ok(store::get_order(c, &key)?) })
-            .await?;
-        if order.is_some() || tokio::time::Instant::now() >= deadline {
-            return Ok(order);
-        }
-        let _ = tokio::time::timeout_at(deadline, commits.changed()).await;
-    }
+    let key = id.to_string();
+    state
+        .db
+        .read_eventually(REPLICA_WAIT, move |c| -> Result<Option<Order>, ApiError> {
+            Ok(store::get_order(c, &key)?)
+        })
+        .await
 }
 
 /// An order this close to its expiry is not charged: orders would cancel it (and release

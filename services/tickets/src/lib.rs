@@ -43,26 +43,17 @@ pub struct Config {
     pub port: u16,
 }
 
-#[derive(Debug, Clone)]
+/// What handlers share; extractors take their part of it (the JWT keys) through `FromRef`.
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     db: Db,
     keys: JwtKeys,
 }
 
-impl FromRef<AppState> for JwtKeys {
-    fn from_ref(s: &AppState) -> JwtKeys {
-        s.keys.clone()
-    }
-}
-
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
-    let keys = JwtKeys::new(&cfg.common.jwt_secret, cfg.common.session_ttl)?;
-    let db = Db::open(
-        &cfg.common.db_path("tickets.db"),
-        cfg.common.durability,
-        store::MIGRATIONS,
-    )?;
+    let keys = cfg.common.jwt_keys()?;
+    let db = cfg.common.open_db("tickets.db", store::MIGRATIONS)?;
     let mut group = SubscribeOptions::new(
         PRODUCER,
         &[

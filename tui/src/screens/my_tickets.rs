@@ -32,7 +32,7 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
         KeyCode::Enter | KeyCode::Char('e') => {
             if let Some(t) = app.my_tickets.selected_item() {
                 // The server refuses too; saying so here saves filling in the form first.
-                if t.order_id.is_some() {
+                if t.is_reserved() {
                     app.last_error = Some("Cannot edit a reserved ticket".into());
                 } else {
                     let to = ticket_form::edit(t);
@@ -52,7 +52,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .items()
         .iter()
         .map(|t| {
-            let state = if t.order_id.is_some() {
+            let state = if t.is_reserved() {
                 "reserved"
             } else {
                 "on sale"

@@ -51,7 +51,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         f.render_widget(Paragraph::new("Loading…").block(boxed(" ticket ")), area);
         return;
     };
-    let state = if t.order_id.is_some() {
+    let state = if t.is_reserved() {
         "reserved"
     } else {
         "on sale"
