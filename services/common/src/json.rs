@@ -1,5 +1,5 @@
 //! A JSON extractor whose rejections are [`ApiError`]s: malformed, wrongly typed or
-//! oversized bodies get the error body of DESIGN.md instead of axum's plain text.
+//! oversized bodies get the error body of the contract (`tix_api::ErrorBody`) instead of axum's plain text.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
