@@ -86,13 +86,23 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = ?e, "request failed");
         }
-        (
+        let mut response = (
             self.status(),
             axum::Json(ErrorBody {
                 errors: self.errors(),
             }),
         )
-            .into_response()
+            .into_response();
+        if matches!(self, ApiError::PayloadTooLarge) {
+            // The rest of the body is left unread, so the connection cannot carry another
+            // request: say so, or a client that pools connections sends its next request
+            // down one the server is closing.
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -118,6 +128,15 @@ mod tests {
         let (s, v) = body(ApiError::NotFound).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert_eq!(v, serde_json::json!({"errors":[{"message":"Not found"}]}));
+    }
+
+    #[test]
+    fn a_body_too_large_closes_the_connection() {
+        let r = ApiError::PayloadTooLarge.into_response();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(r.headers()["connection"], "close");
+        let r = ApiError::NotFound.into_response();
+        assert!(r.headers().get("connection").is_none());
     }
 
     #[tokio::test]

@@ -1,0 +1,221 @@
+//! The writer thread: the only write connection to `bus.db`, committing whatever queued
+//! up since its last commit in one transaction (group commit).
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use rusqlite::{Connection, params};
+
+use super::{Event, Result, Write, now_ms, text};
+
+/// A batch of writes plus what to do once they are durable. `T` is the core's reply token.
+#[derive(Debug)]
+pub struct Job<T> {
+    pub writes: Vec<Write>,
+    pub token: T,
+}
+
+/// What a job produced once committed.
+#[derive(Debug)]
+pub struct Done<T> {
+    pub token: T,
+    /// Outcome of the commit; on error nothing of the job was stored.
+    pub result: std::result::Result<Effects, String>,
+}
+
+/// Effects of a committed job the core must know about.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Newly stored events, in log order (duplicates are not here).
+    pub inserted: Vec<Arc<Event>>,
+    /// Events pruned, per subject.
+    pub pruned: Vec<(String, u64)>,
+}
+
+/// Runs the writer until `jobs` closes: commits everything queued in one transaction and
+/// hands each job's result to `done`.
+pub fn run_writer<T: Send + 'static>(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job<T>>,
+    done: impl Fn(Vec<Done<T>>) + Send + 'static,
+    max_batch_writes: usize,
+) {
+    let mut conn = conn;
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        let mut size: usize = batch[0].writes.iter().map(write_weight).sum();
+        while size < max_batch_writes {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    size += job.writes.iter().map(write_weight).sum::<usize>();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let results = commit_batch(&mut conn, &batch);
+        let out = batch
+            .into_iter()
+            .zip(results)
+            .map(|(job, result)| Done {
+                token: job.token,
+                result,
+            })
+            .collect();
+        done(out);
+    }
+}
+
+fn write_weight(w: &Write) -> usize {
+    match w {
+        Write::Publish(events) => events.len(),
+        _ => 1,
+    }
+}
+
+pub(super) fn commit_batch<T>(
+    conn: &mut Connection,
+    batch: &[Job<T>],
+) -> Vec<std::result::Result<Effects, String>> {
+    let mut attempt = || -> Result<Vec<Effects>> {
+        let tx = conn.transaction()?;
+        let now = now_ms();
+        let mut out = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (id, subject, payload, published_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for job in batch {
+                let mut fx = Effects::default();
+                for w in &job.writes {
+                    apply(&tx, &mut insert, w, now, &mut fx)?;
+                }
+                out.push(fx);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    };
+    match attempt() {
+        Ok(fx) => fx.into_iter().map(Ok).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, jobs = batch.len(), "bus.db commit failed; the batch is refused");
+            batch.iter().map(|_| Err(e.to_string())).collect()
+        }
+    }
+}
+
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    insert: &mut rusqlite::CachedStatement<'_>,
+    w: &Write,
+    now: i64,
+    fx: &mut Effects,
+) -> Result<()> {
+    match w {
+        Write::Publish(events) => {
+            for e in events {
+                let changed =
+                    insert.execute(params![text(&e.id), text(&e.subject), &e.payload[..], now])?;
+                if changed == 1 {
+                    fx.inserted.push(Arc::new(Event {
+                        seq: tx.last_insert_rowid() as u64,
+                        id: e.id.clone(),
+                        subject: e.subject.clone(),
+                        payload: e.payload.clone(),
+                        published_at_ms: now,
+                    }));
+                }
+            }
+        }
+        Write::UpsertGroup(g) => {
+            tx.prepare_cached(
+                "INSERT INTO groups (name, subjects, ack_wait_ms, max_in_flight, max_deliveries, ack_floor, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (name) DO UPDATE SET subjects = excluded.subjects,
+                    ack_wait_ms = excluded.ack_wait_ms, max_in_flight = excluded.max_in_flight,
+                    max_deliveries = excluded.max_deliveries",
+            )?
+            .execute(params![
+                g.name,
+                serde_json::to_string(&g.subjects).unwrap_or_default(),
+                g.ack_wait_ms as i64,
+                g.max_in_flight,
+                g.max_deliveries,
+                g.ack_floor as i64,
+                now
+            ])?;
+        }
+        Write::Floor { group, floor } => {
+            tx.prepare_cached("UPDATE groups SET ack_floor = ?2 WHERE name = ?1")?
+                .execute(params![&**group, *floor as i64])?;
+            tx.prepare_cached("DELETE FROM acked WHERE grp = ?1 AND seq <= ?2")?
+                .execute(params![&**group, *floor as i64])?;
+        }
+        Write::Acked { group, seqs } => {
+            let mut st =
+                tx.prepare_cached("INSERT OR IGNORE INTO acked (grp, seq) VALUES (?1, ?2)")?;
+            for s in seqs {
+                st.execute(params![&**group, *s as i64])?;
+            }
+        }
+        Write::DeadLetter {
+            group,
+            event,
+            deliveries,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO dead_letters (grp, seq, event_id, subject, payload, deliveries, dead_at, replaying)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0)
+                 ON CONFLICT (grp, seq) DO UPDATE SET deliveries = excluded.deliveries,
+                    dead_at = excluded.dead_at, replaying = 0",
+            )?
+            .execute(params![
+                &**group,
+                event.seq as i64,
+                text(&event.id),
+                text(&event.subject),
+                &event.payload[..],
+                deliveries,
+                now
+            ])?;
+        }
+        Write::DeleteDeadLetter { group, seq } => {
+            tx.prepare_cached("DELETE FROM dead_letters WHERE grp = ?1 AND seq = ?2")?
+                .execute(params![&**group, *seq as i64])?;
+        }
+        Write::SetReplaying {
+            group,
+            seqs,
+            replaying,
+            deliveries,
+        } => {
+            let mut st = tx.prepare_cached(
+                "UPDATE dead_letters SET replaying = ?3, deliveries = ?4, dead_at = ?5 WHERE grp = ?1 AND seq = ?2",
+            )?;
+            for s in seqs {
+                st.execute(params![
+                    &**group,
+                    *s as i64,
+                    *replaying as i64,
+                    deliveries,
+                    now
+                ])?;
+            }
+        }
+        Write::Prune { upto, before_ms } => {
+            let mut counts = tx.prepare_cached(
+                "SELECT subject, count(*) FROM events WHERE seq <= ?1 AND published_at < ?2 GROUP BY subject",
+            )?;
+            let rows = counts.query_map(params![*upto as i64, before_ms], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            for row in rows {
+                fx.pruned.push(row?);
+            }
+            tx.prepare_cached("DELETE FROM events WHERE seq <= ?1 AND published_at < ?2")?
+                .execute(params![*upto as i64, before_ms])?;
+        }
+    }
+    Ok(())
+}
