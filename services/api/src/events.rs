@@ -1,10 +1,27 @@
 //! The event catalog (docs/events.md).
 //!
-//! Every event travels as an envelope `{id, subject, occurredAt, producer, data}`. The
+//! Every event travels as an envelope `{v, id, subject, occurredAt, producer, data}`. The
 //! `id` (a UUIDv7, so ids sort by time) is what the bus deduplicates publishes on and what
 //! consumers record in their inbox. Ticket and order payloads carry the entity's `version`
 //! so consumers can apply updates in order. Money is integer cents (`priceCents`): floats
 //! never cross a service boundary.
+//!
+//! # Compatibility
+//!
+//! Services are upgraded one at a time, so a consumer may read events from a newer producer.
+//! The rule that makes that safe:
+//!
+//! - **Additive changes keep `v`.** A new optional field in a payload, or a new key in the
+//!   envelope, is ignored by a consumer that does not know it: no type here denies unknown
+//!   fields. A field a newer consumer adds must be optional (`Option`, or a serde default),
+//!   because events written before it exist in the logs and outboxes.
+//! - **Breaking changes bump [`ENVELOPE_VERSION`].** Removing or renaming a field, changing
+//!   its type or meaning, or making an optional field required.
+//! - **A consumer refuses a `v` it does not know** with [`EventError::UnsupportedVersion`]:
+//!   the event is left unacked, the bus ends it as a dead letter, and an operator replays it
+//!   once the consumer is upgraded. Never a guess, never a panic.
+//!
+//! An envelope without `v` (written before it existed) is version 1.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -75,7 +92,7 @@ pub use crate::order::OrderStatus;
 
 /// `ticket:created` — tickets → orders (insert the replica).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TicketCreated {
     pub id: String,
     pub title: String,
@@ -87,7 +104,7 @@ pub struct TicketCreated {
 
 /// `ticket:updated` — tickets → orders (apply when version = replica's + 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TicketUpdated {
     pub id: String,
     pub title: String,
@@ -101,7 +118,7 @@ pub struct TicketUpdated {
 
 /// The ticket as an order event carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderTicket {
     pub id: String,
     #[serde(with = "crate::money::cents")]
@@ -110,7 +127,7 @@ pub struct OrderTicket {
 
 /// `order:created` — orders → tickets (reserve), expiration (schedule), payments (replica).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderCreated {
     pub id: String,
     pub status: OrderStatus,
@@ -122,14 +139,14 @@ pub struct OrderCreated {
 
 /// The ticket reference in `order:cancelled`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TicketRef {
     pub id: String,
 }
 
 /// `order:cancelled` — orders → tickets (release), payments (mark cancelled).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderCancelled {
     pub id: String,
     pub version: i64,
@@ -138,14 +155,14 @@ pub struct OrderCancelled {
 
 /// `expiration:complete` — expiration → orders (cancel unless complete).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ExpirationComplete {
     pub order_id: String,
 }
 
 /// `payment:created` — payments → orders (complete the order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PaymentCreated {
     pub id: String,
     pub order_id: String,
@@ -155,7 +172,7 @@ pub struct PaymentCreated {
 
 /// `payment:failed` — payments → orders (cancel the order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct PaymentFailed {
     pub order_id: String,
     pub reason: String,
@@ -195,10 +212,19 @@ impl Event {
     }
 }
 
-/// The envelope every event travels in.
+/// The envelope schema version this build writes, and the newest it reads. Bump it only
+/// for a breaking change (see the module docs); additive changes keep it.
+pub const ENVELOPE_VERSION: u32 = 1;
+
+/// The envelope every event travels in. Keys it does not know are ignored, here and in
+/// every payload, so a newer producer's additions do not stop an older consumer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
+    /// The schema version, [`ENVELOPE_VERSION`] when written by this build; 1 when absent
+    /// (events written before it existed).
+    #[serde(default = "version_one", deserialize_with = "schema_version")]
+    pub v: u32,
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
@@ -206,6 +232,21 @@ pub struct Envelope {
     pub producer: String,
     #[serde(flatten)]
     pub event: Event,
+}
+
+fn version_one() -> u32 {
+    1
+}
+
+/// A `v` is 1 or more: 0 was never written.
+fn schema_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    match u32::deserialize(d)? {
+        0 => Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Unsigned(0),
+            &"a schema version, 1 or more",
+        )),
+        v => Ok(v),
+    }
 }
 
 /// Why bytes from the bus are not a valid event.
@@ -217,12 +258,20 @@ pub enum EventError {
     Json(#[from] serde_json::Error),
     #[error("the envelope says {inside} but it was published as {outside}")]
     SubjectMismatch { outside: String, inside: Subject },
+    /// Written by a newer producer after a breaking change: this build cannot read it.
+    /// Left for the dead-letter list, to replay once the consumer is upgraded.
+    #[error(
+        "event schema version {v} is newer than this build reads (up to {newest}); \
+         upgrade this service, then replay the event"
+    )]
+    UnsupportedVersion { v: u32, newest: u32 },
 }
 
 impl Envelope {
     /// A new event with a fresh time-ordered id, occurring now.
     pub fn new(producer: &str, event: Event) -> Self {
         Envelope {
+            v: ENVELOPE_VERSION,
             id: Uuid::now_v7().to_string(),
             occurred_at: OffsetDateTime::now_utc(),
             producer: producer.to_string(),
@@ -238,10 +287,21 @@ impl Envelope {
         serde_json::to_vec(self).expect("events always serialise")
     }
 
-    /// Parses an event received on `subject`, checking the envelope agrees with it.
+    /// Parses an event received on `subject`, checking the envelope agrees with it and that
+    /// its schema version is one this build reads. Unknown keys are ignored.
     pub fn from_bus(subject: &str, payload: &[u8]) -> Result<Self, EventError> {
         let outside: Subject = subject.parse()?;
-        let env: Envelope = serde_json::from_slice(payload)?;
+        let env: Envelope = match serde_json::from_slice(payload) {
+            Ok(env) => env,
+            // A newer schema may not parse as this one at all: say that, not "invalid JSON".
+            Err(e) => return Err(newer_version(payload).unwrap_or(EventError::Json(e))),
+        };
+        if env.v > ENVELOPE_VERSION {
+            return Err(EventError::UnsupportedVersion {
+                v: env.v,
+                newest: ENVELOPE_VERSION,
+            });
+        }
         if env.subject() != outside {
             return Err(EventError::SubjectMismatch {
                 outside: subject.to_string(),
@@ -252,8 +312,23 @@ impl Envelope {
     }
 }
 
+/// The version error for a payload whose `v` is newer than this build, if it is one.
+fn newer_version(payload: &[u8]) -> Option<EventError> {
+    #[derive(Deserialize)]
+    struct Versioned {
+        v: u32,
+    }
+    let Versioned { v } = serde_json::from_slice(payload).ok()?;
+    (v > ENVELOPE_VERSION).then_some(EventError::UnsupportedVersion {
+        v,
+        newest: ENVELOPE_VERSION,
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn ticket_created() -> Envelope {
@@ -269,21 +344,8 @@ mod tests {
         )
     }
 
-    #[test]
-    fn the_envelope_has_the_documented_shape() {
-        let env = ticket_created();
-        let v: serde_json::Value = serde_json::from_slice(&env.to_json()).unwrap();
-        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-        keys.sort();
-        assert_eq!(keys, ["data", "id", "occurredAt", "producer", "subject"]);
-        assert_eq!(v["subject"], "ticket:created");
-        assert_eq!(v["data"]["priceCents"], 2050);
-        assert_eq!(v["data"]["userId"], "u1");
-        assert!(v["occurredAt"].as_str().unwrap().ends_with('Z'));
-    }
-
-    #[test]
-    fn every_event_round_trips_through_the_bus_encoding() {
+    /// One event of every subject.
+    fn one_of_each() -> Vec<Event> {
         let expires = UnixMillis::new(1_800_000_000_000);
         let events = vec![
             ticket_created().event,
@@ -325,18 +387,88 @@ mod tests {
             }),
         ];
         assert_eq!(events.len(), Subject::ALL.len(), "one sample per subject");
-        for event in events {
+        events
+    }
+
+    fn json_of(env: &Envelope) -> Value {
+        serde_json::from_slice(&env.to_json()).unwrap()
+    }
+
+    fn from_json(subject: &str, v: &Value) -> Result<Envelope, EventError> {
+        Envelope::from_bus(subject, v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn the_envelope_has_the_documented_shape() {
+        let env = ticket_created();
+        let v = json_of(&env);
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["data", "id", "occurredAt", "producer", "subject", "v"]
+        );
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["subject"], "ticket:created");
+        assert_eq!(v["data"]["priceCents"], 2050);
+        assert_eq!(v["data"]["userId"], "u1");
+        assert!(v["occurredAt"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn every_event_round_trips_through_the_bus_encoding() {
+        for event in one_of_each() {
             let env = Envelope::new("test", event);
+            assert_eq!(env.v, ENVELOPE_VERSION);
             let back = Envelope::from_bus(env.subject().as_str(), &env.to_json()).unwrap();
             assert_eq!(back, env);
         }
     }
 
     #[test]
-    fn ids_are_time_ordered() {
-        let a = ticket_created();
-        let b = ticket_created();
-        assert!(a.id < b.id, "{} then {}", a.id, b.id);
+    fn fields_added_by_a_newer_producer_are_ignored() {
+        for event in one_of_each() {
+            let env = Envelope::new("test", event);
+            let mut v = json_of(&env);
+            v["traceId"] = "4bf92f3577b34da6".into();
+            v["data"]["addedLater"] = json!({"any": ["shape", 1]});
+            if v["data"]["ticket"].is_object() {
+                v["data"]["ticket"]["currency"] = "EUR".into();
+            }
+            let back = from_json(env.subject().as_str(), &v)
+                .unwrap_or_else(|e| panic!("{}: {e}", env.subject()));
+            assert_eq!(back, env, "the known fields read as before");
+        }
+    }
+
+    #[test]
+    fn an_envelope_without_v_is_version_1() {
+        let env = ticket_created();
+        let mut v = json_of(&env);
+        v.as_object_mut().unwrap().remove("v");
+        let back = from_json("ticket:created", &v).unwrap();
+        assert_eq!(back.v, 1);
+        assert_eq!(back, env);
+    }
+
+    #[test]
+    fn a_newer_schema_version_is_refused_with_its_own_error() {
+        let env = ticket_created();
+        let mut v = json_of(&env);
+        v["v"] = 2.into();
+        let err = from_json("ticket:created", &v).unwrap_err();
+        assert!(
+            matches!(err, EventError::UnsupportedVersion { v: 2, newest: 1 }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("upgrade"), "{err}");
+        // Even when the newer shape does not parse as this one.
+        v["data"] = json!({"ticketId": "t1", "price": {"amount": 2050, "currency": "EUR"}});
+        let err = from_json("ticket:created", &v).unwrap_err();
+        assert!(
+            matches!(err, EventError::UnsupportedVersion { v: 2, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -348,12 +480,25 @@ mod tests {
         assert!(matches!(err, EventError::UnknownSubject(_)));
         let err = Envelope::from_bus("ticket:created", b"{\"id\":1}").unwrap_err();
         assert!(matches!(err, EventError::Json(_)));
-        let mut v: serde_json::Value = serde_json::from_slice(&env.to_json()).unwrap();
+        let mut v = json_of(&env);
         v["data"]["priceCents"] = "20.50".into();
-        let err = Envelope::from_bus("ticket:created", v.to_string().as_bytes()).unwrap_err();
+        let err = from_json("ticket:created", &v).unwrap_err();
         assert!(
             matches!(err, EventError::Json(_)),
             "a wrongly typed field is refused"
         );
+        for bad in [json!(0), json!("1"), json!(-1), json!(1.5)] {
+            let mut v = json_of(&env);
+            v["v"] = bad.clone();
+            let err = from_json("ticket:created", &v).unwrap_err();
+            assert!(matches!(err, EventError::Json(_)), "v {bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn ids_are_time_ordered() {
+        let a = ticket_created();
+        let b = ticket_created();
+        assert!(a.id < b.id, "{} then {}", a.id, b.id);
     }
 }

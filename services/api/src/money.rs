@@ -87,33 +87,44 @@ impl fmt::Display for Money {
     }
 }
 
-/// Parses what a person types (`12`, `12.5`, `12.50`, `$1,250.00`) without going through
-/// a float.
+/// Parses what a person types (`12`, `12.5`, `.5`, `12.50`, `$1,250.00`) without going
+/// through a float. Commas are accepted only between groups of three digits, so `12,50`
+/// (a decimal comma) is refused rather than read as 1250.
 impl FromStr for Money {
     type Err = MoneyError;
 
     fn from_str(s: &str) -> Result<Money, MoneyError> {
-        let s: String = s
-            .trim()
-            .trim_start_matches('$')
-            .chars()
-            .filter(|c| *c != ',')
-            .collect();
+        let s = s.trim();
         let (neg, s) = match s.strip_prefix('-') {
-            Some(rest) => (true, rest.to_string()),
+            Some(rest) => (true, rest),
             None => (false, s),
         };
-        let (whole, frac) = s.split_once('.').unwrap_or((&s, ""));
-        let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
-        if !digits(whole) || (!frac.is_empty() && !digits(frac)) || s.ends_with('.') {
+        let s = s.strip_prefix('$').unwrap_or(s);
+        let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+        let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+        let groups: Vec<&str> = whole.split(',').collect();
+        let grouped_well = groups.len() == 1
+            || (!groups[0].is_empty()
+                && groups[0].len() <= 3
+                && groups[1..].iter().all(|g| g.len() == 3));
+        let whole = groups.concat();
+        if !grouped_well
+            || !digits(&whole)
+            || !digits(frac)
+            || (whole.is_empty() && frac.is_empty())
+        {
             return Err(MoneyError::NotANumber);
         }
         if frac.len() > 2 {
             return Err(MoneyError::TooPrecise);
         }
-        let whole: i64 = whole.parse().map_err(|_| MoneyError::OutOfRange)?;
+        let units: i64 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().map_err(|_| MoneyError::OutOfRange)?
+        };
         let frac: i64 = format!("{frac:0<2}").parse().unwrap_or(0);
-        let cents = whole
+        let cents = units
             .checked_mul(100)
             .and_then(|c| c.checked_add(frac))
             .ok_or(MoneyError::OutOfRange)?;
@@ -202,7 +213,13 @@ mod tests {
         assert_eq!(p("$1,250.00"), Ok(125000));
         assert_eq!(p("0.07"), Ok(7));
         assert_eq!(p("12.505"), Err(MoneyError::TooPrecise));
-        assert_eq!(p("12."), Err(MoneyError::NotANumber));
+        assert_eq!(p(".5"), Ok(50));
+        assert_eq!(p("12."), Ok(1200));
+        assert_eq!(p("12,50"), Err(MoneyError::NotANumber), "a decimal comma");
+        assert_eq!(p("1,2500"), Err(MoneyError::NotANumber));
+        assert_eq!(p(",250"), Err(MoneyError::NotANumber));
+        assert_eq!(p("."), Err(MoneyError::NotANumber));
+        assert_eq!(p("1e3"), Err(MoneyError::NotANumber));
         assert_eq!(p("abc"), Err(MoneyError::NotANumber));
         assert_eq!(p(""), Err(MoneyError::NotANumber));
         assert_eq!(p("99999999999999999999"), Err(MoneyError::OutOfRange));

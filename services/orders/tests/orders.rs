@@ -89,8 +89,10 @@ async fn ticket_versions_apply_in_order_even_when_they_arrive_out_of_order() {
         let version = o["ticket"]["version"].as_i64().unwrap();
         // Release the probe reservation so the next probe can reserve again.
         let probe = User::new("probe");
-        api.call("DELETE", &format!("/api/orders/{id}"), Some(&probe), None)
+        let (s, _) = api
+            .call("DELETE", &format!("/api/orders/{id}"), Some(&probe), None)
             .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "releasing the probe order");
         if version == 2 {
             assert_eq!(o["ticket"]["price"], json!(30), "version 2's price");
             break;
