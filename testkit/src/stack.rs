@@ -136,6 +136,9 @@ impl Stack {
             ),
             ("TIX_BUS_URL".into(), bus.endpoint.clone()),
             ("TIX_DB_DURABILITY".into(), "normal".into()),
+            // The gateway runs on 127.0.0.1: auth believes its X-Forwarded-For, as in
+            // scripts/stack. Tests that call auth directly come from other addresses.
+            ("TIX_TRUSTED_PROXIES".into(), "127.0.0.1".into()),
         ];
         envs.extend(
             extra_env

@@ -71,12 +71,13 @@ pub struct Broker {
 impl Broker {
     /// Opens the store, binds the socket and starts serving.
     pub async fn start(cfg: BrokerConfig) -> anyhow::Result<Broker> {
-        std::fs::create_dir_all(&cfg.data_dir)
-            .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+        // Creates the data dir (0700) and bus.db (0600) when missing.
         let path = cfg.data_dir.join("bus.db");
-        let write_conn = store::open(&path, cfg.durability)
-            .with_context(|| format!("opening {}", path.display()))?;
-        let reader = store::Reader::new(store::open(&path, cfg.durability)?);
+        let write_conn = store::open(&path, cfg.durability)?;
+        let reader = store::Reader::new(
+            store::connect(&path, cfg.durability)
+                .with_context(|| format!("opening {}", path.display()))?,
+        );
 
         let mut socket =
             zeromq::RouterSocket::with_options(tix_bus_client::protocol::socket_options());

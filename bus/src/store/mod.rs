@@ -15,6 +15,7 @@ use rusqlite::Connection;
 
 use tix_bus_client::protocol::WireEvent;
 
+mod files;
 mod reader;
 mod writer;
 
@@ -87,8 +88,22 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;",
 ];
 
-/// Opens (creating if needed) `bus.db` with WAL and the schema migrated to the latest version.
-pub fn open(path: &Path, durability: Durability) -> Result<Connection> {
+/// Opens (creating if needed) `bus.db` with WAL and the schema migrated to the latest
+/// version. A missing directory is created 0700, and the file (with its `-wal` and `-shm`)
+/// is 0600, whatever the umask; see the `files` module.
+pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent() {
+        files::ensure_private_dir(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    files::ensure_private_file(path)
+        .with_context(|| format!("cannot make {} private (mode 0600)", path.display()))?;
+    connect(path, durability).with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// Another connection to a `bus.db` that [`open`] has opened (the reader's).
+pub fn connect(path: &Path, durability: Durability) -> Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
@@ -189,6 +204,43 @@ mod tests {
             subject: Bytes::from(subject.to_string()),
             payload: Bytes::from_static(b"{}"),
         }
+    }
+
+    #[test]
+    fn bus_db_and_its_wal_and_shm_are_0600_in_a_0700_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let dir = shared.join("a").join("data");
+        let path = dir.join("bus.db");
+        let mut conn = open(&path, Durability::Normal).unwrap();
+        commit_batch(
+            &mut conn,
+            &[Job {
+                writes: vec![Write::Publish(vec![ev("a", "s")])],
+                token: (),
+            }],
+        );
+        assert_eq!(mode(&shared), 0o755, "an existing directory is left alone");
+        assert_eq!((mode(&shared.join("a")), mode(&dir)), (0o700, 0o700));
+        for file in ["bus.db", "bus.db-wal", "bus.db-shm"] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
+        drop(conn);
+
+        // A bus.db made with the umask's 0644 (before this rule) is tightened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let reopened = open(&path, Durability::Normal).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        drop(reopened);
+
+        let not_a_dir = tmp.path().join("file");
+        std::fs::write(&not_a_dir, b"x").unwrap();
+        let err = open(&not_a_dir.join("bus.db"), Durability::Normal).unwrap_err();
+        assert!(format!("{err:#}").contains("data directory"), "{err:#}");
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The auth service: sign up, sign in, sign out, and who am I.
 //!
 //! Passwords are hashed with argon2id; emails are normalised (trimmed, lowercased) and
-//! unique; sign-in answers the same for an unknown email and a wrong password, and is rate
-//! limited per email and client address. Tokens are the JWTs every service checks.
+//! unique; sign-in answers the same for an unknown email and a wrong password. Sign-up and
+//! sign-in are limited per client address and globally, failed sign-ins slow down the
+//! account they target, and argon2 work is admitted only up to a bounded queue
+//! ([`limits`]). Tokens are the JWTs every service checks.
 
 mod domain;
+pub mod limits;
 mod routes;
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,6 +23,7 @@ use tix_common::http;
 use tix_common::service::Service;
 
 pub use domain::{Email, Password};
+use limits::{Limits, Rate};
 
 /// The auth service's flags.
 #[derive(Debug, Clone, clap::Parser)]
@@ -35,27 +38,65 @@ pub struct Config {
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "TIX_AUTH_PORT", default_value_t = 4001)]
     pub port: u16,
-    /// Sign-in attempts allowed in a burst per email and client address…
-    #[arg(long, env = "TIX_SIGNIN_BURST", default_value_t = 10)]
-    pub signin_burst: u32,
-    /// …and how many more per minute after it.
-    #[arg(long, env = "TIX_SIGNIN_PER_MINUTE", default_value_t = 10)]
-    pub signin_per_minute: u32,
+    /// Sign-ups per client address, as BURST/PER_MINUTE.
+    #[arg(long, env = "TIX_SIGNUP_PER_ADDRESS", default_value = "5/10")]
+    pub signup_per_address: Rate,
+    /// Sign-ups from everyone together, as BURST/PER_MINUTE.
+    #[arg(long, env = "TIX_SIGNUP_GLOBAL", default_value = "50/600")]
+    pub signup_global: Rate,
+    /// Sign-in attempts per client address, as BURST/PER_MINUTE.
+    #[arg(long, env = "TIX_SIGNIN_PER_ADDRESS", default_value = "20/60")]
+    pub signin_per_address: Rate,
+    /// Sign-in attempts from everyone together, as BURST/PER_MINUTE.
+    #[arg(long, env = "TIX_SIGNIN_GLOBAL", default_value = "100/3000")]
+    pub signin_global: Rate,
+    /// Failed sign-ins an account takes before its sign-ins are slowed down (1 s, 2 s,
+    /// 4 s … between attempts).
+    #[arg(long, env = "TIX_SIGNIN_FREE_FAILURES", default_value_t = 5)]
+    pub signin_free_failures: u32,
+    /// The longest delay failures impose on an account: its owner is slowed, never locked
+    /// out.
+    #[arg(long, env = "TIX_SIGNIN_MAX_DELAY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub signin_max_delay: std::time::Duration,
+    /// Password hashes that may wait for a core; beyond, sign-up and sign-in answer 503
+    /// with Retry-After at once.
+    #[arg(long, env = "TIX_HASH_QUEUE", default_value_t = 16)]
+    pub hash_queue: usize,
+    /// Addresses whose X-Forwarded-For is believed (the gateway's), comma-separated.
+    /// None by default: the peer's address is the client's.
+    #[arg(
+        long = "trusted-proxy",
+        env = "TIX_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
-type Limiter = governor::DefaultKeyedRateLimiter<(String, std::net::IpAddr)>;
+impl Config {
+    fn limits(&self) -> limits::Settings {
+        limits::Settings {
+            signup_per_address: self.signup_per_address,
+            signup_global: self.signup_global,
+            signin_per_address: self.signin_per_address,
+            signin_global: self.signin_global,
+            free_failures: self.signin_free_failures,
+            max_failure_delay: self.signin_max_delay,
+            hash_queue: self.hash_queue,
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+}
 
 /// What handlers share; extractors take their part of it (the JWT keys) through `FromRef`.
 #[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     db: Db,
     keys: JwtKeys,
-    signin_limiter: Arc<Limiter>,
+    /// Rate limits, failure delays, and the argon2 queue: one argon2 computation per core
+    /// at a time (each takes 19 MiB), a bounded number waiting.
+    limits: Arc<Limits>,
     /// A real hash to verify against for unknown emails, so both cases cost the same.
     dummy_hash: Arc<String>,
-    /// One argon2 computation per core at a time: each takes 19 MiB, and a burst of
-    /// sign-ups must queue, not exhaust memory.
-    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 const MIGRATIONS: &[&str] = &["CREATE TABLE users (
@@ -70,35 +111,27 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE users (
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let keys = cfg.common.jwt_keys()?;
     let db = cfg.common.open_db("auth.db", MIGRATIONS)?;
-    let quota =
-        governor::Quota::per_minute(NonZeroU32::new(cfg.signin_per_minute.max(1)).expect("max(1)"))
-            .allow_burst(NonZeroU32::new(cfg.signin_burst.max(1)).expect("max(1)"));
     let dummy_hash =
         tokio::task::spawn_blocking(|| routes::hash_password("not a real password")).await??;
-    let limiter: Arc<Limiter> = Arc::new(governor::RateLimiter::keyed(quota));
-    // Forget (email, address) pairs whose quota is whole again, so random emails cannot
-    // grow the limiter forever.
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let limits = Arc::new(Limits::new(cfg.limits(), cores));
     let prune = {
-        let limiter = limiter.clone();
+        let limits = limits.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 every.tick().await;
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
+                limits.prune();
             }
         })
     };
     let state = AppState {
         db: db.clone(),
         keys,
-        signin_limiter: limiter.clone(),
+        limits,
         dummy_hash: Arc::new(dummy_hash),
-        hashing: Arc::new(tokio::sync::Semaphore::new(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-        )),
     };
     let routes = Router::new()
         .route("/api/users/signup", post(routes::signup))

@@ -1,6 +1,6 @@
 //! The four auth endpoints (docs/api.md).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -89,16 +89,13 @@ fn with_session(
     Ok((status, [(SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-/// Runs an argon2 computation off the async workers, at most one per core at a time.
+/// Runs an argon2 computation off the async workers, once the limits admit it: at most
+/// one per core at a time, a bounded number waiting, `503` beyond.
 async fn hashing<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = state
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let _slot = state.limits.hash_slot().await?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Internal(e.into()))
@@ -106,9 +103,16 @@ async fn hashing<T: Send + 'static>(
 
 pub async fn signup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(body): Json<CredentialsBody>,
 ) -> Result<Response, ApiError> {
+    // Checked before the limits: a malformed body costs nothing and uses up no quota.
     let (email, password) = parse_credentials(&body)?;
+    let ip = state.limits.client_ip(peer, &headers);
+    state.limits.check_signup(ip).inspect_err(|_| {
+        tracing::warn!(%ip, "sign-up rate limited");
+    })?;
     // Hashing is deliberately slow: keep it off the async workers.
     let hash = hashing(&state, move || hash_password(password.expose())).await??;
     let id = uuid::Uuid::now_v7().to_string();
@@ -130,21 +134,6 @@ pub async fn signup(
     with_session(StatusCode::CREATED, &state, &id, email.as_str())
 }
 
-/// The client's address: the gateway's `X-Forwarded-For` when the request comes through
-/// it (from loopback), the peer otherwise.
-fn client_ip(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    if peer.ip().is_loopback()
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
-    }
-    peer.ip()
-}
-
 pub async fn signin(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -161,11 +150,13 @@ pub async fn signin(
         ),
         _ => return Err(parse_credentials(&body).err().unwrap_or_else(invalid)),
     };
-    let key = (email.as_str().to_string(), client_ip(peer, &headers));
-    if state.signin_limiter.check_key(&key).is_err() {
-        tracing::warn!(email = %email.as_str(), ip = %key.1, "sign-in rate limited");
-        return Err(ApiError::TooManyRequests);
-    }
+    let ip = state.limits.client_ip(peer, &headers);
+    state
+        .limits
+        .check_signin(ip, email.as_str())
+        .inspect_err(|_| {
+            tracing::warn!(email = %email.as_str(), %ip, "sign-in rate limited");
+        })?;
     let mail = email.as_str().to_string();
     let user = state
         .db
@@ -192,8 +183,14 @@ pub async fn signin(
         }
     };
     match (id, ok) {
-        (Some(id), true) => with_session(StatusCode::OK, &state, &id, email.as_str()),
-        _ => Err(invalid()),
+        (Some(id), true) => {
+            state.limits.succeeded(email.as_str());
+            with_session(StatusCode::OK, &state, &id, email.as_str())
+        }
+        _ => {
+            state.limits.failed(email.as_str());
+            Err(invalid())
+        }
     }
 }
 

@@ -1,10 +1,24 @@
-//! Configuration every service takes, as flags with `TIX_*` environment twins.
+//! Configuration every service takes, as flags with `TIX_*` environment twins — except
+//! secrets, which come from the environment or a file only (see [`crate::secret`]).
 
+use std::convert::Infallible;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::db::Durability;
+use crate::secret::{SecretSource, refuse_flag};
+
+/// Where the secret that signs session tokens comes from.
+pub const JWT_SECRET: SecretSource = SecretSource {
+    what: "the JWT secret",
+    env: "TIX_JWT_SECRET",
+    flag: "--jwt-secret",
+    file_flag: "--jwt-secret-file",
+    file_env: "TIX_JWT_SECRET_FILE",
+};
 
 /// Flags shared by every service (flattened into each service's own).
 #[derive(Debug, Clone, clap::Args)]
@@ -18,11 +32,18 @@ pub struct ServiceArgs {
     /// The event bus endpoint.
     #[arg(long, env = "TIX_BUS_URL", default_value = "tcp://127.0.0.1:5555")]
     pub bus: String,
-    /// Secret for signing session tokens (at least 32 characters; there is no default).
-    #[arg(long, env = "TIX_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: String,
+    /// Refused (`ps` shows flags): only here to say so.
+    #[arg(long = "jwt-secret", hide = true, value_parser = refuse_flag(JWT_SECRET))]
+    refused_jwt_secret: Option<Infallible>,
+    /// File holding the secret that signs session tokens (at least 32 characters; a
+    /// trailing newline is ignored). Or set TIX_JWT_SECRET instead; there is no default.
+    #[arg(long, env = "TIX_JWT_SECRET_FILE", value_name = "PATH")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// The secret from TIX_JWT_SECRET (never a flag).
+    #[arg(skip = JWT_SECRET.from_env())]
+    pub jwt_secret: Option<SecretString>,
     /// How long a session token is valid.
-    #[arg(long, env = "TIX_SESSION_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIX_SESSION_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
     /// Largest request body accepted, in bytes (larger gets 413).
     #[arg(long, env = "TIX_BODY_LIMIT", default_value_t = 64 * 1024)]
@@ -60,9 +81,22 @@ impl ServiceArgs {
         crate::db::Db::open(&self.db_path(file), self.durability, migrations)
     }
 
+    /// The secret that signs session tokens: from TIX_JWT_SECRET or the file.
+    pub fn jwt_secret(&self) -> anyhow::Result<SecretString> {
+        JWT_SECRET
+            .resolve(self.jwt_secret.as_ref(), self.jwt_secret_file.as_deref())?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no JWT secret (at least 32 characters; generate one with `openssl rand -hex 32`): {}",
+                    JWT_SECRET.how()
+                )
+            })
+    }
+
     /// The keys that sign and check session tokens.
     pub fn jwt_keys(&self) -> anyhow::Result<crate::auth::JwtKeys> {
-        crate::auth::JwtKeys::new(&self.jwt_secret, self.session_ttl)
+        let secret = self.jwt_secret()?;
+        crate::auth::JwtKeys::new(secret.expose_secret(), self.session_ttl)
     }
 }
 
@@ -72,4 +106,63 @@ pub fn init_tracing(filter: &str) {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::ffi::OsStr;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: ServiceArgs,
+    }
+
+    const SECRET: &str = "0123456789abcdef-not-in-any-log-0123456789";
+
+    #[test]
+    fn the_secret_never_shows_in_debug() {
+        let mut cli = Cli::try_parse_from(["x"]).unwrap();
+        cli.common.jwt_secret = Some(SecretString::from(SECRET));
+        cli.common.jwt_secret_file = None;
+        let shown = format!("{cli:?} {cli:#?} {:?}", cli.common.jwt_secret().unwrap());
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+        assert!(cli.common.jwt_keys().is_ok());
+    }
+
+    #[test]
+    fn the_secret_comes_from_a_file_and_sessions_last_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jwt-secret");
+        std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+        let args = [
+            OsStr::new("x"),
+            OsStr::new("--jwt-secret-file"),
+            file.as_os_str(),
+        ];
+        let mut cli = Cli::try_parse_from(args).unwrap();
+        // Whatever this test process's environment says, the file alone counts here.
+        cli.common.jwt_secret = None;
+        assert_eq!(cli.common.jwt_secret().unwrap().expose_secret(), SECRET);
+        assert!(!format!("{cli:?}").contains(SECRET));
+        assert_eq!(cli.common.session_ttl, Duration::from_secs(24 * 3600));
+
+        cli.common.jwt_secret_file = None;
+        let err = cli.common.jwt_secret().unwrap_err().to_string();
+        assert!(
+            err.contains("TIX_JWT_SECRET") && err.contains("--jwt-secret-file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_secret_as_a_flag_is_refused() {
+        let err = Cli::try_parse_from(["x", "--jwt-secret", SECRET]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--jwt-secret is refused"), "{text}");
+        assert!(!text.contains(SECRET), "{text}");
+    }
 }

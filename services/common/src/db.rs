@@ -24,6 +24,11 @@ pub enum DbError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot make {path} private (mode 0600): {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open {path}: {source}")]
     Open {
         path: PathBuf,
@@ -117,13 +122,20 @@ pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> rusqlite::Result<(
 
 impl Db {
     /// Opens (creating) the database file and brings its schema up to date.
+    ///
+    /// A missing directory is created 0700 and the file (with its `-wal` and `-shm`) is
+    /// 0600, whatever the umask; see [`crate::files`].
     pub fn open(path: &Path, durability: Durability, migrations: &[&str]) -> Result<Db, DbError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
+            crate::files::ensure_private_dir(dir).map_err(|source| DbError::DataDir {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
+        crate::files::ensure_private_file(path).map_err(|source| DbError::File {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let opened = open_conn(path, durability).and_then(|mut conn| {
             migrate(&mut conn, migrations)?;
             Ok(conn)
@@ -367,6 +379,32 @@ mod tests {
             matches!(err, DbError::Open { .. }) && err.to_string().contains("garbage.db"),
             "{err}"
         );
+    }
+
+    /// SQLite creates `-wal` and `-shm` with the main file's mode (not the umask's): the
+    /// reason creating the main file 0600 is enough.
+    #[tokio::test]
+    async fn the_database_and_the_files_sqlite_adds_beside_it_are_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let path = dir.join("t.db");
+        let db = Db::open(&path, Durability::Normal, &["CREATE TABLE t (k);"]).unwrap();
+        db.write(|c| -> Result<usize, DbError> { Ok(c.execute("INSERT INTO t VALUES (1)", [])?) })
+            .await
+            .unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        for file in ["t.db", "t.db-wal", "t.db-shm"] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
+        db.close();
+
+        // A database made before (or by something else) with the umask's 0644 is tightened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let db = Db::open(&path, Durability::Normal, &["CREATE TABLE t (k);"]).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        db.close();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::time::Duration;
+
 use tix_api::ErrorBody;
 
 pub use tix_api::FieldError;
@@ -27,8 +29,15 @@ pub enum ApiError {
     PaymentRequired(String),
     #[error("Request body is too large")]
     PayloadTooLarge,
-    #[error("Too many requests, try again later")]
-    TooManyRequests,
+    /// 429 with `Retry-After`: this caller is going too fast.
+    #[error("Too many requests, try again in {} s", retry_secs(*.0))]
+    TooManyRequests(Duration),
+    /// 429 with `Retry-After` and a message saying which limit was hit.
+    #[error("{0}")]
+    Limited(String, Duration),
+    /// 503 with `Retry-After`: the service is at capacity for everyone right now.
+    #[error("The service is busy, try again in {} s", retry_secs(*.0))]
+    Busy(Duration),
     #[error("The request took too long")]
     Timeout,
     /// 500: logged with its whole cause chain, answered with a generic message.
@@ -49,7 +58,8 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests(_) | ApiError::Limited(..) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -76,6 +86,11 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+/// Whole seconds for `Retry-After`, rounded up and at least 1.
+fn retry_secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
 /// The error body for a status and message, for responses built outside a handler.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(ErrorBody::message(message))).into_response()
@@ -93,6 +108,15 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let ApiError::TooManyRequests(after)
+        | ApiError::Limited(_, after)
+        | ApiError::Busy(after) = &self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_secs(*after)),
+            );
+        }
         if matches!(self, ApiError::PayloadTooLarge) {
             // The rest of the body is left unread, so the connection cannot carry another
             // request: say so, or a client that pools connections sends its next request
@@ -128,6 +152,20 @@ mod tests {
         let (s, v) = body(ApiError::NotFound).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert_eq!(v, serde_json::json!({"errors":[{"message":"Not found"}]}));
+    }
+
+    #[test]
+    fn limits_say_when_to_come_back() {
+        let r = ApiError::TooManyRequests(Duration::from_millis(1500)).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()["retry-after"], "2");
+        let r = ApiError::Busy(Duration::from_millis(10)).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert_eq!(
+            ApiError::TooManyRequests(Duration::from_secs(3)).to_string(),
+            "Too many requests, try again in 3 s"
+        );
     }
 
     #[test]

@@ -6,19 +6,24 @@
 //! - [`json`]: a JSON extractor whose rejections use that shape;
 //! - [`auth`]: JWTs from the bearer header or the `session` cookie, and the current user;
 //! - [`db`]: SQLite with migrations, group-committed writes and pooled reads;
+//! - [`files`]: data directories 0700 and database files 0600, whatever the umask;
 //! - [`outbox`] / [`inbox`]: events published exactly when the state changed, and consumed
 //!   exactly once;
 //! - [`config`]: the flags every service takes;
+//! - [`secret`]: secrets from the environment or a file, never a flag, never in a log;
 //! - [`service`]: a built service and the `main` every service binary shares.
 
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod inbox;
 pub mod json;
 pub mod outbox;
+pub mod rate;
+pub mod secret;
 pub mod service;
 
 pub use error::{ApiError, FieldError};

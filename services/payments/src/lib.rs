@@ -13,7 +13,9 @@ pub mod provider;
 mod routes;
 mod store;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,12 +29,22 @@ use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
 use tix_common::http;
+use tix_common::secret::{ExposeSecret, SecretSource, SecretString, refuse_flag};
 use tix_common::service::Service;
 
 use crate::provider::{PaymentProvider, Sandbox, Stripe};
 
 /// The name this service publishes under and its queue group on the bus.
 pub const PRODUCER: &str = "payments";
+
+/// Where the Stripe secret key comes from.
+pub const STRIPE_SECRET_KEY: SecretSource = SecretSource {
+    what: "the Stripe secret key",
+    env: "TIX_STRIPE_SECRET_KEY",
+    flag: "--stripe-secret-key",
+    file_flag: "--stripe-secret-key-file",
+    file_env: "TIX_STRIPE_SECRET_KEY_FILE",
+};
 
 /// Who charges the cards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,9 +75,16 @@ pub struct Config {
         default_value = "sandbox"
     )]
     pub provider: ProviderKind,
-    /// Stripe secret key (`sk_…`); required with `--provider stripe`.
-    #[arg(long, env = "TIX_STRIPE_SECRET_KEY", hide_env_values = true)]
-    pub stripe_secret_key: Option<String>,
+    /// Refused (`ps` shows flags): only here to say so.
+    #[arg(long = "stripe-secret-key", hide = true, value_parser = refuse_flag(STRIPE_SECRET_KEY))]
+    refused_stripe_secret_key: Option<Infallible>,
+    /// File holding the Stripe secret key (`sk_…`; a trailing newline is ignored), or set
+    /// TIX_STRIPE_SECRET_KEY instead; one of them is required with `--provider stripe`.
+    #[arg(long, env = "TIX_STRIPE_SECRET_KEY_FILE", value_name = "PATH")]
+    pub stripe_secret_key_file: Option<PathBuf>,
+    /// The key from TIX_STRIPE_SECRET_KEY (never a flag).
+    #[arg(skip = STRIPE_SECRET_KEY.from_env())]
+    pub stripe_secret_key: Option<SecretString>,
     /// Stripe API base URL (point it at a fake in tests).
     #[arg(
         long,
@@ -83,17 +102,20 @@ impl Config {
         Ok(match self.provider {
             ProviderKind::Sandbox => Arc::new(Sandbox),
             ProviderKind::Stripe => {
-                let key = self
-                    .stripe_secret_key
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .context(
-                        "--provider stripe needs a secret key: set TIX_STRIPE_SECRET_KEY \
-                         (or --stripe-secret-key)",
-                    )?;
+                let key = STRIPE_SECRET_KEY
+                    .resolve(
+                        self.stripe_secret_key.as_ref(),
+                        self.stripe_secret_key_file.as_deref(),
+                    )?
+                    .filter(|k| !k.expose_secret().trim().is_empty())
+                    .with_context(|| {
+                        format!(
+                            "--provider stripe needs a secret key: {}",
+                            STRIPE_SECRET_KEY.how()
+                        )
+                    })?;
                 Arc::new(
-                    Stripe::new(&self.stripe_base_url, key)
+                    Stripe::new(&self.stripe_base_url, key.expose_secret().trim())
                         .context("setting up the Stripe client")?,
                 )
             }
@@ -151,4 +173,62 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         .with_db(db)
         .with_events(&cfg.common.bus, group, Arc::new(consumer::apply));
     Ok(service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    const KEY: &str = "sk_test_not_in_any_log_4242424242";
+
+    fn config(args: &[&std::ffi::OsStr]) -> Config {
+        let mut cfg = Config::try_parse_from(args).unwrap();
+        // Only what the test passes counts, whatever this process's environment says.
+        cfg.stripe_secret_key = None;
+        cfg.common.jwt_secret = None;
+        cfg
+    }
+
+    #[test]
+    fn the_stripe_key_comes_from_a_file_and_never_shows_in_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stripe-key");
+        std::fs::write(&file, format!("{KEY}\n")).unwrap();
+        let cfg = config(&[
+            "tix-payments".as_ref(),
+            "--provider".as_ref(),
+            "stripe".as_ref(),
+            "--stripe-secret-key-file".as_ref(),
+            file.as_os_str(),
+        ]);
+        cfg.provider().unwrap();
+        let stripe = Stripe::new(&cfg.stripe_base_url, KEY).unwrap();
+        let shown = format!("{cfg:?} {cfg:#?} {stripe:?}");
+        assert!(!shown.contains(KEY), "{shown}");
+
+        let mut cfg = config(&["tix-payments".as_ref()]);
+        cfg.provider = ProviderKind::Stripe;
+        cfg.stripe_secret_key_file = None;
+        cfg.stripe_secret_key = Some(SecretString::from(KEY));
+        cfg.provider().unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains(KEY) && shown.contains("REDACTED"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_stripe_key_as_a_flag_is_refused() {
+        let err = Config::try_parse_from(["tix-payments", "--stripe-secret-key", KEY]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("--stripe-secret-key is refused")
+                && text.contains("TIX_STRIPE_SECRET_KEY")
+                && text.contains("--stripe-secret-key-file"),
+            "{text}"
+        );
+        assert!(!text.contains(KEY), "{text}");
+    }
 }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// One charge to make.
@@ -87,7 +88,7 @@ impl PaymentProvider for Sandbox {
 pub struct Stripe {
     http: reqwest::Client,
     base_url: String,
-    secret_key: String,
+    secret_key: SecretString,
 }
 
 impl std::fmt::Debug for Stripe {
@@ -124,7 +125,7 @@ impl Stripe {
         Ok(Stripe {
             http,
             base_url: base_url.trim_end_matches('/').to_string(),
-            secret_key: secret_key.to_string(),
+            secret_key: SecretString::from(secret_key),
         })
     }
 
@@ -139,7 +140,7 @@ impl Stripe {
         let resp = self
             .http
             .post(format!("{}/v1/charges", self.base_url))
-            .bearer_auth(&self.secret_key)
+            .bearer_auth(self.secret_key.expose_secret())
             .header("Idempotency-Key", &req.idempotency_key)
             .form(&form)
             .send()
