@@ -3,7 +3,9 @@
 //! Owns `orders.db`: orders and a replica of tickets kept from `ticket:*` events (applied
 //! strictly in version order). An order holds its ticket until it is paid, cancelled, or
 //! expires (`TIX_ORDER_TTL`, 15 minutes by default); at most one active order per ticket,
-//! enforced by a partial unique index. Publishes `order:created` / `order:cancelled`
+//! enforced by a partial unique index. A buyer holds at most `TIX_MAX_ACTIVE_ORDERS` unpaid
+//! reservations and makes new ones at a bounded rate, so nobody can hoard the tickets on
+//! sale. Publishes `order:created` / `order:cancelled`
 //! through the outbox; consumes `expiration:complete`, `payment:created` and
 //! `payment:failed`.
 
@@ -24,6 +26,7 @@ use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
 use tix_common::http;
+use tix_common::rate::Rate;
 use tix_common::service::Service;
 
 pub const PRODUCER: &str = "orders";
@@ -43,6 +46,12 @@ pub struct Config {
     /// How long an order holds its ticket before it expires unpaid.
     #[arg(long, env = "TIX_ORDER_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub order_ttl: Duration,
+    /// Unpaid reservations one buyer may hold at once, so nobody can hoard tickets.
+    #[arg(long, env = "TIX_MAX_ACTIVE_ORDERS", default_value_t = 5)]
+    pub max_active_orders: u32,
+    /// New orders per buyer, as BURST/PER_MINUTE.
+    #[arg(long, env = "TIX_ORDERS_PER_USER", default_value = "10/30")]
+    pub orders_per_user: Rate,
 }
 
 /// What handlers share; extractors take their part of it (the JWT keys) through `FromRef`.
@@ -51,6 +60,9 @@ pub struct AppState {
     db: Db,
     keys: JwtKeys,
     order_ttl: Duration,
+    max_active_orders: u32,
+    /// New orders per buyer.
+    order_rate: Arc<governor::DefaultKeyedRateLimiter<String>>,
 }
 
 /// Opens what the service owns, starts its background work and binds its port.
@@ -71,10 +83,25 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     // from the future is left unacked and comes back after the ack wait.
     group.max_in_flight = 64;
     group.ack_wait_ms = 5_000;
+    let order_rate = Arc::new(governor::RateLimiter::keyed(cfg.orders_per_user.quota()));
+    // Forget buyers whose quota is whole again, so the table does not grow forever.
+    let prune = {
+        let order_rate = order_rate.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                order_rate.retain_recent();
+                order_rate.shrink_to_fit();
+            }
+        })
+    };
     let state = AppState {
         db: db.clone(),
         keys,
         order_ttl: cfg.order_ttl,
+        max_active_orders: cfg.max_active_orders,
+        order_rate,
     };
     let routes = Router::new()
         .route("/api/orders", get(routes::list).post(routes::create))
@@ -84,6 +111,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_events(&cfg.common.bus, group, Arc::new(consumer::apply));
+        .with_events(&cfg.common.bus, group, Arc::new(consumer::apply))
+        .with_task(prune);
     Ok(service)
 }

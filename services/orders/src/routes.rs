@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tix_api::{OrderStatus, UnixMillis};
 use tix_common::auth::CurrentUser;
-use tix_common::{ApiError, Json};
+use tix_common::{ApiError, Json, rate};
 
 use crate::AppState;
 
@@ -29,8 +29,15 @@ pub async fn create(
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 100 => s.trim().to_string(),
         _ => return Err(ApiError::field("ticketId", "TicketId must be provided")),
     };
+    if let Err(not_until) = state.order_rate.check_key(&user.id) {
+        return Err(ApiError::Limited(
+            "Too many new orders, try again later".into(),
+            rate::wait_time(&not_until),
+        ));
+    }
     wait_for_replica(&state, &ticket_id).await?;
     let ttl = state.order_ttl;
+    let max_active = state.max_active_orders;
     let order = state
         .db
         .write(move |c| -> Result<Order, ApiError> {
@@ -39,6 +46,13 @@ pub async fn create(
                 return Err(ApiError::BadRequest(
                     "You cannot buy your own ticket".into(),
                 ));
+            }
+            // Counted where no other reservation of this buyer can slip in between: every
+            // write goes through this one writer.
+            if store::unpaid_holds(c, &user.id, UnixMillis::now())? >= i64::from(max_active) {
+                return Err(ApiError::BadRequest(format!(
+                    "You already hold {max_active} unpaid reservations: pay for or cancel one first"
+                )));
             }
             let order = Order {
                 id: uuid::Uuid::now_v7().to_string(),

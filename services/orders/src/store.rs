@@ -139,6 +139,23 @@ pub fn orders_of(c: &Connection, user: &str) -> rusqlite::Result<Vec<Order>> {
     rows.collect()
 }
 
+/// The buyer's orders that hold a ticket unpaid and have not expired.
+pub fn unpaid_holds(c: &Connection, user: &str, now: UnixMillis) -> rusqlite::Result<i64> {
+    c.prepare_cached(
+        "SELECT count(*) FROM orders
+         WHERE user_id = ?1 AND status IN (?3, ?4) AND expires_at > ?2",
+    )?
+    .query_row(
+        (
+            user,
+            now.as_i64(),
+            OrderStatus::Created.as_str(),
+            OrderStatus::AwaitingPayment.as_str(),
+        ),
+        |r| r.get(0),
+    )
+}
+
 /// Whether an insert failed on a unique index (the one-active-order rule).
 pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)

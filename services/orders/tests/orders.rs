@@ -11,7 +11,7 @@ use tix_api::events::{
 };
 use tix_bus_client::SubscribeOptions;
 use tix_testkit::events::{self, next_event, publish};
-use tix_testkit::{Api, Stack, User};
+use tix_testkit::{Api, Stack, User, message};
 
 fn created(id: &str, price_cents: i64) -> Event {
     Event::TicketCreated(TicketCreated {
@@ -72,7 +72,8 @@ async fn a_reservation_of_a_replicated_ticket_announces_order_created() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_versions_apply_in_order_even_when_they_arrive_out_of_order() {
-    let stack = Stack::start(&["orders"]);
+    // The probe reserves and cancels in a loop: lift the per-buyer rate for it.
+    let stack = Stack::start_with_env(&["orders"], &[("TIX_ORDERS_PER_USER", "1000/1000")]);
     let (api, bus) = (
         Api::at(&stack.url("orders")),
         events::connect(&stack.bus.endpoint, "test").await,
@@ -182,4 +183,76 @@ async fn expiry_cancels_an_unpaid_order_but_not_a_paid_one() {
             .is_err(),
         "a paid order does not expire"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buyer_cannot_hoard_tickets() {
+    let stack = Stack::start_with_env(
+        &["orders"],
+        &[
+            ("TIX_MAX_ACTIVE_ORDERS", "3"),
+            ("TIX_ORDERS_PER_USER", "6/1"),
+        ],
+    );
+    let (api, bus) = (
+        Api::at(&stack.url("orders")),
+        events::connect(&stack.bus.endpoint, "test").await,
+    );
+    for i in 0..10 {
+        publish(
+            &bus,
+            &Envelope::new("tickets", created(&format!("h{i}"), 100)),
+        )
+        .await;
+    }
+    let hoarder = User::new("hoarder");
+    let mut held = Vec::new();
+    for i in 0..3 {
+        let (s, o) = api.reserve(&hoarder, &format!("h{i}")).await;
+        assert_eq!(s, StatusCode::CREATED, "{o}");
+        held.push(o["id"].as_str().unwrap().to_string());
+    }
+    // A fourth unpaid reservation is refused, and says what to do.
+    let (s, v) = api.reserve(&hoarder, "h3").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(
+        message(&v),
+        "You already hold 3 unpaid reservations: pay for or cancel one first"
+    );
+    // Someone else still reserves it.
+    let (s, _) = api.reserve(&User::new("other"), "h3").await;
+    assert_eq!(s, StatusCode::CREATED);
+    // Cancelling one makes room again.
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/orders/{}", held.remove(0)),
+            Some(&hoarder),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = api.reserve(&hoarder, "h4").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    held.push(v["id"].as_str().unwrap().to_string());
+    // Reserving and cancelling in a loop runs into the rate of new orders (6 at once).
+    let mut last = (201, serde_json::Value::Null);
+    for i in 5..10 {
+        let (s, _) = api
+            .call(
+                "DELETE",
+                &format!("/api/orders/{}", held.remove(0)),
+                Some(&hoarder),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        last = api.reserve(&hoarder, &format!("h{i}")).await;
+        if last.0 != StatusCode::CREATED {
+            break;
+        }
+        held.push(last.1["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(last.0, StatusCode::TOO_MANY_REQUESTS, "{}", last.1);
+    assert_eq!(message(&last.1), "Too many new orders, try again later");
 }
