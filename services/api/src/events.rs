@@ -46,10 +46,12 @@ pub enum Subject {
     PaymentCreated,
     #[serde(rename = "payment:failed")]
     PaymentFailed,
+    #[serde(rename = "session:revoked")]
+    SessionRevoked,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 7] = [
+    pub const ALL: [Subject; 8] = [
         Subject::TicketCreated,
         Subject::TicketUpdated,
         Subject::OrderCreated,
@@ -57,6 +59,7 @@ impl Subject {
         Subject::ExpirationComplete,
         Subject::PaymentCreated,
         Subject::PaymentFailed,
+        Subject::SessionRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Subject {
             Subject::ExpirationComplete => "expiration:complete",
             Subject::PaymentCreated => "payment:created",
             Subject::PaymentFailed => "payment:failed",
+            Subject::SessionRevoked => "session:revoked",
         }
     }
 }
@@ -178,6 +182,19 @@ pub struct PaymentFailed {
     pub reason: String,
 }
 
+/// `session:revoked` — auth → every service that checks tokens (tickets, orders,
+/// payments): tokens of this session are refused from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRevoked {
+    /// The session's id (the tokens' `jti`).
+    pub jti: String,
+    pub user_id: String,
+    /// Unix seconds after which no token of the session is valid anyway, so the
+    /// revocation can be forgotten.
+    pub until: i64,
+}
+
 /// Every event, tagged by its subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "subject", content = "data")]
@@ -196,6 +213,8 @@ pub enum Event {
     PaymentCreated(PaymentCreated),
     #[serde(rename = "payment:failed")]
     PaymentFailed(PaymentFailed),
+    #[serde(rename = "session:revoked")]
+    SessionRevoked(SessionRevoked),
 }
 
 impl Event {
@@ -208,6 +227,7 @@ impl Event {
             Event::ExpirationComplete(_) => Subject::ExpirationComplete,
             Event::PaymentCreated(_) => Subject::PaymentCreated,
             Event::PaymentFailed(_) => Subject::PaymentFailed,
+            Event::SessionRevoked(_) => Subject::SessionRevoked,
         }
     }
 }
@@ -384,6 +404,11 @@ mod tests {
             Event::PaymentFailed(PaymentFailed {
                 order_id: "o1".into(),
                 reason: "card declined".into(),
+            }),
+            Event::SessionRevoked(SessionRevoked {
+                jti: "s1".into(),
+                user_id: "u1".into(),
+                until: 1_800_000_000,
             }),
         ];
         assert_eq!(events.len(), Subject::ALL.len(), "one sample per subject");

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::FromRef;
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
@@ -62,6 +63,10 @@ pub struct Config {
     /// with Retry-After at once.
     #[arg(long, env = "TIX_HASH_QUEUE", default_value_t = 16)]
     pub hash_queue: usize,
+    /// Whether the session cookie says `Secure` (sent over HTTPS only): `auto` sets it
+    /// unless the request's host is this machine (localhost, 127.0.0.1, ::1).
+    #[arg(long, env = "TIX_COOKIE_SECURE", value_enum, default_value = "auto")]
+    pub cookie_secure: CookieSecure,
     /// Addresses whose X-Forwarded-For is believed (the gateway's), comma-separated.
     /// None by default: the peer's address is the client's.
     #[arg(
@@ -70,6 +75,44 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// When the session cookie is `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CookieSecure {
+    Auto,
+    Always,
+    Never,
+}
+
+impl CookieSecure {
+    /// For `auto`: secure unless the host the client asked for (`X-Forwarded-Host` from
+    /// the gateway, else `Host`) is a loopback name, where plain HTTP is the norm.
+    pub fn applies(self, headers: &HeaderMap) -> bool {
+        match self {
+            CookieSecure::Always => true,
+            CookieSecure::Never => false,
+            CookieSecure::Auto => {
+                let host = headers
+                    .get("x-forwarded-host")
+                    .or_else(|| headers.get(axum::http::header::HOST))
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                !is_loopback_host(host)
+            }
+        }
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl Config {
@@ -97,14 +140,23 @@ pub struct AppState {
     limits: Arc<Limits>,
     /// A real hash to verify against for unknown emails, so both cases cost the same.
     dummy_hash: Arc<String>,
+    cookie_secure: CookieSecure,
 }
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE users (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE users (
         id TEXT PRIMARY KEY,
         email TEXT NOT NULL UNIQUE,
         password_hash TEXT NOT NULL,
         created_at INTEGER NOT NULL
-    );"];
+    );",
+    // Signing out revokes the session here and announces it through the outbox.
+    tix_common::db::EVENTS_SCHEMA,
+    tix_common::sessions::SCHEMA,
+];
+
+/// The name auth publishes under.
+pub const PRODUCER: &str = "auth";
 
 /// The service, bound and ready to serve.
 /// Opens what the service owns, starts its background work and binds its port.
@@ -127,21 +179,27 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             }
         })
     };
+    let revocations = tix_common::sessions::watch(&db, &keys).await?;
     let state = AppState {
         db: db.clone(),
         keys,
         limits,
         dummy_hash: Arc::new(dummy_hash),
+        cookie_secure: cfg.cookie_secure,
     };
     let routes = Router::new()
         .route("/api/users/signup", post(routes::signup))
         .route("/api/users/signin", post(routes::signin))
         .route("/api/users/signout", post(routes::signout))
+        .route("/api/users/renew", post(routes::renew))
         .route("/api/users/currentuser", get(routes::current_user))
         .with_state(state);
     let router = http::app(routes, "auth", cfg.common.limits());
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
-        .with_db(db);
-    Ok(service.with_task(prune))
+        .with_db(db)
+        .with_outbox(&cfg.common.bus, PRODUCER)
+        .with_task(prune)
+        .with_task(revocations);
+    Ok(service)
 }

@@ -1,4 +1,4 @@
-//! The four auth endpoints (docs/api.md).
+//! The auth endpoints (docs/api.md): sign up, sign in, sign out, renew, who am I.
 
 use std::net::SocketAddr;
 
@@ -11,10 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
-use tix_api::user::{CurrentUser, CurrentUserBody, Empty, SignedIn};
-use tix_common::auth::{MaybeUser, clear_session_cookie, session_cookie};
+use tix_api::events::{Envelope, Event, SessionRevoked};
+use tix_api::user::{CurrentUserBody, Empty, SignedIn};
+use tix_common::auth::{Claims, CurrentUser, MaybeUser, clear_session_cookie, session_cookie};
 use tix_common::db::DbError;
-use tix_common::{ApiError, FieldError, Json};
+use tix_common::{ApiError, FieldError, Json, outbox, sessions};
 
 use crate::AppState;
 use crate::domain::{Email, Password};
@@ -73,17 +74,18 @@ fn parse_credentials(body: &CredentialsBody) -> Result<(Email, Password), ApiErr
     }
 }
 
-fn with_session(
+/// The answer that signs a user in: the token in the body and in the session cookie.
+fn signed_in(
     status: StatusCode,
     state: &AppState,
-    id: &str,
-    email: &str,
+    headers: &HeaderMap,
+    (token, claims): (String, Claims),
 ) -> Result<Response, ApiError> {
-    let (token, _) = state.keys.sign(id, email)?;
-    let cookie = session_cookie(&token, state.keys.ttl());
+    let secure = state.cookie_secure.applies(headers);
+    let cookie = session_cookie(&token, state.keys.ttl(), secure);
     let body = SignedIn {
-        id: id.to_string(),
-        email: email.to_string(),
+        id: claims.id,
+        email: claims.email,
         token,
     };
     Ok((status, [(SET_COOKIE, cookie)], Json(body)).into_response())
@@ -131,7 +133,8 @@ pub async fn signup(
         return Err(ApiError::field("email", "Email in use"));
     }
     tracing::info!(user = %id, "signed up");
-    with_session(StatusCode::CREATED, &state, &id, email.as_str())
+    let session = state.keys.sign(&id, email.as_str())?;
+    signed_in(StatusCode::CREATED, &state, &headers, session)
 }
 
 pub async fn signin(
@@ -185,7 +188,8 @@ pub async fn signin(
     match (id, ok) {
         (Some(id), true) => {
             state.limits.succeeded(email.as_str());
-            with_session(StatusCode::OK, &state, &id, email.as_str())
+            let session = state.keys.sign(&id, email.as_str())?;
+            signed_in(StatusCode::OK, &state, &headers, session)
         }
         _ => {
             state.limits.failed(email.as_str());
@@ -194,18 +198,55 @@ pub async fn signin(
     }
 }
 
-pub async fn signout() -> Response {
-    (
+/// Clears the cookie and, when the request carries a valid token, revokes its session:
+/// recorded here and announced as `session:revoked`, so every service refuses its tokens.
+pub async fn signout(
+    State(state): State<AppState>,
+    MaybeUser(user): MaybeUser,
+) -> Result<Response, ApiError> {
+    if let Some(claims) = user.filter(|c| !c.jti.is_empty()) {
+        let revoked = SessionRevoked {
+            until: state.keys.revoke_until(&claims),
+            jti: claims.jti,
+            user_id: claims.id,
+        };
+        let memory = state.keys.revocations().clone();
+        let user = revoked.user_id.clone();
+        state
+            .db
+            .write(move |c| -> Result<(), ApiError> {
+                sessions::record(c, &memory, &revoked)?;
+                outbox::enqueue(
+                    c,
+                    &Envelope::new(crate::PRODUCER, Event::SessionRevoked(revoked)),
+                )?;
+                Ok(())
+            })
+            .await?;
+        tracing::info!(%user, "signed out; session revoked");
+    }
+    Ok((
         StatusCode::OK,
         [(SET_COOKIE, clear_session_cookie())],
         Json(Empty {}),
     )
-        .into_response()
+        .into_response())
+}
+
+/// A fresh token for the caller's session, valid for the whole session time from now;
+/// a signed-out session cannot be renewed.
+pub async fn renew(
+    State(state): State<AppState>,
+    CurrentUser(claims): CurrentUser,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let session = state.keys.renew(&claims)?;
+    signed_in(StatusCode::OK, &state, &headers, session)
 }
 
 pub async fn current_user(MaybeUser(user): MaybeUser) -> Json<CurrentUserBody> {
     Json(CurrentUserBody {
-        current_user: user.map(|c| CurrentUser {
+        current_user: user.map(|c| tix_api::CurrentUser {
             email: c.email,
             exp: c.exp,
             iat: c.iat,

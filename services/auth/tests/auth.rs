@@ -237,6 +237,35 @@ async fn signout_clears_the_session_cookie() {
     );
 }
 
+/// The `Set-Cookie` of a sign-up asked for as `host`.
+async fn cookie_for(a: &Auth, host: &str, email: &str) -> String {
+    let r = a
+        .http
+        .post(format!("{}/api/users/signup", a.url))
+        .header("host", host)
+        .json(&json!({"email": email, "password": "password1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.headers()["set-cookie"].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_secure_outside_localhost() {
+    let a = start();
+    let local = cookie_for(&a, "localhost:8080", "l@x.io").await;
+    assert!(!local.contains("Secure"), "{local}");
+    let loopback = cookie_for(&a, "127.0.0.1:8080", "lb@x.io").await;
+    assert!(!loopback.contains("Secure"), "{loopback}");
+    let public = cookie_for(&a, "tix.example.com", "p@x.io").await;
+    assert!(public.ends_with("; Secure"), "{public}");
+    assert!(public.contains("HttpOnly") && public.contains("Max-Age=86400"));
+    let always = start_with(&[("TIX_COOKIE_SECURE", "always")]);
+    let forced = cookie_for(&always, "localhost", "f@x.io").await;
+    assert!(forced.ends_with("; Secure"), "{forced}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_oversized_and_untyped_bodies_get_a_clear_error() {
     let a = start();

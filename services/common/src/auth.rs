@@ -1,7 +1,13 @@
-//! Who is calling: JWTs signed with `TIX_JWT_SECRET` (HS256 only), accepted from an
+//! Who is calling: JWTs signed with the JWT secret (HS256 only), accepted from an
 //! `Authorization: Bearer` header or from the `session` cookie the course's web client sends
 //! (base64 of `{"jwt":"…"}`).
+//!
+//! Every token belongs to a session (`jti`). Signing out revokes the session: auth records
+//! it and announces `session:revoked`, and every service that checks tokens keeps the
+//! revoked sessions in memory ([`Revocations`]), so the check is one hash lookup.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{FromRef, FromRequestParts};
@@ -21,15 +27,59 @@ pub struct Claims {
     pub email: String,
     pub iat: i64,
     pub exp: i64,
+    /// The session the token belongs to; renewed tokens keep it. Empty in tokens made
+    /// before sessions could be revoked (they expire on their own).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
 }
 
-/// Signing and checking keys, built once from the secret.
+/// Sessions that were signed out, each until its last token would have expired anyway.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    until: RwLock<HashMap<String, i64>>,
+}
+
+impl Revocations {
+    pub fn revoke(&self, jti: &str, until: i64) {
+        let mut all = self.until.write().unwrap_or_else(|e| e.into_inner());
+        let at = all.entry(jti.to_string()).or_insert(until);
+        *at = (*at).max(until);
+    }
+
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        !jti.is_empty()
+            && self
+                .until
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(jti)
+    }
+
+    /// Forgets revocations whose tokens have all expired (unix seconds).
+    pub fn prune(&self, now: i64) {
+        self.until
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.until.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Signing and checking keys, built once from the secret, and the revoked sessions.
 #[derive(Clone)]
 pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    revoked: Arc<Revocations>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -47,7 +97,7 @@ impl JwtKeys {
     pub fn new(secret: &str, ttl: Duration) -> anyhow::Result<Self> {
         anyhow::ensure!(
             secret.len() >= MIN_SECRET_LEN,
-            "TIX_JWT_SECRET must be at least {MIN_SECRET_LEN} characters (generate one with `openssl rand -hex 32`)"
+            "the JWT secret must be at least {MIN_SECRET_LEN} characters (generate one with `openssl rand -hex 32`)"
         );
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
@@ -57,28 +107,53 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(secret.as_bytes()),
             validation,
             ttl,
+            revoked: Arc::new(Revocations::default()),
         })
     }
 
-    /// A token for this user, valid for the configured time.
+    /// A token for this user in a new session, valid for the configured time.
     pub fn sign(&self, id: &str, email: &str) -> anyhow::Result<(String, Claims)> {
+        self.issue(id, email, uuid::Uuid::now_v7().to_string())
+    }
+
+    /// A fresh token for the same session, valid for the configured time from now.
+    pub fn renew(&self, claims: &Claims) -> anyhow::Result<(String, Claims)> {
+        self.issue(&claims.id, &claims.email, claims.jti.clone())
+    }
+
+    fn issue(&self, id: &str, email: &str, jti: String) -> anyhow::Result<(String, Claims)> {
         let iat = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             id: id.to_string(),
             email: email.to_string(),
             iat,
             exp: iat + self.ttl.as_secs() as i64,
+            jti,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, claims))
     }
 
-    /// The claims of a valid, unexpired HS256 token signed with our secret; `None` otherwise
-    /// (tampered, expired, `alg: none`, another algorithm, garbage).
+    /// The claims of a valid, unexpired HS256 token signed with our secret whose session
+    /// was not signed out; `None` otherwise (tampered, expired, revoked, `alg: none`,
+    /// another algorithm, garbage).
     pub fn verify(&self, token: &str) -> Option<Claims> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
             .map(|d| d.claims)
+            .filter(|c| !self.revoked.is_revoked(&c.jti))
+    }
+
+    /// The sessions this process refuses.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revoked
+    }
+
+    /// Until when a session signed out now must be refused: no token of it, however
+    /// recently renewed, lives longer.
+    pub fn revoke_until(&self, claims: &Claims) -> i64 {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        claims.exp.max(now + self.ttl.as_secs() as i64)
     }
 
     pub fn ttl(&self) -> Duration {
@@ -124,12 +199,14 @@ fn jwt_from_cookie(value: &str) -> Option<String> {
         .map(|s| s.jwt)
 }
 
-/// The `Set-Cookie` value carrying a token as the course's web client expects it.
-pub fn session_cookie(token: &str, ttl: Duration) -> HeaderValue {
+/// The `Set-Cookie` value carrying a token as the course's web client expects it;
+/// `secure` keeps browsers from sending it over plain HTTP.
+pub fn session_cookie(token: &str, ttl: Duration, secure: bool) -> HeaderValue {
     let json = serde_json::json!({ "jwt": token }).to_string();
     let b64 = base64::engine::general_purpose::STANDARD.encode(json);
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
-        "session={b64}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+        "session={b64}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
         ttl.as_secs()
     ))
     .expect("base64 is a valid header value")
@@ -188,6 +265,26 @@ mod tests {
         JwtKeys::new(SECRET, Duration::from_secs(3600)).unwrap()
     }
 
+    #[test]
+    fn a_signed_out_session_is_refused_renewed_copies_included() {
+        let k = keys();
+        let (first, claims) = k.sign("u1", "u@x.io").unwrap();
+        let (renewed, again) = k.renew(&claims).unwrap();
+        assert_eq!(again.jti, claims.jti, "renewal keeps the session");
+        let (other, _) = k.sign("u1", "u@x.io").unwrap();
+        assert!(k.verify(&first).is_some() && k.verify(&renewed).is_some());
+        k.revocations().revoke(&claims.jti, k.revoke_until(&claims));
+        assert!(k.verify(&first).is_none());
+        assert!(k.verify(&renewed).is_none());
+        assert!(
+            k.verify(&other).is_some(),
+            "another session of the same user"
+        );
+        // Clones (handed to every handler) share the list.
+        assert!(k.clone().verify(&renewed).is_none());
+        assert!(k.revoke_until(&claims) >= claims.exp);
+    }
+
     fn parts(headers: &[(&str, &str)]) -> Parts {
         let mut b = axum::http::Request::builder();
         for (k, v) in headers {
@@ -232,6 +329,7 @@ mod tests {
             email: "e@x.io".into(),
             iat: now - 100,
             exp: now - 1,
+            jti: String::new(),
         };
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -244,7 +342,7 @@ mod tests {
 
     #[test]
     fn the_token_comes_from_the_bearer_header_or_the_session_cookie() {
-        let cookie = session_cookie("abc.def.ghi", Duration::from_secs(60));
+        let cookie = session_cookie("abc.def.ghi", Duration::from_secs(60), false);
         let cookie = cookie
             .to_str()
             .unwrap()

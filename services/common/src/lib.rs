@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod rate;
 pub mod secret;
 pub mod service;
+pub mod sessions;
 
 pub use error::{ApiError, FieldError};
 pub use json::Json;

@@ -60,6 +60,18 @@ impl Service {
         self.with_bus(bus).with_task(relay).with_task(consumer)
     }
 
+    /// For a service that publishes but consumes nothing: a bus connection named `name`
+    /// and the outbox relay on its database (set by [`Service::with_db`] first).
+    pub fn with_outbox(self, bus_url: &str, name: &str) -> Self {
+        let db = self
+            .db
+            .clone()
+            .expect("with_db before with_outbox: the outbox is in the database");
+        let bus = Client::connect(ClientOptions::new(bus_url, name));
+        let relay = tokio::spawn(crate::outbox::run_relay(db, bus.clone()));
+        self.with_bus(bus).with_task(relay)
+    }
+
     /// Background work (outbox relay, consumers, schedulers) stopped with the service.
     pub fn with_task(mut self, task: tokio::task::JoinHandle<()>) -> Self {
         self.tasks.push(task);

@@ -28,6 +28,7 @@ use tix_common::db::Db;
 use tix_common::http;
 use tix_common::rate::Rate;
 use tix_common::service::Service;
+use tix_common::sessions;
 
 pub const PRODUCER: &str = "orders";
 
@@ -77,6 +78,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             Subject::ExpirationComplete.as_str(),
             Subject::PaymentCreated.as_str(),
             Subject::PaymentFailed.as_str(),
+            Subject::SessionRevoked.as_str(),
         ],
     );
     // Events arrive in log order and a burst is applied in that order; a ticket version
@@ -96,9 +98,10 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             }
         })
     };
+    let revocations = sessions::watch(&db, &keys).await?;
     let state = AppState {
         db: db.clone(),
-        keys,
+        keys: keys.clone(),
         order_ttl: cfg.order_ttl,
         max_active_orders: cfg.max_active_orders,
         order_rate,
@@ -111,7 +114,12 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_events(&cfg.common.bus, group, Arc::new(consumer::apply))
+        .with_events(
+            &cfg.common.bus,
+            group,
+            sessions::with_revocations(&keys, consumer::apply),
+        )
+        .with_task(revocations)
         .with_task(prune);
     Ok(service)
 }

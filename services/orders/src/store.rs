@@ -28,6 +28,8 @@ pub const MIGRATIONS: &[&str] = &[
      );
      CREATE UNIQUE INDEX orders_one_active_per_ticket ON orders (ticket_id) WHERE status != 'cancelled';
      CREATE INDEX orders_user ON orders (user_id, id);",
+    // Signed-out sessions, refused by this service too (docs/security.md).
+    tix_common::sessions::SCHEMA,
 ];
 
 /// The replica of a ticket, as `ticket:*` events describe it.

@@ -31,6 +31,7 @@ use tix_common::db::Db;
 use tix_common::http;
 use tix_common::secret::{ExposeSecret, SecretSource, SecretString, refuse_flag};
 use tix_common::service::Service;
+use tix_common::sessions;
 
 use crate::provider::{PaymentProvider, Sandbox, Stripe};
 
@@ -152,15 +153,17 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         &[
             Subject::OrderCreated.as_str(),
             Subject::OrderCancelled.as_str(),
+            Subject::SessionRevoked.as_str(),
         ],
     );
     // A burst is applied in log order. A cancellation that overtakes its creation (only
     // after a redelivery) finds no replica and is retried, so many in flight is safe.
     group.max_in_flight = 256;
     group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
+    let revocations = sessions::watch(&db, &keys).await?;
     let state = AppState {
         db: db.clone(),
-        keys,
+        keys: keys.clone(),
         provider,
         currency: Arc::from(cfg.currency.as_str()),
     };
@@ -171,7 +174,12 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_events(&cfg.common.bus, group, Arc::new(consumer::apply));
+        .with_events(
+            &cfg.common.bus,
+            group,
+            sessions::with_revocations(&keys, consumer::apply),
+        )
+        .with_task(revocations);
     Ok(service)
 }
 

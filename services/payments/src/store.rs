@@ -29,6 +29,8 @@ pub const MIGRATIONS: &[&str] = &[
     // When the order expires (unix ms; 0 = unknown): a card is not charged for an order
     // about to expire, since orders would cancel it while the charge runs.
     "ALTER TABLE orders ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;",
+    // Signed-out sessions, refused by this service too (docs/security.md).
+    tix_common::sessions::SCHEMA,
 ];
 
 /// An order as replicated from `order:*` events.

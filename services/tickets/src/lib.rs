@@ -10,7 +10,6 @@ mod routes;
 mod store;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -23,6 +22,7 @@ use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
 use tix_common::http;
 use tix_common::service::Service;
+use tix_common::sessions;
 
 pub use domain::{Price, Title};
 
@@ -59,14 +59,16 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         &[
             Subject::OrderCreated.as_str(),
             Subject::OrderCancelled.as_str(),
+            Subject::SessionRevoked.as_str(),
         ],
     );
     // Handlers are safe in any order (see consumer.rs), so deliveries can be pipelined.
     group.max_in_flight = 256;
     group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
+    let revocations = sessions::watch(&db, &keys).await?;
     let state = AppState {
         db: db.clone(),
-        keys,
+        keys: keys.clone(),
     };
     let routes = Router::new()
         .route("/api/tickets", get(routes::list).post(routes::create))
@@ -76,6 +78,11 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_events(&cfg.common.bus, group, Arc::new(consumer::apply));
+        .with_events(
+            &cfg.common.bus,
+            group,
+            sessions::with_revocations(&keys, consumer::apply),
+        )
+        .with_task(revocations);
     Ok(service)
 }

@@ -21,6 +21,8 @@ pub const MIGRATIONS: &[&str] = &[
     // Orders known to be cancelled: an order:created overtaken by its own cancellation
     // (after a redelivery) must not reserve the ticket.
     "CREATE TABLE cancelled_orders (order_id TEXT PRIMARY KEY) WITHOUT ROWID;",
+    // Signed-out sessions, refused by this service too (docs/security.md).
+    tix_common::sessions::SCHEMA,
 ];
 
 pub fn mark_cancelled(c: &Connection, order_id: &str) -> rusqlite::Result<()> {

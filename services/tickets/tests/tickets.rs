@@ -106,7 +106,8 @@ async fn writing_needs_a_valid_token_from_the_header_or_the_cookie() {
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // The course client's cookie: base64 of {"jwt": …}.
-    let cookie = tix_common::auth::session_cookie(&User::new("cat").token, Duration::from_secs(60));
+    let cookie =
+        tix_common::auth::session_cookie(&User::new("cat").token, Duration::from_secs(60), false);
     let cookie = cookie
         .to_str()
         .unwrap()
