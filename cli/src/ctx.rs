@@ -40,6 +40,25 @@ impl Ctx {
         }
     }
 
+    /// Renews the session's token once half its life is gone and saves it, so a daily user
+    /// never has to sign in again. Quietly does nothing when it cannot (offline, signed
+    /// out elsewhere): the command itself then says what is wrong.
+    pub async fn renew_if_due(&mut self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let Some(session) = self.session.as_mut().filter(|s| s.needs_renewal(now)) else {
+            return;
+        };
+        let client = ApiClient::new(&self.api, Some(session.token.clone()));
+        if let Ok(fresh) = client.renew().await {
+            session.token = fresh.token;
+            if let Err(e) = session.save(&self.dir, &self.profile) {
+                eprintln!("warning: could not save the renewed session: {e}");
+            }
+        }
+    }
+
     /// A client with the session's token if there is one: reading tickets needs none.
     pub fn client(&self) -> ApiClient {
         ApiClient::new(&self.api, self.session.as_ref().map(|s| s.token.clone()))

@@ -43,11 +43,14 @@ fn run(cli: Cli) -> Outcome {
         commands::completions::print(shell);
         return Ok(());
     }
-    let ctx = Ctx::load(cli.api, cli.json, cli.profile);
+    let mut ctx = Ctx::load(cli.api, cli.json, cli.profile);
     // One command, one request at a time: a single thread is enough.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::Local(anyhow::anyhow!("{e}")))?;
-    rt.block_on(commands::run(&ctx, cli.command))
+    rt.block_on(async {
+        ctx.renew_if_due().await;
+        commands::run(&ctx, cli.command).await
+    })
 }

@@ -352,3 +352,36 @@ fn completions_and_help_need_no_stack() {
     let r = run(tix("http://127.0.0.1:1", dir.path()), &["--help"], None);
     assert!(r.stdout.contains("Exit codes:") && r.stdout.contains("payment declined"));
 }
+
+#[test]
+fn a_session_is_renewed_as_it_is_used_and_signing_out_revokes_it() {
+    // Sessions of 4 s: past 2 s, any command renews the token first.
+    let stack = Stack::start_with_env(&["auth", "gateway"], &[("TIX_SESSION_TTL", "4s")]);
+    let api = stack.url("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tix");
+    signup(&api, &cfg, "default", "ren@example.com");
+    let token = || -> String {
+        let text = std::fs::read_to_string(cfg.join("session-default.json")).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = token();
+    assert_eq!(run(tix(&api, &cfg), &["whoami"], None).code, 0);
+    assert_eq!(token(), first, "a young token is kept");
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(run(tix(&api, &cfg), &["whoami"], None).code, 0);
+    let renewed = token();
+    assert_ne!(renewed, first, "past half its life the token was renewed");
+    // A copy of the session (another terminal, a stolen file) works until sign-out…
+    let copy = std::fs::read_to_string(cfg.join("session-default.json")).unwrap();
+    std::fs::write(cfg.join("session-copy.json"), copy).unwrap();
+    let whoami_copy = || run(tix(&api, &cfg), &["--profile", "copy", "whoami"], None);
+    assert_eq!(whoami_copy().code, 0);
+    // …which revokes the session on the server, so the copy is refused too.
+    assert_eq!(run(tix(&api, &cfg), &["signout"], None).code, 0);
+    let r = whoami_copy();
+    assert_eq!(r.code, 3, "the revoked session is nobody: {}", r.stderr);
+}

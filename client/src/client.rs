@@ -171,6 +171,13 @@ impl ApiClient {
         Ok(())
     }
 
+    /// A fresh token for the signed-in session (the old one stays valid until it expires
+    /// or the session is signed out).
+    pub async fn renew(&self) -> Result<SignedIn, ClientError> {
+        self.send(reqwest::Method::POST, "/api/users/renew", None::<&Empty>)
+            .await
+    }
+
     pub async fn current_user(&self) -> Result<Option<CurrentUser>, ClientError> {
         let body: CurrentUserBody = self.get("/api/users/currentuser").await?;
         Ok(body.current_user)

@@ -40,6 +40,15 @@ pub fn path(dir: &Path, profile: &str) -> PathBuf {
 }
 
 impl Session {
+    /// Whether the token has used up half its life: then it is renewed, so someone who
+    /// uses tix every day never has to sign in again, while a lost token still expires.
+    pub fn needs_renewal(&self, now_unix: i64) -> bool {
+        token_times(&self.token).is_some_and(|(iat, exp)| {
+            let half = (exp - iat) / 2;
+            now_unix < exp && now_unix >= iat + half
+        })
+    }
+
     /// The saved session of a profile, if any (an unreadable one counts as none).
     pub fn load(dir: &Path, profile: &str) -> Option<Session> {
         let text = std::fs::read_to_string(path(dir, profile)).ok()?;
@@ -75,6 +84,23 @@ impl Session {
     }
 }
 
+/// When a token was issued and expires (unix seconds), read from its payload without
+/// checking the signature: only the server can check it, the client only needs the times.
+pub fn token_times(token: &str) -> Option<(i64, i64)> {
+    use base64::Engine;
+    #[derive(Deserialize)]
+    struct Times {
+        iat: i64,
+        exp: i64,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let t: Times = serde_json::from_slice(&bytes).ok()?;
+    Some((t.iat, t.exp))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +126,28 @@ mod tests {
         assert_eq!(Session::load(&d, "other"), None);
         assert!(Session::remove(&d, "default").unwrap());
         assert!(!Session::remove(&d, "default").unwrap());
+    }
+
+    #[test]
+    fn a_token_is_renewed_once_half_its_life_is_gone() {
+        use base64::Engine;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"HS256"}"#),
+            b64(r#"{"id":"u","iat":1000,"exp":1100}"#)
+        );
+        assert_eq!(token_times(&token), Some((1000, 1100)));
+        let s = Session {
+            api: String::new(),
+            email: String::new(),
+            user_id: String::new(),
+            token,
+        };
+        assert!(!s.needs_renewal(1010));
+        assert!(s.needs_renewal(1050));
+        assert!(!s.needs_renewal(1100), "expired: too late to renew");
+        assert_eq!(token_times("garbage"), None);
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
         "a profile name is letters, digits, - and _"
     );
     let dir = session::config_dir();
-    let saved = Session::load(&dir, &cli.profile);
+    let mut saved = Session::load(&dir, &cli.profile);
     let api = cli
         .api
         .clone()
@@ -106,6 +106,18 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // A token past half its life is renewed before the screens start, as `tix` does.
+    if let Some(s) = saved.as_mut() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if s.needs_renewal(now)
+            && let Ok(fresh) = rt.block_on(ApiClient::new(&api, Some(s.token.clone())).renew())
+        {
+            s.token = fresh.token;
+            let _ = s.save(&dir, &cli.profile);
+        }
+    }
     let mut terminal = tix_tui::term::init()?;
     let result = rt.block_on(run(&mut terminal, &api, &dir, &cli.profile, saved));
     tix_tui::term::restore();

@@ -79,7 +79,8 @@ async fn sign(ctx: &Ctx, c: Credentials, new: bool) -> Outcome {
 
 pub async fn signout(ctx: &Ctx) -> Outcome {
     if ctx.session.is_some() {
-        // The server only clears a cookie; the local session is what matters.
+        // The server revokes the session, so a copy of the token is refused everywhere;
+        // offline, the local session is still removed.
         let _ = ctx.client().signout().await;
     }
     let removed = Session::remove(&ctx.dir, &ctx.profile).map_err(Failure::local)?;
