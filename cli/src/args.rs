@@ -15,7 +15,8 @@ Exit codes:
   2  usage: a missing or invalid argument
   3  not signed in, or not allowed (someone else's order or ticket)
   4  not found
-  5  refused: invalid input or a business rule (reserved, already paid, email in use)
+  5  refused: invalid input or a business rule (reserved, already paid, email in use,
+     an order cancelled before its payment arrived: the payment is refunded)
   6  payment declined
   7  the stack cannot be reached or failed (connection refused, 5xx, a service down)
 
@@ -25,6 +26,7 @@ Examples:
   tix tickets list --search jazz
   tix tickets create --title \"Jazz night\" --price 25
   tix buy 0193a… --token tok_visa
+  tix payments list
   tix --profile seller tickets list --mine --json | jq '.[].id'";
 
 /// The tix ticket marketplace, from the command line.
@@ -64,7 +66,7 @@ pub enum Command {
     /// Your orders: reserve, look, cancel.
     #[command(subcommand)]
     Orders(OrdersCmd),
-    /// Pay for a reserved order.
+    /// Pay for a reserved order; returns once the order shows complete.
     #[command(
         after_help = "Examples:\n  tix pay 0193a… --token tok_visa\n  tix pay 0193a… --card '4242 4242 4242 4242'"
     )]
@@ -72,14 +74,21 @@ pub enum Command {
         order_id: String,
         #[command(flatten)]
         card: Card,
+        #[command(flatten)]
+        wait: Wait,
     },
-    /// Reserve a ticket and pay for it in one go.
+    /// Reserve a ticket and pay for it in one go; returns once the order shows complete.
     #[command(after_help = "Example: tix buy 0193a… --token tok_visa")]
     Buy {
         ticket_id: String,
         #[command(flatten)]
         card: Card,
+        #[command(flatten)]
+        wait: Wait,
     },
+    /// Your payments (receipts): what was charged, and what was refunded.
+    #[command(subcommand)]
+    Payments(PaymentsCmd),
     /// Each service's health, through the gateway.
     Status,
     /// Watch the event bus.
@@ -111,6 +120,15 @@ pub struct Card {
     /// A card number, e.g. 4242424242424242 (succeeds) or 4000000000000002 (declined).
     #[arg(long)]
     pub card: Option<String>,
+}
+
+/// After a payment is accepted, the order is completed by an event a moment later.
+#[derive(Debug, Args)]
+pub struct Wait {
+    /// How long to wait, in seconds, for the order to show complete after the payment
+    /// (then it says the order is catching up). 0 returns at once.
+    #[arg(long = "wait", value_name = "SECONDS", default_value_t = 5)]
+    pub seconds: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +185,18 @@ pub enum OrdersCmd {
     Create { ticket_id: String },
     /// Cancel an order and release its ticket.
     Cancel { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCmd {
+    /// Your payments, newest first.
+    #[command(
+        after_help = "Examples:\n  tix payments list\n  tix payments list --json | jq '.[] | select(.status == \"refunded\")'"
+    )]
+    List,
+    /// One of your payments: amount, status, when, and why it failed or was refunded.
+    #[command(after_help = "Example: tix payments show 0193b…")]
+    Show { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,6 +18,12 @@ pub enum Failure {
         message: String,
         order: String,
     },
+    /// The payment went through, but the order had been cancelled (expired, or cancelled
+    /// elsewhere) before it arrived: the order stays cancelled and the charge is refunded.
+    PaidTooLate {
+        order: String,
+        payment: String,
+    },
     /// The gateway answered, but some services behind it did not.
     Degraded,
     Local(anyhow::Error),
@@ -57,6 +63,7 @@ impl Failure {
             Failure::Local(_) => 1,
             Failure::Usage(_) => 2,
             Failure::NotSignedIn => 3,
+            Failure::PaidTooLate { .. } => 5,
             Failure::Declined { .. } => 6,
             Failure::Degraded => 7,
             Failure::Client(e) => match e.kind() {
@@ -76,6 +83,9 @@ impl Failure {
             Failure::Usage(m) => m.clone(),
             Failure::Declined { message, order } => format!(
                 "payment declined: {message}\norder {order} is cancelled and its ticket released"
+            ),
+            Failure::PaidTooLate { order, payment } => format!(
+                "order {order} was cancelled (it expired, or was cancelled elsewhere) before payment {payment} reached it: the order stays cancelled and the charge is refunded\nsee: tix payments show {payment}"
             ),
             Failure::Degraded => "some services are down".into(),
             Failure::Local(e) => format!("{e:#}"),
@@ -122,6 +132,10 @@ mod tests {
             Failure::Declined {
                 message: "m".into(),
                 order: "o".into(),
+            },
+            Failure::PaidTooLate {
+                order: "o".into(),
+                payment: "p".into(),
             },
             Failure::Degraded,
             Failure::Client(ClientError::Unreachable {

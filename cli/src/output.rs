@@ -4,8 +4,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tix_api::health::Health;
-use tix_api::{Order, OrderStatus, Ticket};
-use tix_client::format::short_id as short;
+use tix_api::{Order, OrderStatus, Payment, PaymentStatus, Ticket};
+use tix_client::format::{moment, short_id as short};
 
 pub fn date(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
@@ -14,14 +14,24 @@ pub fn date(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// "expires in 14:32", "expired", "paid", "cancelled".
+/// "expires in 14:32", "expired", "paid 09:41 UTC" ("paid" when the time is not known),
+/// "cancelled".
 pub fn expiry(o: &Order) -> String {
+    expiry_at(o, OffsetDateTime::now_utc())
+}
+
+fn expiry_at(o: &Order, now: OffsetDateTime) -> String {
     match o.status {
-        OrderStatus::Complete => return "paid".into(),
+        OrderStatus::Complete => {
+            return match o.paid_at {
+                Some(at) => format!("paid {}", moment(at, now)),
+                None => "paid".into(),
+            };
+        }
         OrderStatus::Cancelled => return "cancelled".into(),
         OrderStatus::Created | OrderStatus::AwaitingPayment => {}
     }
-    let left = (o.expires_at.to_datetime() - OffsetDateTime::now_utc()).whole_seconds();
+    let left = (o.expires_at.to_datetime() - now).whole_seconds();
     if left <= 0 {
         "expired".into()
     } else {
@@ -136,6 +146,50 @@ pub fn order(o: &Order) -> String {
     )
 }
 
+pub fn payments(list: &[Payment]) -> String {
+    payments_at(list, OffsetDateTime::now_utc())
+}
+
+fn payments_at(list: &[Payment], now: OffsetDateTime) -> String {
+    if list.is_empty() {
+        return "No payments.".into();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|p| {
+            let when = match (p.status, p.refunded_at) {
+                (PaymentStatus::Refunded, Some(at)) => format!("refunded {}", moment(at, now)),
+                _ => moment(p.created_at, now),
+            };
+            vec![
+                p.id.clone(),
+                p.order_id.clone(),
+                p.amount.display(),
+                p.status.to_string(),
+                when,
+            ]
+        })
+        .collect();
+    table(&["id", "order", "amount", "status", "when"], &rows)
+}
+
+pub fn payment(p: &Payment) -> String {
+    let mut rows = vec![
+        vec!["id".into(), p.id.clone()],
+        vec!["order".into(), p.order_id.clone()],
+        vec!["amount".into(), p.amount.display()],
+        vec!["status".into(), p.status.to_string()],
+        vec!["created".into(), p.created_at.to_rfc3339()],
+    ];
+    if let Some(at) = p.refunded_at {
+        rows.push(vec!["refunded".into(), at.to_rfc3339()]);
+    }
+    if let Some(why) = &p.reason {
+        rows.push(vec!["reason".into(), why.clone()]);
+    }
+    table(&["field", "value"], &rows)
+}
+
 pub fn status(api: &str, health: &Health) -> String {
     let mut rows = vec![vec![
         "gateway".to_string(),
@@ -166,6 +220,8 @@ pub fn event(subject: &str, e: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    use tix_api::{Money, UnixMillis};
+
     use super::*;
 
     #[test]
@@ -175,5 +231,83 @@ mod tests {
             &[vec!["wide cell".into(), "x".into()]],
         );
         assert_eq!(t, "A          LONG HEADER\nwide cell  x");
+    }
+
+    fn now() -> OffsetDateTime {
+        // 2027-01-15T08:00:00Z
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn at(minutes_ago: i64) -> UnixMillis {
+        UnixMillis::from(now() - time::Duration::minutes(minutes_ago))
+    }
+
+    #[test]
+    fn a_paid_order_says_when_it_was_paid() {
+        let mut o = Order {
+            expires_at: at(-10),
+            id: "o1".into(),
+            paid_at: None,
+            status: OrderStatus::Created,
+            ticket: tix_api::OrderTicket {
+                id: "t1".into(),
+                price: Money::from_cents(2500),
+                title: "Jazz".into(),
+                version: 0,
+            },
+            user_id: "u1".into(),
+            version: 0,
+        };
+        assert_eq!(expiry_at(&o, now()), "expires in 10:00");
+        o.status = OrderStatus::Complete;
+        assert_eq!(
+            expiry_at(&o, now()),
+            "paid",
+            "paid before paidAt was recorded"
+        );
+        o.paid_at = Some(at(28));
+        assert_eq!(expiry_at(&o, now()), "paid 07:32 UTC");
+        o.paid_at = Some(at(2 * 24 * 60));
+        assert_eq!(expiry_at(&o, now()), "paid 13 Jan 08:00 UTC");
+    }
+
+    #[test]
+    fn payments_show_their_amount_status_and_refund() {
+        let p = |id: &str, status, refunded: Option<UnixMillis>, reason: Option<&str>| Payment {
+            amount: Money::from_cents(2550),
+            created_at: at(30),
+            id: id.into(),
+            order_id: format!("order-{id}"),
+            reason: reason.map(Into::into),
+            refunded_at: refunded,
+            status,
+        };
+        let list = [
+            p(
+                "p2",
+                PaymentStatus::Refunded,
+                Some(at(20)),
+                Some("the order expired before its payment arrived"),
+            ),
+            p("p1", PaymentStatus::Succeeded, None, None),
+        ];
+        assert_eq!(
+            payments_at(&list, now()),
+            "ID  ORDER     AMOUNT  STATUS     WHEN\n\
+             p2  order-p2  $25.50  refunded   refunded 07:40 UTC\n\
+             p1  order-p1  $25.50  succeeded  07:30 UTC"
+        );
+        assert_eq!(payments_at(&[], now()), "No payments.");
+        assert_eq!(
+            payment(&list[0]),
+            "FIELD     VALUE\n\
+             id        p2\n\
+             order     order-p2\n\
+             amount    $25.50\n\
+             status    refunded\n\
+             created   2027-01-15T07:30:00Z\n\
+             refunded  2027-01-15T07:40:00Z\n\
+             reason    the order expired before its payment arrived"
+        );
     }
 }

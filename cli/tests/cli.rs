@@ -385,3 +385,247 @@ fn a_session_is_renewed_as_it_is_used_and_signing_out_revokes_it() {
     let r = whoami_copy();
     assert_eq!(r.code, 3, "the revoked session is nobody: {}", r.stderr);
 }
+
+#[test]
+fn buy_and_pay_return_once_the_order_shows_complete_and_payments_are_receipts() {
+    let stack = Stack::start(&ALL);
+    let api = stack.url("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path();
+    signup(&api, cfg, "seller", "seller@example.com");
+    signup(&api, cfg, "buyer", "buyer@example.com");
+    let sell = |title: &str, price: &str| -> String {
+        let t = json(&run(
+            tix(&api, cfg),
+            &[
+                "--profile",
+                "seller",
+                "--json",
+                "tickets",
+                "create",
+                "--title",
+                title,
+                "--price",
+                price,
+            ],
+            None,
+        ));
+        t["id"].as_str().unwrap().to_string()
+    };
+    let buyer = |args: &[&str]| -> Run {
+        let mut all = vec!["--profile", "buyer"];
+        all.extend_from_slice(args);
+        run(tix(&api, cfg), &all, None)
+    };
+
+    // `tix buy X && tix orders show O`: never `created`, whatever the events are doing.
+    let mut orders = Vec::new();
+    for (i, price) in ["10", "20.5", "30"].into_iter().enumerate() {
+        let ticket = sell(&format!("Show {i}"), price);
+        let bought = json(&buyer(&["--json", "buy", &ticket, "--token", "tok_visa"]));
+        let order = bought["order"]["id"].as_str().unwrap().to_string();
+        assert_eq!(bought["order"]["status"], "complete", "{bought}");
+        assert_eq!(bought["payment"]["status"], "succeeded", "{bought}");
+        let o = json(&buyer(&["--json", "orders", "show", &order]));
+        assert_eq!(o["status"], "complete", "right after buy: {o}");
+        assert!(o["paidAt"].is_string(), "{o}");
+        orders.push(order);
+    }
+    let r = buyer(&["orders", "show", &orders[0]]);
+    assert!(
+        r.stdout.contains("paid ") && r.stdout.contains(" UTC"),
+        "says when it was paid: {}",
+        r.stdout
+    );
+
+    // `tix pay` too, and its text says the order is paid.
+    let ticket = sell("Matinee", "12");
+    let o = json(&buyer(&["--json", "orders", "create", &ticket]));
+    let order = o["id"].as_str().unwrap().to_string();
+    assert_eq!(o["paidAt"], Value::Null);
+    let r = buyer(&["pay", &order, "--card", "4242 4242 4242 4242"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!("Paid order {order}")) && r.stdout.contains(": paid "),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stderr.contains("catching up"), "{}", r.stderr);
+    assert_eq!(
+        json(&buyer(&["--json", "orders", "show", &order]))["status"],
+        "complete"
+    );
+
+    // The receipts: newest first, the price agreed, the order each paid for.
+    let list = json(&buyer(&["--json", "payments", "list"]));
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 4, "{list:?}");
+    assert_eq!(list[0]["orderId"], order.as_str());
+    assert_eq!(list[0]["amount"], 12);
+    assert_eq!(list[2]["amount"], 20.5);
+    assert!(list.iter().all(|p| p["status"] == "succeeded"), "{list:?}");
+    let id = list[0]["id"].as_str().unwrap().to_string();
+    let shown = json(&buyer(&["--json", "payments", "show", &id]));
+    assert_eq!(&shown, &list[0]);
+    let r = buyer(&["payments", "show", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("$12.00") && r.stdout.contains("succeeded") && r.stdout.contains(&order),
+        "{}",
+        r.stdout
+    );
+    let r = buyer(&["payments", "list"]);
+    assert!(
+        r.stdout.starts_with("ID") && r.stdout.lines().count() == 5,
+        "{}",
+        r.stdout
+    );
+    // Someone else's payment is not the seller's to see.
+    let r = run(
+        tix(&api, cfg),
+        &["--profile", "seller", "payments", "show", &id],
+        None,
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let r = run(
+        tix(&api, cfg),
+        &["--profile", "seller", "payments", "list"],
+        None,
+    );
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (0, "No payments."),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A stand-in for the gateway: answers each request with `answer(method, path)`, a status
+/// and a JSON body, one connection at a time, until the test ends.
+fn fake_api(answer: impl Fn(&str, &str) -> (u16, String) + Send + 'static) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            let mut parts = request.split_whitespace();
+            let (method, path) = (
+                parts.next().unwrap_or("").to_string(),
+                parts.next().unwrap_or("").to_string(),
+            );
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let (status, body) = answer(&method, &path);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+#[test]
+fn pay_says_when_the_order_is_catching_up_and_when_it_was_cancelled_first() {
+    use tix_api::{Money, Order, OrderStatus, OrderTicket, Payment, PaymentStatus, UnixMillis};
+    let order = |status| Order {
+        expires_at: UnixMillis::now().after(Duration::from_secs(600)),
+        id: "o1".into(),
+        paid_at: None,
+        status,
+        ticket: OrderTicket {
+            id: "t1".into(),
+            price: Money::from_cents(1000),
+            title: "Jazz".into(),
+            version: 0,
+        },
+        user_id: "u1".into(),
+        version: 0,
+    };
+    let payment = serde_json::to_string(&Payment {
+        amount: Money::from_cents(1000),
+        created_at: UnixMillis::now(),
+        id: "p1".into(),
+        order_id: "o1".into(),
+        reason: None,
+        refunded_at: None,
+        status: PaymentStatus::Succeeded,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let signed_in = |api: &str| {
+        let session = serde_json::json!({"api": api, "email": "ann@example.com",
+            "userId": "u1", "token": "not-a-jwt"});
+        std::fs::write(dir.path().join("session-default.json"), session.to_string()).unwrap();
+    };
+
+    // The payment is accepted but the order never catches up within the wait.
+    let (created, paid) = (
+        serde_json::to_string(&order(OrderStatus::Created)).unwrap(),
+        payment.clone(),
+    );
+    let api = fake_api(move |method, path| match (method, path) {
+        ("POST", "/api/payments") => (201, paid.clone()),
+        ("GET", "/api/orders/o1") => (200, created.clone()),
+        _ => (404, r#"{"errors":[{"message":"Not found"}]}"#.into()),
+    });
+    signed_in(&api);
+    let started = Instant::now();
+    let r = run(
+        tix(&api, dir.path()),
+        &["pay", "o1", "--token", "tok_visa", "--wait", "1"],
+        None,
+    );
+    assert_eq!(r.code, 0, "the payment went through: {}", r.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
+    assert_eq!(r.stdout.trim(), "Paid order o1 (payment p1).");
+    assert!(
+        r.stderr.contains("payment p1 is confirmed")
+            && r.stderr
+                .contains("order o1 still shows created and is catching up"),
+        "{}",
+        r.stderr
+    );
+
+    // The order was cancelled before the payment reached it: orders rejects the payment
+    // and payments refunds it; the buyer is told so, and the exit code is not 0.
+    let cancelled = serde_json::to_string(&order(OrderStatus::Cancelled)).unwrap();
+    let api = fake_api(move |method, path| match (method, path) {
+        ("POST", "/api/payments") => (201, payment.clone()),
+        ("GET", "/api/orders/o1") => (200, cancelled.clone()),
+        _ => (404, r#"{"errors":[{"message":"Not found"}]}"#.into()),
+    });
+    signed_in(&api);
+    let r = run(
+        tix(&api, dir.path()),
+        &["pay", "o1", "--token", "tok_visa"],
+        None,
+    );
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("order o1 was cancelled")
+            && r.stderr.contains("refunded")
+            && r.stderr.contains("tix payments show p1"),
+        "{}",
+        r.stderr
+    );
+}

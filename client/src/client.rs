@@ -266,6 +266,16 @@ impl ApiClient {
             .await
     }
 
+    /// The caller's payments (receipts), newest first.
+    pub async fn payments(&self) -> Result<Vec<Payment>, ClientError> {
+        self.get("/api/payments").await
+    }
+
+    /// One of the caller's payments (someone else's is `Forbidden`).
+    pub async fn payment(&self, id: &str) -> Result<Payment, ClientError> {
+        self.get(&format!("/api/payments/{}", encode(id))).await
+    }
+
     /// The gateway's `/healthz`: every upstream's state. A 503 still carries the body, and
     /// is an answer, not an error.
     pub async fn health(&self) -> Result<Health, ClientError> {

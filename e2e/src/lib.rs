@@ -49,10 +49,12 @@ pub fn check_consistency(data_dir: &Path) -> Result<(), String> {
         "orders.db",
         "SELECT id, ticket_id, status FROM orders",
     );
+    // Every charge ends as the buyer's completed order or as a refund; nothing stays
+    // pending or half refunded.
     let payments = rows(
         data_dir,
         "payments.db",
-        "SELECT order_id FROM payments WHERE status = 'succeeded'",
+        "SELECT order_id, status FROM payments WHERE status != 'failed'",
     );
     let tickets = rows(
         data_dir,
@@ -61,15 +63,34 @@ pub fn check_consistency(data_dir: &Path) -> Result<(), String> {
     );
     let replica = rows(data_dir, "orders.db", "SELECT id, version FROM tickets");
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    if let Some(p) = payments
+        .iter()
+        .find(|p| matches!(s(&p[1]).as_str(), "pending" | "refund_pending"))
+    {
+        return Err(format!(
+            "a payment of order {} is still {}",
+            s(&p[0]),
+            s(&p[1])
+        ));
+    }
     for o in &orders {
-        let paid = payments.iter().filter(|p| s(&p[0]) == s(&o[0])).count();
+        let of = |status: &str| {
+            payments
+                .iter()
+                .filter(|p| s(&p[0]) == s(&o[0]) && s(&p[1]) == status)
+                .count()
+        };
+        let (charged, refunded) = (of("succeeded"), of("refunded"));
         let complete = s(&o[2]) == "complete";
-        if complete && paid != 1 {
-            return Err(format!("complete order {} has {paid} payments", s(&o[0])));
-        }
-        if !complete && paid != 0 {
+        if complete && (charged, refunded) != (1, 0) {
             return Err(format!(
-                "{} order {} has {paid} payments",
+                "complete order {} has {charged} charges and {refunded} refunds",
+                s(&o[0])
+            ));
+        }
+        if !complete && charged != 0 {
+            return Err(format!(
+                "{} order {} has {charged} charges not refunded",
                 s(&o[2]),
                 s(&o[0])
             ));

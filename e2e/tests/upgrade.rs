@@ -87,6 +87,17 @@ async fn orders_applies_events_from_a_newer_tickets_payments_and_expiration() {
                "version": 1, "orderId": null}),
     ))
     .await;
+    // An order keeps the ticket as it was reserved: reserve only once orders has applied
+    // the update, which a later ticket in the log proves.
+    let marker = "ticket-published-after-the-update";
+    publish(event(
+        "tickets",
+        "ticket:created",
+        json!({"id": marker, "title": "Marker", "priceCents": 100, "userId": seller.id,
+               "version": 0}),
+    ))
+    .await;
+    reserve(&api, &User::new("marker-buyer"), marker).await;
     let order = reserve(&api, &buyer, ticket).await;
     eventually("the order shows the updated ticket", SETTLE, || async {
         let t = api.order(&buyer, &order).await["ticket"].clone();

@@ -39,6 +39,8 @@ pub enum Action {
     Tickets(Result<Vec<Ticket>, Problem>),
     MyTickets(Result<Vec<Ticket>, Problem>),
     Orders(Result<Vec<Order>, Problem>),
+    /// The buyer's payments, loaded alongside the orders (to mark refunded ones).
+    Payments(Result<Vec<Payment>, Problem>),
     Ticket(Result<Ticket, Problem>),
     Reserved(Result<Order, Problem>),
     Paid(Result<Payment, Problem>),
@@ -61,6 +63,7 @@ pub enum Effect {
     },
     LoadMyTickets,
     LoadOrders,
+    LoadPayments,
     LoadTicket(String),
     Reserve(String),
     Pay {
@@ -118,6 +121,9 @@ pub struct App {
     /// arrives.
     pub detail: Option<Ticket>,
     pub orders: SelectList<Order>,
+    /// The buyer's payments as last loaded with the orders: which cancelled orders were
+    /// refunded.
+    pub payments: Vec<Payment>,
     pub my_tickets: SelectList<Ticket>,
     pub last_error: Option<String>,
     pub notice: Option<String>,
@@ -148,6 +154,7 @@ impl App {
             market: Market::default(),
             detail: None,
             orders: SelectList::default(),
+            payments: Vec::new(),
             my_tickets: SelectList::default(),
             last_error: None,
             notice: None,
@@ -172,7 +179,7 @@ impl App {
     fn refresh(&self) -> Vec<Effect> {
         match &self.screen {
             Screen::Market => vec![self.market.load()],
-            Screen::Orders => vec![Effect::LoadOrders],
+            Screen::Orders => orders::load(),
             Screen::MyTickets => vec![Effect::LoadMyTickets],
             Screen::Detail(id) => vec![Effect::LoadTicket(id.clone())],
             _ => Vec::new(),
@@ -221,6 +228,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Tickets(r) => market::on_tickets(app, r),
         Action::MyTickets(r) => my_tickets::on_my_tickets(app, r),
         Action::Orders(r) => orders::on_orders(app, r),
+        Action::Payments(r) => orders::on_payments(app, r),
         Action::Ticket(r) => ticket::on_ticket(app, r),
         Action::Reserved(r) => reservation::on_reserved(app, r),
         Action::Paid(r) => reservation::on_paid(app, r),

@@ -72,6 +72,7 @@ async fn perform(client: ApiClient, effect: Effect) -> Option<Action> {
             Action::MyTickets(p(client.tickets(&q).await))
         }
         Effect::LoadOrders => Action::Orders(p(client.orders().await)),
+        Effect::LoadPayments => Action::Payments(p(client.payments().await)),
         Effect::LoadTicket(id) => Action::Ticket(p(client.ticket(&id).await)),
         Effect::Reserve(id) => Action::Reserved(p(client.create_order(&id).await)),
         Effect::Pay { order_id, token } => Action::Paid(p(client.pay(&order_id, &token).await)),

@@ -5,7 +5,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use time::OffsetDateTime;
-use tix_api::{Money, Order, OrderStatus, OrderTicket, Ticket, UnixMillis};
+use tix_api::{Money, Order, OrderStatus, OrderTicket, Payment, PaymentStatus, Ticket, UnixMillis};
 use tix_tui::app::{Action, App, Screen, User, update};
 
 fn now() -> OffsetDateTime {
@@ -72,6 +72,7 @@ fn reservation() -> App {
         user_id: "ann".into(),
         status: OrderStatus::Created,
         expires_at: expires,
+        paid_at: None,
         version: 0,
         ticket: OrderTicket {
             id: "01a1-0002".into(),
@@ -87,6 +88,81 @@ fn reservation() -> App {
             Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)),
         );
     }
+    app
+}
+
+/// The orders screen with one order of each kind: held, paid (and when), paid before
+/// orders recorded when, refunded, being refunded, and cancelled.
+fn orders() -> App {
+    let mut app = market();
+    update(
+        &mut app,
+        Action::Key(KeyEvent::new(KeyCode::Char('o'), KeyModifiers::NONE)),
+    );
+    let minutes = |m: i64| UnixMillis::from(now() + time::Duration::minutes(m));
+    let order = |id: &str, title: &str, cents: i64, status, paid_at| Order {
+        id: id.into(),
+        user_id: "ann".into(),
+        status,
+        expires_at: minutes(10),
+        paid_at,
+        version: 1,
+        ticket: OrderTicket {
+            id: format!("t-{id}"),
+            title: title.into(),
+            price: Money::from_cents(cents),
+            version: 0,
+        },
+    };
+    let list = vec![
+        order("o6", "Opera: the balcony", 4200, OrderStatus::Created, None),
+        order(
+            "o5",
+            "Jazz at the Blue Room",
+            2500,
+            OrderStatus::Complete,
+            Some(minutes(-3)),
+        ),
+        order(
+            "o4",
+            "Rock in the Park — day pass",
+            8950,
+            OrderStatus::Complete,
+            Some(minutes(-3 * 24 * 60)),
+        ),
+        order(
+            "o3",
+            "Musical: front row",
+            150000,
+            OrderStatus::Cancelled,
+            None,
+        ),
+        order(
+            "o2",
+            "Late night comedy",
+            1500,
+            OrderStatus::Cancelled,
+            None,
+        ),
+        order("o1", "Chamber music", 3000, OrderStatus::Cancelled, None),
+    ];
+    update(&mut app, Action::Orders(Ok(list)));
+    let payment = |id: &str, order: &str, status, refunded_at| Payment {
+        amount: Money::from_cents(1000),
+        created_at: minutes(-20),
+        id: id.into(),
+        order_id: order.into(),
+        reason: None,
+        refunded_at,
+        status,
+    };
+    let payments = vec![
+        payment("p5", "o5", PaymentStatus::Succeeded, None),
+        payment("p3", "o3", PaymentStatus::Refunded, Some(minutes(-1))),
+        payment("p2", "o2", PaymentStatus::Succeeded, None),
+        payment("p1", "o1", PaymentStatus::Failed, None),
+    ];
+    update(&mut app, Action::Payments(Ok(payments)));
     app
 }
 
@@ -132,6 +208,16 @@ fn reservation_40x12() {
 }
 
 #[test]
+fn orders_with_paid_times_and_refunds_100x30() {
+    insta::assert_snapshot!(draw(&orders(), 100, 30));
+}
+
+#[test]
+fn orders_40x12() {
+    insta::assert_snapshot!(draw(&orders(), 40, 12));
+}
+
+#[test]
 fn sign_in_100x30() {
     insta::assert_snapshot!(draw(&sign_in(), 100, 30));
 }
@@ -148,7 +234,7 @@ fn help_overlay_40x12() {
 
 #[test]
 fn every_screen_survives_tiny_terminals() {
-    let mut screens = vec![market(), reservation(), sign_in()];
+    let mut screens = vec![market(), reservation(), sign_in(), orders()];
     let mut detail = market();
     update(
         &mut detail,

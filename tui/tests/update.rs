@@ -42,6 +42,7 @@ fn order(id: &str, status: OrderStatus, seconds_left: i64) -> Order {
         user_id: "me".into(),
         status,
         expires_at: UnixMillis::from(at),
+        paid_at: None,
         version: 0,
         ticket: OrderTicket {
             id: "t1".into(),
@@ -49,6 +50,18 @@ fn order(id: &str, status: OrderStatus, seconds_left: i64) -> Order {
             price: Money::from_cents(2500),
             version: 1,
         },
+    }
+}
+
+fn payment(id: &str, order: &str, status: PaymentStatus) -> Payment {
+    Payment {
+        amount: Money::from_cents(2500),
+        created_at: UnixMillis::from(now() - time::Duration::minutes(5)),
+        id: id.into(),
+        order_id: order.into(),
+        reason: None,
+        refunded_at: None,
+        status,
     }
 }
 
@@ -193,7 +206,11 @@ fn navigation_opens_screens_and_esc_comes_back() {
     assert_eq!(effects, vec![Effect::LoadTicket("t1".into())]);
     update(&mut app, key(KeyCode::Esc));
     assert_eq!(app.screen, Screen::Market);
-    assert_eq!(update(&mut app, ch('o')), vec![Effect::LoadOrders]);
+    assert_eq!(
+        update(&mut app, ch('o')),
+        vec![Effect::LoadOrders, Effect::LoadPayments],
+        "the orders, and the payments that say which were refunded"
+    );
     assert_eq!(app.screen, Screen::Orders);
     update(&mut app, ch('h'));
     assert_eq!(app.screen, Screen::Market);
@@ -235,11 +252,7 @@ fn buying_reserves_then_pays_and_shows_complete() {
             token: "tok_visa".into()
         }]
     );
-    let paid = Payment {
-        id: "p1".into(),
-        order_id: "o1".into(),
-        status: PaymentStatus::Succeeded,
-    };
+    let paid = payment("p1", "o1", PaymentStatus::Succeeded);
     assert_eq!(
         update(&mut app, Action::Paid(Ok(paid))),
         vec![Effect::LoadOrder("o1".into())]
@@ -254,7 +267,7 @@ fn buying_reserves_then_pays_and_shows_complete() {
     assert_eq!(r.outcome, Some(Outcome::Complete));
     assert_eq!(
         update(&mut app, key(KeyCode::Enter)),
-        vec![Effect::LoadOrders]
+        vec![Effect::LoadOrders, Effect::LoadPayments]
     );
     assert_eq!(app.screen, Screen::Orders);
 }
@@ -369,4 +382,121 @@ fn an_expired_session_goes_back_to_sign_in() {
     );
     assert!(matches!(app.screen, Screen::SignIn(_)));
     assert!(app.user.is_none());
+}
+
+#[test]
+fn the_orders_list_says_when_an_order_was_paid_and_which_were_refunded() {
+    let mut app = signed_in();
+    update(&mut app, ch('o'));
+    let mut paid = order("o1", OrderStatus::Complete, 0);
+    paid.paid_at = Some(UnixMillis::from(now() - time::Duration::minutes(3)));
+    let orders = vec![
+        paid,
+        order("o2", OrderStatus::Complete, 0),
+        order("o3", OrderStatus::Cancelled, 0),
+        order("o4", OrderStatus::Cancelled, 0),
+        order("o5", OrderStatus::Cancelled, 0),
+        order("o6", OrderStatus::Created, 600),
+    ];
+    update(&mut app, Action::Orders(Ok(orders)));
+    let mut refunded = payment("p3", "o3", PaymentStatus::Refunded);
+    refunded.refunded_at = Some(UnixMillis::from(now() - time::Duration::minutes(1)));
+    let payments = vec![
+        payment("p1", "o1", PaymentStatus::Succeeded),
+        refunded,
+        payment("p3-declined", "o3", PaymentStatus::Failed),
+        // Charged, but the order had been cancelled: the refund is on its way.
+        payment("p4", "o4", PaymentStatus::Succeeded),
+        payment("p5", "o5", PaymentStatus::Failed),
+    ];
+    assert!(update(&mut app, Action::Payments(Ok(payments))).is_empty());
+    let when: Vec<String> = app
+        .orders
+        .items()
+        .iter()
+        .map(|o| tix_tui::screens::orders::when(&app, o))
+        .collect();
+    assert_eq!(
+        when,
+        [
+            "paid 07:57 UTC",
+            "paid",
+            "refunded 07:59 UTC",
+            "refund pending",
+            "cancelled",
+            "expires in 10:00"
+        ]
+    );
+
+    // The payments failing to load leaves the orders and the marks as they were…
+    update(
+        &mut app,
+        Action::Payments(Err(problem(
+            Kind::Unavailable,
+            "the server answered 502",
+            None,
+        ))),
+    );
+    assert_eq!(app.payments.len(), 5);
+    assert_eq!(app.screen, Screen::Orders);
+    assert_eq!(
+        app.last_error, None,
+        "the orders are what this screen is about"
+    );
+    // …and they come back with the orders on every refresh.
+    assert_eq!(
+        update(&mut app, ch('r')),
+        vec![Effect::LoadOrders, Effect::LoadPayments]
+    );
+    for t in 1..=3 {
+        let effects = update(&mut app, Action::Tick(now() + time::Duration::seconds(t)));
+        if t == 3 {
+            assert_eq!(effects, vec![Effect::LoadOrders, Effect::LoadPayments]);
+        }
+    }
+    // An expired session is handled as everywhere.
+    update(
+        &mut app,
+        Action::Payments(Err(problem(Kind::NotSignedIn, "Not authorized", None))),
+    );
+    assert!(matches!(app.screen, Screen::SignIn(_)));
+}
+
+#[test]
+fn a_payment_that_arrives_after_the_order_was_cancelled_ends_as_refunded() {
+    let mut app = signed_in();
+    update(
+        &mut app,
+        Action::Reserved(Ok(order("o1", OrderStatus::Created, 900))),
+    );
+    typed(&mut app, "tok_visa");
+    update(&mut app, key(KeyCode::Enter));
+    update(
+        &mut app,
+        Action::Paid(Ok(payment("p1", "o1", PaymentStatus::Succeeded))),
+    );
+    // Still catching up: keep confirming.
+    update(
+        &mut app,
+        Action::OrderNow(Ok(order("o1", OrderStatus::Created, 890))),
+    );
+    assert_eq!(
+        update(&mut app, Action::Tick(now() + time::Duration::seconds(1))),
+        vec![Effect::LoadOrder("o1".into())]
+    );
+    // Cancelled first (it expired meanwhile, say): the payment is refunded, no more polling.
+    update(
+        &mut app,
+        Action::OrderNow(Ok(order("o1", OrderStatus::Cancelled, 0))),
+    );
+    let Screen::Reservation(r) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(r.outcome, Some(Outcome::Refunded));
+    assert!(update(&mut app, Action::Tick(now() + time::Duration::seconds(2))).is_empty());
+    assert_eq!(
+        update(&mut app, key(KeyCode::Enter)),
+        vec![Effect::LoadOrders, Effect::LoadPayments]
+    );
+    assert_eq!(app.screen, Screen::Orders);
 }

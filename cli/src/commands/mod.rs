@@ -9,6 +9,7 @@ pub mod completions;
 pub mod events;
 pub mod orders;
 pub mod pay;
+pub mod payments;
 pub mod status;
 pub mod tickets;
 
@@ -24,8 +25,17 @@ pub async fn run(ctx: &Ctx, command: Command) -> Outcome {
         Command::Whoami => account::whoami(ctx).await,
         Command::Tickets(t) => tickets::run(ctx, t).await,
         Command::Orders(o) => orders::run(ctx, o).await,
-        Command::Pay { order_id, card } => pay::pay(ctx, &order_id, &card).await,
-        Command::Buy { ticket_id, card } => pay::buy(ctx, &ticket_id, &card).await,
+        Command::Pay {
+            order_id,
+            card,
+            wait,
+        } => pay::pay(ctx, &order_id, &card, &wait).await,
+        Command::Buy {
+            ticket_id,
+            card,
+            wait,
+        } => pay::buy(ctx, &ticket_id, &card, &wait).await,
+        Command::Payments(p) => payments::run(ctx, p).await,
         Command::Status => status::run(ctx).await,
         Command::Events(EventsCmd::Tail { subjects, bus }) => {
             events::tail(ctx, subjects, &bus).await

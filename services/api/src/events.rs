@@ -48,10 +48,14 @@ pub enum Subject {
     PaymentFailed,
     #[serde(rename = "session:revoked")]
     SessionRevoked,
+    #[serde(rename = "payment:rejected")]
+    PaymentRejected,
+    #[serde(rename = "payment:refunded")]
+    PaymentRefunded,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 8] = [
+    pub const ALL: [Subject; 10] = [
         Subject::TicketCreated,
         Subject::TicketUpdated,
         Subject::OrderCreated,
@@ -60,6 +64,8 @@ impl Subject {
         Subject::PaymentCreated,
         Subject::PaymentFailed,
         Subject::SessionRevoked,
+        Subject::PaymentRejected,
+        Subject::PaymentRefunded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +78,8 @@ impl Subject {
             Subject::PaymentCreated => "payment:created",
             Subject::PaymentFailed => "payment:failed",
             Subject::SessionRevoked => "session:revoked",
+            Subject::PaymentRejected => "payment:rejected",
+            Subject::PaymentRefunded => "payment:refunded",
         }
     }
 }
@@ -195,6 +203,29 @@ pub struct SessionRevoked {
     pub until: i64,
 }
 
+/// `payment:rejected` — orders → payments: a successful charge arrived for an order that
+/// can no longer be completed (cancelled or expired first). Orders is the single
+/// authority on that race: whichever it applies first — the cancellation or the payment —
+/// wins, and a rejected payment is refunded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRejected {
+    pub payment_id: String,
+    pub order_id: String,
+    pub reason: String,
+}
+
+/// `payment:refunded` — payments → anyone listening (orders, receipts): the charge of a
+/// rejected payment was given back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRefunded {
+    pub payment_id: String,
+    pub order_id: String,
+    /// The provider's refund id.
+    pub refund_id: String,
+}
+
 /// Every event, tagged by its subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "subject", content = "data")]
@@ -215,6 +246,10 @@ pub enum Event {
     PaymentFailed(PaymentFailed),
     #[serde(rename = "session:revoked")]
     SessionRevoked(SessionRevoked),
+    #[serde(rename = "payment:rejected")]
+    PaymentRejected(PaymentRejected),
+    #[serde(rename = "payment:refunded")]
+    PaymentRefunded(PaymentRefunded),
 }
 
 impl Event {
@@ -228,6 +263,8 @@ impl Event {
             Event::PaymentCreated(_) => Subject::PaymentCreated,
             Event::PaymentFailed(_) => Subject::PaymentFailed,
             Event::SessionRevoked(_) => Subject::SessionRevoked,
+            Event::PaymentRejected(_) => Subject::PaymentRejected,
+            Event::PaymentRefunded(_) => Subject::PaymentRefunded,
         }
     }
 }
@@ -409,6 +446,16 @@ mod tests {
                 jti: "s1".into(),
                 user_id: "u1".into(),
                 until: 1_800_000_000,
+            }),
+            Event::PaymentRejected(PaymentRejected {
+                payment_id: "p1".into(),
+                order_id: "o1".into(),
+                reason: "the order expired".into(),
+            }),
+            Event::PaymentRefunded(PaymentRefunded {
+                payment_id: "p1".into(),
+                order_id: "o1".into(),
+                refund_id: "re_1".into(),
             }),
         ];
         assert_eq!(events.len(), Subject::ALL.len(), "one sample per subject");

@@ -55,6 +55,7 @@ mod wire {
         let o = Order {
             expires_at: UnixMillis::new(1_800_000_000_250),
             id: "o1".into(),
+            paid_at: None,
             status: OrderStatus::AwaitingPayment,
             ticket: OrderTicket {
                 id: "t1".into(),
@@ -68,7 +69,7 @@ mod wire {
         let s = serde_json::to_string(&o).unwrap();
         assert_eq!(
             s,
-            r#"{"expiresAt":"2027-01-15T08:00:00.25Z","id":"o1","status":"awaiting:payment","ticket":{"id":"t1","price":20,"title":"Concert","version":1},"userId":"u2","version":0}"#
+            r#"{"expiresAt":"2027-01-15T08:00:00.25Z","id":"o1","paidAt":null,"status":"awaiting:payment","ticket":{"id":"t1","price":20,"title":"Concert","version":1},"userId":"u2","version":0}"#
         );
         assert_eq!(serde_json::from_str::<Order>(&s).unwrap(), o);
     }
@@ -76,13 +77,17 @@ mod wire {
     #[test]
     fn payments_users_and_errors_keep_their_bytes() {
         let p = Payment {
+            amount: Money::from_cents(2050),
+            created_at: UnixMillis::new(1_800_000_000_000),
             id: "p1".into(),
             order_id: "o1".into(),
+            reason: None,
+            refunded_at: None,
             status: PaymentStatus::Succeeded,
         };
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
-            r#"{"id":"p1","orderId":"o1","status":"succeeded"}"#
+            r#"{"amount":20.5,"createdAt":"2027-01-15T08:00:00Z","id":"p1","orderId":"o1","status":"succeeded"}"#
         );
         let me = CurrentUserBody {
             current_user: Some(CurrentUser {

@@ -79,7 +79,7 @@ pub struct OrderTicket {
     pub version: i64,
 }
 
-/// An order as the API shows it: `{expiresAt,id,status,ticket,userId,version}`.
+/// An order as the API shows it: `{expiresAt,id,paidAt,status,ticket,userId,version}`.
 // Fields in key order: the body was first written as a sorted JSON map, and the bytes
 // stay the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +88,12 @@ pub struct Order {
     /// When an unpaid order is cancelled.
     pub expires_at: UnixMillis,
     pub id: String,
+    /// When orders recorded the payment that completed it; `null` until then.
+    #[serde(default)]
+    pub paid_at: Option<UnixMillis>,
     pub status: OrderStatus,
+    /// The ticket as it was reserved: its price is the one agreed, charged and shown,
+    /// whatever the seller does to the ticket afterwards.
     pub ticket: OrderTicket,
     /// The buyer.
     pub user_id: String,

@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Money, UnixMillis};
+
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -13,13 +15,17 @@ pub enum PaymentStatus {
     Pending,
     Succeeded,
     Failed,
+    /// Charged, then given back: the order could not be completed (cancelled or expired
+    /// before the charge was recorded).
+    Refunded,
 }
 
 impl PaymentStatus {
-    pub const ALL: [PaymentStatus; 3] = [
+    pub const ALL: [PaymentStatus; 4] = [
         PaymentStatus::Pending,
         PaymentStatus::Succeeded,
         PaymentStatus::Failed,
+        PaymentStatus::Refunded,
     ];
 
     /// The wire spelling, also what payments.db stores.
@@ -28,6 +34,7 @@ impl PaymentStatus {
             PaymentStatus::Pending => "pending",
             PaymentStatus::Succeeded => "succeeded",
             PaymentStatus::Failed => "failed",
+            PaymentStatus::Refunded => "refunded",
         }
     }
 }
@@ -49,12 +56,21 @@ impl FromStr for PaymentStatus {
     }
 }
 
-/// A payment as the API shows it: `{id,orderId,status}`.
+/// A payment as the API shows it — a receipt:
+/// `{amount,createdAt,id,orderId,reason?,refundedAt?,status}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Payment {
+    /// What was (or is being) charged: the price agreed when the order was made.
+    pub amount: Money,
+    pub created_at: UnixMillis,
     pub id: String,
     pub order_id: String,
+    /// Why it failed or was refunded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded_at: Option<UnixMillis>,
     pub status: PaymentStatus,
 }
 

@@ -5,9 +5,11 @@
 //! expires (`TIX_ORDER_TTL`, 15 minutes by default); at most one active order per ticket,
 //! enforced by a partial unique index. A buyer holds at most `TIX_MAX_ACTIVE_ORDERS` unpaid
 //! reservations and makes new ones at a bounded rate, so nobody can hoard the tickets on
-//! sale. Publishes `order:created` / `order:cancelled`
-//! through the outbox; consumes `expiration:complete`, `payment:created` and
-//! `payment:failed`.
+//! sale. An order keeps the ticket's title and price as reserved, and when it was paid.
+//! Publishes `order:created` / `order:cancelled` / `payment:rejected` through the outbox;
+//! consumes `expiration:complete`, `payment:created` and `payment:failed`. Orders settles
+//! "cancelled or paid": whichever it applies first wins, and a payment that comes second
+//! is rejected for payments to refund (see `consumer`).
 
 mod consumer;
 mod routes;

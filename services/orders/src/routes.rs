@@ -12,7 +12,7 @@ use crate::AppState;
 
 /// How long a reservation waits for its ticket to reach this replica.
 const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
-use crate::store::{self, Order};
+use crate::store::{self, Cancellation, Order, Reserved};
 
 #[derive(Debug, Deserialize)]
 pub struct CreateBody {
@@ -60,7 +60,11 @@ pub async fn create(
                 status: OrderStatus::Created,
                 expires_at: UnixMillis::now().after(ttl),
                 version: 0,
-                ticket,
+                // The price agreed: kept with the order, whatever the seller does next.
+                ticket: Reserved::from(&ticket),
+                paid_at: None,
+                payment_id: None,
+                cancelled_because: None,
             };
             match store::insert_order(c, &order) {
                 Ok(()) => Ok(order),
@@ -139,7 +143,7 @@ pub async fn cancel(
                     "Cannot cancel a completed order".into(),
                 )),
                 OrderStatus::Cancelled => Ok(()), // cancelling twice is cancelling once
-                _ => Ok(store::cancel(c, &mut o)?),
+                _ => Ok(store::cancel(c, &mut o, Cancellation::Buyer)?),
             }
         })
         .await?;

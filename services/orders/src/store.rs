@@ -2,9 +2,18 @@
 //!
 //! "At most one active order per ticket" is the partial unique index
 //! `orders_one_active_per_ticket`: however many buyers race, the database lets one order in.
+//!
+//! An order keeps the ticket as it was reserved (title, price, version): the price agreed is
+//! the one `order:created` announces, payments charges and the API shows, whatever the
+//! seller does to the ticket afterwards.
+
+use std::fmt;
+use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension, Row};
-use tix_api::events::{Envelope, Event, OrderCancelled, OrderCreated, OrderTicket, TicketRef};
+use tix_api::events::{
+    Envelope, Event, OrderCancelled, OrderCreated, OrderTicket, PaymentRejected, TicketRef,
+};
 use tix_api::{Money, OrderStatus, UnixMillis};
 use tix_common::outbox;
 
@@ -30,6 +39,19 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE INDEX orders_user ON orders (user_id, id);",
     // Signed-out sessions, refused by this service too (docs/security.md).
     tix_common::sessions::SCHEMA,
+    // The ticket as it was reserved (the price agreed is the price shown), when the order
+    // was paid and by which payment, and why it was cancelled (the reason a payment that
+    // arrives afterwards is rejected with). Orders made before this migration take their
+    // ticket from the replica as it is now (the best there is); paid ones have no paid_at.
+    "ALTER TABLE orders ADD COLUMN ticket_title TEXT NOT NULL DEFAULT '';
+     ALTER TABLE orders ADD COLUMN price_cents INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE orders ADD COLUMN ticket_version INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE orders ADD COLUMN paid_at INTEGER;
+     ALTER TABLE orders ADD COLUMN payment_id TEXT;
+     ALTER TABLE orders ADD COLUMN cancelled_because TEXT;
+     UPDATE orders SET ticket_title = t.title, price_cents = t.price_cents,
+                       ticket_version = t.version
+       FROM tickets t WHERE t.id = orders.ticket_id;",
 ];
 
 /// The replica of a ticket, as `ticket:*` events describe it.
@@ -42,6 +64,83 @@ pub struct Ticket {
     pub version: i64,
 }
 
+/// A ticket as an order reserved it: what the buyer agreed to pay, kept with the order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    pub id: String,
+    pub title: String,
+    pub price: Money,
+    pub version: i64,
+}
+
+impl From<&Ticket> for Reserved {
+    fn from(t: &Ticket) -> Reserved {
+        Reserved {
+            id: t.id.clone(),
+            title: t.title.clone(),
+            price: t.price,
+            version: t.version,
+        }
+    }
+}
+
+/// Why an order was cancelled: what a payment arriving afterwards is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancellation {
+    /// `DELETE /api/orders/:id`.
+    Buyer,
+    /// `expiration:complete`.
+    Expired,
+    /// `payment:failed`: a declined card.
+    PaymentFailed,
+}
+
+impl Cancellation {
+    /// What `orders.cancelled_because` stores.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Cancellation::Buyer => "buyer",
+            Cancellation::Expired => "expired",
+            Cancellation::PaymentFailed => "payment failed",
+        }
+    }
+
+    /// The reason `payment:rejected` gives for a payment that came after this
+    /// cancellation (`None`: cancelled before orders recorded why).
+    pub fn rejection(why: Option<Cancellation>) -> &'static str {
+        match why {
+            Some(Cancellation::Expired) => "the order expired before its payment arrived",
+            Some(Cancellation::PaymentFailed) => {
+                "the order was cancelled after a declined payment, before this payment arrived"
+            }
+            Some(Cancellation::Buyer) | None => {
+                "the order was cancelled before its payment arrived"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Cancellation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Cancellation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Cancellation::Buyer,
+            Cancellation::Expired,
+            Cancellation::PaymentFailed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .ok_or_else(|| format!("unknown cancellation {s:?}"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
     pub id: String,
@@ -49,14 +148,26 @@ pub struct Order {
     pub status: OrderStatus,
     pub expires_at: UnixMillis,
     pub version: i64,
-    pub ticket: Ticket,
+    pub ticket: Reserved,
+    /// When orders applied the payment that completed it.
+    pub paid_at: Option<UnixMillis>,
+    /// The payment that completed it (`None` for orders paid before this was recorded).
+    pub payment_id: Option<String>,
+    pub cancelled_because: Option<Cancellation>,
 }
 
-/// A status read back from the database, where only [`OrderStatus::as_str`] is written.
-fn status_column(r: &Row<'_>, i: usize) -> rusqlite::Result<OrderStatus> {
+/// A value read back from a text column where only its `as_str` is written.
+fn parsed_column<T: FromStr>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
+where
+    T::Err: fmt::Display,
+{
     let text: String = r.get(i)?;
-    text.parse().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    text.parse().map_err(|e: T::Err| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            e.to_string().into(),
+        )
     })
 }
 
@@ -66,6 +177,7 @@ impl Order {
         tix_api::Order {
             expires_at: self.expires_at,
             id: self.id.clone(),
+            paid_at: self.paid_at,
             status: self.status,
             ticket: tix_api::OrderTicket {
                 id: self.ticket.id.clone(),
@@ -79,26 +191,32 @@ impl Order {
     }
 
     fn from_row(r: &Row<'_>) -> rusqlite::Result<Order> {
+        let cancelled_because: Option<String> = r.get(11)?;
         Ok(Order {
             id: r.get(0)?,
             user_id: r.get(1)?,
-            status: status_column(r, 2)?,
+            status: parsed_column(r, 2)?,
             expires_at: UnixMillis::new(r.get(3)?),
             version: r.get(4)?,
-            ticket: Ticket {
+            ticket: Reserved {
                 id: r.get(5)?,
                 title: r.get(6)?,
                 price: Money::from_cents(r.get(7)?),
-                user_id: r.get(8)?,
-                version: r.get(9)?,
+                version: r.get(8)?,
+            },
+            paid_at: r.get::<_, Option<i64>>(9)?.map(UnixMillis::new),
+            payment_id: r.get(10)?,
+            cancelled_because: match cancelled_because {
+                Some(_) => Some(parsed_column(r, 11)?),
+                None => None,
             },
         })
     }
 }
 
-const ORDER_SELECT: &str = "SELECT o.id, o.user_id, o.status, o.expires_at, o.version,
-    t.id, t.title, t.price_cents, t.user_id, t.version
-    FROM orders o JOIN tickets t ON t.id = o.ticket_id";
+const ORDER_SELECT: &str = "SELECT id, user_id, status, expires_at, version,
+    ticket_id, ticket_title, price_cents, ticket_version, paid_at, payment_id, cancelled_because
+    FROM orders";
 
 pub fn ticket(c: &Connection, id: &str) -> rusqlite::Result<Option<Ticket>> {
     c.prepare_cached("SELECT id, title, price_cents, user_id, version FROM tickets WHERE id = ?1")?
@@ -128,14 +246,14 @@ pub fn update_ticket(c: &Connection, t: &Ticket) -> rusqlite::Result<usize> {
 }
 
 pub fn order(c: &Connection, id: &str) -> rusqlite::Result<Option<Order>> {
-    c.prepare_cached(&format!("{ORDER_SELECT} WHERE o.id = ?1"))?
+    c.prepare_cached(&format!("{ORDER_SELECT} WHERE id = ?1"))?
         .query_row([id], Order::from_row)
         .optional()
 }
 
 pub fn orders_of(c: &Connection, user: &str) -> rusqlite::Result<Vec<Order>> {
     let mut st = c.prepare_cached(&format!(
-        "{ORDER_SELECT} WHERE o.user_id = ?1 ORDER BY o.id DESC"
+        "{ORDER_SELECT} WHERE user_id = ?1 ORDER BY id DESC"
     ))?;
     let rows = st.query_map([user], Order::from_row)?;
     rows.collect()
@@ -164,11 +282,13 @@ pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
-/// Inserts a new order and its `order:created` event.
+/// Inserts a new order and its `order:created` event, which carries the price the order
+/// keeps.
 pub fn insert_order(c: &Connection, o: &Order) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch())",
+        "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, created_at,
+                             ticket_title, price_cents, ticket_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch(), ?7, ?8, ?9)",
     )?
     .execute((
         &o.id,
@@ -177,6 +297,9 @@ pub fn insert_order(c: &Connection, o: &Order) -> rusqlite::Result<()> {
         o.status.as_str(),
         o.expires_at.as_i64(),
         o.version,
+        &o.ticket.title,
+        o.ticket.price.cents(),
+        o.ticket.version,
     ))?;
     outbox::enqueue(
         c,
@@ -197,17 +320,16 @@ pub fn insert_order(c: &Connection, o: &Order) -> rusqlite::Result<()> {
     )
 }
 
-fn set_status(c: &Connection, o: &Order) -> rusqlite::Result<()> {
-    c.prepare_cached("UPDATE orders SET status = ?2, version = ?3 WHERE id = ?1")?
-        .execute((&o.id, o.status.as_str(), o.version))?;
-    Ok(())
-}
-
-/// Cancels an order (version + 1) and publishes `order:cancelled`, which releases the ticket.
-pub fn cancel(c: &Connection, o: &mut Order) -> rusqlite::Result<()> {
+/// Cancels an order (version + 1), noting why, and publishes `order:cancelled`, which
+/// releases the ticket.
+pub fn cancel(c: &Connection, o: &mut Order, why: Cancellation) -> rusqlite::Result<()> {
     o.status = OrderStatus::Cancelled;
     o.version += 1;
-    set_status(c, o)?;
+    o.cancelled_because = Some(why);
+    c.prepare_cached(
+        "UPDATE orders SET status = ?2, version = ?3, cancelled_because = ?4 WHERE id = ?1",
+    )?
+    .execute((&o.id, o.status.as_str(), o.version, why.as_str()))?;
     outbox::enqueue(
         c,
         &Envelope::new(
@@ -223,9 +345,87 @@ pub fn cancel(c: &Connection, o: &mut Order) -> rusqlite::Result<()> {
     )
 }
 
-/// Marks an order paid (version + 1).
-pub fn complete(c: &Connection, o: &mut Order) -> rusqlite::Result<()> {
+/// Marks an order paid by `payment` at `at` (version + 1).
+pub fn complete(
+    c: &Connection,
+    o: &mut Order,
+    payment: &str,
+    at: UnixMillis,
+) -> rusqlite::Result<()> {
     o.status = OrderStatus::Complete;
     o.version += 1;
-    set_status(c, o)
+    o.paid_at = Some(at);
+    o.payment_id = Some(payment.to_string());
+    c.prepare_cached(
+        "UPDATE orders SET status = ?2, version = ?3, paid_at = ?4, payment_id = ?5
+         WHERE id = ?1",
+    )?
+    .execute((&o.id, o.status.as_str(), o.version, at.as_i64(), payment))?;
+    Ok(())
+}
+
+/// Publishes `payment:rejected`: `payment` succeeded for an order that cannot be completed
+/// by it, and payments is to refund it. The order itself does not change.
+pub fn reject_payment(
+    c: &Connection,
+    o: &Order,
+    payment: &str,
+    reason: &str,
+) -> rusqlite::Result<()> {
+    outbox::enqueue(
+        c,
+        &Envelope::new(
+            crate::PRODUCER,
+            Event::PaymentRejected(PaymentRejected {
+                payment_id: payment.to_string(),
+                order_id: o.id.clone(),
+                reason: reason.to_string(),
+            }),
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An orders.db from before orders kept the reserved ticket: its orders take the
+    /// replica's title, price and version, and stay unpaid as far as `paid_at` knows.
+    #[test]
+    fn existing_orders_are_backfilled_from_the_replica() {
+        let mut c = Connection::open_in_memory().unwrap();
+        tix_common::db::migrate(&mut c, &MIGRATIONS[..3]).unwrap();
+        c.execute_batch(
+            "INSERT INTO tickets VALUES ('t1', 'Jazz', 2550, 'seller', 3);
+             INSERT INTO orders VALUES ('o1', 'buyer', 't1', 'complete', 1, 1, 1);",
+        )
+        .unwrap();
+        tix_common::db::migrate(&mut c, MIGRATIONS).unwrap();
+        let o = order(&c, "o1").unwrap().unwrap();
+        assert_eq!(
+            o.ticket,
+            Reserved {
+                id: "t1".into(),
+                title: "Jazz".into(),
+                price: Money::from_cents(2550),
+                version: 3,
+            }
+        );
+        assert_eq!(
+            (o.status, o.paid_at, o.payment_id, o.cancelled_because),
+            (OrderStatus::Complete, None, None, None)
+        );
+    }
+
+    #[test]
+    fn cancellations_read_back_as_written() {
+        for why in [
+            Cancellation::Buyer,
+            Cancellation::Expired,
+            Cancellation::PaymentFailed,
+        ] {
+            assert_eq!(why.as_str().parse(), Ok(why));
+        }
+        assert!("other".parse::<Cancellation>().is_err());
+    }
 }

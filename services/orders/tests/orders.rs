@@ -7,11 +7,12 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tix_api::Money;
 use tix_api::events::{
-    Envelope, Event, ExpirationComplete, PaymentCreated, TicketCreated, TicketUpdated,
+    Envelope, Event, ExpirationComplete, PaymentCreated, PaymentRejected, TicketCreated,
+    TicketUpdated,
 };
 use tix_bus_client::SubscribeOptions;
-use tix_testkit::events::{self, next_event, publish};
-use tix_testkit::{Api, Stack, User, message};
+use tix_testkit::events::{self, assert_quiet, next_event, publish};
+use tix_testkit::{Api, Stack, User, eventually, message};
 
 fn created(id: &str, price_cents: i64) -> Event {
     Event::TicketCreated(TicketCreated {
@@ -255,4 +256,222 @@ async fn a_buyer_cannot_hoard_tickets() {
     }
     assert_eq!(last.0, StatusCode::TOO_MANY_REQUESTS, "{}", last.1);
     assert_eq!(message(&last.1), "Too many new orders, try again later");
+}
+
+fn payment_created(payment: &str, order: &str) -> Envelope {
+    Envelope::new(
+        "payments",
+        Event::PaymentCreated(PaymentCreated {
+            id: payment.into(),
+            order_id: order.into(),
+            charge_id: format!("ch_{payment}"),
+        }),
+    )
+}
+
+fn id(order: &serde_json::Value) -> String {
+    order["id"].as_str().expect("an order id").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_keeps_the_title_and_price_it_was_reserved_at() {
+    let stack = Stack::start(&["orders"]);
+    let (api, bus) = (
+        Api::at(&stack.url("orders")),
+        events::connect(&stack.bus.endpoint, "test").await,
+    );
+    let (buyer, other) = (User::new("buyer"), User::new("other"));
+    publish(&bus, &Envelope::new("tickets", created("t5", 2500))).await;
+    let (s, o) = api.reserve(&buyer, "t5").await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let order = id(&o);
+    // The seller edits the ticket (as if tickets took the edit before the reservation).
+    publish(&bus, &Envelope::new("tickets", updated("t5", 1, 4000))).await;
+    // A ticket created after the edit: once it can be reserved, the replica has applied
+    // everything before it in the log, the edit included.
+    publish(&bus, &Envelope::new("tickets", created("t6", 100))).await;
+    let (s, v) = api.reserve(&other, "t6").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    let shown = |o: &serde_json::Value| {
+        (
+            o["ticket"]["title"].clone(),
+            o["ticket"]["price"].clone(),
+            o["ticket"]["version"].clone(),
+        )
+    };
+    let reserved = (json!("Show"), json!(25), json!(0));
+    assert_eq!(shown(&api.order(&buyer, &order).await), reserved);
+    let (_, list) = api.call("GET", "/api/orders", Some(&buyer), None).await;
+    assert_eq!(shown(&list[0]), reserved, "{list}");
+
+    // Released and reserved again, the ticket sells at its new price; the first order
+    // still shows the old one.
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/orders/{order}"),
+            Some(&buyer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = api.reserve(&other, "t5").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(shown(&v), (json!("Show v1"), json!(40), json!(1)));
+    let o = api.order(&buyer, &order).await;
+    assert_eq!(
+        (o["status"].clone(), shown(&o)),
+        (json!("cancelled"), reserved)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paid_at_is_null_until_the_payment_completes_the_order() {
+    let stack = Stack::start(&["orders"]);
+    let (api, bus) = (
+        Api::at(&stack.url("orders")),
+        events::connect(&stack.bus.endpoint, "test").await,
+    );
+    let mut rejected = bus
+        .subscribe(SubscribeOptions::new("test", &["payment:rejected"]))
+        .await
+        .unwrap();
+    let buyer = User::new("buyer");
+    publish(&bus, &Envelope::new("tickets", created("t7", 1000))).await;
+    let (s, o) = api.reserve(&buyer, "t7").await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(o["paidAt"], serde_json::Value::Null, "{o}");
+    let order = id(&o);
+    assert_eq!(
+        api.order(&buyer, &order).await["paidAt"],
+        serde_json::Value::Null
+    );
+
+    let before = time::OffsetDateTime::now_utc();
+    publish(&bus, &payment_created("p1", &order)).await;
+    eventually("the order is complete", Duration::from_secs(10), || async {
+        api.order(&buyer, &order).await["status"] == "complete"
+    })
+    .await;
+    let after = time::OffsetDateTime::now_utc();
+    let o = api.order(&buyer, &order).await;
+    let paid_at = o["paidAt"].as_str().unwrap_or_else(|| panic!("{o}"));
+    let paid_at =
+        time::OffsetDateTime::parse(paid_at, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    assert!(
+        before - time::Duration::milliseconds(1) <= paid_at && paid_at <= after,
+        "{paid_at} not between {before} and {after}"
+    );
+    assert_eq!(o["version"], 1);
+
+    // The same payment announced again changes nothing and is not rejected.
+    publish(&bus, &payment_created("p1", &order)).await;
+    assert_quiet(&mut rejected, Duration::from_millis(800)).await;
+    assert_eq!(api.order(&buyer, &order).await, o);
+    // A second charge for the paid order is rejected, so payments refunds it.
+    publish(&bus, &payment_created("p2", &order)).await;
+    match next_event(&mut rejected).await.event {
+        Event::PaymentRejected(r) => assert_eq!(
+            r,
+            PaymentRejected {
+                payment_id: "p2".into(),
+                order_id: order.clone(),
+                reason: "the order was already paid by another payment".into(),
+            }
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(api.order(&buyer, &order).await, o, "paid by p1, still");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_for_a_cancelled_order_is_rejected_and_the_order_stays_cancelled() {
+    let stack = Stack::start(&["orders"]);
+    let (api, bus) = (
+        Api::at(&stack.url("orders")),
+        events::connect(&stack.bus.endpoint, "test").await,
+    );
+    let mut rejected = bus
+        .subscribe(SubscribeOptions::new("test", &["payment:rejected"]))
+        .await
+        .unwrap();
+    let buyer = User::new("buyer");
+    publish(&bus, &Envelope::new("tickets", created("t8", 1000))).await;
+    publish(&bus, &Envelope::new("tickets", created("t9", 1000))).await;
+    let (_, cancelled) = api.reserve(&buyer, "t8").await;
+    let (_, expired) = api.reserve(&buyer, "t9").await;
+    let (cancelled, expired) = (id(&cancelled), id(&expired));
+
+    // Cancelled by the buyer, then a charge arrives (the bus was slow, say).
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/orders/{cancelled}"),
+            Some(&buyer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    publish(&bus, &payment_created("p-late", &cancelled)).await;
+    match next_event(&mut rejected).await.event {
+        Event::PaymentRejected(r) => assert_eq!(
+            r,
+            PaymentRejected {
+                payment_id: "p-late".into(),
+                order_id: cancelled.clone(),
+                reason: "the order was cancelled before its payment arrived".into(),
+            }
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    let o = api.order(&buyer, &cancelled).await;
+    assert_eq!(
+        (
+            o["status"].as_str(),
+            o["paidAt"].clone(),
+            o["version"].clone()
+        ),
+        (Some("cancelled"), serde_json::Value::Null, json!(1)),
+        "{o}"
+    );
+
+    // Expired, then a charge arrives.
+    publish(
+        &bus,
+        &Envelope::new(
+            "expiration",
+            Event::ExpirationComplete(ExpirationComplete {
+                order_id: expired.clone(),
+            }),
+        ),
+    )
+    .await;
+    eventually("the order expires", Duration::from_secs(10), || async {
+        api.order(&buyer, &expired).await["status"] == "cancelled"
+    })
+    .await;
+    publish(&bus, &payment_created("p-expired", &expired)).await;
+    match next_event(&mut rejected).await.event {
+        Event::PaymentRejected(r) => assert_eq!(
+            (
+                r.payment_id.as_str(),
+                r.order_id.as_str(),
+                r.reason.as_str()
+            ),
+            (
+                "p-expired",
+                expired.as_str(),
+                "the order expired before its payment arrived"
+            )
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    let o = api.order(&buyer, &expired).await;
+    assert_eq!(
+        (o["status"].as_str(), o["paidAt"].clone()),
+        (Some("cancelled"), serde_json::Value::Null),
+        "{o}"
+    );
 }

@@ -5,11 +5,15 @@
 //! made. A payment is claimed in the database before the card is charged, and a partial
 //! unique index allows one live claim per order, so an order is never charged twice however
 //! many requests race. The outcome goes out through the outbox as `payment:created` or
-//! `payment:failed`. Cards are charged through a [`provider::PaymentProvider`]: the built-in
-//! [`provider::Sandbox`] or [`provider::Stripe`].
+//! `payment:failed`. A payment orders rejects (its order was cancelled first:
+//! `payment:rejected`) is refunded through the provider and announced as
+//! `payment:refunded`. Buyers read their receipts at `GET /api/payments[/:id]`. Cards are
+//! charged through a [`provider::PaymentProvider`]: the built-in [`provider::Sandbox`] or
+//! [`provider::Stripe`].
 
 mod consumer;
 pub mod provider;
+mod refunds;
 mod routes;
 mod store;
 
@@ -22,7 +26,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::post;
+use axum::routing::get;
 use tix_api::events::Subject;
 use tix_bus_client::SubscribeOptions;
 use tix_common::auth::JwtKeys;
@@ -153,6 +157,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         &[
             Subject::OrderCreated.as_str(),
             Subject::OrderCancelled.as_str(),
+            Subject::PaymentRejected.as_str(),
             Subject::SessionRevoked.as_str(),
         ],
     );
@@ -161,6 +166,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     group.max_in_flight = 256;
     group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
     let revocations = sessions::watch(&db, &keys).await?;
+    let refunder = tokio::spawn(refunds::run(db.clone(), provider.clone()));
     let state = AppState {
         db: db.clone(),
         keys: keys.clone(),
@@ -168,7 +174,8 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         currency: Arc::from(cfg.currency.as_str()),
     };
     let routes = Router::new()
-        .route("/api/payments", post(routes::create))
+        .route("/api/payments", get(routes::list).post(routes::create))
+        .route("/api/payments/{id}", get(routes::show))
         .with_state(state);
     let router = http::app(routes, PRODUCER, cfg.common.limits());
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
@@ -179,7 +186,8 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             group,
             sessions::with_revocations(&keys, consumer::apply),
         )
-        .with_task(revocations);
+        .with_task(revocations)
+        .with_task(refunder);
     Ok(service)
 }
 

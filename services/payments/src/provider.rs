@@ -21,6 +21,21 @@ pub struct ChargeRequest {
     pub description: String,
 }
 
+/// A charge to give back in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub charge_id: String,
+    pub amount_cents: i64,
+    /// The payment's own refund key: asking twice refunds once.
+    pub idempotency_key: String,
+}
+
+/// A refund the provider made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub id: String,
+}
+
 /// A charge the provider made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
@@ -47,6 +62,14 @@ pub trait PaymentProvider: Send + Sync {
         &'a self,
         req: &'a ChargeRequest,
     ) -> Pin<Box<dyn Future<Output = Result<Charge, ChargeError>> + Send + 'a>>;
+
+    /// Gives a charge back. `Declined`/`Invalid` mean the provider will never do it (the
+    /// charge is unknown, or refunded some other way); `Unavailable` is worth retrying
+    /// with the same key.
+    fn refund<'a>(
+        &'a self,
+        req: &'a RefundRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Refund, ChargeError>> + Send + 'a>>;
 }
 
 /// A built-in provider that answers like Stripe's test mode, without a network.
@@ -80,6 +103,25 @@ impl PaymentProvider for Sandbox {
         req: &'a ChargeRequest,
     ) -> Pin<Box<dyn Future<Output = Result<Charge, ChargeError>> + Send + 'a>> {
         Box::pin(std::future::ready(Self::decide(&req.source)))
+    }
+
+    fn refund<'a>(
+        &'a self,
+        req: &'a RefundRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Refund, ChargeError>> + Send + 'a>> {
+        // Every sandbox charge can be refunded; the id follows from the key, so asking
+        // twice gives the same refund, as Stripe's idempotency does.
+        let r = if req.charge_id.starts_with("ch_") {
+            Ok(Refund {
+                id: format!("re_{}", req.idempotency_key),
+            })
+        } else {
+            Err(ChargeError::Invalid(format!(
+                "no such charge: {}",
+                req.charge_id
+            )))
+        };
+        Box::pin(std::future::ready(r))
     }
 }
 
@@ -129,6 +171,60 @@ impl Stripe {
         })
     }
 
+    /// `POST /v1/refunds` for the whole charge, with the payment's refund key.
+    async fn create_refund(&self, req: &RefundRequest) -> Result<Refund, ChargeError> {
+        let amount = req.amount_cents.to_string();
+        let form = [
+            ("charge", req.charge_id.as_str()),
+            ("amount", amount.as_str()),
+        ];
+        let (status, body) = self
+            .post("/v1/refunds", &req.idempotency_key, &form)
+            .await?;
+        match status {
+            200..=299 => serde_json::from_slice::<StripeCharge>(&body)
+                .ok()
+                .and_then(|r| r.id)
+                .map(|id| Refund { id })
+                .ok_or_else(|| {
+                    ChargeError::Unavailable(format!(
+                        "Stripe answered {status} without a refund id"
+                    ))
+                }),
+            400..=499 => Err(ChargeError::Invalid(
+                stripe_message(&body).unwrap_or_else(|| format!("Stripe answered {status}")),
+            )),
+            _ => Err(ChargeError::Unavailable(format!(
+                "Stripe answered {status}: {}",
+                stripe_message(&body).unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// One form POST to Stripe with an idempotency key; the status and the raw body.
+    async fn post(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>), ChargeError> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .bearer_auth(self.secret_key.expose_secret())
+            .header("Idempotency-Key", idempotency_key)
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| ChargeError::Unavailable(format!("calling Stripe: {e}")))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ChargeError::Unavailable(format!("reading Stripe's answer: {e}")))?;
+        Ok((status, body.to_vec()))
+    }
+
     async fn create_charge(&self, req: &ChargeRequest) -> Result<Charge, ChargeError> {
         let amount = req.amount_cents.to_string();
         let form = [
@@ -137,27 +233,11 @@ impl Stripe {
             ("source", req.source.as_str()),
             ("description", req.description.as_str()),
         ];
-        let resp = self
-            .http
-            .post(format!("{}/v1/charges", self.base_url))
-            .bearer_auth(self.secret_key.expose_secret())
-            .header("Idempotency-Key", &req.idempotency_key)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ChargeError::Unavailable(format!("calling Stripe: {e}")))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ChargeError::Unavailable(format!("reading Stripe's answer: {e}")))?;
-        let message = || {
-            serde_json::from_slice::<StripeErrorBody>(&body)
-                .ok()
-                .and_then(|b| b.error)
-                .and_then(|e| e.message)
-        };
-        match status.as_u16() {
+        let (status, body) = self
+            .post("/v1/charges", &req.idempotency_key, &form)
+            .await?;
+        let message = || stripe_message(&body);
+        match status {
             200..=299 => serde_json::from_slice::<StripeCharge>(&body)
                 .ok()
                 .and_then(|c| c.id)
@@ -188,6 +268,21 @@ impl PaymentProvider for Stripe {
     ) -> Pin<Box<dyn Future<Output = Result<Charge, ChargeError>> + Send + 'a>> {
         Box::pin(self.create_charge(req))
     }
+
+    fn refund<'a>(
+        &'a self,
+        req: &'a RefundRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<Refund, ChargeError>> + Send + 'a>> {
+        Box::pin(self.create_refund(req))
+    }
+}
+
+/// The message of a Stripe error body, if it has one.
+fn stripe_message(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<StripeErrorBody>(body)
+        .ok()
+        .and_then(|b| b.error)
+        .and_then(|e| e.message)
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! `POST /api/payments`: claim the order, charge the card, record the outcome.
+//! `POST /api/payments`: claim the order, charge the card, record the outcome; and the
+//! buyer's receipts, `GET /api/payments` and `GET /api/payments/:id`.
 
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
@@ -109,6 +110,7 @@ pub async fn create(
                 id: payment_id,
                 order_id: order.id,
                 amount: order.price,
+                created_at: UnixMillis::now(),
             };
             if !store::claim(c, &claim)? {
                 return Err(ApiError::BadRequest("Order already paid".into()));
@@ -182,4 +184,35 @@ async fn release(state: &AppState, claim: Claim) -> Result<(), ApiError> {
         .db
         .write(move |c| -> Result<(), ApiError> { Ok(store::release(c, &claim)?) })
         .await
+}
+
+/// The caller's payments, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<Vec<Payment>>, ApiError> {
+    let receipts = state
+        .db
+        .read_blocking(move |c| -> Result<Vec<Payment>, ApiError> {
+            Ok(store::receipts_of(c, &user.id)?)
+        })
+        .await?;
+    Ok(Json(receipts))
+}
+
+/// One of the caller's payments: 404 unknown, 403 someone else's.
+pub async fn show(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Payment>, ApiError> {
+    let (receipt, buyer) = state
+        .db
+        .read(move |c| -> Result<_, ApiError> { Ok(store::receipt(c, &id)?) })
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if buyer != user.id {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(Json(receipt))
 }

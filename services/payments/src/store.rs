@@ -1,7 +1,7 @@
 //! The replica of orders, the payments table, and every query on them.
 
 use rusqlite::{Connection, OptionalExtension, Row};
-use tix_api::events::{Envelope, Event, PaymentCreated, PaymentFailed};
+use tix_api::events::{Envelope, Event, PaymentCreated, PaymentFailed, PaymentRefunded};
 use tix_api::{Money, OrderStatus, Payment, PaymentStatus, UnixMillis};
 use tix_common::outbox;
 
@@ -31,6 +31,28 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE orders ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;",
     // Signed-out sessions, refused by this service too (docs/security.md).
     tix_common::sessions::SCHEMA,
+    // Receipts and refunds: when (ms), why, and the refund states. SQLite cannot change a
+    // CHECK constraint in place, so the table is rebuilt.
+    "CREATE TABLE payments_v2 (
+        id TEXT PRIMARY KEY,
+        order_id TEXT NOT NULL REFERENCES orders (id),
+        status TEXT NOT NULL
+            CHECK (status IN ('pending', 'succeeded', 'failed', 'refund_pending', 'refunded')),
+        charge_id TEXT,
+        amount_cents INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        reason TEXT,
+        refund_id TEXT,
+        refunded_ms INTEGER
+     );
+     INSERT INTO payments_v2 (id, order_id, status, charge_id, amount_cents, created_ms)
+        SELECT id, order_id, status, charge_id, amount_cents, created_at * 1000 FROM payments;
+     DROP TABLE payments;
+     ALTER TABLE payments_v2 RENAME TO payments;
+     -- A refunded charge is still the order's payment: no second one is taken for it.
+     CREATE UNIQUE INDEX payments_one_live_per_order ON payments (order_id)
+        WHERE status IN ('pending', 'succeeded', 'refund_pending', 'refunded');
+     CREATE INDEX payments_refund_pending ON payments (id) WHERE status = 'refund_pending';",
 ];
 
 /// An order as replicated from `order:*` events.
@@ -105,6 +127,7 @@ pub struct Claim {
     pub id: String,
     pub order_id: String,
     pub amount: Money,
+    pub created_at: UnixMillis,
 }
 
 /// Records a pending payment for an order; `false` when the order already has a pending or
@@ -112,11 +135,11 @@ pub struct Claim {
 pub fn claim(c: &Connection, p: &Claim) -> rusqlite::Result<bool> {
     let n = c
         .prepare_cached(
-            "INSERT INTO payments (id, order_id, status, charge_id, amount_cents, created_at)
-             VALUES (?1, ?2, 'pending', NULL, ?3, unixepoch())
+            "INSERT INTO payments (id, order_id, status, charge_id, amount_cents, created_ms)
+             VALUES (?1, ?2, 'pending', NULL, ?3, ?4)
              ON CONFLICT DO NOTHING",
         )?
-        .execute((&p.id, &p.order_id, p.amount.cents()))?;
+        .execute((&p.id, &p.order_id, p.amount.cents(), p.created_at.as_i64()))?;
     Ok(n == 1)
 }
 
@@ -152,8 +175,10 @@ pub fn succeed(c: &Connection, p: &Claim, charge_id: &str) -> rusqlite::Result<(
 /// The card was declined: the attempt is kept as failed and `payment:failed` tells orders
 /// to cancel. The replica is closed now, so no one pays for an order about to be cancelled.
 pub fn fail(c: &Connection, p: &Claim, reason: &str) -> rusqlite::Result<()> {
-    c.prepare_cached("UPDATE payments SET status = 'failed' WHERE id = ?1 AND status = 'pending'")?
-        .execute([&p.id])?;
+    c.prepare_cached(
+        "UPDATE payments SET status = 'failed', reason = ?2 WHERE id = ?1 AND status = 'pending'",
+    )?
+    .execute((&p.id, reason))?;
     c.prepare_cached(
         "UPDATE orders SET status = 'cancelled' WHERE id = ?1 AND status = 'created'",
     )?
@@ -178,12 +203,128 @@ pub fn release(c: &Connection, p: &Claim) -> rusqlite::Result<()> {
 }
 
 impl Claim {
-    /// The API's view of the claim once its charge succeeded.
+    /// The receipt of the claim once its charge succeeded.
     pub fn succeeded(&self) -> Payment {
         Payment {
+            amount: self.amount,
+            created_at: self.created_at,
             id: self.id.clone(),
             order_id: self.order_id.clone(),
+            reason: None,
+            refunded_at: None,
             status: PaymentStatus::Succeeded,
         }
     }
+}
+
+const RECEIPT: &str = "SELECT p.id, p.order_id, p.status, p.amount_cents, p.created_ms, p.reason,
+        p.refunded_ms, o.user_id
+    FROM payments p JOIN orders o ON o.id = p.order_id";
+
+/// A receipt and whose it is.
+fn receipt_row(r: &Row<'_>) -> rusqlite::Result<(Payment, String)> {
+    let status: String = r.get(2)?;
+    let status = match status.as_str() {
+        // Being given back: still the buyer's money until the refund is through.
+        "refund_pending" => PaymentStatus::Succeeded,
+        other => other.parse().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+    };
+    Ok((
+        Payment {
+            amount: Money::from_cents(r.get(3)?),
+            created_at: UnixMillis::new(r.get(4)?),
+            id: r.get(0)?,
+            order_id: r.get(1)?,
+            reason: r.get(5)?,
+            refunded_at: r.get::<_, Option<i64>>(6)?.map(UnixMillis::new),
+            status,
+        },
+        r.get(7)?,
+    ))
+}
+
+/// A buyer's payments, newest first (ids are time-ordered).
+pub fn receipts_of(c: &Connection, user: &str) -> rusqlite::Result<Vec<Payment>> {
+    let mut st = c.prepare_cached(&format!(
+        "{RECEIPT} WHERE o.user_id = ?1 ORDER BY p.id DESC LIMIT 500"
+    ))?;
+    let rows = st.query_map([user], receipt_row)?;
+    rows.map(|r| r.map(|(p, _)| p)).collect()
+}
+
+/// One payment and its buyer.
+pub fn receipt(c: &Connection, id: &str) -> rusqlite::Result<Option<(Payment, String)>> {
+    c.prepare_cached(&format!("{RECEIPT} WHERE p.id = ?1"))?
+        .query_row([id], receipt_row)
+        .optional()
+}
+
+/// What orders said when it rejected a payment: the charge is to be given back. `false`
+/// when the payment is not one that succeeded (unknown, or already being refunded).
+pub fn reject(c: &Connection, payment_id: &str, reason: &str) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE payments SET status = 'refund_pending', reason = ?2
+             WHERE id = ?1 AND status = 'succeeded'",
+        )?
+        .execute((payment_id, reason))?;
+    Ok(n == 1)
+}
+
+/// Whether a payment exists, with its status as stored.
+pub fn stored_status(c: &Connection, payment_id: &str) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached("SELECT status FROM payments WHERE id = ?1")?
+        .query_row([payment_id], |r| r.get(0))
+        .optional()
+}
+
+/// A charge to give back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRefund {
+    pub payment_id: String,
+    pub order_id: String,
+    pub charge_id: String,
+    pub amount: Money,
+}
+
+pub fn pending_refunds(c: &Connection, limit: i64) -> rusqlite::Result<Vec<PendingRefund>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, order_id, charge_id, amount_cents FROM payments
+         WHERE status = 'refund_pending' ORDER BY id LIMIT ?1",
+    )?;
+    let rows = st.query_map([limit], |r| {
+        Ok(PendingRefund {
+            payment_id: r.get(0)?,
+            order_id: r.get(1)?,
+            charge_id: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            amount: Money::from_cents(r.get(3)?),
+        })
+    })?;
+    rows.collect()
+}
+
+/// The provider gave the charge back: recorded, and `payment:refunded` announced.
+pub fn refunded(c: &Connection, r: &PendingRefund, refund_id: &str) -> rusqlite::Result<()> {
+    let n = c
+        .prepare_cached(
+            "UPDATE payments SET status = 'refunded', refund_id = ?2, refunded_ms = ?3
+             WHERE id = ?1 AND status = 'refund_pending'",
+        )?
+        .execute((&r.payment_id, refund_id, UnixMillis::now().as_i64()))?;
+    if n == 0 {
+        return Ok(()); // recorded already
+    }
+    outbox::enqueue(
+        c,
+        &Envelope::new(
+            crate::PRODUCER,
+            Event::PaymentRefunded(PaymentRefunded {
+                payment_id: r.payment_id.clone(),
+                order_id: r.order_id.clone(),
+                refund_id: refund_id.to_string(),
+            }),
+        ),
+    )
 }

@@ -390,9 +390,42 @@ async fn fake_stripe(prices: HashMap<String, i64>) -> (String, Arc<Mutex<Vec<Str
         }
     }
 
+    /// Refunds of `ch_fake_1`, in full.
+    async fn refunds(
+        State((prices, calls)): State<Shared>,
+        headers: HeaderMap,
+        Form(form): Form<HashMap<String, String>>,
+    ) -> (axum::http::StatusCode, axum::Json<Value>) {
+        let key = headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        calls.lock().unwrap().push(StripeCall {
+            authorization: String::new(),
+            idempotency_key: key,
+            form: form.clone(),
+        });
+        let whole = prices.get("order-1").map(i64::to_string);
+        if form.get("charge").map(String::as_str) == Some("ch_fake_1")
+            && form.get("amount") == whole.as_ref()
+        {
+            (
+                axum::http::StatusCode::OK,
+                axum::Json(json!({"id": "re_fake_1", "object": "refund"})),
+            )
+        } else {
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": {"message": "No such charge"}})),
+            )
+        }
+    }
+
     let calls = Arc::new(Mutex::new(Vec::new()));
     let app = axum::Router::new()
         .route("/v1/charges", axum::routing::post(charges))
+        .route("/v1/refunds", axum::routing::post(refunds))
         .with_state((prices, calls.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -415,13 +448,16 @@ async fn the_stripe_provider_charges_through_the_stripe_api() {
 
     let (s, v) = t.pay("bob", "order-1", "tok_visa").await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    match next_event(&mut sub).await.event {
-        Event::PaymentCreated(p) => assert_eq!(
-            (p.order_id.as_str(), p.charge_id.as_str()),
-            ("order-1", "ch_fake_1")
-        ),
+    let payment_id = match next_event(&mut sub).await.event {
+        Event::PaymentCreated(p) => {
+            assert_eq!(
+                (p.order_id.as_str(), p.charge_id.as_str()),
+                ("order-1", "ch_fake_1")
+            );
+            p.id
+        }
         other => panic!("unexpected {other:?}"),
-    }
+    };
 
     let (s, v) = t.pay("bob", "order-2", "tok_chargeDeclined").await;
     assert_eq!(
@@ -436,9 +472,41 @@ async fn the_stripe_provider_charges_through_the_stripe_api() {
         other => panic!("unexpected {other:?}"),
     }
 
+    // Orders rejects the first payment (its order was cancelled first): Stripe refunds it,
+    // with the payment's own refund key.
+    let rejected = Envelope::new(
+        "orders",
+        Event::PaymentRejected(tix_api::events::PaymentRejected {
+            payment_id: payment_id.clone(),
+            order_id: "order-1".into(),
+            reason: "the order was cancelled before its payment arrived".into(),
+        }),
+    );
+    publish(&bus, &rejected).await;
+    eventually("Stripe refunds the rejected charge", WAIT, || async {
+        calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.idempotency_key == format!("refund-{payment_id}"))
+    })
+    .await;
+
     let calls = calls.lock().unwrap().clone();
+    let refund = calls
+        .iter()
+        .find(|c| c.form.contains_key("charge"))
+        .unwrap();
+    assert_eq!(
+        (
+            refund.form["charge"].as_str(),
+            refund.form["amount"].as_str()
+        ),
+        ("ch_fake_1", "2050")
+    );
     let seen: Vec<(&str, &str, &str, &str, &str)> = calls
         .iter()
+        .filter(|c| c.form.contains_key("source"))
         .map(|c| {
             (
                 c.authorization.as_str(),

@@ -10,7 +10,7 @@ use tix_api::Ticket;
 use tix_client::format::short_id as short;
 
 use crate::app::{App, Effect, Nav, Problem, Screen};
-use crate::screens::ticket_form;
+use crate::screens::{orders, ticket_form};
 use crate::widgets::list::SelectList;
 use crate::widgets::{boxed, highlight};
 
@@ -81,7 +81,7 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
                 );
             }
         }
-        KeyCode::Char('o') => return (push(Screen::Orders), vec![Effect::LoadOrders]),
+        KeyCode::Char('o') => return (push(Screen::Orders), orders::load()),
         KeyCode::Char('m') => return (push(Screen::MyTickets), vec![Effect::LoadMyTickets]),
         KeyCode::Char('s') => return (push(ticket_form::sell()), Vec::new()),
         KeyCode::Char('r') => return stay(vec![market.load()]),

@@ -1,15 +1,23 @@
-//! The buyer's orders: what was paid, what is still held (and can be paid or cancelled).
+//! The buyer's orders: what was paid (and when), what is still held (and can be paid or
+//! cancelled), and which cancelled orders had a payment refunded.
 
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Stylize;
 use ratatui::widgets::{Row, Table};
-use tix_api::{Order, OrderStatus};
+use tix_api::{Order, OrderStatus, Payment, PaymentStatus};
+use tix_client::Kind;
+use tix_client::format::moment;
 
 use crate::app::{App, Effect, Nav, Problem, Screen};
 use crate::screens::reservation::Reservation;
 use crate::widgets::{boxed, countdown, highlight};
+
+/// What the screen shows: the orders, and the payments alongside (for refunds).
+pub(crate) fn load() -> Vec<Effect> {
+    vec![Effect::LoadOrders, Effect::LoadPayments]
+}
 
 pub(crate) fn on_orders(app: &mut App, r: Result<Vec<Order>, Problem>) -> Vec<Effect> {
     match r {
@@ -19,12 +27,24 @@ pub(crate) fn on_orders(app: &mut App, r: Result<Vec<Order>, Problem>) -> Vec<Ef
     Vec::new()
 }
 
+/// The payments only add to the orders (refund marks): when they cannot be loaded, the
+/// orders still show, with the payments last seen. An expired session is the exception,
+/// handled as everywhere.
+pub(crate) fn on_payments(app: &mut App, r: Result<Vec<Payment>, Problem>) -> Vec<Effect> {
+    match r {
+        Ok(list) => app.payments = list,
+        Err(p) if p.kind == Kind::NotSignedIn => app.problem(&p),
+        Err(_) => {}
+    }
+    Vec::new()
+}
+
 /// The list is reloaded rather than edited, so it shows the server's view of the cancel.
 pub(crate) fn on_cancelled(app: &mut App, r: Result<String, Problem>) -> Vec<Effect> {
     match r {
         Ok(id) => {
             app.notice = Some(format!("Cancelled order {id}"));
-            vec![Effect::LoadOrders]
+            load()
         }
         Err(p) => {
             app.problem(&p);
@@ -53,10 +73,36 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
                 return (Nav::push(Screen::Orders, to), Vec::new());
             }
         }
-        KeyCode::Char('r') => return stay(vec![Effect::LoadOrders]),
+        KeyCode::Char('r') => return stay(load()),
         code => app.orders.on_key(code),
     }
     stay(Vec::new())
+}
+
+/// The WHEN column: the countdown of a held order, when a paid one was paid, and for a
+/// cancelled one whether a payment for it was refunded (or is being refunded: a charge
+/// that succeeded for an order cancelled first is always given back).
+pub fn when(app: &App, o: &Order) -> String {
+    match o.status {
+        OrderStatus::Complete => match o.paid_at {
+            Some(at) => format!("paid {}", moment(at, app.now)),
+            None => "paid".into(),
+        },
+        OrderStatus::Cancelled => {
+            let mine = || app.payments.iter().filter(|p| p.order_id == o.id);
+            if let Some(p) = mine().find(|p| p.status == PaymentStatus::Refunded) {
+                match p.refunded_at {
+                    Some(at) => format!("refunded {}", moment(at, app.now)),
+                    None => "refunded".into(),
+                }
+            } else if mine().any(|p| p.status == PaymentStatus::Succeeded) {
+                "refund pending".into()
+            } else {
+                "cancelled".into()
+            }
+        }
+        OrderStatus::Created | OrderStatus::AwaitingPayment => countdown(app.seconds_left(o)),
+    }
 }
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
@@ -65,18 +111,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .items()
         .iter()
         .map(|o| {
-            let when = match o.status {
-                OrderStatus::Complete => "paid".to_string(),
-                OrderStatus::Cancelled => "cancelled".to_string(),
-                OrderStatus::Created | OrderStatus::AwaitingPayment => {
-                    countdown(app.seconds_left(o))
-                }
-            };
             Row::new(vec![
                 o.ticket.title.clone(),
                 o.ticket.price.display(),
                 o.status.to_string(),
-                when,
+                when(app, o),
             ])
         })
         .collect();
@@ -86,7 +125,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             Constraint::Min(10),
             Constraint::Length(12),
             Constraint::Length(10),
-            Constraint::Length(18),
+            Constraint::Length(25),
         ],
     )
     .header(Row::new(vec!["TICKET", "PRICE", "STATUS", "WHEN"]).bold())

@@ -12,8 +12,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use tix_api::{Order, OrderStatus, Payment};
 use tix_client::Kind;
+use tix_client::format::moment;
 
 use crate::app::{App, Effect, Nav, Problem, Screen};
+use crate::screens::orders;
 use crate::widgets::form::Field;
 use crate::widgets::{boxed, countdown};
 
@@ -26,6 +28,9 @@ pub enum Outcome {
     Complete,
     Declined(String),
     Expired,
+    /// Paid, but the order was cancelled (it expired, or was cancelled elsewhere) before
+    /// the payment reached it: the payment is refunded.
+    Refunded,
 }
 
 /// Lives in [`Screen::Reservation`]: leaving the screen gives up on paying here (the order
@@ -90,8 +95,14 @@ pub(crate) fn on_paid(app: &mut App, r: Result<Payment, Problem>) -> Vec<Effect>
 
 pub(crate) fn on_order_now(app: &mut App, r: Result<Order, Problem>) -> Vec<Effect> {
     if let (Screen::Reservation(res), Ok(order)) = (&mut app.screen, r) {
-        if order.status == OrderStatus::Complete {
-            res.outcome = Some(Outcome::Complete);
+        match order.status {
+            OrderStatus::Complete => res.outcome = Some(Outcome::Complete),
+            // Cancelled while the payment was on its way: orders rejects the payment and
+            // payments refunds it. Waiting longer would never see it complete.
+            OrderStatus::Cancelled if res.outcome == Some(Outcome::Confirming) => {
+                res.outcome = Some(Outcome::Refunded)
+            }
+            _ => {}
         }
         res.order = order;
     }
@@ -144,8 +155,11 @@ pub(crate) fn on_key(app: &mut App, mut res: Reservation, key: KeyEvent) -> (Nav
             res.card.error = None;
         }
         // Over, whichever way: the orders list shows how it stands.
-        (Some(Outcome::Complete | Outcome::Declined(_) | Outcome::Expired), KeyCode::Enter) => {
-            return (Nav::Reset(Screen::Orders), vec![Effect::LoadOrders]);
+        (
+            Some(Outcome::Complete | Outcome::Declined(_) | Outcome::Expired | Outcome::Refunded),
+            KeyCode::Enter,
+        ) => {
+            return (Nav::Reset(Screen::Orders), orders::load());
         }
         _ => {}
     }
@@ -184,11 +198,27 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, r: &Reservation) {
         Some(Outcome::Paying) => lines.push(Line::from("Paying…")),
         Some(Outcome::Confirming) => lines.push(Line::from("Paid — confirming the order…")),
         Some(Outcome::Complete) => {
+            let paid = match r.order.paid_at {
+                Some(at) => format!(
+                    "✓ Payment complete — the ticket is yours (paid {}).",
+                    moment(at, app.now)
+                ),
+                None => "✓ Payment complete — the ticket is yours.".into(),
+            };
             lines.push(Line::from(Span::styled(
-                "✓ Payment complete — the ticket is yours.",
+                paid,
                 Style::new().bold().fg(Color::Green),
             )));
             lines.push(Line::from("Enter: my orders"));
+        }
+        Some(Outcome::Refunded) => {
+            lines.push(Line::from(Span::styled(
+                "✗ The order was cancelled before your payment reached it.",
+                Style::new().bold().fg(Color::Red),
+            )));
+            lines.push(Line::from(
+                "The payment is refunded; the ticket was released. Enter: my orders",
+            ));
         }
         Some(Outcome::Declined(m)) => {
             lines.push(Line::from(Span::styled(
