@@ -100,13 +100,38 @@ impl ApiClient {
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T, ClientError> {
-        let (status, bytes) = self.exchange(method, path, body).await?;
-        if (200..300).contains(&status) {
-            // A 204 has no body; `()` and `Empty` read it as `null`.
-            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode(e.to_string()));
+        let (status, bytes) = self.exchange(method, path, body, None).await?;
+        decode(status, &bytes)
+    }
+
+    /// A request that creates something, sent with one `Idempotency-Key` and retried with
+    /// the same key when its outcome is unknown (no answer, 502, 503): the server makes it
+    /// once and answers every retry with the first result.
+    async fn create<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &(impl Serialize + ?Sized),
+    ) -> Result<T, ClientError> {
+        let key = uuid::Uuid::now_v7().to_string();
+        let mut pause = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let answer = self
+                .exchange(reqwest::Method::POST, path, Some(body), Some(&key))
+                .await;
+            let unclear = match &answer {
+                Err(ClientError::Unreachable { .. }) => true,
+                Ok((status, _)) => matches!(status, 502 | 503),
+                Err(_) => false,
+            };
+            if !unclear || attempt >= CREATE_ATTEMPTS {
+                let (status, bytes) = answer?;
+                return decode(status, &bytes);
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
         }
-        Err(api_error(status, &bytes))
     }
 
     /// Sends a request and reads the whole answer, whatever its status.
@@ -115,9 +140,13 @@ impl ApiClient {
         method: reqwest::Method,
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
+        idempotency_key: Option<&str>,
     ) -> Result<(u16, Vec<u8>), ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -247,8 +276,7 @@ impl ApiClient {
         let body = NewOrder {
             ticket_id: ticket_id.to_string(),
         };
-        self.send(reqwest::Method::POST, "/api/orders", Some(&body))
-            .await
+        self.create("/api/orders", &body).await
     }
 
     pub async fn cancel_order(&self, id: &str) -> Result<(), ClientError> {
@@ -262,8 +290,7 @@ impl ApiClient {
             order_id: order_id.to_string(),
             token: token.to_string(),
         };
-        self.send(reqwest::Method::POST, "/api/payments", Some(&body))
-            .await
+        self.create("/api/payments", &body).await
     }
 
     /// The caller's payments (receipts), newest first.
@@ -280,7 +307,7 @@ impl ApiClient {
     /// is an answer, not an error.
     pub async fn health(&self) -> Result<Health, ClientError> {
         let (status, bytes) = self
-            .exchange(reqwest::Method::GET, "/healthz", None::<&Empty>)
+            .exchange(reqwest::Method::GET, "/healthz", None::<&Empty>, None)
             .await?;
         match serde_json::from_slice(&bytes) {
             Ok(h) => Ok(h),
@@ -288,6 +315,19 @@ impl ApiClient {
             Err(e) => Err(ClientError::Decode(e.to_string())),
         }
     }
+}
+
+/// Tries of a request that creates something, the first included.
+const CREATE_ATTEMPTS: u32 = 4;
+
+/// The body of a 2xx answer as `T`, any other answer as its error.
+fn decode<T: DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<T, ClientError> {
+    if (200..300).contains(&status) {
+        // A 204 has no body; `()` and `Empty` read it as `null`.
+        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { bytes };
+        return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode(e.to_string()));
+    }
+    Err(api_error(status, bytes))
 }
 
 /// The error of a non-2xx answer, from its error body when it has one.

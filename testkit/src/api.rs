@@ -75,10 +75,25 @@ impl Api {
         user: Option<&User>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.call_with(method, path, user, body, &[]).await
+    }
+
+    /// [`Api::call`] with extra headers, e.g. `Idempotency-Key`.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        user: Option<&User>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let mut r = self.http.request(
             method.parse().expect("an HTTP method"),
             format!("{}{path}", self.base),
         );
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
         if let Some(u) = user {
             r = r.bearer_auth(&u.token);
         }

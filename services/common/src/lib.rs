@@ -19,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod idempotency;
 pub mod inbox;
 pub mod json;
 pub mod outbox;

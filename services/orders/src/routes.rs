@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tix_api::{OrderStatus, UnixMillis};
 use tix_common::auth::CurrentUser;
+use tix_common::idempotency::{self, IdempotencyKey};
 use tix_common::{ApiError, Json, rate};
 
 use crate::AppState;
@@ -23,12 +24,30 @@ pub struct CreateBody {
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<CreateBody>,
 ) -> Result<(StatusCode, Json<tix_api::Order>), ApiError> {
     let ticket_id = match &body.ticket_id {
         Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 100 => s.trim().to_string(),
         _ => return Err(ApiError::field("ticketId", "TicketId must be provided")),
     };
+    let request = format!("reserve {ticket_id}");
+    // A retry of a reservation already made answers with it, before any limit counts it.
+    if let Some(k) = key.clone() {
+        let (uid, req) = (user.id.clone(), request.clone());
+        let earlier = state
+            .db
+            .read(move |c| -> Result<Option<Order>, ApiError> {
+                match idempotency::find(c, &uid, &k, &req)? {
+                    Some(id) => Ok(store::order(c, &id)?),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        if let Some(order) = earlier {
+            return Ok((StatusCode::CREATED, Json(order.view())));
+        }
+    }
     if let Err(not_until) = state.order_rate.check_key(&user.id) {
         return Err(ApiError::Limited(
             "Too many new orders, try again later".into(),
@@ -41,6 +60,13 @@ pub async fn create(
     let order = state
         .db
         .write(move |c| -> Result<Order, ApiError> {
+            // Again here, where two retries racing each other are serialized.
+            if let Some(k) = &key
+                && let Some(id) = idempotency::find(c, &user.id, k, &request)?
+                && let Some(order) = store::order(c, &id)?
+            {
+                return Ok(order);
+            }
             let ticket = store::ticket(c, &ticket_id)?.ok_or(ApiError::NotFound)?;
             if ticket.user_id == user.id {
                 return Err(ApiError::BadRequest(
@@ -67,7 +93,19 @@ pub async fn create(
                 cancelled_because: None,
             };
             match store::insert_order(c, &order) {
-                Ok(()) => Ok(order),
+                Ok(()) => {
+                    if let Some(k) = &key {
+                        idempotency::record(
+                            c,
+                            &order.user_id,
+                            k,
+                            &request,
+                            &order.id,
+                            UnixMillis::now().as_i64(),
+                        )?;
+                    }
+                    Ok(order)
+                }
                 // The partial unique index: another active order holds this ticket.
                 Err(e) if store::is_unique_violation(&e) => {
                     Err(ApiError::BadRequest("Ticket is already reserved".into()))

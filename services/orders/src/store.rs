@@ -52,6 +52,8 @@ pub const MIGRATIONS: &[&str] = &[
      UPDATE orders SET ticket_title = t.title, price_cents = t.price_cents,
                        ticket_version = t.version
        FROM tickets t WHERE t.id = orders.ticket_id;",
+    // Idempotency-Key on POST /api/orders: a retried reservation returns the first one.
+    tix_common::idempotency::SCHEMA,
 ];
 
 /// The replica of a ticket, as `ticket:*` events describe it.

@@ -13,7 +13,8 @@ use tix_common::{ApiError, FieldError, Json};
 use crate::AppState;
 use crate::provider::{ChargeError, ChargeRequest};
 use crate::store::{self, Claim, Order};
-use tix_api::{OrderStatus, Payment, UnixMillis};
+use tix_api::{OrderStatus, Payment, PaymentStatus, UnixMillis};
+use tix_common::idempotency::{self, IdempotencyKey};
 
 /// How long a payment waits for its order to be replicated: a buyer may pay right after
 /// reserving, before `order:created` has reached payments.
@@ -87,9 +88,28 @@ fn ensure_payable(order: &Order) -> Result<(), ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
+    IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<PaymentBody>,
 ) -> Result<(StatusCode, Json<Payment>), ApiError> {
     let (order_id, token) = parse_body(&body)?;
+    let request = format!("pay {order_id}");
+    // A retry of a payment already made answers with it — never a second charge, never
+    // "Order already paid" to the buyer who paid.
+    if let Some(k) = key.clone() {
+        let (uid, req) = (user.id.clone(), request.clone());
+        let earlier = state
+            .db
+            .read(move |c| -> Result<Option<Payment>, ApiError> {
+                match idempotency::find(c, &uid, &k, &req)? {
+                    Some(id) => Ok(store::receipt(c, &id)?.map(|(p, _)| p)),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+        if let Some(p) = earlier {
+            return replay(p);
+        }
+    }
     let order = wait_for_order(&state, &order_id)
         .await?
         .ok_or(ApiError::NotFound)?;
@@ -98,9 +118,9 @@ pub async fn create(
     }
     ensure_payable(&order)?;
     let payment_id = uuid::Uuid::now_v7().to_string();
-    let claim = state
+    let claimed = state
         .db
-        .write(move |c| -> Result<Claim, ApiError> {
+        .write(move |c| -> Result<Claimed, ApiError> {
             // Checked again where it cannot change underneath: the consumer's writes go
             // through this same writer, so an order:cancelled applied since the read above
             // is seen here.
@@ -112,17 +132,58 @@ pub async fn create(
                 amount: order.price,
                 created_at: UnixMillis::now(),
             };
+            if let Some(k) = &key {
+                // Two retries racing: the second finds the first's claim here.
+                if let Some(id) = idempotency::find(c, &user.id, k, &request)?
+                    && let Some((earlier, _)) = store::receipt(c, &id)?
+                {
+                    return Ok(Claimed::Earlier(earlier));
+                }
+            }
             if !store::claim(c, &claim)? {
                 return Err(ApiError::BadRequest("Order already paid".into()));
             }
-            Ok(claim)
+            if let Some(k) = &key {
+                idempotency::record(
+                    c,
+                    &user.id,
+                    k,
+                    &request,
+                    &claim.id,
+                    claim.created_at.as_i64(),
+                )?;
+            }
+            Ok(Claimed::New(claim))
         })
         .await?;
+    let claim = match claimed {
+        Claimed::New(claim) => claim,
+        Claimed::Earlier(p) => return replay(p),
+    };
     // Detached from the request: a buyer who hangs up, or the request timeout, must not
     // leave a charge made but unrecorded, or a claim pending forever.
     tokio::spawn(settle(state, claim, token))
         .await
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("settling a payment")))?
+}
+
+/// What the claiming transaction found: a new attempt to charge, or the one an earlier
+/// request with the same key made.
+enum Claimed {
+    New(Claim),
+    Earlier(Payment),
+}
+
+/// The answer a retried payment gets: what the first request got, as far as it is known.
+fn replay(p: Payment) -> Result<(StatusCode, Json<Payment>), ApiError> {
+    match p.status {
+        PaymentStatus::Succeeded | PaymentStatus::Refunded => Ok((StatusCode::CREATED, Json(p))),
+        PaymentStatus::Failed => Err(ApiError::PaymentRequired(
+            p.reason.unwrap_or_else(|| "Your card was declined".into()),
+        )),
+        // The first request is still charging: come back for the outcome.
+        PaymentStatus::Pending => Ok((StatusCode::ACCEPTED, Json(p))),
+    }
 }
 
 async fn settle(

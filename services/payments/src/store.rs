@@ -53,6 +53,8 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE UNIQUE INDEX payments_one_live_per_order ON payments (order_id)
         WHERE status IN ('pending', 'succeeded', 'refund_pending', 'refunded');
      CREATE INDEX payments_refund_pending ON payments (id) WHERE status = 'refund_pending';",
+    // Idempotency-Key on POST /api/payments: a retried payment answers with the first.
+    tix_common::idempotency::SCHEMA,
 ];
 
 /// An order as replicated from `order:*` events.
@@ -199,7 +201,7 @@ pub fn fail(c: &Connection, p: &Claim, reason: &str) -> rusqlite::Result<()> {
 pub fn release(c: &Connection, p: &Claim) -> rusqlite::Result<()> {
     c.prepare_cached("DELETE FROM payments WHERE id = ?1 AND status = 'pending'")?
         .execute([&p.id])?;
-    Ok(())
+    tix_common::idempotency::forget(c, &p.id)
 }
 
 impl Claim {
