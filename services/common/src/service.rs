@@ -7,10 +7,15 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
+use tokio_util::task::TaskTracker;
 
 use crate::db::Db;
 use crate::http::{self, Listener};
 use crate::inbox::Handler;
+
+/// The longest a stopping service waits for tracked work: longer than a payment
+/// provider's timeout (30 s), so a charge in flight is always recorded.
+pub const FINISH_WITHIN: std::time::Duration = std::time::Duration::from_secs(35);
 
 /// A service ready to serve: its listener, its routes, and what stops with it.
 #[derive(Debug)]
@@ -20,6 +25,8 @@ pub struct Service {
     db: Option<Db>,
     bus: Option<Client>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Work that must finish before the database closes (a charge being recorded).
+    finish: Option<TaskTracker>,
 }
 
 impl Service {
@@ -31,6 +38,7 @@ impl Service {
             db: None,
             bus: None,
             tasks: Vec::new(),
+            finish: None,
         })
     }
 
@@ -72,6 +80,14 @@ impl Service {
         self.with_bus(bus).with_task(relay)
     }
 
+    /// Work that outlives its request and must end before the service does — a charge
+    /// made must be recorded: awaited (up to [`FINISH_WITHIN`]) after the last request,
+    /// before the bus and the database close.
+    pub fn with_finishing(mut self, tracker: TaskTracker) -> Self {
+        self.finish = Some(tracker);
+        self
+    }
+
     /// Background work (outbox relay, consumers, schedulers) stopped with the service.
     pub fn with_task(mut self, task: tokio::task::JoinHandle<()>) -> Self {
         self.tasks.push(task);
@@ -87,6 +103,15 @@ impl Service {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         http::serve(self.listener, self.router, shutdown).await?;
+        if let Some(tracker) = &self.finish {
+            tracker.close();
+            if tokio::time::timeout(FINISH_WITHIN, tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::error!(left = tracker.len(), "stopping with work unfinished");
+            }
+        }
         for t in &self.tasks {
             t.abort();
         }

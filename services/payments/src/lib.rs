@@ -36,6 +36,7 @@ use tix_common::http;
 use tix_common::secret::{ExposeSecret, SecretSource, SecretString, refuse_flag};
 use tix_common::service::Service;
 use tix_common::sessions;
+use tokio_util::task::TaskTracker;
 
 use crate::provider::{PaymentProvider, Sandbox, Stripe};
 
@@ -135,6 +136,11 @@ pub struct AppState {
     keys: JwtKeys,
     provider: Arc<dyn PaymentProvider>,
     currency: Arc<str>,
+    /// Charges being made: awaited before the service stops.
+    settling: TaskTracker,
+    /// How long a payment request waits for its charge before answering 202: a little
+    /// less than the request timeout, so the buyer hears "pending", not "took too long".
+    answer_within: Duration,
 }
 
 impl std::fmt::Debug for AppState {
@@ -167,11 +173,18 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
     let revocations = sessions::watch(&db, &keys).await?;
     let refunder = tokio::spawn(refunds::run(db.clone(), provider.clone()));
+    let settling = TaskTracker::new();
     let state = AppState {
         db: db.clone(),
         keys: keys.clone(),
         provider,
         currency: Arc::from(cfg.currency.as_str()),
+        settling: settling.clone(),
+        answer_within: cfg
+            .common
+            .request_timeout
+            .saturating_sub(Duration::from_secs(1))
+            .max(Duration::from_millis(500)),
     };
     let routes = Router::new()
         .route("/api/payments", get(routes::list).post(routes::create))
@@ -187,7 +200,8 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             sessions::with_revocations(&keys, consumer::apply),
         )
         .with_task(revocations)
-        .with_task(refunder);
+        .with_task(refunder)
+        .with_finishing(settling);
     Ok(service)
 }
 

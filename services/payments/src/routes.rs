@@ -160,11 +160,19 @@ pub async fn create(
         Claimed::New(claim) => claim,
         Claimed::Earlier(p) => return replay(p),
     };
-    // Detached from the request: a buyer who hangs up, or the request timeout, must not
-    // leave a charge made but unrecorded, or a claim pending forever.
-    tokio::spawn(settle(state, claim, token))
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("settling a payment")))?
+    // Detached from the request and tracked: a buyer who hangs up, the request timeout or
+    // a shutdown must not leave a charge made but unrecorded. A charge slower than the
+    // request may take is answered 202 with the pending receipt; the buyer polls it (or
+    // retries with the same Idempotency-Key).
+    let pending = claim.pending();
+    let answer_within = state.answer_within;
+    let tracker = state.settling.clone();
+    let settling = tracker.spawn(settle(state, claim, token));
+    match tokio::time::timeout(answer_within, settling).await {
+        Ok(joined) => joined
+            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("settling a payment")))?,
+        Err(_) => Ok((StatusCode::ACCEPTED, Json(pending))),
+    }
 }
 
 /// What the claiming transaction found: a new attempt to charge, or the one an earlier

@@ -205,6 +205,14 @@ pub fn release(c: &Connection, p: &Claim) -> rusqlite::Result<()> {
 }
 
 impl Claim {
+    /// The receipt while the charge is under way.
+    pub fn pending(&self) -> Payment {
+        Payment {
+            status: PaymentStatus::Pending,
+            ..self.succeeded()
+        }
+    }
+
     /// The receipt of the claim once its charge succeeded.
     pub fn succeeded(&self) -> Payment {
         Payment {
