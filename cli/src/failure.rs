@@ -26,6 +26,10 @@ pub enum Failure {
     },
     /// The gateway answered, but some services behind it did not.
     Degraded,
+    /// `events tail` found no broker at the bus endpoint.
+    BusUnreachable {
+        endpoint: String,
+    },
     Local(anyhow::Error),
 }
 
@@ -65,7 +69,7 @@ impl Failure {
             Failure::NotSignedIn => 3,
             Failure::PaidTooLate { .. } => 5,
             Failure::Declined { .. } => 6,
-            Failure::Degraded => 7,
+            Failure::Degraded | Failure::BusUnreachable { .. } => 7,
             Failure::Client(e) => match e.kind() {
                 Kind::NotSignedIn | Kind::Forbidden => 3,
                 Kind::NotFound => 4,
@@ -88,6 +92,9 @@ impl Failure {
                 "order {order} was cancelled (it expired, or was cancelled elsewhere) before payment {payment} reached it: the order stays cancelled and the charge is refunded\nsee: tix payments show {payment}"
             ),
             Failure::Degraded => "some services are down".into(),
+            Failure::BusUnreachable { endpoint } => format!(
+                "cannot reach the event bus at {endpoint}\nhint: start the stack with `scripts/stack up`, or point --bus / TIX_BUS_URL at a running tix-bus"
+            ),
             Failure::Local(e) => format!("{e:#}"),
             Failure::Client(ClientError::Unreachable { url, reason }) => format!(
                 "cannot reach the tix API at {url} ({reason})\nhint: start the stack with `scripts/stack up`, or point --api / TIX_API at a running gateway"
@@ -138,6 +145,9 @@ mod tests {
                 payment: "p".into(),
             },
             Failure::Degraded,
+            Failure::BusUnreachable {
+                endpoint: "tcp://x".into(),
+            },
             Failure::Client(ClientError::Unreachable {
                 url: "u".into(),
                 reason: "r".into(),

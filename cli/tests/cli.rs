@@ -629,3 +629,23 @@ fn pay_says_when_the_order_is_catching_up_and_when_it_was_cancelled_first() {
         r.stderr
     );
 }
+
+#[test]
+fn events_tail_without_a_bus_says_which_setting_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = format!("tcp://127.0.0.1:{}", tix_testkit::free_port());
+    let r = run(
+        tix("http://127.0.0.1:9", dir.path()),
+        &["events", "tail", "--bus", &nowhere],
+        None,
+    );
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("cannot reach the event bus at {nowhere}"))
+            && r.stderr.contains("TIX_BUS_URL")
+            && !r.stderr.contains("TIX_API"),
+        "{}",
+        r.stderr
+    );
+}

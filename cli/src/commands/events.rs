@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use tix_client::ClientError;
-
 use crate::ctx::Ctx;
 use crate::failure::{Failure, Outcome};
 use crate::output;
@@ -14,11 +12,8 @@ pub async fn tail(ctx: &Ctx, subjects: Vec<String>, endpoint: &str) -> Outcome {
         tix_bus_client::Client::connect(tix_bus_client::ClientOptions::new(endpoint, "tix-cli"));
     bus.wait_connected(Duration::from_secs(3))
         .await
-        .map_err(|_| {
-            Failure::Client(ClientError::Unreachable {
-                url: endpoint.to_string(),
-                reason: "the event bus does not answer".into(),
-            })
+        .map_err(|_| Failure::BusUnreachable {
+            endpoint: endpoint.to_string(),
         })?;
     // A fresh, ephemeral consumer: only new events, and nothing left behind on the broker.
     let mut opts =
