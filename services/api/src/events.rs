@@ -114,7 +114,7 @@ pub struct TicketCreated {
     pub version: i64,
 }
 
-/// `ticket:updated` — tickets → orders (apply when version = replica's + 1).
+/// `ticket:updated` — tickets → orders (the whole ticket: the newest version wins).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketUpdated {

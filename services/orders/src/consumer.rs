@@ -28,24 +28,27 @@ pub fn apply(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
             )?;
         }
         Event::TicketUpdated(t) => {
-            let Some(mut replica) = store::ticket(c, &t.id)? else {
-                return Ok(Outcome::Retry(format!("ticket {} not known yet", t.id)));
+            // The event carries the whole ticket, so the newest version wins whatever the
+            // order they arrive in: a predecessor held back (even past the redelivery
+            // budget) never stalls the replica, and arriving later changes nothing.
+            let newest = Ticket {
+                id: t.id.clone(),
+                title: t.title.clone(),
+                price: t.price_cents,
+                user_id: t.user_id.clone(),
+                version: t.version,
             };
-            if t.version <= replica.version {
-                return Ok(Outcome::Applied); // an old or repeated version: already reflected
+            match store::ticket(c, &t.id)? {
+                // Before its ticket:created: the update is the ticket as it now is.
+                None => {
+                    store::insert_ticket(c, &newest)?;
+                }
+                Some(replica) if t.version > replica.version => {
+                    // Orders already made keep the ticket as they reserved it.
+                    store::update_ticket(c, &newest)?;
+                }
+                Some(_) => {} // an old or repeated version: already reflected
             }
-            if t.version != replica.version + 1 {
-                // A version from the future: its predecessor comes first.
-                return Ok(Outcome::Retry(format!(
-                    "ticket {} version {} after {}",
-                    t.id, t.version, replica.version
-                )));
-            }
-            // Orders already made keep the ticket as they reserved it.
-            replica.title = t.title.clone();
-            replica.price = t.price_cents;
-            replica.version = t.version;
-            store::update_ticket(c, &replica)?;
         }
         Event::ExpirationComplete(e) => cancel_unless_done(c, &e.order_id, Cancellation::Expired)?,
         Event::PaymentFailed(p) => cancel_unless_done(c, &p.order_id, Cancellation::PaymentFailed)?,

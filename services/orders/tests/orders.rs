@@ -475,3 +475,47 @@ async fn a_payment_for_a_cancelled_order_is_rejected_and_the_order_stays_cancell
         "{o}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replica_converges_on_the_newest_version_whatever_arrives_and_whatever_never_does() {
+    let stack = Stack::start(&["orders"]);
+    let (api, bus) = (
+        Api::at(&stack.url("orders")),
+        events::connect(&stack.bus.endpoint, "test").await,
+    );
+    // Version 3 alone: its creation and versions 1–2 are held back (or dead-lettered).
+    publish(&bus, &Envelope::new("tickets", updated("c1", 3, 4000))).await;
+    let (s, o) = api.reserve(&User::new("ann"), "c1").await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(
+        (o["ticket"]["version"].clone(), o["ticket"]["price"].clone()),
+        (json!(3), json!(40)),
+        "the update alone is the ticket as it is now"
+    );
+    // The stragglers arrive: nothing goes back.
+    for e in [
+        created("c1", 1000),
+        updated("c1", 1, 2000),
+        updated("c1", 2, 3000),
+    ] {
+        publish(&bus, &Envelope::new("tickets", e)).await;
+    }
+    // A marker published after them proves orders has applied them.
+    publish(&bus, &Envelope::new("tickets", created("c2", 500))).await;
+    let (s, _) = api.reserve(&User::new("ann"), "c2").await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = o["id"].as_str().unwrap();
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/api/orders/{id}"),
+            Some(&User::new("ann")),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, again) = api.reserve(&User::new("bob"), "c1").await;
+    assert_eq!(s, StatusCode::CREATED, "{again}");
+    assert_eq!(again["ticket"]["version"], 3, "{again}");
+    assert_eq!(again["ticket"]["price"], 40);
+}
