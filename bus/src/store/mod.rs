@@ -14,8 +14,8 @@ use bytes::Bytes;
 use rusqlite::Connection;
 
 use tix_bus_client::protocol::WireEvent;
+use tix_files as files;
 
-mod files;
 mod reader;
 mod writer;
 
@@ -90,7 +90,7 @@ const MIGRATIONS: &[&str] = &[
 
 /// Opens (creating if needed) `bus.db` with WAL and the schema migrated to the latest
 /// version. A missing directory is created 0700, and the file (with its `-wal` and `-shm`)
-/// is 0600, whatever the umask; see the `files` module.
+/// is 0600, whatever the umask; see `tix_files`.
 pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Connection> {
     use anyhow::Context;
     if let Some(dir) = path.parent() {

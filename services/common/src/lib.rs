@@ -17,7 +17,6 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod files;
 pub mod http;
 pub mod idempotency;
 pub mod inbox;
@@ -30,3 +29,5 @@ pub mod sessions;
 
 pub use error::{ApiError, FieldError};
 pub use json::Json;
+/// Private data directories and database files, shared with the broker.
+pub use tix_files as files;

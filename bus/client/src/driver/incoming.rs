@@ -160,13 +160,18 @@ impl Driver {
                 protocol::u64s_frame(&abandoned),
             ])
             .await;
-            let corr = self.corr(1);
-            self.send(vec![
-                Bytes::from_static(b"UNSUB"),
-                protocol::u64_frame(corr),
-                Bytes::from(group.to_string()),
-            ])
-            .await;
+            self.send_unsubscribe(&group).await;
         }
+    }
+
+    /// Leaves a group on the broker (the answer needs no waiter).
+    pub(super) async fn send_unsubscribe(&mut self, group: &str) {
+        let corr = self.corr(1);
+        self.send(vec![
+            Bytes::from_static(b"UNSUB"),
+            protocol::u64_frame(corr),
+            Bytes::from(group.to_string()),
+        ])
+        .await;
     }
 }

@@ -96,13 +96,7 @@ impl Driver {
                 }
                 Cmd::Unsubscribe { group } => {
                     if self.subs.remove(&group).is_some() && ready {
-                        let corr = self.corr(1);
-                        self.send(vec![
-                            Bytes::from_static(b"UNSUB"),
-                            protocol::u64_frame(corr),
-                            Bytes::from(group.to_string()),
-                        ])
-                        .await;
+                        self.send_unsubscribe(&group).await;
                     }
                 }
                 Cmd::Close { done } => closed = Some(done),

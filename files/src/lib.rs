@@ -1,14 +1,14 @@
-//! `bus.db` and its data directory only their owner can read, whatever the umask of whoever
-//! started the broker: the same rules as the services' `tix_common::files` (kept as a copy
-//! so the broker does not depend on the services' crate).
+//! Data directories and database files that only their owner can read, whatever the umask
+//! of whoever started the process: the rules every tix process with data keeps (the
+//! services through `tix-common`'s database, the broker for `bus.db`).
 //!
 //! - A missing data directory is created 0700 (each missing parent too). One that already
 //!   exists is left as it is — it may be shared on purpose — with a warning when its group
 //!   or others can get in.
-//! - `bus.db` is created 0600 before SQLite opens it (SQLite would create it with the umask:
-//!   usually 0644), and an existing one is tightened to 0600. SQLite gives the `-wal` and
-//!   `-shm` files it creates the main file's mode; leftovers of an older run are tightened
-//!   too.
+//! - A database file is created 0600 before SQLite opens it (SQLite would create it with
+//!   the umask: usually 0644), and an existing one is tightened to 0600. SQLite gives the
+//!   `-wal` and `-shm` files it creates the main file's mode; leftovers of an older run are
+//!   tightened too.
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::io;
@@ -127,4 +127,59 @@ fn tighten(path: &Path) -> io::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn missing_directories_are_created_0700_and_existing_ones_are_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, Permissions::from_mode(0o755)).unwrap();
+
+        let nested = shared.join("a").join("b");
+        ensure_private_dir(&nested).unwrap();
+        assert_eq!(mode(&shared.join("a")), 0o700);
+        assert_eq!(mode(&nested), 0o700);
+        assert_eq!(
+            mode(&shared),
+            0o755,
+            "an existing directory is not chmodded"
+        );
+
+        ensure_private_dir(&shared).unwrap();
+        assert_eq!(mode(&shared), 0o755);
+        ensure_private_dir(&nested).unwrap();
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(ensure_private_dir(&file).is_err());
+        assert!(ensure_private_dir(&file.join("below")).is_err());
+    }
+
+    #[test]
+    fn database_files_are_created_0600_and_loose_ones_tightened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = tmp.path().join("x.db");
+        ensure_private_file(&db).unwrap();
+        assert_eq!(mode(&db), 0o600);
+        assert_eq!(std::fs::metadata(&db).unwrap().len(), 0);
+
+        std::fs::write(&db, b"kept").unwrap();
+        std::fs::set_permissions(&db, Permissions::from_mode(0o644)).unwrap();
+        let wal = side_file(&db, "-wal");
+        std::fs::write(&wal, b"").unwrap();
+        std::fs::set_permissions(&wal, Permissions::from_mode(0o666)).unwrap();
+        ensure_private_file(&db).unwrap();
+        assert_eq!((mode(&db), mode(&wal)), (0o600, 0o600));
+        assert_eq!(std::fs::read(&db).unwrap(), b"kept", "contents untouched");
+        assert!(!side_file(&db, "-shm").exists(), "nothing else is created");
+    }
 }
