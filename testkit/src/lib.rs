@@ -11,15 +11,22 @@
 //! - [`events`] (feature `bus`): publishing events as a service would and awaiting them.
 //!   Behind a feature so crates whose tests never touch the bus (the TUI) do not build the
 //!   bus client.
+//! - [`stripe`] (feature `stripe`): [`StripeDouble`], an HTTP server that answers like
+//!   Stripe's Charges and Refunds API, with faults to inject, for testing the payments
+//!   service's Stripe client and what it does when a charge's outcome is unknown.
 
 pub mod api;
 #[cfg(feature = "bus")]
 pub mod events;
 pub mod process;
 pub mod stack;
+#[cfg(feature = "stripe")]
+pub mod stripe;
 pub mod wait;
 
 pub use api::{Api, User, field, message};
 pub use process::{Proc, bin, bin_dir, free_port};
 pub use stack::{ALL, Bus, SERVICES, Service, Stack, TEST_JWT_SECRET};
+#[cfg(feature = "stripe")]
+pub use stripe::{ChargeRecord, Fault, RefundRecord, StripeDouble};
 pub use wait::eventually;

@@ -214,6 +214,13 @@ impl Stack {
             .unwrap_or_else(|| panic!("{name} is not running in this stack"))
     }
 
+    /// Sets (or replaces) an environment variable for the services started from now on,
+    /// e.g. before a [`Stack::restart`].
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.envs.retain(|(k, _)| k != key);
+        self.envs.push((key.to_string(), value.to_string()));
+    }
+
     /// kill -9 a service.
     pub fn kill(&mut self, name: &str) {
         self.service(name).proc.kill9();

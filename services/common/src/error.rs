@@ -38,6 +38,9 @@ pub enum ApiError {
     /// 503 with `Retry-After`: the service is at capacity for everyone right now.
     #[error("The service is busy, try again in {} s", retry_secs(*.0))]
     Busy(Duration),
+    /// 503 with `Retry-After` and a message saying what is unavailable.
+    #[error("{0}")]
+    Unavailable(String, Duration),
     #[error("The request took too long")]
     Timeout,
     /// 500: logged with its whole cause chain, answered with a generic message.
@@ -59,7 +62,7 @@ impl ApiError {
             ApiError::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) | ApiError::Limited(..) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy(_) | ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,7 +113,8 @@ impl IntoResponse for ApiError {
             .into_response();
         if let ApiError::TooManyRequests(after)
         | ApiError::Limited(_, after)
-        | ApiError::Busy(after) = &self
+        | ApiError::Busy(after)
+        | ApiError::Unavailable(_, after) = &self
         {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -11,8 +11,10 @@
 //! charged through a [`provider::PaymentProvider`]: the built-in [`provider::Sandbox`] or
 //! [`provider::Stripe`].
 
+mod charging;
 mod consumer;
 pub mod provider;
+mod reconcile;
 mod refunds;
 mod routes;
 mod store;
@@ -38,6 +40,7 @@ use tix_common::service::Service;
 use tix_common::sessions;
 use tokio_util::task::TaskTracker;
 
+use crate::charging::Charger;
 use crate::provider::{PaymentProvider, Sandbox, Stripe};
 
 /// The name this service publishes under and its queue group on the bus.
@@ -101,12 +104,26 @@ pub struct Config {
     /// Currency of every charge (ISO code, lower case).
     #[arg(long, env = "TIX_CURRENCY", default_value = "usd")]
     pub currency: String,
+    /// How long a call to the provider may take before its outcome counts as unknown
+    /// (the attempt stays pending and the reconciler asks again).
+    #[arg(long, env = "TIX_PROVIDER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub provider_timeout: Duration,
+    /// How often attempts whose outcome is unknown are settled by asking the provider
+    /// again (also once at start-up), and refunds not made yet are retried.
+    #[arg(long, env = "TIX_RECONCILE_EVERY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub reconcile_every: Duration,
+    /// Test hook: die right after the provider's first successful charge, before it is
+    /// recorded (what a kill -9 at the worst moment does).
+    #[arg(long, env = "TIX_PAYMENTS_CRASH_AFTER_CHARGE", hide = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub crash_after_charge: bool,
 }
 
 impl Config {
     fn provider(&self) -> anyhow::Result<Arc<dyn PaymentProvider>> {
         Ok(match self.provider {
-            ProviderKind::Sandbox => Arc::new(Sandbox),
+            ProviderKind::Sandbox => {
+                Arc::new(Sandbox::open(&self.common.db_path("sandbox-ledger.db"))?)
+            }
             ProviderKind::Stripe => {
                 let key = STRIPE_SECRET_KEY
                     .resolve(
@@ -121,8 +138,12 @@ impl Config {
                         )
                     })?;
                 Arc::new(
-                    Stripe::new(&self.stripe_base_url, key.expose_secret().trim())
-                        .context("setting up the Stripe client")?,
+                    Stripe::new(
+                        &self.stripe_base_url,
+                        key.expose_secret().trim(),
+                        self.provider_timeout,
+                    )
+                    .context("setting up the Stripe client")?,
                 )
             }
         })
@@ -134,7 +155,7 @@ impl Config {
 pub struct AppState {
     db: Db,
     keys: JwtKeys,
-    provider: Arc<dyn PaymentProvider>,
+    charger: Charger,
     currency: Arc<str>,
     /// Charges being made: awaited before the service stops.
     settling: TaskTracker,
@@ -154,7 +175,13 @@ impl std::fmt::Debug for AppState {
 
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
-    // First, so a misconfigured provider stops the start before anything is opened.
+    // First, so a misconfigured provider stops the start before anything else is opened.
+    tix_common::files::ensure_private_dir(&cfg.common.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            cfg.common.data_dir.display()
+        )
+    })?;
     let provider = cfg.provider()?;
     let keys = cfg.common.jwt_keys()?;
     let db = cfg.common.open_db("payments.db", store::MIGRATIONS)?;
@@ -172,12 +199,18 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     group.max_in_flight = 256;
     group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
     let revocations = sessions::watch(&db, &keys).await?;
-    let refunder = tokio::spawn(refunds::run(db.clone(), provider.clone()));
+    let refunder = tokio::spawn(refunds::run(
+        db.clone(),
+        provider.clone(),
+        cfg.reconcile_every,
+    ));
+    let charger = Charger::new(db.clone(), provider, cfg.crash_after_charge);
+    let reconciler = tokio::spawn(reconcile::run(charger.clone(), cfg.reconcile_every));
     let settling = TaskTracker::new();
     let state = AppState {
         db: db.clone(),
         keys: keys.clone(),
-        provider,
+        charger,
         currency: Arc::from(cfg.currency.as_str()),
         settling: settling.clone(),
         answer_within: cfg
@@ -201,6 +234,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         )
         .with_task(revocations)
         .with_task(refunder)
+        .with_task(reconciler)
         .with_finishing(settling);
     Ok(service)
 }
@@ -233,7 +267,7 @@ mod tests {
             file.as_os_str(),
         ]);
         cfg.provider().unwrap();
-        let stripe = Stripe::new(&cfg.stripe_base_url, KEY).unwrap();
+        let stripe = Stripe::new(&cfg.stripe_base_url, KEY, cfg.provider_timeout).unwrap();
         let shown = format!("{cfg:?} {cfg:#?} {stripe:?}");
         assert!(!shown.contains(KEY), "{shown}");
 

@@ -1,10 +1,18 @@
 //! Card processing behind one trait, so the service never knows whose money machine it is
 //! talking to: [`Sandbox`] for development and tests, [`Stripe`] for real charges.
+//!
+//! Every request carries an idempotency key, and both providers keep the first answer to a
+//! key: asking again with the same key and the same parameters gives the same answer and
+//! moves no more money. That is how an attempt whose outcome was lost is settled later
+//! (`reconcile.rs`): by asking again.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::{Connection, OptionalExtension};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -16,7 +24,8 @@ pub struct ChargeRequest {
     pub currency: String,
     /// A card token (`tok_visa`) or, for the sandbox, a test card number.
     pub source: String,
-    /// The order id: a retried charge for the same order is never made twice.
+    /// The attempt's own key (`charge-<payment id>`): asking again is answered with the
+    /// first outcome, never a second charge.
     pub idempotency_key: String,
     pub description: String,
 }
@@ -42,7 +51,8 @@ pub struct Charge {
     pub id: String,
 }
 
-/// Why a charge was not made. Each kind leads to a different answer to the buyer.
+/// Why a charge was not made, or why we do not know whether it was. Each kind leads to a
+/// different answer to the buyer, and only [`ChargeError::Unknown`] leaves money unsettled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChargeError {
     /// The card was refused; the message is the provider's, fit for the buyer.
@@ -51,33 +61,89 @@ pub enum ChargeError {
     /// The request or card is not usable (unknown token, bad number).
     #[error("invalid: {0}")]
     Invalid(String),
-    /// The provider could not be reached or answered something unexpected.
-    #[error("provider unavailable: {0}")]
-    Unavailable(String),
+    /// Nothing was charged and it is not the card's fault: the provider could not be
+    /// reached, or refused the request before acting on it (rate limit, our credentials).
+    #[error("provider unreachable: {0}")]
+    Unreachable(String),
+    /// The request reached the provider but its answer did not reach us (timeout, dropped
+    /// connection, a 5xx, a garbled body): the money may have moved. Settled by asking
+    /// again with the same key, never by assuming.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
 }
+
+impl ChargeError {
+    /// Whether asking again later (with the same key) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ChargeError::Unreachable(_) | ChargeError::Unknown(_))
+    }
+}
+
+/// A boxed provider answer.
+pub type Answer<'a, T> = Pin<Box<dyn Future<Output = Result<T, ChargeError>> + Send + 'a>>;
 
 /// Something that can take money from a card.
 pub trait PaymentProvider: Send + Sync {
-    fn charge<'a>(
-        &'a self,
-        req: &'a ChargeRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<Charge, ChargeError>> + Send + 'a>>;
+    /// Charges a card, or answers as it did the first time this key was used.
+    fn charge<'a>(&'a self, req: &'a ChargeRequest) -> Answer<'a, Charge>;
 
     /// Gives a charge back. `Declined`/`Invalid` mean the provider will never do it (the
-    /// charge is unknown, or refunded some other way); `Unavailable` is worth retrying
-    /// with the same key.
-    fn refund<'a>(
-        &'a self,
-        req: &'a RefundRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<Refund, ChargeError>> + Send + 'a>>;
+    /// charge is unknown, or refunded some other way); the others are worth retrying with
+    /// the same key.
+    fn refund<'a>(&'a self, req: &'a RefundRequest) -> Answer<'a, Refund>;
 }
 
-/// A built-in provider that answers like Stripe's test mode, without a network.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sandbox;
+/// A built-in provider that answers like Stripe's test mode, without a network. It keeps
+/// a ledger of its own (`sandbox-ledger.db` beside payments.db, written in its own
+/// transactions as a real provider's books would be), so the same key asked again —
+/// even after payments crashed between charging and recording — gets the same answer.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    ledger: Arc<Mutex<Connection>>,
+}
+
+const LEDGER: &str = "
+    CREATE TABLE IF NOT EXISTS charges (
+        idempotency_key TEXT PRIMARY KEY,
+        params TEXT NOT NULL,
+        charge_id TEXT UNIQUE,
+        declined TEXT,
+        invalid TEXT
+    );
+    CREATE TABLE IF NOT EXISTS refunds (
+        idempotency_key TEXT PRIMARY KEY,
+        charge_id TEXT NOT NULL UNIQUE,
+        refund_id TEXT NOT NULL
+    );";
 
 impl Sandbox {
     pub const DECLINED: &str = "Your card was declined";
+
+    /// The sandbox with its ledger at `path` (created 0600 if missing).
+    pub fn open(path: &Path) -> anyhow::Result<Sandbox> {
+        use anyhow::Context;
+        tix_common::files::ensure_private_file(path)
+            .with_context(|| format!("creating the sandbox ledger {}", path.display()))?;
+        let c = Connection::open(path)
+            .with_context(|| format!("opening the sandbox ledger {}", path.display()))?;
+        // WAL without a sync per commit: a sandbox loses at most its last moments to a
+        // power cut, never to a killed payments process.
+        c.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        c.busy_timeout(Duration::from_secs(5))?;
+        c.execute_batch(LEDGER)?;
+        Ok(Sandbox {
+            ledger: Arc::new(Mutex::new(c)),
+        })
+    }
+
+    /// A sandbox whose ledger lives only as long as it does.
+    pub fn in_memory() -> Sandbox {
+        let c = Connection::open_in_memory().expect("an in-memory database");
+        c.execute_batch(LEDGER).expect("the ledger's schema");
+        Sandbox {
+            ledger: Arc::new(Mutex::new(c)),
+        }
+    }
 
     fn decide(source: &str) -> Result<Charge, ChargeError> {
         // People type card numbers grouped; the sandbox should not care.
@@ -95,36 +161,116 @@ impl Sandbox {
             _ => Err(ChargeError::Invalid("Invalid card".into())),
         }
     }
+
+    fn charge_in_ledger(&self, req: &ChargeRequest) -> Result<Charge, ChargeError> {
+        let params = format!(
+            "{}|{}|{}|{}",
+            req.amount_cents, req.currency, req.source, req.description
+        );
+        let unknown = |e: rusqlite::Error| ChargeError::Unknown(format!("sandbox ledger: {e}"));
+        let c = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        type Stored = (String, Option<String>, Option<String>, Option<String>);
+        let stored: Option<Stored> = c
+            .prepare_cached(
+                "SELECT params, charge_id, declined, invalid FROM charges WHERE idempotency_key = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([&req.idempotency_key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()
+            })
+            .map_err(unknown)?;
+        if let Some((was, charge_id, declined, invalid)) = stored {
+            if was != params {
+                // Stripe's idempotency_error: a bug of ours, never a reason to give up on
+                // money that may have moved.
+                return Err(ChargeError::Unknown(format!(
+                    "key {} was first used with other parameters",
+                    req.idempotency_key
+                )));
+            }
+            return match (charge_id, declined, invalid) {
+                (Some(id), _, _) => Ok(Charge { id }),
+                (_, Some(d), _) => Err(ChargeError::Declined(d)),
+                (_, _, i) => Err(ChargeError::Invalid(i.unwrap_or_default())),
+            };
+        }
+        let outcome = Self::decide(&req.source);
+        let (charge_id, declined, invalid) = match &outcome {
+            Ok(ch) => (Some(ch.id.as_str()), None, None),
+            Err(ChargeError::Declined(d)) => (None, Some(d.as_str()), None),
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+        let invalid = invalid.map(|_| "Invalid card");
+        c.prepare_cached(
+            "INSERT INTO charges (idempotency_key, params, charge_id, declined, invalid)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut st| {
+            st.execute((&req.idempotency_key, &params, charge_id, declined, invalid))
+        })
+        .map_err(unknown)?;
+        outcome
+    }
+
+    fn refund_in_ledger(&self, req: &RefundRequest) -> Result<Refund, ChargeError> {
+        let unknown = |e: rusqlite::Error| ChargeError::Unknown(format!("sandbox ledger: {e}"));
+        let c = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        let stored: Option<(String, String)> = c
+            .prepare_cached("SELECT charge_id, refund_id FROM refunds WHERE idempotency_key = ?1")
+            .and_then(|mut st| {
+                st.query_row([&req.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(unknown)?;
+        if let Some((charge, id)) = stored {
+            return if charge == req.charge_id {
+                Ok(Refund { id })
+            } else {
+                Err(ChargeError::Unknown(format!(
+                    "key {} was first used for charge {charge}",
+                    req.idempotency_key
+                )))
+            };
+        }
+        let charged = c
+            .prepare_cached("SELECT 1 FROM charges WHERE charge_id = ?1")
+            .and_then(|mut st| st.exists([&req.charge_id]))
+            .map_err(unknown)?;
+        if !charged {
+            return Err(ChargeError::Invalid(format!(
+                "No such charge: {}",
+                req.charge_id
+            )));
+        }
+        let id = format!("re_sandbox_{}", uuid::Uuid::now_v7().simple());
+        let n = c
+            .prepare_cached(
+                "INSERT INTO refunds (idempotency_key, charge_id, refund_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (charge_id) DO NOTHING",
+            )
+            .and_then(|mut st| st.execute((&req.idempotency_key, &req.charge_id, &id)))
+            .map_err(unknown)?;
+        if n == 0 {
+            return Err(ChargeError::Invalid(format!(
+                "Charge {} has already been refunded",
+                req.charge_id
+            )));
+        }
+        Ok(Refund { id })
+    }
 }
 
 impl PaymentProvider for Sandbox {
-    fn charge<'a>(
-        &'a self,
-        req: &'a ChargeRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<Charge, ChargeError>> + Send + 'a>> {
-        Box::pin(std::future::ready(Self::decide(&req.source)))
+    fn charge<'a>(&'a self, req: &'a ChargeRequest) -> Answer<'a, Charge> {
+        Box::pin(std::future::ready(self.charge_in_ledger(req)))
     }
 
-    fn refund<'a>(
-        &'a self,
-        req: &'a RefundRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<Refund, ChargeError>> + Send + 'a>> {
-        // Every sandbox charge can be refunded; the id follows from the key, so asking
-        // twice gives the same refund, as Stripe's idempotency does.
-        let r = if req.charge_id.starts_with("ch_") {
-            Ok(Refund {
-                id: format!("re_{}", req.idempotency_key),
-            })
-        } else {
-            Err(ChargeError::Invalid(format!(
-                "no such charge: {}",
-                req.charge_id
-            )))
-        };
-        Box::pin(std::future::ready(r))
+    fn refund<'a>(&'a self, req: &'a RefundRequest) -> Answer<'a, Refund> {
+        Box::pin(std::future::ready(self.refund_in_ledger(req)))
     }
 }
-
 /// Stripe's Charges API over HTTPS.
 #[derive(Clone)]
 pub struct Stripe {
@@ -142,7 +288,7 @@ impl std::fmt::Debug for Stripe {
 }
 
 #[derive(Deserialize)]
-struct StripeCharge {
+struct StripeObject {
     id: Option<String>,
 }
 
@@ -154,15 +300,17 @@ struct StripeErrorBody {
 #[derive(Deserialize)]
 struct StripeError {
     message: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
 impl Stripe {
-    pub fn new(base_url: &str, secret_key: &str) -> anyhow::Result<Stripe> {
+    /// A client whose every call gives up after `timeout` (an unknown outcome, settled
+    /// later by asking again with the same key).
+    pub fn new(base_url: &str, secret_key: &str, timeout: Duration) -> anyhow::Result<Stripe> {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            // Long enough for a slow card network; the charge runs detached from the
-            // request, so a buyer who gives up does not leave it half recorded.
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .timeout(timeout)
             .build()?;
         Ok(Stripe {
             http,
@@ -181,24 +329,21 @@ impl Stripe {
         let (status, body) = self
             .post("/v1/refunds", &req.idempotency_key, &form)
             .await?;
-        match status {
-            200..=299 => serde_json::from_slice::<StripeCharge>(&body)
-                .ok()
-                .and_then(|r| r.id)
-                .map(|id| Refund { id })
-                .ok_or_else(|| {
-                    ChargeError::Unavailable(format!(
-                        "Stripe answered {status} without a refund id"
-                    ))
-                }),
-            400..=499 => Err(ChargeError::Invalid(
-                stripe_message(&body).unwrap_or_else(|| format!("Stripe answered {status}")),
-            )),
-            _ => Err(ChargeError::Unavailable(format!(
-                "Stripe answered {status}: {}",
-                stripe_message(&body).unwrap_or_default()
-            ))),
-        }
+        classify(status, &body, "refund").map(|id| Refund { id })
+    }
+
+    async fn create_charge(&self, req: &ChargeRequest) -> Result<Charge, ChargeError> {
+        let amount = req.amount_cents.to_string();
+        let form = [
+            ("amount", amount.as_str()),
+            ("currency", req.currency.as_str()),
+            ("source", req.source.as_str()),
+            ("description", req.description.as_str()),
+        ];
+        let (status, body) = self
+            .post("/v1/charges", &req.idempotency_key, &form)
+            .await?;
+        classify(status, &body, "charge").map(|id| Charge { id })
     }
 
     /// One form POST to Stripe with an idempotency key; the status and the raw body.
@@ -216,88 +361,86 @@ impl Stripe {
             .form(form)
             .send()
             .await
-            .map_err(|e| ChargeError::Unavailable(format!("calling Stripe: {e}")))?;
+            .map_err(|e| {
+                // Only a connection never made is sure to have charged nothing.
+                if e.is_connect() {
+                    ChargeError::Unreachable(format!("connecting to Stripe: {e}"))
+                } else {
+                    ChargeError::Unknown(format!("calling Stripe: {e}"))
+                }
+            })?;
         let status = resp.status().as_u16();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| ChargeError::Unavailable(format!("reading Stripe's answer: {e}")))?;
+            .map_err(|e| ChargeError::Unknown(format!("reading Stripe's answer: {e}")))?;
         Ok((status, body.to_vec()))
     }
+}
 
-    async fn create_charge(&self, req: &ChargeRequest) -> Result<Charge, ChargeError> {
-        let amount = req.amount_cents.to_string();
-        let form = [
-            ("amount", amount.as_str()),
-            ("currency", req.currency.as_str()),
-            ("source", req.source.as_str()),
-            ("description", req.description.as_str()),
-        ];
-        let (status, body) = self
-            .post("/v1/charges", &req.idempotency_key, &form)
-            .await?;
-        let message = || stripe_message(&body);
-        match status {
-            200..=299 => serde_json::from_slice::<StripeCharge>(&body)
-                .ok()
-                .and_then(|c| c.id)
-                .map(|id| Charge { id })
-                .ok_or_else(|| {
-                    ChargeError::Unavailable(format!(
-                        "Stripe answered {status} without a charge id"
-                    ))
-                }),
-            402 => Err(ChargeError::Declined(
-                message().unwrap_or_else(|| Sandbox::DECLINED.into()),
-            )),
-            400 => Err(ChargeError::Invalid(
-                message().unwrap_or_else(|| "Invalid card".into()),
-            )),
-            _ => Err(ChargeError::Unavailable(format!(
-                "Stripe answered {status}: {}",
-                message().unwrap_or_default()
-            ))),
-        }
+/// What an answer from Stripe means: the object's id, or which kind of failure.
+fn classify(status: u16, body: &[u8], what: &str) -> Result<String, ChargeError> {
+    let error = serde_json::from_slice::<StripeErrorBody>(body)
+        .ok()
+        .and_then(|b| b.error);
+    let message = error.as_ref().and_then(|e| e.message.clone());
+    let kind = error.as_ref().and_then(|e| e.kind.clone());
+    let said = || {
+        format!(
+            "Stripe answered {status}: {}",
+            message.clone().unwrap_or_default()
+        )
+    };
+    match status {
+        200..=299 => serde_json::from_slice::<StripeObject>(body)
+            .ok()
+            .and_then(|o| o.id)
+            .ok_or_else(|| {
+                ChargeError::Unknown(format!("Stripe answered {status} without a {what} id"))
+            }),
+        402 => Err(ChargeError::Declined(
+            message.unwrap_or_else(|| Sandbox::DECLINED.into()),
+        )),
+        // Another request with this key is under way, or the key was first used with other
+        // parameters: either way the first request decides, and it is not known here.
+        409 => Err(ChargeError::Unknown(said())),
+        400 if kind.as_deref() == Some("idempotency_error") => Err(ChargeError::Unknown(said())),
+        // Refused before acting: our key is wrong or we are going too fast.
+        401 | 403 | 429 => Err(ChargeError::Unreachable(said())),
+        400..=499 => Err(ChargeError::Invalid(
+            message.unwrap_or_else(|| format!("Stripe refused the {what}")),
+        )),
+        _ => Err(ChargeError::Unknown(said())),
     }
 }
 
 impl PaymentProvider for Stripe {
-    fn charge<'a>(
-        &'a self,
-        req: &'a ChargeRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<Charge, ChargeError>> + Send + 'a>> {
+    fn charge<'a>(&'a self, req: &'a ChargeRequest) -> Answer<'a, Charge> {
         Box::pin(self.create_charge(req))
     }
 
-    fn refund<'a>(
-        &'a self,
-        req: &'a RefundRequest,
-    ) -> Pin<Box<dyn Future<Output = Result<Refund, ChargeError>> + Send + 'a>> {
+    fn refund<'a>(&'a self, req: &'a RefundRequest) -> Answer<'a, Refund> {
         Box::pin(self.create_refund(req))
     }
-}
-
-/// The message of a Stripe error body, if it has one.
-fn stripe_message(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<StripeErrorBody>(body)
-        .ok()
-        .and_then(|b| b.error)
-        .and_then(|e| e.message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn charge(source: &str) -> Result<Charge, ChargeError> {
-        let req = ChargeRequest {
+    fn request(key: &str, source: &str) -> ChargeRequest {
+        ChargeRequest {
             amount_cents: 2050,
             currency: "usd".into(),
             source: source.into(),
-            idempotency_key: "order-1".into(),
+            idempotency_key: key.into(),
             description: "test".into(),
-        };
-        futures::executor::block_on(Sandbox.charge(&req))
+        }
+    }
+
+    fn charge(source: &str) -> Result<Charge, ChargeError> {
+        let key = uuid::Uuid::now_v7().to_string();
+        futures::executor::block_on(Sandbox::in_memory().charge(&request(&key, source)))
     }
 
     #[test]
@@ -332,6 +475,107 @@ mod tests {
                 charge(source),
                 Err(ChargeError::Invalid("Invalid card".into())),
                 "{source:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_sandbox_ledger_answers_a_key_again_with_its_first_outcome_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        use futures::executor::block_on as run;
+        let first = run(Sandbox::open(&path)
+            .unwrap()
+            .charge(&request("k1", "tok_visa")))
+        .unwrap();
+        let declined = run(Sandbox::open(&path)
+            .unwrap()
+            .charge(&request("k2", "tok_chargeDeclined")));
+        // A new process with the same ledger, as after payments was killed.
+        let sandbox = Sandbox::open(&path).unwrap();
+        assert_eq!(
+            run(sandbox.charge(&request("k1", "tok_visa"))),
+            Ok(first.clone())
+        );
+        assert_eq!(
+            run(sandbox.charge(&request("k2", "tok_chargeDeclined"))),
+            declined
+        );
+        // The same key with other parameters is never taken as a new charge or a refusal.
+        assert!(matches!(
+            run(sandbox.charge(&request("k1", "tok_chargeDeclined"))),
+            Err(ChargeError::Unknown(_))
+        ));
+        let refund = |key: &str, charge: &str| {
+            run(sandbox.refund(&RefundRequest {
+                charge_id: charge.into(),
+                amount_cents: 2050,
+                idempotency_key: key.into(),
+            }))
+        };
+        let r = refund("r1", &first.id).unwrap();
+        assert_eq!(refund("r1", &first.id), Ok(r));
+        assert!(
+            matches!(refund("r2", &first.id), Err(ChargeError::Invalid(m)) if m.contains("already been refunded"))
+        );
+        assert!(
+            matches!(refund("r3", "ch_nobody"), Err(ChargeError::Invalid(m)) if m.contains("No such charge"))
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn stripe_answers_are_classified_by_what_they_say_about_the_money() {
+        let err = |kind: &str, message: &str| {
+            format!(r#"{{"error":{{"type":"{kind}","message":"{message}"}}}}"#).into_bytes()
+        };
+        assert_eq!(
+            classify(200, br#"{"id":"ch_1"}"#, "charge"),
+            Ok("ch_1".into())
+        );
+        assert!(matches!(
+            classify(200, b"<html>", "charge"),
+            Err(ChargeError::Unknown(_))
+        ));
+        assert_eq!(
+            classify(402, &err("card_error", "Your card was declined."), "charge"),
+            Err(ChargeError::Declined("Your card was declined.".into()))
+        );
+        assert_eq!(
+            classify(
+                400,
+                &err("invalid_request_error", "No such token: 'x'"),
+                "charge"
+            ),
+            Err(ChargeError::Invalid("No such token: 'x'".into()))
+        );
+        assert!(matches!(
+            classify(400, &err("idempotency_error", "Keys …"), "charge"),
+            Err(ChargeError::Unknown(_))
+        ));
+        assert!(matches!(
+            classify(409, &err("idempotency_error", "in progress"), "charge"),
+            Err(ChargeError::Unknown(_))
+        ));
+        for status in [500, 502, 503, 504] {
+            assert!(
+                matches!(
+                    classify(status, b"", "charge"),
+                    Err(ChargeError::Unknown(_))
+                ),
+                "{status}"
+            );
+        }
+        for status in [401, 403, 429] {
+            assert!(
+                matches!(
+                    classify(status, b"", "charge"),
+                    Err(ChargeError::Unreachable(_))
+                ),
+                "{status}"
             );
         }
     }

@@ -1,8 +1,8 @@
 //! Giving back the charges orders rejected (docs/events.md, "payment:rejected").
 //!
 //! The consumer only marks a payment `refund_pending` inside its transaction; this task
-//! makes the provider calls, outside any transaction, woken by every commit and every 30
-//! seconds. Each refund carries the payment's own idempotency key (`refund-<payment id>`),
+//! makes the provider calls, outside any transaction, woken by every commit and every
+//! `--reconcile-every`. Each refund carries the payment's own idempotency key (`refund-<payment id>`),
 //! so a refund retried after a crash or a timeout is made once. Until the provider
 //! answers, the payment stays `refund_pending`: it is never forgotten.
 
@@ -11,13 +11,11 @@ use std::time::Duration;
 
 use tix_common::db::{Db, DbError};
 
-use crate::provider::{ChargeError, PaymentProvider, RefundRequest};
+use crate::provider::{PaymentProvider, RefundRequest};
 use crate::store::{self, PendingRefund};
 
-/// How often pending refunds are retried when nothing wakes the task.
-const SWEEP: Duration = Duration::from_secs(30);
-
-pub async fn run(db: Db, provider: Arc<dyn PaymentProvider>) {
+/// Runs forever; pending refunds are retried every `every` when nothing wakes the task.
+pub async fn run(db: Db, provider: Arc<dyn PaymentProvider>, every: Duration) {
     let mut commits = db.commits();
     loop {
         commits.borrow_and_update();
@@ -34,7 +32,7 @@ pub async fn run(db: Db, provider: Arc<dyn PaymentProvider>) {
             }
             Err(e) => tracing::warn!(error = %e, "reading pending refunds failed"),
         }
-        let _ = tokio::time::timeout(SWEEP, commits.changed()).await;
+        let _ = tokio::time::timeout(every, commits.changed()).await;
     }
 }
 
@@ -60,7 +58,7 @@ async fn refund(db: &Db, provider: &dyn PaymentProvider, r: PendingRefund) {
                     error = %e, "refunded but not recorded yet"),
             }
         }
-        Err(e @ ChargeError::Unavailable(_)) => {
+        Err(e) if e.is_retryable() => {
             tracing::warn!(payment = %r.payment_id, error = %e, "refund not made yet; will retry");
         }
         Err(e) => {

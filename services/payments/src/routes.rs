@@ -11,8 +11,8 @@ use tix_common::auth::CurrentUser;
 use tix_common::{ApiError, FieldError, Json};
 
 use crate::AppState;
-use crate::provider::{ChargeError, ChargeRequest};
-use crate::store::{self, Claim, Order};
+use crate::charging::Settled;
+use crate::store::{self, Claim, Failure, Order, Receipt};
 use tix_api::{OrderStatus, Payment, PaymentStatus, UnixMillis};
 use tix_common::idempotency::{self, IdempotencyKey};
 
@@ -99,15 +99,15 @@ pub async fn create(
         let (uid, req) = (user.id.clone(), request.clone());
         let earlier = state
             .db
-            .read(move |c| -> Result<Option<Payment>, ApiError> {
+            .read(move |c| -> Result<Option<Receipt>, ApiError> {
                 match idempotency::find(c, &uid, &k, &req)? {
-                    Some(id) => Ok(store::receipt(c, &id)?.map(|(p, _)| p)),
+                    Some(id) => Ok(store::receipt(c, &id)?),
                     None => Ok(None),
                 }
             })
             .await?;
-        if let Some(p) = earlier {
-            return replay(p);
+        if let Some(r) = earlier {
+            return replay(r);
         }
     }
     let order = wait_for_order(&state, &order_id)
@@ -118,6 +118,7 @@ pub async fn create(
     }
     ensure_payable(&order)?;
     let payment_id = uuid::Uuid::now_v7().to_string();
+    let currency = state.currency.to_string();
     let claimed = state
         .db
         .write(move |c| -> Result<Claimed, ApiError> {
@@ -131,17 +132,26 @@ pub async fn create(
                 order_id: order.id,
                 amount: order.price,
                 created_at: UnixMillis::now(),
+                currency,
+                source: token,
             };
             if let Some(k) = &key {
                 // Two retries racing: the second finds the first's claim here.
                 if let Some(id) = idempotency::find(c, &user.id, k, &request)?
-                    && let Some((earlier, _)) = store::receipt(c, &id)?
+                    && let Some(earlier) = store::receipt(c, &id)?
                 {
                     return Ok(Claimed::Earlier(earlier));
                 }
             }
             if !store::claim(c, &claim)? {
-                return Err(ApiError::BadRequest("Order already paid".into()));
+                return Err(ApiError::BadRequest(
+                    if store::has_pending_attempt(c, &claim.order_id)? {
+                        "A payment for this order is being processed"
+                    } else {
+                        "Order already paid"
+                    }
+                    .into(),
+                ));
             }
             if let Some(k) = &key {
                 idempotency::record(
@@ -158,19 +168,33 @@ pub async fn create(
         .await?;
     let claim = match claimed {
         Claimed::New(claim) => claim,
-        Claimed::Earlier(p) => return replay(p),
+        Claimed::Earlier(r) => return replay(r),
     };
     // Detached from the request and tracked: a buyer who hangs up, the request timeout or
     // a shutdown must not leave a charge made but unrecorded. A charge slower than the
     // request may take is answered 202 with the pending receipt; the buyer polls it (or
     // retries with the same Idempotency-Key).
     let pending = claim.pending();
-    let answer_within = state.answer_within;
-    let tracker = state.settling.clone();
-    let settling = tracker.spawn(settle(state, claim, token));
-    match tokio::time::timeout(answer_within, settling).await {
-        Ok(joined) => joined
-            .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("settling a payment")))?,
+    let guard = state
+        .charger
+        .enter(&claim.id)
+        .expect("a new attempt is in flight nowhere else");
+    let charger = state.charger.clone();
+    let settling = state
+        .settling
+        .spawn(async move { charger.attempt(claim, guard).await });
+    match tokio::time::timeout(state.answer_within, settling).await {
+        Ok(joined) => {
+            let settled = joined
+                .map_err(|e| {
+                    ApiError::Internal(anyhow::Error::new(e).context("settling a payment"))
+                })?
+                // Recorded as pending at worst: the reconciler settles it.
+                .map_err(|e| {
+                    ApiError::Internal(anyhow::Error::new(e).context("recording a payment"))
+                })?;
+            answer(settled, pending)
+        }
         Err(_) => Ok((StatusCode::ACCEPTED, Json(pending))),
     }
 }
@@ -179,80 +203,45 @@ pub async fn create(
 /// request with the same key made.
 enum Claimed {
     New(Claim),
-    Earlier(Payment),
+    Earlier(Receipt),
+}
+
+/// How long a buyer is told to wait before trying a provider that could not be reached.
+const PROVIDER_RETRY: Duration = Duration::from_secs(5);
+
+/// The buyer's answer for a settled (or still unknown) attempt.
+fn answer(settled: Settled, pending: Payment) -> Result<(StatusCode, Json<Payment>), ApiError> {
+    match settled {
+        Settled::Succeeded(p) => Ok((StatusCode::CREATED, Json(p))),
+        Settled::Failed(failure, reason) => Err(failed(failure, reason)),
+        // The money may have moved: the buyer sees it pending, and the reconciler settles it.
+        Settled::Unknown(_) => Ok((StatusCode::ACCEPTED, Json(pending))),
+    }
+}
+
+fn failed(failure: Failure, reason: String) -> ApiError {
+    match failure {
+        Failure::Declined => ApiError::PaymentRequired(reason),
+        Failure::Invalid => ApiError::field("token", "Invalid card"),
+        Failure::Unreachable => ApiError::Unavailable(
+            "The payment provider cannot be reached right now; nothing was charged".into(),
+            PROVIDER_RETRY,
+        ),
+    }
 }
 
 /// The answer a retried payment gets: what the first request got, as far as it is known.
-fn replay(p: Payment) -> Result<(StatusCode, Json<Payment>), ApiError> {
+fn replay(r: Receipt) -> Result<(StatusCode, Json<Payment>), ApiError> {
+    let p = r.payment;
     match p.status {
         PaymentStatus::Succeeded | PaymentStatus::Refunded => Ok((StatusCode::CREATED, Json(p))),
-        PaymentStatus::Failed => Err(ApiError::PaymentRequired(
+        PaymentStatus::Failed => Err(failed(
+            r.failure.unwrap_or(Failure::Declined),
             p.reason.unwrap_or_else(|| "Your card was declined".into()),
         )),
         // The first request is still charging: come back for the outcome.
         PaymentStatus::Pending => Ok((StatusCode::ACCEPTED, Json(p))),
     }
-}
-
-async fn settle(
-    state: AppState,
-    claim: Claim,
-    token: String,
-) -> Result<(StatusCode, Json<Payment>), ApiError> {
-    let req = ChargeRequest {
-        amount_cents: claim.amount.cents(),
-        currency: state.currency.to_string(),
-        source: token,
-        idempotency_key: claim.order_id.clone(),
-        description: format!("tix order {}", claim.order_id),
-    };
-    let outcome = state.provider.charge(&req).await;
-    let c = claim.clone();
-    match outcome {
-        Ok(charge) => {
-            let charge_id = charge.id.clone();
-            state
-                .db
-                .write(move |conn| -> Result<(), ApiError> {
-                    Ok(store::succeed(conn, &c, &charge_id)?)
-                })
-                .await
-                .inspect_err(|_| {
-                    tracing::error!(payment = %claim.id, order = %claim.order_id, charge = %charge.id,
-                        "the card was charged but the payment could not be recorded");
-                })?;
-            tracing::info!(payment = %claim.id, order = %claim.order_id, charge = %charge.id, "paid");
-            Ok((StatusCode::CREATED, Json(claim.succeeded())))
-        }
-        Err(ChargeError::Declined(reason)) => {
-            let r = reason.clone();
-            state
-                .db
-                .write(move |conn| -> Result<(), ApiError> { Ok(store::fail(conn, &c, &r)?) })
-                .await?;
-            tracing::info!(payment = %claim.id, order = %claim.order_id, %reason, "declined");
-            Err(ApiError::PaymentRequired(reason))
-        }
-        Err(ChargeError::Invalid(why)) => {
-            release(&state, c).await?;
-            tracing::info!(order = %claim.order_id, %why, "invalid card");
-            Err(ApiError::field("token", "Invalid card"))
-        }
-        Err(e @ ChargeError::Unavailable(_)) => {
-            release(&state, c).await?;
-            Err(ApiError::Internal(anyhow::Error::new(e).context(format!(
-                "charging order {} (payment {})",
-                claim.order_id, claim.id
-            ))))
-        }
-    }
-}
-
-async fn release(state: &AppState, claim: Claim) -> Result<(), ApiError> {
-    state
-        .db
-        .write(move |c| -> Result<(), ApiError> { Ok(store::release(c, &claim)?) })
-        .await
 }
 
 /// The caller's payments, newest first.
@@ -275,13 +264,13 @@ pub async fn show(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Payment>, ApiError> {
-    let (receipt, buyer) = state
+    let receipt = state
         .db
         .read(move |c| -> Result<_, ApiError> { Ok(store::receipt(c, &id)?) })
         .await?
         .ok_or(ApiError::NotFound)?;
-    if buyer != user.id {
+    if receipt.buyer != user.id {
         return Err(ApiError::Forbidden);
     }
-    Ok(Json(receipt))
+    Ok(Json(receipt.payment))
 }

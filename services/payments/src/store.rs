@@ -55,6 +55,18 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE INDEX payments_refund_pending ON payments (id) WHERE status = 'refund_pending';",
     // Idempotency-Key on POST /api/payments: a retried payment answers with the first.
     tix_common::idempotency::SCHEMA,
+    // Payment attempts (docs/payments.md): each payment row is one attempt with its own
+    // provider key, written before the provider is called, with what is needed to ask the
+    // provider again (the card token only while the outcome is unknown). Attempts made
+    // before this used the order id as their key.
+    "ALTER TABLE payments ADD COLUMN provider_key TEXT;
+     ALTER TABLE payments ADD COLUMN currency TEXT;
+     ALTER TABLE payments ADD COLUMN source TEXT;
+     ALTER TABLE payments ADD COLUMN failure TEXT
+        CHECK (failure IN ('declined', 'invalid', 'unreachable'));
+     ALTER TABLE payments ADD COLUMN checked_ms INTEGER;
+     UPDATE payments SET provider_key = order_id;
+     CREATE INDEX payments_pending ON payments (id) WHERE status = 'pending';",
 ];
 
 /// An order as replicated from `order:*` events.
@@ -123,34 +135,101 @@ pub fn cancel_order(c: &Connection, id: &str, version: i64) -> rusqlite::Result<
     Ok(n == 1)
 }
 
-/// A payment attempt that holds its order until the charge is settled.
+/// A payment attempt that holds its order until the charge is settled, and everything
+/// needed to ask the provider about it again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub id: String,
     pub order_id: String,
     pub amount: Money,
     pub created_at: UnixMillis,
+    pub currency: String,
+    /// The card token, kept only until the outcome is known.
+    pub source: String,
 }
 
-/// Records a pending payment for an order; `false` when the order already has a pending or
-/// succeeded one (the partial unique index decides, so concurrent claims cannot both win).
+impl Claim {
+    /// The attempt's own key at the provider: never shared with another attempt, so a
+    /// new card after a refusal is a new charge, and the same attempt asked again is not.
+    pub fn provider_key(&self) -> String {
+        format!("charge-{}", self.id)
+    }
+
+    pub fn description(&self) -> String {
+        format!("tix order {}", self.order_id)
+    }
+}
+
+/// Records a pending attempt for an order; `false` when the order already has one that is
+/// pending or succeeded (the partial unique index decides, so concurrent claims cannot both
+/// win). Only an attempt settled as failed lets another one in.
 pub fn claim(c: &Connection, p: &Claim) -> rusqlite::Result<bool> {
     let n = c
         .prepare_cached(
-            "INSERT INTO payments (id, order_id, status, charge_id, amount_cents, created_ms)
-             VALUES (?1, ?2, 'pending', NULL, ?3, ?4)
+            "INSERT INTO payments (id, order_id, status, charge_id, amount_cents, created_ms,
+                provider_key, currency, source)
+             VALUES (?1, ?2, 'pending', NULL, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT DO NOTHING",
         )?
-        .execute((&p.id, &p.order_id, p.amount.cents(), p.created_at.as_i64()))?;
+        .execute((
+            &p.id,
+            &p.order_id,
+            p.amount.cents(),
+            p.created_at.as_i64(),
+            p.provider_key(),
+            &p.currency,
+            &p.source,
+        ))?;
     Ok(n == 1)
 }
 
-/// The charge went through: the payment, the order and `payment:created`, together.
+/// Whether an attempt on this order is still waiting for its outcome.
+pub fn has_pending_attempt(c: &Connection, order_id: &str) -> rusqlite::Result<bool> {
+    c.prepare_cached("SELECT 1 FROM payments WHERE order_id = ?1 AND status = 'pending'")?
+        .exists([order_id])
+}
+
+/// Attempts whose outcome is not known yet, oldest first, with what asking again needs.
+/// An attempt from before attempts kept their card token cannot be asked about again; it
+/// is listed with an empty source and left to an operator.
+pub fn pending_attempts(c: &Connection, limit: i64) -> rusqlite::Result<Vec<Claim>> {
+    let mut st = c.prepare_cached(
+        "SELECT id, order_id, amount_cents, created_ms, coalesce(currency, ''), coalesce(source, '')
+         FROM payments WHERE status = 'pending' ORDER BY id LIMIT ?1",
+    )?;
+    let rows = st.query_map([limit], |r| {
+        Ok(Claim {
+            id: r.get(0)?,
+            order_id: r.get(1)?,
+            amount: Money::from_cents(r.get(2)?),
+            created_at: UnixMillis::new(r.get(3)?),
+            currency: r.get(4)?,
+            source: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The provider was asked about a pending attempt and could not say yet.
+pub fn checked(c: &Connection, payment_id: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE payments SET checked_ms = ?2 WHERE id = ?1")?
+        .execute((payment_id, UnixMillis::now().as_i64()))?;
+    Ok(())
+}
+
+/// The charge went through: the payment, the order and `payment:created`, together. An
+/// attempt already settled (the request and the reconciler both asked) changes nothing.
 pub fn succeed(c: &Connection, p: &Claim, charge_id: &str) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "UPDATE payments SET status = 'succeeded', charge_id = ?2 WHERE id = ?1 AND status = 'pending'",
-    )?
-    .execute((&p.id, charge_id))?;
+    let n = c
+        .prepare_cached(
+            "UPDATE payments SET status = 'succeeded', charge_id = ?2, source = NULL,
+                checked_ms = ?3
+             WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute((&p.id, charge_id, UnixMillis::now().as_i64()))?;
+    if n == 0 {
+        return Ok(());
+    }
     let completed = c
         .prepare_cached(
             "UPDATE orders SET status = 'complete' WHERE id = ?1 AND status = 'created'",
@@ -174,13 +253,57 @@ pub fn succeed(c: &Connection, p: &Claim, charge_id: &str) -> rusqlite::Result<(
     )
 }
 
-/// The card was declined: the attempt is kept as failed and `payment:failed` tells orders
-/// to cancel. The replica is closed now, so no one pays for an order about to be cancelled.
-pub fn fail(c: &Connection, p: &Claim, reason: &str) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "UPDATE payments SET status = 'failed', reason = ?2 WHERE id = ?1 AND status = 'pending'",
-    )?
-    .execute((&p.id, reason))?;
+/// Why an attempt failed; each leaves the order in a different state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The card was refused: the order is cancelled (`payment:failed`).
+    Declined,
+    /// The card is not usable: the order stays open for another card.
+    Invalid,
+    /// The provider could not be reached and nothing was charged: the order stays open and
+    /// the same request may be retried.
+    Unreachable,
+}
+
+impl Failure {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Failure::Declined => "declined",
+            Failure::Invalid => "invalid",
+            Failure::Unreachable => "unreachable",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Failure> {
+        [Failure::Declined, Failure::Invalid, Failure::Unreachable]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+    }
+}
+
+/// The attempt is settled as failed: the order is free for another attempt. A declined
+/// card also closes the replica and tells orders to cancel (`payment:failed`), so no one
+/// pays for an order about to be cancelled. `false` when the attempt was settled already.
+pub fn fail(c: &Connection, p: &Claim, failure: Failure, reason: &str) -> rusqlite::Result<bool> {
+    let n = c
+        .prepare_cached(
+            "UPDATE payments SET status = 'failed', reason = ?2, failure = ?3, source = NULL,
+                checked_ms = ?4
+             WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute((&p.id, reason, failure.as_str(), UnixMillis::now().as_i64()))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    match failure {
+        Failure::Declined => {}
+        // Nothing happened that a retry of the same request should be told about.
+        Failure::Unreachable => {
+            tix_common::idempotency::forget(c, &p.id)?;
+            return Ok(true);
+        }
+        Failure::Invalid => return Ok(true),
+    }
     c.prepare_cached(
         "UPDATE orders SET status = 'cancelled' WHERE id = ?1 AND status = 'created'",
     )?
@@ -194,14 +317,8 @@ pub fn fail(c: &Connection, p: &Claim, reason: &str) -> rusqlite::Result<()> {
                 reason: reason.to_string(),
             }),
         ),
-    )
-}
-
-/// No money moved: forget the attempt so the buyer can try again.
-pub fn release(c: &Connection, p: &Claim) -> rusqlite::Result<()> {
-    c.prepare_cached("DELETE FROM payments WHERE id = ?1 AND status = 'pending'")?
-        .execute([&p.id])?;
-    tix_common::idempotency::forget(c, &p.id)
+    )?;
+    Ok(true)
 }
 
 impl Claim {
@@ -228,11 +345,17 @@ impl Claim {
 }
 
 const RECEIPT: &str = "SELECT p.id, p.order_id, p.status, p.amount_cents, p.created_ms, p.reason,
-        p.refunded_ms, o.user_id
+        p.refunded_ms, o.user_id, p.failure
     FROM payments p JOIN orders o ON o.id = p.order_id";
 
-/// A receipt and whose it is.
-fn receipt_row(r: &Row<'_>) -> rusqlite::Result<(Payment, String)> {
+/// A receipt, whose it is, and why it failed if it did.
+pub struct Receipt {
+    pub payment: Payment,
+    pub buyer: String,
+    pub failure: Option<Failure>,
+}
+
+fn receipt_row(r: &Row<'_>) -> rusqlite::Result<Receipt> {
     let status: String = r.get(2)?;
     let status = match status.as_str() {
         // Being given back: still the buyer's money until the refund is through.
@@ -252,7 +375,15 @@ fn receipt_row(r: &Row<'_>) -> rusqlite::Result<(Payment, String)> {
             status,
         },
         r.get(7)?,
+        r.get::<_, Option<String>>(8)?
+            .as_deref()
+            .and_then(Failure::parse),
     ))
+    .map(|(payment, buyer, failure)| Receipt {
+        payment,
+        buyer,
+        failure,
+    })
 }
 
 /// A buyer's payments, newest first (ids are time-ordered).
@@ -261,11 +392,11 @@ pub fn receipts_of(c: &Connection, user: &str) -> rusqlite::Result<Vec<Payment>>
         "{RECEIPT} WHERE o.user_id = ?1 ORDER BY p.id DESC LIMIT 500"
     ))?;
     let rows = st.query_map([user], receipt_row)?;
-    rows.map(|r| r.map(|(p, _)| p)).collect()
+    rows.map(|r| r.map(|r| r.payment)).collect()
 }
 
 /// One payment and its buyer.
-pub fn receipt(c: &Connection, id: &str) -> rusqlite::Result<Option<(Payment, String)>> {
+pub fn receipt(c: &Connection, id: &str) -> rusqlite::Result<Option<Receipt>> {
     c.prepare_cached(&format!("{RECEIPT} WHERE p.id = ?1"))?
         .query_row([id], receipt_row)
         .optional()

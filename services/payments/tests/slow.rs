@@ -6,38 +6,26 @@ use std::time::Duration;
 
 use tix_api::{Payment, PaymentStatus};
 use tix_testkit::events::{self, WAIT, in_fifteen_minutes, order_created, publish};
-use tix_testkit::{Api, Stack, User, eventually};
-
-/// A Stripe stand-in that answers every charge with `ch_slow`, `delay` later.
-async fn slow_stripe(delay: Duration) -> String {
-    let app = axum::Router::new().route(
-        "/v1/charges",
-        axum::routing::post(move || async move {
-            tokio::time::sleep(delay).await;
-            axum::Json(serde_json::json!({"id": "ch_slow", "object": "charge"}))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
+use tix_testkit::{Api, Fault, Stack, StripeDouble, User, eventually};
 
 /// Payments with requests of at most 2 s (so a payment answers within about 1 s) in front
-/// of a provider that takes 3 s.
-async fn start() -> (Stack, Api) {
-    let stripe = slow_stripe(Duration::from_secs(3)).await;
+/// of a Stripe that takes 3 s over every charge (the provider's own timeout is longer).
+async fn start() -> (Stack, Api, StripeDouble) {
+    let stripe = StripeDouble::start().await;
+    for _ in 0..4 {
+        stripe.fail_next_charge(Fault::SlowAfterCharging(Duration::from_secs(3)));
+    }
     let stack = Stack::start_with_env(
         &["payments"],
         &[
             ("TIX_PAYMENT_PROVIDER", "stripe"),
             ("TIX_STRIPE_SECRET_KEY", "sk_test_x"),
-            ("TIX_STRIPE_BASE_URL", &stripe),
+            ("TIX_STRIPE_BASE_URL", &stripe.url()),
             ("TIX_REQUEST_TIMEOUT", "2s"),
         ],
     );
     let api = Api::at(&stack.url("payments"));
-    (stack, api)
+    (stack, api, stripe)
 }
 
 async fn receipt(api: &Api, buyer: &User, id: &str) -> Payment {
@@ -49,7 +37,7 @@ async fn receipt(api: &Api, buyer: &User, id: &str) -> Payment {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charge_slower_than_the_request_is_answered_pending_and_then_recorded() {
-    let (stack, api) = start().await;
+    let (stack, api, stripe) = start().await;
     let bus = events::connect(&stack.bus.endpoint, "test").await;
     let bob = User::new("bob");
     publish(
@@ -65,11 +53,12 @@ async fn a_charge_slower_than_the_request_is_answered_pending_and_then_recorded(
         receipt(&api, &bob, &pending.id).await.status == PaymentStatus::Succeeded
     })
     .await;
+    assert_eq!(stripe.charges().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_service_records_the_charge_in_flight_before_it_exits() {
-    let (mut stack, api) = start().await;
+    let (mut stack, api, stripe) = start().await;
     let bus = events::connect(&stack.bus.endpoint, "test").await;
     let bob = User::new("bob");
     publish(
@@ -92,5 +81,10 @@ async fn a_stopping_service_records_the_charge_in_flight_before_it_exits() {
         receipt(&api, &bob, &pending.id).await.status,
         PaymentStatus::Succeeded,
         "recorded before the process exited, not left pending"
+    );
+    assert_eq!(
+        stripe.charges().len(),
+        1,
+        "and not charged again after the restart"
     );
 }
