@@ -119,3 +119,61 @@ async fn a_charge_that_outlasts_its_order_is_refunded_and_a_lost_answer_still_co
     assert_books_agree(&stack, &stripe);
     assert_consistent_within(&stack.data_dir, Duration::from_secs(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_price_edit_racing_the_reservation_changes_neither_the_charge_nor_the_order() {
+    let (stack, api, stripe) = start().await;
+    let (seller, buyer) = (User::new("seller"), User::new("buyer"));
+    // Rounds where the seller's edit was taken although the order kept the old price.
+    let mut raced = 0;
+    for round in 0..5 {
+        let ticket = api
+            .create_ticket(&seller, &format!("Race {round}"), 25.0)
+            .await;
+        let mut order = None;
+        let mut edited = 0;
+        for _ in 0..100 {
+            // The seller edits the price while the buyer reserves: tickets takes the edit
+            // or refuses it (reserved), depending on which lands first.
+            let path = format!("/api/tickets/{ticket}");
+            let edit = serde_json::json!({"title": format!("Race {round}"), "price": 40.0});
+            let ((s, v), (e, _)) = tokio::join!(
+                api.reserve(&buyer, &ticket),
+                api.call("PUT", &path, Some(&seller), Some(edit))
+            );
+            edited = e;
+            if s == 201 {
+                order = Some(v);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let order = order.expect("reserved");
+        let id = order["id"].as_str().unwrap();
+        let (s, v) = api.pay(&buyer, id, "tok_visa").await;
+        assert_eq!(s, 201, "{v}");
+        let paid: Payment = serde_json::from_value(v).unwrap();
+        let shown = api.order(&buyer, id).await;
+        // What the order showed at reservation is what it shows now, what the receipt
+        // says, and what Stripe took.
+        assert_eq!(
+            shown["ticket"]["price"], order["ticket"]["price"],
+            "{shown}"
+        );
+        let cents = (order["ticket"]["price"].as_f64().unwrap() * 100.0).round() as i64;
+        assert_eq!(paid.amount.cents(), cents);
+        assert_eq!(stripe.charges().last().unwrap().amount, cents);
+        if edited == 200 && cents == 2500 {
+            raced += 1;
+        }
+    }
+    eprintln!("{raced} of 5 rounds raced");
+    // The race the test is about happened (the ticket's price changed under a reservation
+    // made at the old one), or it proved nothing.
+    assert!(
+        raced > 0,
+        "no edit landed between the reservation and the charge"
+    );
+    assert_books_agree(&stack, &stripe);
+    assert_consistent_within(&stack.data_dir, Duration::from_secs(10)).await;
+}
