@@ -47,6 +47,47 @@ async fn a_nak_brings_the_event_back_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_touched_event_outlives_its_deliveries_budget_without_being_redelivered() {
+    let bus = Bus::start();
+    let c = connect(&bus.endpoint, "t").await;
+    let mut o = group("g", &["s"]);
+    o.ack_wait_ms = 300;
+    o.max_deliveries = 2;
+    let mut sub = c.subscribe(o).await.unwrap();
+    publish_n(&c, "e", "s", 3).await;
+    let held = [
+        next_delivery(&mut sub).await,
+        next_delivery(&mut sub).await,
+        next_delivery(&mut sub).await,
+    ];
+    // Held four times as long as ack wait × max deliveries, touched every 100 ms.
+    for _ in 0..24 {
+        for d in &held {
+            d.touch().unwrap();
+        }
+        assert_quiet(&mut sub, Duration::from_millis(100)).await;
+    }
+    let g = c.stats().await.unwrap().group("g").cloned().unwrap();
+    assert_eq!(
+        (g.pending, g.redelivered, g.dead_letters),
+        (3, 0, 0),
+        "still held, nothing redelivered or dead-lettered"
+    );
+    held[0].ack().await.unwrap();
+    held[1].ack().await.unwrap();
+    // Left alone, the last one comes back after its ack wait: its one delivery so far is
+    // all that was counted.
+    let again = next_delivery(&mut sub).await;
+    assert_eq!((again.seq, again.deliveries), (held[2].seq, 2));
+    // Touching an event the member no longer holds (acked) changes nothing.
+    held[0].touch().unwrap();
+    again.ack().await.unwrap();
+    assert_quiet(&mut sub, Duration::from_millis(600)).await;
+    let g = c.stats().await.unwrap().group("g").cloned().unwrap();
+    assert_eq!((g.pending, g.redelivered, g.dead_letters), (0, 1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_max_deliveries_an_event_is_dead_lettered_and_can_be_replayed() {
     let bus = Bus::start();
     let c = connect(&bus.endpoint, "t").await;

@@ -24,7 +24,7 @@ pub enum Failure {
         order: String,
         payment: String,
     },
-    /// The gateway answered, but some services behind it did not.
+    /// The gateway answered, but some services behind it did not, or report trouble.
     Degraded,
     /// `events tail` found no broker at the bus endpoint.
     BusUnreachable {
@@ -91,7 +91,7 @@ impl Failure {
             Failure::PaidTooLate { order, payment } => format!(
                 "order {order} was cancelled (it expired, or was cancelled elsewhere) before payment {payment} reached it: the order stays cancelled and the charge is refunded\nsee: tix payments show {payment}"
             ),
-            Failure::Degraded => "some services are down".into(),
+            Failure::Degraded => "some services are down or degraded".into(),
             Failure::BusUnreachable { endpoint } => format!(
                 "cannot reach the event bus at {endpoint}\nhint: start the stack with `scripts/stack up`, or point --bus / TIX_BUS_URL at a running tix-bus"
             ),

@@ -3,7 +3,7 @@
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tix_api::health::Health;
+use tix_api::health::{Health, HealthStatus};
 use tix_api::{Order, OrderStatus, Payment, PaymentStatus, Ticket};
 use tix_client::format::{moment, short_id as short};
 
@@ -198,9 +198,22 @@ pub fn status(api: &str, health: &Health) -> String {
         String::new(),
     ]];
     for (name, u) in health.upstreams.iter().flatten() {
+        // Up, but in trouble: name the parts (its consumer, outbox, bus link).
+        let failing: Vec<&str> = u
+            .checks
+            .iter()
+            .flatten()
+            .filter(|(_, c)| c.status != HealthStatus::Ok)
+            .map(|(part, _)| part.as_str())
+            .collect();
+        let state = match u.health {
+            Some(HealthStatus::Degraded) if failing.is_empty() => "degraded".to_string(),
+            Some(HealthStatus::Degraded) => format!("degraded ({})", failing.join(", ")),
+            _ => u.status.as_str().to_string(),
+        };
         rows.push(vec![
             name.clone(),
-            u.status.as_str().to_string(),
+            state,
             u.url.clone(),
             format!("{} ms", u.latency_ms),
         ]);

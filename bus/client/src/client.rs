@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{Cmd, Driver, Reply};
+use crate::driver::{Cmd, Driver, Reply, Settle};
 use crate::protocol::{
     self, DeadLetter, DeadLetterQuery, ReplayRequest, Replayed, Stats, SubscribeOptions,
 };
@@ -27,6 +27,17 @@ pub enum Error {
     Invalid(String),
     #[error("the bus client is closed")]
     Closed,
+}
+
+impl Error {
+    /// Whether trying the same request again can never succeed: the client itself refused
+    /// it (an event over the broker's size limit, an id or subject of the wrong length).
+    /// Every other error may pass — the link comes back, the broker answers, its disk
+    /// recovers. A broker's `ERR` ([`Error::Refused`]) answers a whole publish batch, so
+    /// it cannot be pinned on one event and counts as passing.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Error::Invalid(_))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -92,6 +103,21 @@ impl Client {
             opts,
             max_event_bytes,
         }
+    }
+
+    /// Whether the broker has accepted this client's session and the link is up now.
+    pub fn is_connected(&self) -> bool {
+        *self.connected.borrow()
+    }
+
+    /// Follows the link: `true` while the broker has accepted this client's session.
+    pub fn watch_connected(&self) -> watch::Receiver<bool> {
+        self.connected.clone()
+    }
+
+    /// The broker's endpoint this client connects to.
+    pub fn endpoint(&self) -> &str {
+        &self.opts.endpoint
     }
 
     /// Waits until the broker has accepted this client's session.
@@ -272,7 +298,7 @@ impl Delivery {
     /// Acks the event and waits until the broker has recorded the ack durably.
     pub async fn ack(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.settle(false, Some(tx))?;
+        self.settle(Settle::Ack, Some(tx))?;
         match tokio::time::timeout(Duration::from_secs(10), rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(Error::Closed),
@@ -282,18 +308,27 @@ impl Delivery {
 
     /// Acks without waiting for the broker's confirmation.
     pub fn ack_nowait(&self) -> Result<()> {
-        self.settle(false, None)
+        self.settle(Settle::Ack, None)
     }
 
     /// Hands the event back for immediate redelivery (to any member).
     pub fn nak(&self) -> Result<()> {
-        self.settle(true, None)
+        self.settle(Settle::Nak, None)
     }
 
-    fn settle(&self, nak: bool, done: Option<Reply<()>>) -> Result<()> {
+    /// Says this member is still working on the event (NATS's "in progress"): the broker
+    /// restarts its ack wait and counts no delivery. A consumer that keeps an event while
+    /// it retries a failure of its own (a busy database) touches it more often than the
+    /// ack wait, so the event neither goes to another member nor uses up its deliveries.
+    /// Touching an event this member no longer holds does nothing.
+    pub fn touch(&self) -> Result<()> {
+        self.settle(Settle::Touch, None)
+    }
+
+    fn settle(&self, kind: Settle, done: Option<Reply<()>>) -> Result<()> {
         self.cmds
             .send(Cmd::Settle {
-                nak,
+                kind,
                 group: self.group.clone(),
                 seq: self.seq,
                 done,

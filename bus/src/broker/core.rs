@@ -285,6 +285,7 @@ impl Core {
             Request::Unsubscribe(corr, group) => self.on_unsubscribe(peer, corr, &group),
             Request::Ack(corr, group, seqs) => self.on_ack(peer, corr, &group, &seqs),
             Request::Nak(corr, group, seqs) => self.on_nak(peer, corr, &group, &seqs),
+            Request::Touch(corr, group, seqs) => self.on_touch(peer, corr, &group, &seqs),
             Request::Stats(corr) => self.on_stats(peer, corr),
             Request::DeadLetters(corr, q) => self.on_dead_letters(peer, corr, q),
             Request::Replay(corr, r) => self.on_replay(peer, corr, r),

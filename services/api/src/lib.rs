@@ -132,10 +132,13 @@ mod wire {
                         latency_ms: 3,
                         status: UpstreamStatus::Down,
                         url: "http://127.0.0.1:4001".into(),
+                        health: None,
+                        checks: None,
                     },
                 )]
                 .into(),
             ),
+            checks: None,
         };
         assert_eq!(
             serde_json::to_string(&h).unwrap(),
@@ -145,10 +148,55 @@ mod wire {
             service: "tickets".into(),
             status: HealthStatus::Ok,
             upstreams: None,
+            checks: None,
         };
         assert_eq!(
             serde_json::to_string(&plain).unwrap(),
             r#"{"service":"tickets","status":"ok"}"#
         );
+    }
+
+    /// A service's checks come after the fields the body always had, and only the counters
+    /// of each part appear.
+    #[test]
+    fn a_degraded_service_names_the_part_and_why() {
+        use health::*;
+        let stuck = Check {
+            status: HealthStatus::Degraded,
+            reason: Some("database is locked".into()),
+            since: Some(UnixMillis::new(1_767_225_600_000)),
+            dead_letters: Some(2),
+            ..Check::ok()
+        };
+        let outbox = Check {
+            waiting: Some(0),
+            dead: Some(1),
+            ..Check::ok()
+        };
+        let h = Health {
+            service: "orders".into(),
+            status: HealthStatus::Degraded,
+            upstreams: None,
+            checks: Some(
+                [
+                    ("bus".to_string(), Check::ok()),
+                    ("consumer".to_string(), stuck),
+                    ("outbox".to_string(), outbox),
+                ]
+                .into(),
+            ),
+        };
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(
+            json,
+            r#"{"service":"orders","status":"degraded","checks":{"bus":{"status":"ok"},"consumer":{"status":"degraded","reason":"database is locked","since":"2026-01-01T00:00:00Z","deadLetters":2},"outbox":{"status":"ok","waiting":0,"dead":1}}}"#
+        );
+        assert_eq!(serde_json::from_str::<Health>(&json).unwrap(), h);
+        let failing: Vec<&String> = h.failing().map(|(name, _)| name).collect();
+        assert_eq!(failing, ["consumer"]);
+        // A gateway of before reads it (unknown fields are ignored): older clients too.
+        let old = r#"{"service":"gateway","status":"ok","upstreams":{"auth":{"latencyMs":1,"status":"up","url":"u"}}}"#;
+        let h: Health = serde_json::from_str(old).unwrap();
+        assert_eq!(h.upstreams.unwrap()["auth"].health, None);
     }
 }

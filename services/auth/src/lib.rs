@@ -153,6 +153,8 @@ const MIGRATIONS: &[&str] = &[
     // Signing out revokes the session here and announces it through the outbox.
     tix_common::db::EVENTS_SCHEMA,
     tix_common::sessions::SCHEMA,
+    // Events the bus refuses for good, out of the way of the others (docs/operations.md).
+    tix_common::outbox::OUTBOX_DEAD_SCHEMA,
 ];
 
 /// The name auth publishes under.

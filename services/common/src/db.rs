@@ -40,6 +40,44 @@ pub enum DbError {
     Closed,
 }
 
+/// Whether a SQLite error is about the database's circumstances rather than the SQL or the
+/// data — busy or locked by another connection, an I/O error, a full disk, a file that
+/// cannot be opened or written now — so the same work can succeed later. A constraint
+/// violation, a type mismatch or SQL that does not fit the schema is not: it fails the
+/// same way every time.
+pub fn is_transient(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            DatabaseBusy
+                | DatabaseLocked
+                | SystemIoFailure
+                | DiskFull
+                | CannotOpen
+                | ReadOnly
+                | OutOfMemory
+                | FileLockingProtocolFailed
+        )
+    )
+}
+
+/// Whether anything in an error's cause chain is a transient SQLite error
+/// ([`is_transient`]): how a consumer tells a handler that failed because the database is
+/// busy from one that failed on the event.
+pub fn is_transient_cause(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(sqlite) = e.downcast_ref::<rusqlite::Error>()
+            && is_transient(sqlite)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// How hard commits are pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {

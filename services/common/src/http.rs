@@ -5,17 +5,18 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::error::{ApiError, error_response};
+use crate::health::Monitor;
 use tix_api::health::{Health, HealthStatus};
 
 /// Limits every service applies to requests.
@@ -31,11 +32,17 @@ pub fn app(routes: Router, service: &'static str, limits: Limits) -> Router {
         routes
             .route(
                 "/healthz",
-                axum::routing::get(move || async move {
-                    axum::Json(Health {
-                        service: service.to_string(),
-                        status: HealthStatus::Ok,
-                        upstreams: None,
+                axum::routing::get(move |monitor: Option<Extension<Monitor>>| async move {
+                    // 200 even when degraded: the service still serves its API, and the
+                    // body says which background part is in trouble (docs/operations.md).
+                    axum::Json(match monitor {
+                        Some(Extension(m)) => m.report(service).await,
+                        None => Health {
+                            service: service.to_string(),
+                            status: HealthStatus::Ok,
+                            upstreams: None,
+                            checks: None,
+                        },
                     })
                 }),
             )

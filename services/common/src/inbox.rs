@@ -1,16 +1,29 @@
 //! The inbox: a consumer applies an event and records its id in the same transaction, so a
 //! redelivered event finds its id and changes nothing. Events are acked only after that
-//! transaction commits; one the service cannot parse is left unacked, so the bus retries it
-//! and finally moves it to its dead-letter list for an operator to look at.
+//! transaction commits.
+//!
+//! Two kinds of failure are told apart (docs/events.md):
+//! - **The event's**: it cannot be parsed, or its handler fails on it (a bug, bad data). It
+//!   is left unacked, so the bus delivers it again after the group's ack wait and, after
+//!   the group's max deliveries, moves it to its dead-letter list for an operator.
+//! - **The database's**: the consumer's transaction fails (busy, locked, an I/O error, a
+//!   full disk — in the handler or around it). Nothing is wrong with the events, so the
+//!   consumer keeps them and applies the same batch again with backoff (50 ms doubling to
+//!   5 s), touching them (`TOUCH`) every third of the ack wait so the bus neither hands
+//!   them to another member nor counts a delivery. However long the outage, no event is
+//!   dead-lettered for it; the `consumer` health check says it is stuck meanwhile.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
 use tix_api::events::Envelope;
-use tix_bus_client::{Client, Delivery, SubscribeOptions};
+use tix_bus_client::{Client, Delivery, SubscribeOptions, Subscription};
+use tokio::time::Instant;
 
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, is_transient_cause};
+use crate::health::Part;
 
 /// What a handler did with an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +40,10 @@ pub type Handler = Arc<dyn Fn(&Connection, &Envelope) -> anyhow::Result<Outcome>
 
 /// How many already-delivered events are applied in one transaction.
 const MAX_BATCH: usize = 128;
+/// The first pause before a failed batch is applied again; it doubles up to [`MAX_RETRY`].
+pub const FIRST_RETRY: Duration = Duration::from_millis(50);
+/// The longest pause between two tries of a failed batch (or of joining the group).
+pub const MAX_RETRY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -36,43 +53,196 @@ enum Verdict {
     Failed,
 }
 
+/// Why a batch's transaction failed: nothing to do with the events, so it is tried again.
+#[derive(Debug, thiserror::Error)]
+enum BatchError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A handler failed because of the database, not the event (e.g. `database is
+    /// locked`): the whole batch is tried again rather than the event counted as failed.
+    #[error("{0:#}")]
+    Handler(anyhow::Error),
+}
+
 /// Whether the inbox already holds this event id.
 pub fn seen(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM inbox WHERE event_id = ?1")?
         .exists([id])
 }
 
-/// Consumes a queue group forever, applying each event exactly once to `db`.
-pub async fn run_consumer(db: Db, bus: Client, opts: SubscribeOptions, handler: Handler) {
-    let group = opts.group.clone();
-    let mut sub = loop {
-        match bus.subscribe(opts.clone()).await {
-            Ok(s) => break s,
-            Err(e) => {
-                tracing::warn!(%group, error = %e, "subscribing failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    };
-    while let Some(first) = sub.next().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match sub.try_next() {
-                Some(d) => batch.push(d),
-                None => break,
-            }
-        }
-        apply_batch(&db, &handler, batch).await;
+/// Consumes a queue group forever, applying each event exactly once to `db`, reporting to
+/// `health` how it goes. If the subscription ends (the bus refused it again after a
+/// reconnection), it joins the group again.
+pub async fn run_consumer(
+    db: Db,
+    bus: Client,
+    opts: SubscribeOptions,
+    handler: Handler,
+    health: Part,
+) {
+    let ack_wait = Duration::from_millis(opts.ack_wait_ms);
+    loop {
+        let mut sub = subscribe(&bus, &opts, &health).await;
+        health.ok();
+        consume(&db, &handler, &mut sub, ack_wait, &health).await;
+        tracing::warn!(group = %opts.group, "the subscription ended; joining the group again");
+        health.failing("the subscription ended; joining the group again");
     }
 }
 
-async fn apply_batch(db: &Db, handler: &Handler, batch: Vec<Delivery>) {
-    let mut parsed = Vec::with_capacity(batch.len());
+/// Joins the group, retrying with backoff while the bus refuses.
+async fn subscribe(bus: &Client, opts: &SubscribeOptions, health: &Part) -> Subscription {
+    let group = &opts.group;
+    let started = std::time::Instant::now();
+    let mut backoff = FIRST_RETRY;
+    loop {
+        match bus.subscribe(opts.clone()).await {
+            Ok(s) => return s,
+            Err(e) => {
+                tracing::warn!(%group, error = %e, retry_in = ?backoff, "subscribing failed; retrying");
+                health.failing_since(started, format!("cannot join group {group}: {e}"));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RETRY);
+            }
+        }
+    }
+}
+
+/// Applies deliveries in batches until the subscription ends.
+async fn consume(
+    db: &Db,
+    handler: &Handler,
+    sub: &mut Subscription,
+    ack_wait: Duration,
+    health: &Part,
+) {
+    // Deliveries received and not yet applied, oldest first.
+    let mut held: VecDeque<Delivery> = VecDeque::new();
+    loop {
+        if held.is_empty() {
+            match sub.next().await {
+                Some(d) => held.push_back(d),
+                None => return,
+            }
+        }
+        while held.len() < MAX_BATCH {
+            match sub.try_next() {
+                Some(d) => held.push_back(d),
+                None => break,
+            }
+        }
+        let n = held.len().min(MAX_BATCH);
+        let batch: Vec<Delivery> = held.drain(..n).collect();
+        apply_until_done(db, handler, batch, &mut held, sub, ack_wait, health).await;
+    }
+}
+
+/// Applies one batch, trying again with backoff for as long as its transaction fails, and
+/// keeps every delivery it holds (the batch, and what arrives meanwhile) touched.
+async fn apply_until_done(
+    db: &Db,
+    handler: &Handler,
+    batch: Vec<Delivery>,
+    held: &mut VecDeque<Delivery>,
+    sub: &mut Subscription,
+    ack_wait: Duration,
+    health: &Part,
+) {
+    let Some((events, deliveries)) = parse(batch) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let every = (ack_wait / 3).max(Duration::from_millis(10));
+    // Nothing is sent while a batch is applied within a third of the ack wait: the usual case.
+    let mut keepalive = tokio::time::interval_at(Instant::now() + every, every);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut backoff = FIRST_RETRY;
+    let mut attempt = 1u32;
+    loop {
+        let write = apply_batch(db, handler, events.clone());
+        tokio::pin!(write);
+        let result = loop {
+            tokio::select! {
+                r = &mut write => break r,
+                _ = keepalive.tick() => {
+                    touch(&deliveries, held, sub);
+                    // A first try that hangs is trouble too (after a failure, the
+                    // failure's error says more).
+                    if attempt == 1 && started.elapsed() > crate::health::CONSUMER_STUCK_AFTER {
+                        health.failing_since(started, format!(
+                            "applying {} has taken {} s so far",
+                            events_text(deliveries.len()), started.elapsed().as_secs()
+                        ));
+                    }
+                }
+            }
+        };
+        match result {
+            Ok(verdicts) => {
+                for (d, v) in deliveries.iter().zip(verdicts) {
+                    match v {
+                        Verdict::Applied | Verdict::Duplicate => {
+                            if v == Verdict::Duplicate {
+                                tracing::debug!(id = %d.id, "already applied; acking again");
+                            }
+                            // A lost ack only means one more delivery, which the inbox absorbs.
+                            let _ = d.ack_nowait();
+                        }
+                        Verdict::Retry | Verdict::Failed => {}
+                    }
+                }
+                if attempt > 1 {
+                    tracing::info!(
+                        events = deliveries.len(), tries = attempt, after = ?started.elapsed(),
+                        "applied events after the database recovered"
+                    );
+                }
+                health.ok();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    events = deliveries.len(), attempt, error = %e, retry_in = ?backoff,
+                    "applying events failed; keeping them and trying again"
+                );
+                health.failing_since(
+                    started,
+                    format!(
+                        "applying {} failed (try {attempt}): {e}",
+                        events_text(deliveries.len())
+                    ),
+                );
+                let until = Instant::now() + backoff;
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until) => break,
+                        _ = keepalive.tick() => touch(&deliveries, held, sub),
+                    }
+                }
+                backoff = (backoff * 2).min(MAX_RETRY);
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn events_text(n: usize) -> String {
+    if n == 1 {
+        "1 event".to_string()
+    } else {
+        format!("{n} events")
+    }
+}
+
+/// The events of a batch, and the deliveries they came in; events that cannot be read are
+/// left unacked (and untouched) for the dead-letter list.
+fn parse(batch: Vec<Delivery>) -> Option<(Arc<Vec<Envelope>>, Vec<Delivery>)> {
+    let mut events = Vec::with_capacity(batch.len());
     let mut deliveries = Vec::with_capacity(batch.len());
     for d in batch {
         match Envelope::from_bus(&d.subject, &d.payload) {
             Ok(env) => {
-                parsed.push(env);
+                events.push(env);
                 deliveries.push(d);
             }
             Err(e) => tracing::error!(
@@ -81,63 +251,80 @@ async fn apply_batch(db: &Db, handler: &Handler, batch: Vec<Delivery>) {
             ),
         }
     }
-    if parsed.is_empty() {
-        return;
+    (!events.is_empty()).then(|| (Arc::new(events), deliveries))
+}
+
+/// Tells the bus this member still works on everything it holds — the batch being applied
+/// and the deliveries that arrived meanwhile (taken off the subscription to be touched).
+fn touch(batch: &[Delivery], held: &mut VecDeque<Delivery>, sub: &mut Subscription) {
+    while let Some(d) = sub.try_next() {
+        held.push_back(d);
     }
-    let handler = handler.clone();
-    let result = db
-        .write(move |conn| -> Result<Vec<Verdict>, DbError> {
-            let mut verdicts = Vec::with_capacity(parsed.len());
-            for env in &parsed {
-                verdicts.push(apply_one(conn, &handler, env)?);
-            }
-            Ok(verdicts)
-        })
-        .await;
-    match result {
-        Ok(verdicts) => {
-            for (d, v) in deliveries.iter().zip(verdicts) {
-                match v {
-                    Verdict::Applied | Verdict::Duplicate => {
-                        if v == Verdict::Duplicate {
-                            tracing::debug!(id = %d.id, "already applied; acking again");
-                        }
-                        // A lost ack only means one more delivery, which the inbox absorbs.
-                        let _ = d.ack_nowait();
-                    }
-                    Verdict::Retry | Verdict::Failed => {}
-                }
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "applying events failed; they will be redelivered"),
+    for d in batch.iter().chain(held.iter()) {
+        // A touch lost with the link changes nothing: the bus gives the event back after
+        // its ack wait, and the inbox absorbs the extra delivery.
+        let _ = d.touch();
     }
 }
 
-fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Verdict, DbError> {
-    if seen(conn, &env.id)? {
+async fn apply_batch(
+    db: &Db,
+    handler: &Handler,
+    events: Arc<Vec<Envelope>>,
+) -> Result<Vec<Verdict>, BatchError> {
+    let handler = handler.clone();
+    db.write(move |conn| -> Result<Vec<Verdict>, BatchError> {
+        let mut verdicts = Vec::with_capacity(events.len());
+        for env in events.iter() {
+            verdicts.push(apply_one(conn, &handler, env)?);
+        }
+        Ok(verdicts)
+    })
+    .await
+}
+
+fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Verdict, BatchError> {
+    if seen(conn, &env.id).map_err(DbError::from)? {
         return Ok(Verdict::Duplicate);
     }
-    conn.execute_batch("SAVEPOINT event")?;
-    match handler(conn, env) {
+    conn.execute_batch("SAVEPOINT event")
+        .map_err(DbError::from)?;
+    // A handler that panics fails on this event alone, like one that returns an error.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(conn, env)))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the handler panicked")));
+    let rollback = || -> Result<(), BatchError> {
+        conn.execute_batch("ROLLBACK TO event; RELEASE event")
+            .map_err(DbError::from)?;
+        Ok(())
+    };
+    match outcome {
         Ok(Outcome::Applied) => {
             conn.prepare_cached(
                 "INSERT INTO inbox (event_id, subject, received_at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute((
-                &env.id,
-                env.subject().as_str(),
-                time::OffsetDateTime::now_utc().unix_timestamp(),
-            ))?;
-            conn.execute_batch("RELEASE event")?;
+            )
+            .and_then(|mut st| {
+                st.execute((
+                    &env.id,
+                    env.subject().as_str(),
+                    time::OffsetDateTime::now_utc().unix_timestamp(),
+                ))
+            })
+            .map_err(DbError::from)?;
+            conn.execute_batch("RELEASE event").map_err(DbError::from)?;
             Ok(Verdict::Applied)
         }
         Ok(Outcome::Retry(why)) => {
-            conn.execute_batch("ROLLBACK TO event; RELEASE event")?;
+            rollback()?;
             tracing::debug!(id = %env.id, subject = %env.subject(), %why, "not yet; will retry");
             Ok(Verdict::Retry)
         }
+        Err(e) if is_transient_cause(e.as_ref()) => {
+            // The database's trouble, not the event's: the whole batch is tried again.
+            rollback()?;
+            Err(BatchError::Handler(e))
+        }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO event; RELEASE event")?;
+            rollback()?;
             tracing::error!(id = %env.id, subject = %env.subject(), error = ?e, "handler failed; will retry");
             Ok(Verdict::Failed)
         }

@@ -9,6 +9,7 @@
 //! - [`files`]: data directories 0700 and database files 0600, whatever the umask;
 //! - [`outbox`] / [`inbox`]: events published exactly when the state changed, and consumed
 //!   exactly once;
+//! - [`health`]: what `/healthz` says about the bus link, the consumer and the outbox;
 //! - [`config`]: the flags every service takes;
 //! - [`secret`]: secrets from the environment or a file, never a flag, never in a log;
 //! - [`service`]: a built service and the `main` every service binary shares.
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod idempotency;
 pub mod inbox;

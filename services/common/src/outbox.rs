@@ -2,8 +2,13 @@
 //! in one transaction ([`enqueue`]); the relay publishes them to the bus and deletes them once
 //! the broker has acked (the ack means the event is durable in `bus.db`). While the broker is
 //! down, events wait in the table and the relay retries with backoff; requests keep working.
+//!
+//! An event the bus refuses for good (larger than the broker takes: see
+//! [`tix_bus_client::Error::is_permanent`]) would block every event behind it forever; the
+//! relay moves it to `outbox_dead` ([`OUTBOX_DEAD_SCHEMA`]) with the error, logs it, and goes
+//! on. docs/operations.md shows how to look at such rows and queue them again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rusqlite::Connection;
@@ -11,6 +16,21 @@ use tix_api::events::Envelope;
 use tix_bus_client::Client;
 
 use crate::db::{Db, DbError};
+use crate::health::Part;
+
+/// Events the bus refused for good, out of the way of the others: each row is the outbox
+/// row as it was (`seq` its position there), the bus's answer and when it was moved.
+/// Append it to a service's migrations (after [`crate::db::EVENTS_SCHEMA`]).
+pub const OUTBOX_DEAD_SCHEMA: &str = "
+    CREATE TABLE outbox_dead (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        dead_at INTEGER NOT NULL
+    );";
 
 /// Records an event to publish once the surrounding transaction commits.
 pub fn enqueue(conn: &Connection, env: &Envelope) -> rusqlite::Result<()> {
@@ -44,11 +64,14 @@ struct Row {
 }
 
 const BATCH: usize = 512;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Publishes the outbox forever: woken by every commit, and every second regardless.
-pub async fn run_relay(db: Db, bus: Client) {
+/// Reports to `health` while publishing fails.
+pub async fn run_relay(db: Db, bus: Client, health: Part) {
     let mut commits = db.commits();
-    let mut backoff = Duration::from_millis(100);
+    let mut retry = Retry::new(health);
     loop {
         // Mark every commit so far as seen before reading: one landing after this read
         // wakes the wait below.
@@ -74,11 +97,13 @@ pub async fn run_relay(db: Db, bus: Client) {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(error = %e, "reading the outbox failed");
-                tokio::time::sleep(backoff).await;
+                let pause = retry.failed(format!("reading the outbox failed: {e}"));
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };
         if rows.is_empty() {
+            retry.succeeded();
             tokio::select! {
                 _ = commits.changed() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -94,32 +119,149 @@ pub async fn run_relay(db: Db, bus: Client) {
             )
         }))
         .await;
-        // Delete the acked prefix; the rest is retried (a retry of an event the broker did
-        // store is acked without being stored twice: publishes are idempotent on the id).
-        let acked = results.iter().take_while(|r| r.is_ok()).count();
-        if acked > 0 {
-            let upto = rows[acked - 1].seq;
-            if let Err(e) = db
-                .write(move |c| -> Result<usize, DbError> {
-                    Ok(c.execute("DELETE FROM outbox WHERE seq <= ?1", [upto])?)
-                })
+        // The settled prefix: acked rows, and rows refused for good (moved to
+        // outbox_dead). It ends at the first error that may pass; from there on the rows
+        // are retried (a retry of an event the broker did store is acked without being
+        // stored twice: publishes are idempotent on the id).
+        let mut dead = Vec::new();
+        let mut settled = 0;
+        for (row, result) in rows.iter().zip(&results) {
+            match result {
+                Ok(()) => {}
+                Err(e) if e.is_permanent() => dead.push(Dead {
+                    seq: row.seq,
+                    id: row.id.clone(),
+                    subject: row.subject.clone(),
+                    error: e.to_string(),
+                }),
+                Err(_) => break,
+            }
+            settled += 1;
+        }
+        let mut stuck: Option<String> = None;
+        if settled > 0 {
+            let upto = rows[settled - 1].seq;
+            match db
+                .write(move |c| -> Result<Settled, DbError> { settle(c, upto, dead) })
                 .await
             {
-                tracing::error!(error = %e, "clearing the outbox failed");
+                Ok(s) => {
+                    for d in &s.moved {
+                        tracing::error!(
+                            id = %d.id, subject = %d.subject, error = %d.error,
+                            "the bus refuses this event for good; moved it to outbox_dead"
+                        );
+                    }
+                    stuck = s.stuck;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "clearing the outbox failed");
+                    stuck = Some(format!("clearing the outbox failed: {e}"));
+                }
             }
         }
-        if acked < rows.len() {
-            let error = results[acked].as_ref().err().map(|e| e.to_string());
+        if stuck.is_none()
+            && let Some(Err(e)) = results.get(settled)
+        {
             tracing::warn!(
-                waiting = rows.len() - acked,
-                error = error.as_deref().unwrap_or(""),
-                retry_in = ?backoff,
+                waiting = rows.len() - settled,
+                error = %e,
+                retry_in = ?retry.backoff,
                 "the bus did not take every event; retrying"
             );
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        } else {
-            backoff = Duration::from_millis(100);
+            stuck = Some(format!("publishing failed: {e}"));
+        }
+        match stuck {
+            Some(why) => {
+                let pause = retry.failed(why);
+                tokio::time::sleep(pause).await;
+            }
+            None => retry.succeeded(),
         }
     }
+}
+
+/// The relay's backoff, and what it tells its health check.
+#[derive(Debug)]
+struct Retry {
+    health: Part,
+    since: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Retry {
+    fn new(health: Part) -> Retry {
+        Retry {
+            health,
+            since: None,
+            backoff: FIRST_BACKOFF,
+        }
+    }
+
+    /// How long to pause before trying again.
+    fn failed(&mut self, why: String) -> Duration {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        self.health.failing_since(since, why);
+        let pause = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        pause
+    }
+
+    fn succeeded(&mut self) {
+        self.since = None;
+        self.backoff = FIRST_BACKOFF;
+        self.health.ok();
+    }
+}
+
+/// An outbox row the bus refused for good.
+#[derive(Debug)]
+struct Dead {
+    seq: i64,
+    id: String,
+    subject: String,
+    error: String,
+}
+
+#[derive(Debug)]
+struct Settled {
+    /// The rows now in `outbox_dead`.
+    moved: Vec<Dead>,
+    /// Why rows that should have left the outbox are still in it.
+    stuck: Option<String>,
+}
+
+/// Deletes the outbox up to `upto`, moving the `dead` rows to `outbox_dead` first. A row
+/// that cannot be moved (a database without the table) stays, with every row after it.
+fn settle(c: &Connection, upto: i64, dead: Vec<Dead>) -> Result<Settled, DbError> {
+    let mut upto = upto;
+    let mut stuck = None;
+    let mut moved = Vec::with_capacity(dead.len());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for d in dead {
+        let inserted = c
+            .prepare_cached(
+                "INSERT INTO outbox_dead (seq, id, subject, payload, created_at, error, dead_at)
+                 SELECT seq, id, subject, payload, created_at, ?2, ?3 FROM outbox WHERE seq = ?1",
+            )
+            .and_then(|mut st| st.execute((d.seq, &d.error, now)));
+        match inserted {
+            Ok(_) => moved.push(d),
+            Err(e) => {
+                tracing::error!(
+                    id = %d.id, subject = %d.subject, error = %d.error, cause = %e,
+                    "the bus refuses this event for good, and moving it to outbox_dead failed; it stays in the outbox"
+                );
+                stuck = Some(format!(
+                    "event {} is refused by the bus ({}) and cannot be moved to outbox_dead: {e}",
+                    d.id, d.error
+                ));
+                upto = d.seq - 1;
+                break;
+            }
+        }
+    }
+    c.prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
+        .execute([upto])?;
+    Ok(Settled { moved, stuck })
 }

@@ -3,13 +3,17 @@
 //! background tasks, say goodbye to the bus and close the database — in that order, so
 //! in-flight requests finish and queued writes are committed.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use futures::FutureExt;
 use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 use tokio_util::task::TaskTracker;
 
 use crate::db::Db;
+use crate::health::{Monitor, Part, PartKind};
 use crate::http::{self, Listener};
 use crate::inbox::Handler;
 
@@ -27,19 +31,29 @@ pub struct Service {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Work that must finish before the database closes (a charge being recorded).
     finish: Option<TaskTracker>,
+    /// What `/healthz` reports about the background parts.
+    monitor: Monitor,
 }
 
 impl Service {
-    /// Binds `host:port` (port 0 picks a free one) for `router`.
+    /// Binds `host:port` (port 0 picks a free one) for `router`. The router's `/healthz`
+    /// (from [`http::app`]) reports what the service's [`Monitor`] knows.
     pub async fn bind(addr: SocketAddr, router: Router) -> std::io::Result<Service> {
+        let monitor = Monitor::default();
         Ok(Service {
             listener: Listener::bind(addr).await?,
-            router,
+            router: router.layer(axum::Extension(monitor.clone())),
             db: None,
             bus: None,
             tasks: Vec::new(),
             finish: None,
+            monitor,
         })
+    }
+
+    /// What the service's `/healthz` reports on.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
     }
 
     /// The database to close (after its last write) when the service stops.
@@ -56,28 +70,54 @@ impl Service {
 
     /// The event plumbing every consuming service runs on its database (set by
     /// [`Service::with_db`] first): a bus connection named after the queue group, the
-    /// outbox relay, and the inbox consumer applying `handler` to the group's events.
+    /// outbox relay, and the inbox consumer applying `handler` to the group's events —
+    /// each restarted if it ends ([`supervise`]), and all three in `/healthz`.
     pub fn with_events(self, bus_url: &str, group: SubscribeOptions, handler: Handler) -> Self {
         let db = self
             .db
             .clone()
             .expect("with_db before with_events: events need the database");
         let bus = Client::connect(ClientOptions::new(bus_url, group.group.clone()));
-        let relay = tokio::spawn(crate::outbox::run_relay(db.clone(), bus.clone()));
-        let consumer = tokio::spawn(crate::inbox::run_consumer(db, bus.clone(), group, handler));
-        self.with_bus(bus).with_task(relay).with_task(consumer)
+        self.monitor.set_group(&group.group);
+        let part = self.monitor.part(PartKind::Consumer);
+        let consumer = {
+            let (db, bus, part) = (db.clone(), bus.clone(), part.clone());
+            supervise("consumer", part.clone(), move || {
+                crate::inbox::run_consumer(
+                    db.clone(),
+                    bus.clone(),
+                    group.clone(),
+                    handler.clone(),
+                    part.clone(),
+                )
+            })
+        };
+        self.with_outbox_on(db, bus).with_task(consumer)
     }
 
     /// For a service that publishes but consumes nothing: a bus connection named `name`
-    /// and the outbox relay on its database (set by [`Service::with_db`] first).
+    /// and the outbox relay on its database (set by [`Service::with_db`] first), restarted
+    /// if it ends ([`supervise`]), in `/healthz` with the bus link.
     pub fn with_outbox(self, bus_url: &str, name: &str) -> Self {
         let db = self
             .db
             .clone()
             .expect("with_db before with_outbox: the outbox is in the database");
         let bus = Client::connect(ClientOptions::new(bus_url, name));
-        let relay = tokio::spawn(crate::outbox::run_relay(db, bus.clone()));
-        self.with_bus(bus).with_task(relay)
+        self.with_outbox_on(db, bus)
+    }
+
+    fn with_outbox_on(self, db: Db, bus: Client) -> Self {
+        self.monitor.set_db(&db);
+        let link = self.monitor.watch_bus(&bus);
+        let part = self.monitor.part(PartKind::Outbox);
+        let relay = {
+            let (bus, part) = (bus.clone(), part.clone());
+            supervise("outbox relay", part.clone(), move || {
+                crate::outbox::run_relay(db.clone(), bus.clone(), part.clone())
+            })
+        };
+        self.with_bus(bus).with_task(relay).with_task(link)
     }
 
     /// Work that outlives its request and must end before the service does — a charge
@@ -125,6 +165,49 @@ impl Service {
     }
 }
 
+/// The first pause before a stopped task is started again; it doubles up to 5 s, and starts
+/// over once the task has run for a minute.
+const FIRST_RESTART: Duration = Duration::from_millis(100);
+const MAX_RESTART: Duration = Duration::from_secs(5);
+
+/// Runs the task `make` builds for as long as the returned handle is not aborted: when the
+/// task ends — it returns, or it panics — the stop is logged, `part` reports it (degraded
+/// until the task says it is ok again) and a new task is started after a pause. So a
+/// consumer or relay that dies does not leave the service silently not working.
+pub fn supervise<F, Fut>(what: &'static str, part: Part, make: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut pause = FIRST_RESTART;
+        loop {
+            let started = Instant::now();
+            // Run in place, not spawned: aborting this task drops the running one with it.
+            let outcome = std::panic::AssertUnwindSafe(make()).catch_unwind().await;
+            let why = match outcome {
+                Ok(()) => "ended".to_string(),
+                Err(panic) => format!("panicked: {}", panic_message(&*panic)),
+            };
+            if started.elapsed() > Duration::from_secs(60) {
+                pause = FIRST_RESTART;
+            }
+            tracing::error!(task = what, %why, restart_in = ?pause, "a background task stopped; starting it again");
+            part.restarting(format!("the {what} {why}; starting it again"));
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_RESTART);
+        }
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
 /// The whole `main` of a service binary: logs, build, announce, serve until a signal.
 pub async fn run(
     name: &str,
@@ -135,4 +218,69 @@ pub async fn run(
     let service = build.await?;
     println!("{name} listening on http://{}", service.addr());
     service.run_until_stopped(http::shutdown_signal()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tix_api::health::HealthStatus;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_returns_or_panics_is_started_again_and_health_shows_it() {
+        let monitor = Monitor::default();
+        let part = monitor.part(PartKind::Consumer);
+        let runs = Arc::new(AtomicU32::new(0));
+        let recovered = Arc::new(Notify::new());
+        let task = {
+            let (runs, part, recovered) = (runs.clone(), part.clone(), recovered.clone());
+            supervise("consumer", part.clone(), move || {
+                let (runs, part, recovered) = (runs.clone(), part.clone(), recovered.clone());
+                async move {
+                    match runs.fetch_add(1, Ordering::SeqCst) {
+                        0 => {} // returns
+                        1 => panic!("a bug in a handler"),
+                        _ => {
+                            recovered.notified().await;
+                            part.ok();
+                            std::future::pending::<()>().await
+                        }
+                    }
+                }
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while runs.load(Ordering::SeqCst) < 3 {
+            assert!(Instant::now() < deadline, "not started a third time");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let h = monitor.report("svc").await;
+        let c = &h.checks.as_ref().unwrap()["consumer"];
+        assert_eq!((c.status, c.restarts), (HealthStatus::Degraded, Some(2)));
+        assert!(
+            c.reason
+                .as_deref()
+                .unwrap()
+                .contains("panicked: a bug in a handler"),
+            "{c:?}"
+        );
+        // Degraded until the new task says it works.
+        recovered.notify_one();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let h = monitor.report("svc").await;
+            let c = &h.checks.as_ref().unwrap()["consumer"];
+            if c.status == HealthStatus::Ok {
+                assert_eq!(c.restarts, Some(2));
+                break;
+            }
+            assert!(Instant::now() < deadline, "never ok again: {c:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+    }
 }

@@ -46,6 +46,8 @@ const MIGRATIONS: &[&str] = &[
         due_at INTEGER NOT NULL
      );
      CREATE INDEX timers_due ON timers (due_at);",
+    // Events the bus refuses for good, out of the way of the others (docs/operations.md).
+    tix_common::outbox::OUTBOX_DEAD_SCHEMA,
 ];
 
 fn now_ms() -> i64 {

@@ -1,7 +1,8 @@
 //! The gateway: one port for clients. It routes `/api/users` to auth, `/api/tickets` to
 //! tickets, `/api/orders` to orders and `/api/payments` to payments, streaming bodies and
 //! passing headers, cookies and status codes through untouched. An upstream that cannot be
-//! reached gets a 502 with the usual error body; `/healthz` reports every upstream.
+//! reached gets a 502 with the usual error body; `/healthz` reports every upstream — and
+//! expiration, which serves nothing else — with what each says about itself.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -42,6 +43,14 @@ pub struct Config {
         default_value = "http://127.0.0.1:4004"
     )]
     pub payments_url: String,
+    /// The expiration service: no routes, only its health in the gateway's `/healthz`
+    /// (an empty value leaves it out).
+    #[arg(
+        long,
+        env = "TIX_EXPIRATION_URL",
+        default_value = "http://127.0.0.1:4005"
+    )]
+    pub expiration_url: String,
     /// Longest a request may take end to end (the services have their own limits too).
     #[arg(long, env = "TIX_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
@@ -56,7 +65,8 @@ pub struct Config {
 #[derive(Debug, Clone)]
 struct Upstream {
     name: &'static str,
-    prefix: &'static str,
+    /// The paths it serves; `None` for one only checked for health (expiration).
+    prefix: Option<&'static str>,
     base: String,
 }
 
@@ -78,10 +88,12 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     fn route(&self, path: &str) -> Option<&Upstream> {
         self.upstreams.iter().find(|u| {
-            path == u.prefix
-                || path
-                    .strip_prefix(u.prefix)
-                    .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'))
+            u.prefix.is_some_and(|prefix| {
+                path == prefix
+                    || path
+                        .strip_prefix(prefix)
+                        .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'))
+            })
         })
     }
 }
@@ -158,6 +170,10 @@ async fn proxy(
     }
 }
 
+/// Every upstream's `/healthz`, asked at once: `degraded` when one is down (no answer
+/// within 1 s) or reports itself degraded. 503 only when one is down — some routes then
+/// answer 502 — and 200 otherwise, as the services answer: a degraded service still serves
+/// its API (docs/operations.md).
 async fn health(State(gw): State<Gateway>) -> Response {
     let checks = gw.upstreams.iter().map(|u| {
         let client = gw.client.clone();
@@ -167,27 +183,46 @@ async fn health(State(gw): State<Gateway>) -> Response {
             let req = axum::http::Request::get(format!("{}/healthz", u.base))
                 .body(Body::empty())
                 .expect("a valid request");
-            let up = matches!(
-                tokio::time::timeout(Duration::from_secs(1), client.request(req)).await,
-                Ok(Ok(r)) if r.status().is_success()
-            );
+            let answer = tokio::time::timeout(Duration::from_secs(1), async {
+                let r = client.request(req).await.ok()?;
+                if !r.status().is_success() {
+                    return None;
+                }
+                let body = axum::body::to_bytes(Body::new(r.into_body()), 1 << 16)
+                    .await
+                    .ok()?;
+                // An answer without a body the gateway can read (an older service) is up,
+                // with nothing more to say.
+                Some(serde_json::from_slice::<Health>(&body).ok())
+            })
+            .await
+            .ok()
+            .flatten();
             let health = UpstreamHealth {
                 latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                status: if up {
+                status: if answer.is_some() {
                     UpstreamStatus::Up
                 } else {
                     UpstreamStatus::Down
                 },
                 url: u.base.clone(),
+                health: answer
+                    .as_ref()
+                    .map(|h| h.as_ref().map_or(HealthStatus::Ok, |h| h.status)),
+                checks: answer.flatten().and_then(|h| h.checks),
             };
-            (u.name, health, up)
+            (u.name, health)
         }
     });
     let results = futures::future::join_all(checks).await;
-    let all_up = results.iter().all(|(_, _, up)| *up);
+    let all_up = results.iter().all(|(_, u)| u.status == UpstreamStatus::Up);
+    let all_ok = all_up
+        && results
+            .iter()
+            .all(|(_, u)| u.health == Some(HealthStatus::Ok));
     let upstreams = results
         .into_iter()
-        .map(|(name, v, _)| (name.to_string(), v))
+        .map(|(name, v)| (name.to_string(), v))
         .collect();
     let status = if all_up {
         StatusCode::OK
@@ -196,12 +231,13 @@ async fn health(State(gw): State<Gateway>) -> Response {
     };
     let body = Health {
         service: "gateway".into(),
-        status: if all_up {
+        status: if all_ok {
             HealthStatus::Ok
         } else {
             HealthStatus::Degraded
         },
         upstreams: Some(upstreams),
+        checks: None,
     };
     (status, axum::Json(body)).into_response()
 }
@@ -209,28 +245,35 @@ async fn health(State(gw): State<Gateway>) -> Response {
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let trim = |s: &str| s.trim_end_matches('/').to_string();
-    let upstreams = vec![
+    let mut upstreams = vec![
         Upstream {
             name: "auth",
-            prefix: "/api/users",
+            prefix: Some("/api/users"),
             base: trim(&cfg.auth_url),
         },
         Upstream {
             name: "tickets",
-            prefix: "/api/tickets",
+            prefix: Some("/api/tickets"),
             base: trim(&cfg.tickets_url),
         },
         Upstream {
             name: "orders",
-            prefix: "/api/orders",
+            prefix: Some("/api/orders"),
             base: trim(&cfg.orders_url),
         },
         Upstream {
             name: "payments",
-            prefix: "/api/payments",
+            prefix: Some("/api/payments"),
             base: trim(&cfg.payments_url),
         },
     ];
+    if !cfg.expiration_url.is_empty() {
+        upstreams.push(Upstream {
+            name: "expiration",
+            prefix: None,
+            base: trim(&cfg.expiration_url),
+        });
+    }
     for u in &upstreams {
         anyhow::ensure!(
             u.base

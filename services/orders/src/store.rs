@@ -54,6 +54,8 @@ pub const MIGRATIONS: &[&str] = &[
        FROM tickets t WHERE t.id = orders.ticket_id;",
     // Idempotency-Key on POST /api/orders: a retried reservation returns the first one.
     tix_common::idempotency::SCHEMA,
+    // Events the bus refuses for good, out of the way of the others (docs/operations.md).
+    tix_common::outbox::OUTBOX_DEAD_SCHEMA,
 ];
 
 /// The replica of a ticket, as `ticket:*` events describe it.

@@ -67,6 +67,8 @@ pub const MIGRATIONS: &[&str] = &[
      ALTER TABLE payments ADD COLUMN checked_ms INTEGER;
      UPDATE payments SET provider_key = order_id;
      CREATE INDEX payments_pending ON payments (id) WHERE status = 'pending';",
+    // Events the bus refuses for good are set aside here instead of blocking the outbox.
+    tix_common::outbox::OUTBOX_DEAD_SCHEMA,
 ];
 
 /// An order as replicated from `order:*` events.

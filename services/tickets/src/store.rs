@@ -23,6 +23,8 @@ pub const MIGRATIONS: &[&str] = &[
     "CREATE TABLE cancelled_orders (order_id TEXT PRIMARY KEY) WITHOUT ROWID;",
     // Signed-out sessions, refused by this service too (docs/security.md).
     tix_common::sessions::SCHEMA,
+    // Events the bus refuses for good, out of the way of the others (docs/operations.md).
+    tix_common::outbox::OUTBOX_DEAD_SCHEMA,
 ];
 
 pub fn mark_cancelled(c: &Connection, order_id: &str) -> rusqlite::Result<()> {

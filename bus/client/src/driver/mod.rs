@@ -22,8 +22,30 @@ mod outgoing;
 /// A caller waiting for the broker's answer.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
 
-/// Positions acked (or naked) together, and who waits for the broker's confirmation.
+/// Positions acked (or naked, or touched) together, and who waits for the broker's
+/// confirmation.
 type Settles = (Vec<u64>, Vec<Reply<()>>);
+
+/// What a member tells the broker about events it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Settle {
+    /// Done: never deliver it again (`ACK`).
+    Ack,
+    /// Hand it back for redelivery now (`NAK`).
+    Nak,
+    /// Still working on it: restart its ack wait, counting no delivery (`TOUCH`).
+    Touch,
+}
+
+impl Settle {
+    pub(crate) fn command(self) -> &'static [u8] {
+        match self {
+            Settle::Ack => b"ACK",
+            Settle::Nak => b"NAK",
+            Settle::Touch => b"TOUCH",
+        }
+    }
+}
 
 /// What a handle asks of the driver.
 #[derive(Debug)]
@@ -48,7 +70,7 @@ pub(crate) enum Cmd {
         group: Arc<str>,
     },
     Settle {
-        nak: bool,
+        kind: Settle,
         group: Arc<str>,
         seq: u64,
         done: Option<Reply<()>>,

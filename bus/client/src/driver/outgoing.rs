@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Cmd, Driver, Reply, Settles, Sub, Waiter};
+use super::{Cmd, Driver, Reply, Settle, Settles, Sub, Waiter};
 use crate::client::Error;
 use crate::protocol;
 
@@ -18,7 +18,7 @@ impl Driver {
         let down = || Error::Disconnected(endpoint.clone());
         let mut publish: Vec<Bytes> = Vec::new();
         let mut publish_done: Vec<Reply<()>> = Vec::new();
-        let mut settles: HashMap<(Arc<str>, bool), Settles> = HashMap::new();
+        let mut settles: HashMap<(Arc<str>, Settle), Settles> = HashMap::new();
         let mut closed = None;
         for cmd in batch {
             match cmd {
@@ -36,7 +36,7 @@ impl Driver {
                     publish_done.push(done);
                 }
                 Cmd::Settle {
-                    nak,
+                    kind,
                     group,
                     seq,
                     done,
@@ -47,7 +47,7 @@ impl Driver {
                         }
                         continue;
                     }
-                    let entry = settles.entry((group, nak)).or_default();
+                    let entry = settles.entry((group, kind)).or_default();
                     entry.0.push(seq);
                     entry.1.extend(done);
                 }
@@ -111,11 +111,11 @@ impl Driver {
             frames.extend(publish);
             self.send(frames).await;
         }
-        for ((group, nak), (seqs, dones)) in settles {
+        for ((group, kind), (seqs, dones)) in settles {
             let corr = self.corr(1);
             self.waiting.insert(corr, Waiter::Settle(dones));
             self.send(vec![
-                Bytes::from_static(if nak { b"NAK" } else { b"ACK" }),
+                Bytes::from_static(kind.command()),
                 protocol::u64_frame(corr),
                 Bytes::from(group.to_string()),
                 protocol::u64s_frame(&seqs),

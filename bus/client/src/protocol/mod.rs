@@ -12,6 +12,7 @@
 //! UNSUB  corr group                                 OK     corr
 //! ACK    corr group seqs:u64×k                      OK     corr           (after commit)
 //! NAK    corr group seqs:u64×k                      OK     corr
+//! TOUCH  corr group seqs:u64×k                      OK     corr           (ack wait restarted)
 //! STATS  corr                                       OK     corr json
 //! DLQ    corr json{group?,limit?}                   OK     corr json
 //! REPLAY corr json{group,seqs?}                     OK     corr json
@@ -74,6 +75,8 @@ pub enum Request {
     Unsubscribe(u64, String),
     Ack(u64, String, Vec<u64>),
     Nak(u64, String, Vec<u64>),
+    /// The member still works on these events: restart their ack wait, counting no delivery.
+    Touch(u64, String, Vec<u64>),
     Stats(u64),
     DeadLetters(u64, DeadLetterQuery),
     Replay(u64, ReplayRequest),
@@ -100,6 +103,7 @@ impl Request {
             b"UNSUB" => "UNSUB",
             b"ACK" => "ACK",
             b"NAK" => "NAK",
+            b"TOUCH" => "TOUCH",
             b"STATS" => "STATS",
             b"DLQ" => "DLQ",
             b"REPLAY" => "REPLAY",
@@ -152,16 +156,16 @@ impl Request {
                 corr,
                 group_arg(args).ok_or(fail(malformed("missing group")))?,
             ),
-            "ACK" | "NAK" => {
+            "ACK" | "NAK" | "TOUCH" => {
                 let group = group_arg(args).ok_or(fail(malformed("missing group")))?;
                 let seqs = args
                     .get(1)
                     .and_then(|f| read_u64s(f))
                     .ok_or(fail(malformed("expected positions as u64 little-endian")))?;
-                if name == "ACK" {
-                    Request::Ack(corr, group, seqs)
-                } else {
-                    Request::Nak(corr, group, seqs)
+                match name {
+                    "ACK" => Request::Ack(corr, group, seqs),
+                    "NAK" => Request::Nak(corr, group, seqs),
+                    _ => Request::Touch(corr, group, seqs),
                 }
             }
             "STATS" => Request::Stats(corr),
@@ -344,6 +348,26 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn touches_carry_packed_positions_like_acks() {
+        let corr = 4u64.to_le_bytes();
+        let msg = vec![
+            Bytes::from_static(b"TOUCH"),
+            Bytes::copy_from_slice(&corr),
+            Bytes::from_static(b"orders"),
+            u64s_frame(&[7, 9]),
+        ];
+        match Request::parse(&msg).unwrap() {
+            Request::Touch(4, g, s) => {
+                assert_eq!(g, "orders");
+                assert_eq!(s, vec![7, 9]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let short = frames(&[b"TOUCH", &corr, b"orders", b"123"]);
+        assert_eq!(Request::parse(&short).unwrap_err().0, 4);
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! `ACK` and `NAK`: a member is done with events, or hands them back.
+//! `ACK`, `NAK` and `TOUCH`: a member is done with events, hands them back, or says it is
+//! still working on them.
+
+use std::cmp::Reverse;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -18,6 +22,37 @@ impl Core {
             self.groups[gi].requeue_held_by(seq, Slot::Replay, &peer);
         }
         self.pump(gi);
+        self.reply_ok(&peer, corr, Bytes::new());
+    }
+
+    /// Restarts the ack wait of events the peer holds, without counting a delivery (NATS's
+    /// "work in progress"): a consumer that keeps an event while it retries a transient
+    /// failure of its own does not use up the event's deliveries. Events the peer does not
+    /// hold (acked, or taken back after their ack wait) are left alone.
+    pub(in crate::broker) fn on_touch(
+        &mut self,
+        peer: Bytes,
+        corr: u64,
+        group: &str,
+        seqs: &[u64],
+    ) {
+        let Some(&gi) = self.group_index.get(group) else {
+            return self.reply_err(&peer, corr, "unknown group");
+        };
+        let g = &mut self.groups[gi];
+        let deadline = Instant::now() + g.ack_wait;
+        for &seq in seqs {
+            for slot in [Slot::Log, Slot::Replay] {
+                if let Some(p) = g.slot_mut(seq, slot)
+                    && p.member.as_ref() == Some(&peer)
+                {
+                    // The timer set at delivery goes stale (its deadline no longer matches)
+                    // and is skipped when it falls due.
+                    p.deadline = deadline;
+                    self.timers.push(Reverse((deadline, gi, seq, slot)));
+                }
+            }
+        }
         self.reply_ok(&peer, corr, Bytes::new());
     }
 

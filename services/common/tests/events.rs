@@ -1,0 +1,355 @@
+//! The inbox consumer and the outbox relay against a real `tix-bus` process and a real
+//! SQLite file: what a busy database, a poison event, a refused subscription and an event
+//! the bus will never take do to them, and what `/healthz` says meanwhile.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tix_api::Money;
+use tix_api::events::{Envelope, Event, TicketCreated};
+use tix_api::health::{Check, Health, HealthStatus};
+use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
+use tix_common::db::{Db, DbError, Durability, EVENTS_SCHEMA};
+use tix_common::health::{CONSUMER_STUCK_AFTER, Monitor, PartKind};
+use tix_common::inbox::{self, Handler, Outcome};
+use tix_common::outbox::{self, OUTBOX_DEAD_SCHEMA};
+use tix_testkit::Bus;
+use tix_testkit::events::{WAIT, connect, next_event};
+use tix_testkit::eventually;
+
+const SUBJECT: &str = "ticket:created";
+
+fn ticket(title: &str) -> Envelope {
+    Envelope::new(
+        "tickets",
+        Event::TicketCreated(TicketCreated {
+            id: title.to_string(),
+            title: title.to_string(),
+            price_cents: Money::from_cents(100),
+            user_id: "seller".into(),
+            version: 0,
+        }),
+    )
+}
+
+/// Records each event's title; refuses (a handler error: the event's fault) a "poison" one.
+fn recorder() -> Handler {
+    Arc::new(|c: &Connection, env: &Envelope| {
+        let Event::TicketCreated(t) = &env.event else {
+            anyhow::bail!("unexpected event");
+        };
+        if t.title.starts_with("poison") {
+            anyhow::bail!("cannot apply {}", t.title);
+        }
+        c.execute("INSERT INTO applied (title) VALUES (?1)", [&t.title])?;
+        Ok(Outcome::Applied)
+    })
+}
+
+/// A consuming service in miniature: its database, its bus client, its monitor.
+struct Consumer {
+    _dir: tempfile::TempDir,
+    db: Db,
+    monitor: Monitor,
+    task: tokio::task::JoinHandle<()>,
+    link: tokio::task::JoinHandle<()>,
+}
+
+impl Consumer {
+    fn start(bus: &Bus, opts: SubscribeOptions) -> Consumer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("svc.db"),
+            Durability::Normal,
+            &[EVENTS_SCHEMA, "CREATE TABLE applied (title TEXT NOT NULL);"],
+        )
+        .unwrap();
+        let client = Client::connect(ClientOptions::new(&bus.endpoint, opts.group.clone()));
+        let monitor = Monitor::default();
+        monitor.set_group(&opts.group);
+        let link = monitor.watch_bus(&client);
+        let task = tokio::spawn(inbox::run_consumer(
+            db.clone(),
+            client,
+            opts,
+            recorder(),
+            monitor.part(PartKind::Consumer),
+        ));
+        Consumer {
+            _dir: dir,
+            db,
+            monitor,
+            task,
+            link,
+        }
+    }
+
+    async fn applied(&self) -> Vec<String> {
+        self.db
+            .read(|c| -> Result<Vec<String>, DbError> {
+                let mut st = c.prepare("SELECT title FROM applied ORDER BY title")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn check(&self, part: &str) -> (HealthStatus, Check) {
+        let h: Health = self.monitor.report("svc").await;
+        (h.status, h.checks.unwrap()[part].clone())
+    }
+
+    /// Takes the database's write lock from another connection, as a busy neighbour (or a
+    /// stuck backup) would: every write of the consumer fails with `database is locked`
+    /// until the returned connection lets go.
+    fn lock(&self) -> Connection {
+        let c = Connection::open(self.db.path()).unwrap();
+        c.execute_batch("BEGIN IMMEDIATE").unwrap();
+        c
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.link.abort();
+    }
+}
+
+fn group(name: &str, ack_wait_ms: u64, max_deliveries: u32) -> SubscribeOptions {
+    let mut o = SubscribeOptions::new(name, &[SUBJECT]);
+    o.ack_wait_ms = ack_wait_ms;
+    o.max_deliveries = max_deliveries;
+    o
+}
+
+async fn publish(bus: &Client, env: &Envelope) {
+    bus.publish(env.id.clone(), SUBJECT, env.to_json())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_longer_than_the_delivery_budget_dead_letters_nothing() {
+    let bus = Bus::start();
+    let test = connect(&bus.endpoint, "test").await;
+    // A budget of 2 deliveries × 500 ms: an unacked event would be a dead letter after 1 s.
+    let svc = Consumer::start(&bus, group("svc", 500, 2));
+    publish(&test, &ticket("before")).await;
+    eventually("the first event is applied", WAIT, || async {
+        svc.applied().await == ["before"]
+    })
+    .await;
+
+    let lock = svc.lock();
+    let started = std::time::Instant::now();
+    for t in ["a", "b", "c"] {
+        publish(&test, &ticket(t)).await;
+    }
+    // The first write waits out SQLite's busy timeout (5 s) and fails; the consumer keeps
+    // the events, tries again with backoff, and health names it once it is stuck.
+    eventually("health says the consumer is stuck", WAIT, || async {
+        let (status, c) = svc.check("consumer").await;
+        status == HealthStatus::Degraded
+            && c.status == HealthStatus::Degraded
+            && c.reason.as_deref().unwrap_or("").contains("locked")
+    })
+    .await;
+    assert!(started.elapsed() > CONSUMER_STUCK_AFTER);
+    let g = test.stats().await.unwrap().group("svc").cloned().unwrap();
+    assert_eq!(
+        (g.pending, g.redelivered, g.dead_letters),
+        (3, 0, 0),
+        "held all along for {:?} (the budget is 1 s) without a delivery counted",
+        started.elapsed()
+    );
+
+    drop(lock);
+    eventually(
+        "every event is applied once the lock is gone",
+        WAIT,
+        || async { svc.applied().await == ["a", "b", "before", "c"] },
+    )
+    .await;
+    eventually("health is ok again", WAIT, || async {
+        svc.check("consumer").await.0 == HealthStatus::Ok
+    })
+    .await;
+    let g = test.stats().await.unwrap().group("svc").cloned().unwrap();
+    assert_eq!((g.pending, g.redelivered, g.dead_letters), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_error_still_uses_up_deliveries_and_the_dead_letter_shows_in_health() {
+    let bus = Bus::start();
+    let test = connect(&bus.endpoint, "test").await;
+    let svc = Consumer::start(&bus, group("svc", 200, 2));
+    for t in ["a", "poison-1", "b"] {
+        publish(&test, &ticket(t)).await;
+    }
+    eventually("the good events are applied", WAIT, || async {
+        svc.applied().await == ["a", "b"]
+    })
+    .await;
+    eventually(
+        "the poison event is a dead letter, counted in health",
+        WAIT,
+        || async { svc.check("consumer").await.1.dead_letters == Some(1) },
+    )
+    .await;
+    let dead = test.dead_letters(Some("svc")).await.unwrap();
+    assert_eq!(
+        (dead.len(), dead[0].deliveries),
+        (1, 2),
+        "it used its deliveries"
+    );
+    // A dead letter is for an operator to look at; the consumer itself works.
+    assert_eq!(svc.check("consumer").await.0, HealthStatus::Ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscription_is_retried_until_the_bus_takes_it() {
+    let bus = Bus::start();
+    let test = connect(&bus.endpoint, "test").await;
+    // Another deployment holds the group with other options: the broker refuses the
+    // consumer's subscription while that member lives.
+    let other = test.subscribe(group("svc", 60_000, 10)).await.unwrap();
+    let svc = Consumer::start(&bus, group("svc", 500, 2));
+    eventually("health says why the consumer cannot join", WAIT, || async {
+        svc.check("consumer").await.1.status == HealthStatus::Degraded
+    })
+    .await;
+    let (_, c) = svc.check("consumer").await;
+    assert!(
+        c.reason.as_deref().unwrap_or("").contains("other options"),
+        "{c:?}"
+    );
+    drop(other);
+    publish(&test, &ticket("a")).await;
+    eventually(
+        "the consumer joined and applied the event",
+        WAIT,
+        || async { svc.applied().await == ["a"] },
+    )
+    .await;
+    assert_eq!(svc.check("consumer").await.0, HealthStatus::Ok);
+}
+
+/// A publishing service in miniature: its database with an outbox and its relay.
+struct Relay {
+    _dir: tempfile::TempDir,
+    db: Db,
+    monitor: Monitor,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(bus: &Bus, migrations: &[&str]) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("svc.db"), Durability::Normal, migrations).unwrap();
+        let client = connect(&bus.endpoint, "relay").await;
+        let monitor = Monitor::default();
+        monitor.set_db(&db);
+        let task = tokio::spawn(outbox::run_relay(
+            db.clone(),
+            client,
+            monitor.part(PartKind::Outbox),
+        ));
+        Relay {
+            _dir: dir,
+            db,
+            monitor,
+            task,
+        }
+    }
+
+    async fn enqueue(&self, events: Vec<Envelope>) {
+        self.db
+            .write(move |c| -> Result<(), DbError> {
+                for e in &events {
+                    outbox::enqueue(c, e)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn check(&self) -> Check {
+        self.monitor.report("svc").await.checks.unwrap()["outbox"].clone()
+    }
+
+    fn rows(&self, sql: &str) -> Vec<String> {
+        let c = Connection::open(self.db.path()).unwrap();
+        let mut st = c.prepare(sql).unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_bus_refuses_for_good_goes_to_outbox_dead_and_the_rest_are_published() {
+    let bus = Bus::start_with(&["--max-event-bytes", "1000"]);
+    let test = connect(&bus.endpoint, "test").await;
+    let mut sub = test
+        .subscribe(SubscribeOptions::new("test", &[SUBJECT]))
+        .await
+        .unwrap();
+    let relay = Relay::start(&bus, &[EVENTS_SCHEMA, OUTBOX_DEAD_SCHEMA]).await;
+    let huge = ticket(&"x".repeat(2000));
+    let huge_id = huge.id.clone();
+    relay
+        .enqueue(vec![ticket("first"), huge, ticket("behind")])
+        .await;
+    let titles = [next_event(&mut sub).await, next_event(&mut sub).await].map(|e| match e.event {
+        Event::TicketCreated(t) => t.title,
+        other => panic!("unexpected {other:?}"),
+    });
+    assert_eq!(titles, ["first", "behind"]);
+    eventually("the outbox is empty", WAIT, || async {
+        relay.check().await.waiting == Some(0)
+    })
+    .await;
+    assert_eq!(relay.rows("SELECT id FROM outbox_dead"), [huge_id]);
+    let error = relay.rows("SELECT error FROM outbox_dead");
+    assert!(error[0].contains("the bus takes at most 1000"), "{error:?}");
+    let c = relay.check().await;
+    assert_eq!((c.status, c.dead), (HealthStatus::Ok, Some(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_outbox_dead_table_a_refused_event_stays_and_health_says_why() {
+    let bus = Bus::start_with(&["--max-event-bytes", "1000"]);
+    let relay = Relay::start(&bus, &[EVENTS_SCHEMA]).await;
+    relay
+        .enqueue(vec![
+            ticket("first"),
+            ticket(&"x".repeat(2000)),
+            ticket("behind"),
+        ])
+        .await;
+    eventually(
+        "the relay reports it cannot move the event",
+        WAIT,
+        || async {
+            relay
+                .check()
+                .await
+                .reason
+                .is_some_and(|r| r.contains("outbox_dead"))
+        },
+    )
+    .await;
+    // Nothing lost: the refused event and the one behind it wait; the first went out.
+    assert_eq!(relay.rows("SELECT subject FROM outbox").len(), 2);
+    assert!(!relay.task.is_finished(), "the relay goes on");
+}
