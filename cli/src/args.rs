@@ -133,7 +133,7 @@ pub struct Wait {
 
 #[derive(Debug, Subcommand)]
 pub enum TicketsCmd {
-    /// Tickets for sale (not reserved), oldest first.
+    /// Tickets for sale (not reserved), newest first.
     #[command(
         after_help = "Examples:\n  tix tickets list --search jazz\n  tix tickets list --mine --json"
     )]

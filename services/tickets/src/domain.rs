@@ -37,7 +37,8 @@ impl Title {
 }
 
 /// A ticket's price: greater than 0, at most 1,000,000.00, at most 2 decimals, given as a
-/// JSON number of currency units.
+/// JSON number of currency units or as a string holding a plain decimal (`"12.50"`: what
+/// a web form sends).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Price(Money);
 
@@ -46,12 +47,13 @@ impl Price {
 
     pub fn parse(v: Option<&Value>) -> Result<Price, FieldError> {
         let err = |m: &str| FieldError::new("price", m);
-        let n = match v {
+        let money = match v {
             None | Some(Value::Null) => return Err(err("Price is required")),
-            Some(Value::Number(n)) => n,
+            Some(Value::Number(n)) => Money::from_number(n),
+            Some(Value::String(s)) if is_plain_decimal(s.trim()) => s.trim().parse(),
             Some(_) => return Err(err("Price must be a number")),
         };
-        match Money::from_number(n) {
+        match money {
             Err(MoneyError::TooPrecise) => Err(err("Price must have at most 2 decimals")),
             Err(_) => Err(err("Price must be at most 1000000")),
             Ok(m) if m.cents() <= 0 => Err(err("Price must be greater than 0")),
@@ -74,6 +76,19 @@ impl Price {
     }
 }
 
+/// `12`, `12.5`, `-3`, `.5`: digits with at most one point, nothing else (no currency sign,
+/// grouping, exponent or spaces inside) — so a string is read exactly as the same number
+/// would be.
+fn is_plain_decimal(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    (!whole.is_empty() || !frac.is_empty())
+        && whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +106,11 @@ mod tests {
         assert_eq!(price(json!(20.1)), Ok(2010));
         assert_eq!(price(json!(0.01)), Ok(1));
         assert_eq!(price(json!(1000000)), Ok(100_000_000));
+        // A web form's price, as a string: the same rules, read without a float.
+        assert_eq!(price(json!("12.50")), Ok(1250));
+        assert_eq!(price(json!(" 12 ")), Ok(1200));
+        assert_eq!(price(json!(".5")), Ok(50));
+        assert_eq!(price(json!("0.07")), Ok(7));
     }
 
     #[test]
@@ -98,7 +118,28 @@ mod tests {
         assert!(price(json!(0)).unwrap_err().contains("greater than 0"));
         assert!(price(json!(-5)).unwrap_err().contains("greater than 0"));
         assert!(price(json!(10.005)).unwrap_err().contains("2 decimals"));
-        assert!(price(json!("10")).unwrap_err().contains("number"));
+        for not_a_number in [
+            "", " ", "ten", "$10", "1,000", "1e3", "10.5.1", ".", "-", "0x10",
+        ] {
+            assert!(
+                price(json!(not_a_number)).unwrap_err().contains("number"),
+                "{not_a_number:?}"
+            );
+        }
+        assert!(price(json!("0")).unwrap_err().contains("greater than 0"));
+        assert!(
+            price(json!("-2.50"))
+                .unwrap_err()
+                .contains("greater than 0")
+        );
+        assert!(price(json!("10.005")).unwrap_err().contains("2 decimals"));
+        assert!(price(json!("1000000.01")).unwrap_err().contains("at most"));
+        assert!(
+            price(json!("99999999999999999999999"))
+                .unwrap_err()
+                .contains("at most")
+        );
+        assert!(price(json!(true)).unwrap_err().contains("number"));
         assert!(price(json!(1e300)).unwrap_err().contains("at most"));
         assert!(price(json!(u64::MAX)).unwrap_err().contains("at most"));
         assert!(Price::parse(None).unwrap_err().message.contains("required"));

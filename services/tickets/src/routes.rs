@@ -105,6 +105,10 @@ pub async fn list(
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty()),
         owner,
+        before: q
+            .get("before")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
         limit: number(&q, "limit", 50, 200)?,
         offset: number(&q, "offset", 0, i64::from(i32::MAX))?,
     };

@@ -133,11 +133,14 @@ pub struct ListFilter {
     pub include_reserved: bool,
     pub search: Option<String>,
     pub owner: Option<String>,
+    /// Only tickets created before this one: the next page, whatever was put on sale since.
+    pub before: Option<String>,
     pub limit: i64,
     pub offset: i64,
 }
 
-/// Tickets in creation order (ids are time-ordered), so pages are stable.
+/// Tickets newest first (ids are time-ordered), so a ticket just put on sale is on the
+/// first page however many there are; `before` pages on without skipping or repeating.
 pub fn list(c: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<Ticket>> {
     let pattern = f.search.as_ref().map(|q| {
         let escaped = q
@@ -151,10 +154,18 @@ pub fn list(c: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<Ticket>> {
          WHERE (?1 OR order_id IS NULL)
            AND (?2 IS NULL OR title LIKE ?2 ESCAPE '\\')
            AND (?3 IS NULL OR user_id = ?3)
-         ORDER BY id LIMIT ?4 OFFSET ?5"
+           AND (?6 IS NULL OR id < ?6)
+         ORDER BY id DESC LIMIT ?4 OFFSET ?5"
     ))?;
     let rows = st.query_map(
-        (f.include_reserved, pattern, &f.owner, f.limit, f.offset),
+        (
+            f.include_reserved,
+            pattern,
+            &f.owner,
+            f.limit,
+            f.offset,
+            &f.before,
+        ),
         Ticket::from_row,
     )?;
     rows.collect()
