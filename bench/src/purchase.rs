@@ -16,8 +16,8 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tix_api::events::{Envelope, Event};
-use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
-use tix_testkit::{ALL, Stack, TEST_JWT_SECRET};
+use tix_bus_client::{BusKey, Client, ClientOptions, SubscribeOptions};
+use tix_testkit::{ALL, Stack, TEST_BUS_CLIENT, TEST_BUS_KEY, TEST_JWT_SECRET};
 
 #[derive(Debug, Parser)]
 #[command(name = "tix-purchase-bench")]
@@ -116,7 +116,10 @@ async fn main() -> anyhow::Result<()> {
     let (race_ids, sale_ids) = ids.split_at(args.races);
 
     // Watch the bus: when did each ticket show as reserved?
-    let bus = Client::connect(ClientOptions::new(&stack.bus.endpoint, "bench"));
+    let bus = Client::connect(
+        ClientOptions::new(&stack.bus.endpoint, TEST_BUS_CLIENT)
+            .with_key(BusKey::from_hex(TEST_BUS_KEY)?),
+    );
     bus.wait_connected(Duration::from_secs(5)).await?;
     let mut watch = SubscribeOptions::new("bench-watch", &["ticket:updated"]);
     watch.ephemeral = true;

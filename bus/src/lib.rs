@@ -9,9 +9,11 @@
 //! Where to start reading:
 //! - [`store`]: the log on disk and the group-commit writer;
 //! - `broker::core`: the single-threaded state machine (groups, sessions, timers);
-//! - `broker::cmd`: one module per request of the protocol.
+//! - `broker::cmd`: one module per request of the protocol;
+//! - [`policy`] and `broker::auth`: who may connect, and what each client may do.
 
 pub mod broker;
+pub mod policy;
 pub mod store;
 
 pub use broker::{Broker, BrokerConfig};

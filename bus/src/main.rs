@@ -1,5 +1,6 @@
 //! `tix-bus`: the broker process, and the operator's commands to inspect it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -10,7 +11,13 @@ use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 ///
 /// Without a subcommand it runs the broker. The subcommands talk to a running broker.
 ///
+/// Every client authenticates with its own key, listed with its rights in the broker's
+/// policy (<data-dir>/bus-policy.toml); `tix-bus init-policy` writes one with a key per
+/// tix client. The operator commands use the key of client `operator`: TIX_BUS_KEY, a file
+/// (--bus-key-file / TIX_BUS_KEY_FILE), or <data-dir>/keys/operator.key.
+///
 /// Examples:
+///   tix-bus init-policy --data-dir .tix          keys and policy for every tix client
 ///   tix-bus --data-dir .tix                      run the broker on tcp://127.0.0.1:5555
 ///   tix-bus stats                                per-subject counts, per-group lag
 ///   tix-bus dead-letters --group orders          list dead letters
@@ -35,6 +42,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a key for every tix client (<data-dir>/keys/<client>.key, 0600) and the
+    /// broker's policy (<data-dir>/bus-policy.toml, 0600) if they are missing. Running it
+    /// again changes nothing.
+    InitPolicy {
+        /// Where the broker keeps its data.
+        #[arg(long, env = "TIX_DATA_DIR", default_value = ".tix")]
+        data_dir: PathBuf,
+    },
     /// Print the broker's counters as JSON.
     Stats(Target),
     /// List dead letters as JSON.
@@ -81,6 +96,17 @@ struct Target {
     /// The broker to ask.
     #[arg(long, env = "TIX_BUS_URL", default_value = "tcp://127.0.0.1:5555")]
     endpoint: String,
+    /// The client to authenticate as (its policy entry needs `operator = true` for
+    /// dead-letters and replay, `stats` or `operator` for stats).
+    #[arg(long, env = "TIX_BUS_CLIENT", default_value = "operator")]
+    client: String,
+    /// File holding the client's key (or set TIX_BUS_KEY). Default:
+    /// <data-dir>/keys/<client>.key when it exists.
+    #[arg(long, env = "TIX_BUS_KEY_FILE", value_name = "PATH")]
+    bus_key_file: Option<PathBuf>,
+    /// The data dir whose keys/ to look in when no key is given.
+    #[arg(long, env = "TIX_DATA_DIR", default_value = ".tix")]
+    data_dir: PathBuf,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -100,23 +126,61 @@ async fn serve(cfg: BrokerConfig) -> anyhow::Result<()> {
     let broker = Broker::start(cfg).await?;
     // Tests and scripts read this line to learn the port when it was chosen by the OS.
     println!("tix-bus listening on {}", broker.endpoint());
-    shutdown_signal().await;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the bus policy");
+                broker.reload_policy();
+            }
+        }
+    }
     tracing::info!("shutting down");
     broker.shutdown().await;
     Ok(())
 }
 
 async fn connect(target: &Target) -> anyhow::Result<Client> {
-    let client = Client::connect(ClientOptions::new(&target.endpoint, "tix-bus-cli"));
+    let fallback = tix_bus_client::key::key_file_in(&target.data_dir, &target.client);
+    let key = tix_bus_client::key::resolve(target.bus_key_file.as_deref(), Some(&fallback))?;
+    let mut opts = ClientOptions::new(&target.endpoint, &target.client);
+    opts.key = key;
+    let client = Client::connect(opts);
     client
         .wait_connected(Duration::from_secs(3))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}: is tix-bus running? (scripts/stack up)"))?;
+        .map_err(|e| match e {
+            tix_bus_client::Error::Refused(why) => anyhow::anyhow!(
+                "the bus refused client {}: {why} (its key: TIX_BUS_KEY, --bus-key-file, or {})",
+                target.client,
+                fallback.display()
+            ),
+            e => anyhow::anyhow!("{e}: is tix-bus running? (scripts/stack up)"),
+        })?;
     Ok(client)
 }
 
 async fn operate(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        Command::InitPolicy { data_dir } => {
+            let done = tix_bus::policy::init(&data_dir)?;
+            for k in &done.new_keys {
+                println!("wrote {}", k.display());
+            }
+            if done.wrote_policy {
+                println!("wrote {}", done.policy.display());
+            } else if done.new_keys.is_empty() {
+                println!("kept {}", done.policy.display());
+            } else {
+                println!(
+                    "kept {}: it exists, so the new keys are not in it — add them (docs/operations.md)",
+                    done.policy.display()
+                );
+            }
+        }
         Command::Stats(t) => {
             let c = connect(&t).await?;
             let body = c.stats_json().await?;
@@ -126,6 +190,21 @@ async fn operate(cmd: Command) -> anyhow::Result<()> {
             let c = connect(&target).await?;
             let list = c.dead_letters(group.as_deref()).await?;
             println!("{}", serde_json::to_string_pretty(&list)?);
+            // The broker lists at most 1,000 (and 8 MiB of payloads) per request, oldest
+            // first: say so when the counts show more.
+            let stats = c.stats().await?;
+            let total: u64 = stats
+                .groups
+                .iter()
+                .filter(|g| group.as_ref().is_none_or(|name| *name == g.name))
+                .map(|g| g.dead_letters)
+                .sum();
+            let listed = list.iter().filter(|d| !d.replaying).count() as u64;
+            if listed < total {
+                eprintln!(
+                    "showing {listed} of {total} dead letters (the oldest; a listing holds at most 1,000 and 8 MiB of payloads)"
+                );
+            }
         }
         Command::Replay {
             target,

@@ -6,9 +6,11 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use tix_bus_client::Error;
-use tix_testkit::events::{WAIT, assert_quiet, connect, group, next_delivery, publish_n};
+use tix_testkit::events::{
+    RawPeer, WAIT, assert_quiet, connect, frames, group, next_delivery, publish_n, test_key,
+};
 use tix_testkit::eventually;
-use tix_testkit::{Bus, Proc, bin};
+use tix_testkit::{Bus, Proc, TEST_BUS_CLIENT, TEST_BUS_KEY, bin};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unacked_event_is_redelivered_after_the_ack_wait() {
@@ -146,10 +148,16 @@ fn tail(bus: &Bus, group: &str, extra: &[&str]) -> Proc {
         "work",
     ];
     args.extend_from_slice(extra);
-    Proc::spawn(
+    // A durable group of the test's own: as the test client, whose key comes from the
+    // environment.
+    Proc::spawn_env(
         &format!("tail-{group}"),
         &bin("tix-bus"),
         &args,
+        &[
+            ("TIX_BUS_CLIENT", TEST_BUS_CLIENT),
+            ("TIX_BUS_KEY", TEST_BUS_KEY),
+        ],
         &bus.data_dir,
     )
 }
@@ -345,36 +353,34 @@ async fn garbage_on_the_wire_gets_an_error_or_is_dropped_and_hurts_nobody() {
         }
     }
 
-    // A well-formed ZeroMQ peer sending nonsense commands gets an ERR each time.
-    use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
-    let mut raw = zeromq::DealerSocket::new();
-    raw.connect(&bus.endpoint).await.unwrap();
+    // A well-formed ZeroMQ peer sending nonsense commands gets an ERR each time, whether
+    // it has authenticated or not.
+    let mut stranger = RawPeer::connect(&bus.endpoint).await;
+    let mut raw = RawPeer::connect(&bus.endpoint).await;
+    let (_, ok) = raw.authenticate(TEST_BUS_CLIENT, &test_key()).await;
+    assert_eq!(&ok[0][..], b"OK");
     let bad: Vec<Vec<&[u8]>> = vec![
         vec![b"NOPE"],
         vec![b"PUB", b"short"],
         vec![b"PUB", &[1, 0, 0, 0, 0, 0, 0, 0], b"id-only"],
         vec![b"SUB", &[2, 0, 0, 0, 0, 0, 0, 0], b"{not json"],
-        vec![
-            b"SUB",
-            &[3, 0, 0, 0, 0, 0, 0, 0],
-            br#"{"group":"x","subjects":["s"]}"#,
-        ],
         vec![b"ACK", &[4, 0, 0, 0, 0, 0, 0, 0], b"g", b"odd"],
     ];
-    for frames in bad {
-        let frames: Vec<bytes::Bytes> = frames
-            .iter()
-            .map(|f| bytes::Bytes::copy_from_slice(f))
-            .collect();
-        raw.send(ZmqMessage::try_from(frames).unwrap())
-            .await
-            .unwrap();
-        let reply = tokio::time::timeout(WAIT, raw.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(&reply.get(0).unwrap()[..], b"ERR", "{reply:?}");
+    for parts in bad {
+        stranger.send_raw(frames(&parts)).await;
+        let reply = stranger.recv_raw().await;
+        assert_eq!(&reply[0][..], b"ERR", "{reply:?}");
+        raw.send_sealed(frames(&parts)).await;
+        let reply = raw.recv_sealed().await.unwrap();
+        assert_eq!(&reply[0][..], b"ERR", "{reply:?}");
     }
+    // A valid request without a session is refused too.
+    let valid = br#"{"group":"x","subjects":["s"]}"#;
+    stranger
+        .send_raw(frames(&[b"SUB", &[3, 0, 0, 0, 0, 0, 0, 0], valid]))
+        .await;
+    let reply = stranger.recv_raw().await;
+    assert_eq!(&reply[0][..], b"ERR", "{reply:?}");
 
     // An oversized event is refused by the broker with a message...
     let big = vec![
@@ -384,13 +390,13 @@ async fn garbage_on_the_wire_gets_an_error_or_is_dropped_and_hurts_nobody() {
         bytes::Bytes::from_static(b"s"),
         bytes::Bytes::from(vec![b'x'; 5000]),
     ];
-    raw.send(ZmqMessage::try_from(big).unwrap()).await.unwrap();
-    let reply = tokio::time::timeout(WAIT, raw.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&reply.get(0).unwrap()[..], b"ERR");
-    assert!(String::from_utf8_lossy(reply.get(2).unwrap()).contains("limit"));
+    raw.send_sealed(big).await;
+    let reply = raw.recv_sealed().await.unwrap();
+    assert_eq!(&reply[0][..], b"ERR");
+    assert!(
+        String::from_utf8_lossy(&reply[2]).contains("limit"),
+        "{reply:?}"
+    );
     // ...and the client library knows the limit, so an oversized event fails alone,
     // not the batch it would have shared with good ones.
     let (big, small) = tokio::join!(
@@ -501,10 +507,13 @@ async fn a_tail_sees_only_new_events_and_leaves_no_group_behind() {
     let bus = Bus::start_with(&["--retention", "0s", "--prune-interval", "100ms"]);
     let c = connect(&bus.endpoint, "t").await;
     c.publish("old", "s", "{}").await.unwrap();
-    let mut tail = Proc::spawn(
+    // As the operator, with the key `init-policy` left in the data dir.
+    let data_dir = bus.data_dir.to_string_lossy().into_owned();
+    let mut tail = Proc::spawn_env(
         "tail",
         &bin("tix-bus"),
         &["tail", "--endpoint", &bus.endpoint],
+        &[("TIX_DATA_DIR", &data_dir)],
         &bus.data_dir,
     );
     eventually("the tail joined", WAIT, || async {

@@ -212,6 +212,14 @@ pub enum EventsCmd {
         /// The bus endpoint.
         #[arg(long, env = "TIX_BUS_URL", default_value = "tcp://127.0.0.1:5555")]
         bus: String,
+        /// The bus client to authenticate as.
+        #[arg(long, env = "TIX_BUS_CLIENT", default_value = "cli")]
+        bus_client: String,
+        /// File holding that client's key (or set TIX_BUS_KEY). Default:
+        /// $TIX_DATA_DIR/keys/<client>.key (.tix/keys/cli.key) when it exists, as
+        /// scripts/stack leaves it.
+        #[arg(long, env = "TIX_BUS_KEY_FILE", value_name = "PATH")]
+        bus_key_file: Option<std::path::PathBuf>,
     },
 }
 

@@ -104,6 +104,14 @@ fn the_broker_keeps_its_data_dir_and_bus_db_private_whatever_the_umask() {
         let made = tmp.path().join("var");
         let data = made.join("bus");
         let probe = tmp.path().join("probe");
+        // Its keys and policy first, made under the same umask, as an operator would.
+        let init = Command::new("/bin/sh")
+            .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+            .arg(bin("tix-bus"))
+            .args(["init-policy", "--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(init.status.success(), "{init:?}");
         let (_bus, _) = spawn(
             "tix-bus",
             umask,
@@ -119,6 +127,9 @@ fn the_broker_keeps_its_data_dir_and_bus_db_private_whatever_the_umask() {
         );
         assert_eq!(mode(&probe), probe_mode, "umask {umask} was in force");
         assert_private(&made, &data, "bus.db");
+        assert_eq!(mode(&data.join("keys")), 0o700);
+        assert_eq!(mode(&data.join("keys/orders.key")), 0o600);
+        assert_eq!(mode(&data.join("bus-policy.toml")), 0o600);
     }
 }
 

@@ -103,6 +103,12 @@ pub fn ensure_private_file(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// chmod 0600 an existing file holding secrets (the broker's policy), with a warning when
+/// its group or others could read it; an error when it is missing.
+pub fn tighten_private_file(path: &Path) -> io::Result<()> {
+    tighten(path)
+}
+
 /// `tickets.db` → `tickets.db-wal`.
 fn side_file(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -123,7 +129,7 @@ fn tighten(path: &Path) -> io::Result<()> {
         tracing::warn!(
             file = %path.display(),
             was = %format!("{mode:04o}"),
-            "the database file was open to its group or others; it is now 0600"
+            "the file was open to its group or others; it is now 0600"
         );
     }
     Ok(())

@@ -26,7 +26,9 @@ pub mod wait;
 
 pub use api::{Api, User, field, message};
 pub use process::{Proc, bin, bin_dir, free_port};
-pub use stack::{ALL, Bus, SERVICES, Service, Stack, TEST_JWT_SECRET};
+pub use stack::{
+    ALL, Bus, SERVICES, Service, Stack, TEST_BUS_CLIENT, TEST_BUS_KEY, TEST_JWT_SECRET,
+};
 #[cfg(feature = "stripe")]
 pub use stripe::{ChargeRecord, Fault, RefundRecord, StripeDouble};
 pub use wait::eventually;

@@ -1,10 +1,32 @@
 //! The broker and the services as processes: each on a free port, sharing one temporary
 //! data dir, torn down (SIGKILL) when the handle drops.
+//!
+//! Authentication is on, as in production: the broker's data dir gets keys and a policy
+//! from `tix-bus init-policy` (each service with its production rights), plus the client
+//! [`TEST_BUS_CLIENT`], which may do anything and publish as any producer, for the tests'
+//! own bus clients. Each service started here gets its own key.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::process::{Proc, bin, free_port};
+
+/// The bus client the tests' own connections authenticate as: every right, any producer.
+pub const TEST_BUS_CLIENT: &str = "test";
+/// Its key (hex), the same in every test broker's policy.
+pub const TEST_BUS_KEY: &str = "7465737420627573206b6579206e6f7420666f722070726f64756374696f6e21";
+
+/// Endpoints of the brokers this process started with `--insecure-no-auth`, so the tests'
+/// clients connect to them without a key (a client with one refuses such a broker).
+static INSECURE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether the broker at `endpoint` was started here with `--insecure-no-auth`.
+pub fn is_insecure(endpoint: &str) -> bool {
+    INSECURE
+        .lock()
+        .map(|l| l.iter().any(|e| e == endpoint))
+        .unwrap_or(false)
+}
 
 /// A `tix-bus` broker process with its data dir.
 #[derive(Debug)]
@@ -30,8 +52,12 @@ impl Bus {
         bus
     }
 
-    /// A broker on `port` using `data_dir` (which the caller keeps).
+    /// A broker on `port` using `data_dir` (which the caller keeps). Unless `extra` has
+    /// `--insecure-no-auth`, the data dir gets keys and a policy first, when it has none.
     pub fn start_in(data_dir: &Path, port: u16, extra: &[&str]) -> Bus {
+        if !extra.contains(&"--insecure-no-auth") {
+            init_policy(data_dir);
+        }
         let bind = format!("tcp://127.0.0.1:{port}");
         let dir = data_dir.to_string_lossy().into_owned();
         let mut args = vec!["--bind", &bind, "--data-dir", &dir];
@@ -43,6 +69,12 @@ impl Bus {
             .next()
             .expect("the line ends with the endpoint")
             .to_string();
+        if let Ok(mut insecure) = INSECURE.lock() {
+            insecure.retain(|e| e != &endpoint);
+            if extra.contains(&"--insecure-no-auth") {
+                insecure.push(endpoint.clone());
+            }
+        }
         Bus {
             proc,
             endpoint,
@@ -59,6 +91,28 @@ impl Bus {
             .expect("endpoint has a port")
     }
 
+    /// The file holding `client`'s key (`keys/<client>.key` in the data dir).
+    pub fn key_file(&self, client: &str) -> PathBuf {
+        key_file(&self.data_dir, client)
+    }
+
+    /// `client`'s key, hex.
+    pub fn key(&self, client: &str) -> String {
+        if client == TEST_BUS_CLIENT {
+            return TEST_BUS_KEY.to_string();
+        }
+        let file = self.key_file(client);
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", file.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// The broker's policy file.
+    pub fn policy_file(&self) -> PathBuf {
+        self.data_dir.join("bus-policy.toml")
+    }
+
     /// kill -9 the broker, then start a new one on the same port and data dir.
     pub fn crash_and_restart(&mut self, extra: &[&str]) {
         self.proc.kill9();
@@ -67,6 +121,35 @@ impl Bus {
         self.proc = next.proc;
         self._tmp = tmp;
     }
+}
+
+fn key_file(data_dir: &Path, client: &str) -> PathBuf {
+    data_dir.join("keys").join(format!("{client}.key"))
+}
+
+/// Keys and a policy for every tix client and [`TEST_BUS_CLIENT`], once per data dir.
+fn init_policy(data_dir: &Path) {
+    let policy = data_dir.join("bus-policy.toml");
+    if policy.exists() {
+        return;
+    }
+    let dir = data_dir.to_string_lossy().into_owned();
+    let out = std::process::Command::new(bin("tix-bus"))
+        .args(["init-policy", "--data-dir", &dir])
+        .output()
+        .expect("running tix-bus init-policy");
+    assert!(
+        out.status.success(),
+        "tix-bus init-policy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let test_client = format!(
+        "\n[clients.{TEST_BUS_CLIENT}]\nkey = \"{TEST_BUS_KEY}\"\npublish = [\"*\"]\n\
+         consume = [\"*\"]\ngroups = [\"*\"]\nproducers = [\"*\"]\noperator = true\n"
+    );
+    let mut text = std::fs::read_to_string(&policy).expect("reading the policy");
+    text.push_str(&test_client);
+    std::fs::write(&policy, text).expect("writing the policy");
 }
 
 /// The JWT secret test stacks share, so tests can mint and check tokens.
@@ -169,10 +252,15 @@ impl Stack {
     }
 
     fn start_service(&mut self, name: &str, port: u16) {
+        let key_file = self.bus.key_file(name).to_string_lossy().into_owned();
+        let mut envs = self.env_refs();
+        if !envs.iter().any(|(k, _)| k.starts_with("TIX_BUS_KEY")) {
+            envs.push(("TIX_BUS_KEY_FILE", &key_file));
+        }
         let svc = Service::spawn(
             &format!("tix-{name}"),
             vec!["--port".into(), port.to_string()],
-            &self.env_refs(),
+            &envs,
             &self.data_dir,
         );
         self.services.retain(|(n, _)| n != name);

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::{Cmd, Driver, Reply, Settle};
+use crate::protocol::auth::BusKey;
 use crate::protocol::{
     self, DeadLetter, DeadLetterQuery, ReplayRequest, Replayed, Stats, SubscribeOptions,
 };
@@ -47,8 +48,13 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub struct ClientOptions {
     /// The broker's endpoint, e.g. `tcp://127.0.0.1:5555`.
     pub endpoint: String,
-    /// A name for the broker's logs.
+    /// Who this client is: with authentication on, the broker's policy entry whose key
+    /// it holds (and the only `producer` its events may name).
     pub name: String,
+    /// This client's key (`TIX_BUS_KEY`, or a file). Without one the client speaks only to
+    /// a broker run with `--insecure-no-auth`; with one it refuses a broker that does not
+    /// ask it to authenticate, so nobody can impersonate the broker by skipping that.
+    pub key: Option<BusKey>,
     /// How often to ping the broker; three missed beats mean it is gone.
     pub heartbeat: Duration,
     /// How long a publish or request waits for the broker's answer.
@@ -64,11 +70,18 @@ impl ClientOptions {
         ClientOptions {
             endpoint: endpoint.into(),
             name: name.into(),
+            key: None,
             heartbeat: Duration::from_millis(500),
             request_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(2),
             max_batch: 1024,
         }
+    }
+
+    /// The same, authenticating with `key`.
+    pub fn with_key(mut self, key: BusKey) -> Self {
+        self.key = Some(key);
+        self
     }
 }
 
@@ -77,6 +90,8 @@ impl ClientOptions {
 pub struct Client {
     cmds: mpsc::UnboundedSender<Cmd>,
     connected: watch::Receiver<bool>,
+    /// Why the broker refused this client's last handshake (cleared when one succeeds).
+    refused: watch::Receiver<Option<String>>,
     opts: Arc<ClientOptions>,
     /// The broker's event size limit, learnt at HELLO (0 until then).
     max_event_bytes: Arc<AtomicUsize>,
@@ -88,18 +103,21 @@ impl Client {
     pub fn connect(opts: ClientOptions) -> Client {
         let (cmds_tx, cmds_rx) = mpsc::unbounded_channel();
         let (connected_tx, connected_rx) = watch::channel(false);
+        let (refused_tx, refused_rx) = watch::channel(None);
         let opts = Arc::new(opts);
         let max_event_bytes = Arc::new(AtomicUsize::new(0));
         let driver = Driver::new(
             opts.clone(),
             cmds_tx.downgrade(),
             connected_tx,
+            refused_tx,
             max_event_bytes.clone(),
         );
         tokio::spawn(driver.run(cmds_rx));
         Client {
             cmds: cmds_tx,
             connected: connected_rx,
+            refused: refused_rx,
             opts,
             max_event_bytes,
         }
@@ -120,12 +138,32 @@ impl Client {
         &self.opts.endpoint
     }
 
-    /// Waits until the broker has accepted this client's session.
+    /// Why the broker refused this client's last handshake (a wrong key, a name its policy
+    /// does not know), until a handshake succeeds. The client keeps trying meanwhile.
+    pub fn refusal(&self) -> Option<String> {
+        self.refused.borrow().clone()
+    }
+
+    /// Waits until the broker has accepted this client's session. Fails at once with
+    /// [`Error::Refused`] when the broker refuses its handshake.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<()> {
-        let mut rx = self.connected.clone();
-        match tokio::time::timeout(timeout, rx.wait_for(|c| *c)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(Error::Closed),
+        let (mut connected, mut refused) = (self.connected.clone(), self.refused.clone());
+        let wait = async {
+            loop {
+                if *connected.borrow_and_update() {
+                    return Ok(());
+                }
+                if let Some(why) = refused.borrow_and_update().clone() {
+                    return Err(Error::Refused(why));
+                }
+                tokio::select! {
+                    r = connected.changed() => r.map_err(|_| Error::Closed)?,
+                    r = refused.changed() => r.map_err(|_| Error::Closed)?,
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(r) => r,
             Err(_) => Err(Error::Disconnected(self.opts.endpoint.clone())),
         }
     }

@@ -5,12 +5,16 @@
 //! compiles without them. Where to start reading:
 //! - [`protocol`]: every message on the wire, and the JSON bodies of the rare requests;
 //! - [`client`]: the handles callers hold ([`Client`], [`Subscription`], [`Delivery`]);
+//! - [`protocol::auth`]: the handshake and the seal on every message; [`key`]: where a
+//!   client's key comes from;
 //! - `driver`: the one task per client that owns the socket, batches, heartbeats and
 //!   reconnects.
 
 pub mod client;
 mod driver;
+pub mod key;
 pub mod protocol;
 
 pub use client::{Client, ClientOptions, Delivery, Error, Result, Subscription};
+pub use protocol::auth::BusKey;
 pub use protocol::{DeadLetter, GroupStats, Stats, SubscribeOptions};

@@ -17,8 +17,11 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use zeromq::ZmqMessage;
 
 use super::BrokerConfig;
+use super::auth::{Auth, Sealing};
 use super::group::{Group, Pending, Slot};
+use crate::policy::{Permissions, Policy};
 use crate::store::{self, Done, Event, Job, Reader, Write};
+use tix_bus_client::protocol::auth::Direction;
 use tix_bus_client::protocol::{self, Request};
 
 /// Everything the core reacts to.
@@ -28,6 +31,23 @@ pub enum Input {
     Committed(Vec<Done<Token>>),
     /// The transport saw a peer's connection close.
     Disconnected(Bytes),
+    /// The transport accepted a peer's connection from this address.
+    Accepted(Bytes, String),
+    /// A new policy to apply (SIGHUP).
+    Policy(Arc<Policy>),
+    /// The answer to an operator request, from the ops thread (`ops.rs`).
+    Answer {
+        peer: Bytes,
+        corr: u64,
+        result: Result<Bytes, String>,
+    },
+    /// A replay's dead letters, read by the ops thread.
+    Replay {
+        peer: Bytes,
+        corr: u64,
+        request: tix_bus_client::protocol::ReplayRequest,
+        dead: Result<Vec<Arc<Event>>, String>,
+    },
     /// Finish in-flight work and stop.
     Stop,
 }
@@ -45,6 +65,12 @@ pub(super) struct Session {
     pub(super) last_seen: Instant,
     pub(super) timeout: Duration,
     pub(super) groups: Vec<usize>,
+    /// The name it said hello with: with authentication, the policy entry it proved.
+    pub(super) client: Arc<str>,
+    /// Its rights; `None` without authentication (`--insecure-no-auth`).
+    pub(super) perms: Option<Arc<Permissions>>,
+    /// Its seal; `None` without authentication.
+    pub(super) sealing: Option<Sealing>,
 }
 
 /// Events a MSG message carries at most, so one message stays a reasonable size.
@@ -77,6 +103,12 @@ pub struct Core {
     /// Groups whose scan ran out of budget and should go on at the next turn.
     pub(super) repump: Vec<usize>,
     pub(super) stopping: bool,
+    /// Handshakes under way, the policy, failed clients held back (`auth.rs`).
+    pub(super) auth: Auth,
+    /// Connections without a session, capped and timed out (`limits.rs`).
+    pub(super) conns: super::limits::Connections,
+    /// The thread answering operator requests (`ops.rs`).
+    pub(super) ops: Option<super::ops::Ops>,
 }
 
 impl std::fmt::Debug for Core {
@@ -110,6 +142,9 @@ impl Core {
             next_prune: now + cfg.prune_interval,
             repump: Vec::new(),
             stopping: false,
+            auth: Auth::default(),
+            conns: Default::default(),
+            ops: None,
             outstanding_jobs: 0,
             jobs: Some(jobs),
             out,
@@ -193,6 +228,9 @@ impl Core {
         if let Some(Reverse((t, ..))) = self.timers.peek() {
             next = next.min(*t);
         }
+        if let Some(t) = self.auth.next_deadline() {
+            next = next.min(t);
+        }
         next
     }
 
@@ -204,7 +242,27 @@ impl Core {
                     tracing::info!(peer = %hex(&peer), "peer disconnected");
                     self.drop_session(&peer);
                 }
+                self.auth.forget(&peer);
+                self.conns.forget(&peer);
             }
+            Input::Accepted(peer, addr) => {
+                self.on_connected(&peer);
+                // Only for logs; bounded in case the transport drops disconnections.
+                if self.auth.addrs.len() < 65_536 {
+                    self.auth.addrs.insert(peer, addr);
+                }
+            }
+            Input::Policy(policy) => self.set_policy(policy),
+            Input::Answer { peer, corr, result } => match result {
+                Ok(body) => self.reply_ok(&peer, corr, body),
+                Err(e) => self.reply_err(&peer, corr, &e),
+            },
+            Input::Replay {
+                peer,
+                corr,
+                request,
+                dead,
+            } => self.on_replay_read(peer, corr, request, dead),
             Input::Stop => {
                 tracing::info!("stopping: finishing queued writes");
                 self.stopping = true;
@@ -213,7 +271,18 @@ impl Core {
         }
     }
 
-    pub(super) fn send(&self, frames: Vec<Bytes>) {
+    pub(super) fn send(&self, mut frames: Vec<Bytes>) {
+        // An authenticated session's messages are sealed, in the order they are sent.
+        if let Some(sealing) = self
+            .sessions
+            .get(&frames[0])
+            .and_then(|s| s.sealing.as_ref())
+        {
+            let seq = sealing.sent.get();
+            sealing.sent.set(seq + 1);
+            let seal = sealing.mac.seal(Direction::ToClient, seq, &frames[1..]);
+            frames.push(seal);
+        }
         // The send task only goes away when the process stops.
         let _ = self.out.send(msg(frames));
     }
@@ -250,11 +319,9 @@ impl Core {
             return;
         }
         let peer = frames.remove(0);
-        let known = if let Some(s) = self.sessions.get_mut(&peer) {
-            s.last_seen = Instant::now();
-            true
-        } else {
-            false
+        // Seal checked and removed, or the message refused (auth.rs).
+        let Some(known) = self.admit(&peer, &mut frames) else {
+            return;
         };
         if self.stopping {
             let corr = frames
@@ -272,6 +339,9 @@ impl Core {
                 return;
             }
         };
+        if known && !self.authorize(&peer, &request) {
+            return;
+        }
         match request {
             Request::Ping => self.send(vec![
                 peer,
@@ -279,7 +349,8 @@ impl Core {
                 Bytes::from_static(if known { b"1" } else { b"0" }),
             ]),
             Request::Bye => self.drop_session(&peer),
-            Request::Hello(corr, hello) => self.on_hello(peer, corr, hello),
+            Request::Hello(corr, hello, nonce) => self.on_hello(peer, corr, hello, nonce),
+            Request::Auth(corr, proof) => self.on_auth(peer, corr, proof),
             Request::Publish(corr, events) => self.on_publish(peer, corr, events),
             Request::Subscribe(corr, opts) => self.on_subscribe(peer, corr, opts, known),
             Request::Unsubscribe(corr, group) => self.on_unsubscribe(peer, corr, &group),

@@ -24,7 +24,7 @@ impl Core {
                         self.head = self.head.max(e.seq);
                         *self
                             .subject_counts
-                            .entry(String::from_utf8_lossy(&e.subject).into_owned())
+                            .entry(String::from_utf8_lossy(e.subject()).into_owned())
                             .or_default() += 1;
                         self.cache_bytes += e.weight();
                         self.cache.push_back(e);
@@ -112,7 +112,7 @@ impl Core {
             if g.acked_ahead.remove(&e.seq) {
                 continue;
             }
-            if g.filter.matches(&e.subject) {
+            if g.filter.matches(e.subject()) {
                 return Some(e);
             }
         }
@@ -202,9 +202,7 @@ impl Core {
                 }
             };
             frames.push(protocol::delivery_header(seq, deliveries));
-            frames.push(event.id.clone());
-            frames.push(event.subject.clone());
-            frames.push(event.payload.clone());
+            frames.extend(event.frames());
             if frames.len() >= 3 + 4 * MAX_EVENTS_PER_MSG {
                 let pos = batches.iter().position(|(m, _)| *m == mi).expect("present");
                 let (_, full) = batches.swap_remove(pos);

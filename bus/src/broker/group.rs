@@ -263,13 +263,7 @@ mod tests {
     }
 
     fn hold(g: &mut Group, seq: u64, peer: &'static [u8]) {
-        let event = Arc::new(Event {
-            seq,
-            id: Bytes::from(format!("e{seq}")),
-            subject: Bytes::from_static(b"a"),
-            payload: Bytes::new(),
-            published_at_ms: 0,
-        });
+        let event = Arc::new(Event::new(seq, format!("e{seq}").as_bytes(), b"a", b"", 0));
         g.pending.insert(
             seq,
             Pending {

@@ -13,6 +13,8 @@ use crate::store::{self, Write};
 
 impl Core {
     pub(super) fn on_tick(&mut self, now: Instant) {
+        self.auth_upkeep(now);
+        self.check_connections(now);
         let mut touched = Vec::new();
         let mut writes = Vec::new();
         while let Some(Reverse((t, gi, seq, slot))) = self.timers.peek().copied() {

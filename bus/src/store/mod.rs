@@ -25,20 +25,69 @@ pub use writer::{Done, Effects, Job, run_writer};
 /// Result type of the store.
 pub type Result<T> = std::result::Result<T, rusqlite::Error>;
 
-/// An event as the log holds it.
+/// An event as the log holds it: its id, subject and payload one after the other in one
+/// buffer of its own.
+///
+/// What a peer sent arrives as slices of the connection's receive buffer (4 KiB to 1 MiB,
+/// shared by every frame read with it); an event kept in the cache or held by a group would
+/// keep that whole buffer alive. [`Event::new`] copies, so an event's memory is what its
+/// [`Event::weight`] says and the cache's byte budget bounds the broker's memory
+/// (docs/bus.md, "Limits").
 #[derive(Debug)]
 pub struct Event {
     pub seq: u64,
-    pub id: Bytes,
-    pub subject: Bytes,
-    pub payload: Bytes,
     pub published_at_ms: i64,
+    bytes: Bytes,
+    id_end: u32,
+    subject_end: u32,
 }
 
 impl Event {
-    /// Approximate memory the event holds, for the size-bounded tail cache.
+    pub fn new(seq: u64, id: &[u8], subject: &[u8], payload: &[u8], published_at_ms: i64) -> Self {
+        let mut buf = Vec::with_capacity(id.len() + subject.len() + payload.len());
+        buf.extend_from_slice(id);
+        buf.extend_from_slice(subject);
+        buf.extend_from_slice(payload);
+        // Ids and subjects are at most 200 bytes (MAX_NAME_LEN) each.
+        let id_end = u32::try_from(id.len()).unwrap_or(u32::MAX);
+        let subject_end = u32::try_from(id.len() + subject.len()).unwrap_or(u32::MAX);
+        Event {
+            seq,
+            published_at_ms,
+            bytes: Bytes::from(buf),
+            id_end,
+            subject_end,
+        }
+    }
+
+    pub fn id(&self) -> &[u8] {
+        &self.bytes[..self.id_end as usize]
+    }
+
+    pub fn subject(&self) -> &[u8] {
+        &self.bytes[self.id_end as usize..self.subject_end as usize]
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[self.subject_end as usize..]
+    }
+
+    /// The id, subject and payload frames of a delivery: slices of the event's buffer, no
+    /// copy.
+    pub fn frames(&self) -> [Bytes; 3] {
+        let (a, b) = (self.id_end as usize, self.subject_end as usize);
+        [
+            self.bytes.slice(..a),
+            self.bytes.slice(a..b),
+            self.bytes.slice(b..),
+        ]
+    }
+
+    /// Memory the event holds — its bytes, the event in its `Arc` (72 bytes), the buffer's
+    /// shared header once it is sliced, the allocator's headers — for the size-bounded
+    /// tail cache.
     pub fn weight(&self) -> usize {
-        64 + self.id.len() + self.subject.len() + self.payload.len()
+        128 + self.bytes.len()
     }
 }
 
@@ -119,6 +168,18 @@ pub fn connect(path: &Path, durability: Durability) -> Result<Connection> {
     Ok(conn)
 }
 
+/// A read-only connection to a `bus.db` that [`open`] has opened: operator requests read
+/// through one on a thread of their own, so a long scan never holds up the broker.
+pub fn connect_read_only(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
 fn migrate(conn: &Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
@@ -137,7 +198,7 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn text(b: &Bytes) -> &str {
+fn text(b: &[u8]) -> &str {
     // The protocol layer only lets valid UTF-8 through; an empty string is a safe fallback.
     std::str::from_utf8(b).unwrap_or("")
 }
@@ -241,6 +302,52 @@ mod tests {
         std::fs::write(&not_a_dir, b"x").unwrap();
         let err = open(&not_a_dir.join("bus.db"), Durability::Normal).unwrap_err();
         assert!(format!("{err:#}").contains("data directory"), "{err:#}");
+    }
+
+    #[test]
+    fn a_dead_letter_listing_stops_at_its_count_or_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.db");
+        let mut conn = open(&path, Durability::Normal).unwrap();
+        let writes = (1..=5)
+            .map(|seq| Write::DeadLetter {
+                group: Arc::from("g"),
+                event: Arc::new(Event::new(seq, b"id", b"s", &[b'x'; 100], 0)),
+                deliveries: 3,
+            })
+            .collect();
+        commit_batch(&mut conn, &[Job { writes, token: () }]);
+        let reader = Reader::new(connect_read_only(&path).unwrap());
+        let seqs = |limit, bytes| -> Vec<u64> {
+            let list = reader.dead_letters(Some("g"), limit, bytes, false).unwrap();
+            list.iter().map(|d| d.seq).collect()
+        };
+        assert_eq!(seqs(10, 1 << 20), vec![1, 2, 3, 4, 5]);
+        assert_eq!(seqs(2, 1 << 20), vec![1, 2], "the oldest first");
+        assert_eq!(
+            seqs(10, 250),
+            vec![1, 2],
+            "no more once the payloads reach the budget"
+        );
+        assert_eq!(seqs(10, 10), vec![1], "one, whatever its size");
+    }
+
+    #[test]
+    fn an_event_from_the_wire_is_copied_into_a_buffer_of_its_own() {
+        let wire = Bytes::from(vec![b'w'; 4096]);
+        let e = Event::new(1, b"id", b"subject", &wire[..100], 0);
+        drop(wire);
+        assert_eq!((e.id(), e.subject()), (&b"id"[..], &b"subject"[..]));
+        assert_eq!(e.payload(), &[b'w'; 100][..]);
+        // One buffer for the three, of their size (not the 4 KiB they came in), which a
+        // delivery's frames share.
+        let [id, subject, payload] = e.frames();
+        let base = e.id().as_ptr() as usize;
+        assert_eq!(id.as_ptr() as usize, base);
+        assert_eq!(subject.as_ptr() as usize, base + 2);
+        assert_eq!(payload.as_ptr() as usize, base + 9);
+        assert_eq!(e.weight(), 128 + 109);
+        assert_eq!(std::mem::size_of::<Event>(), 56);
     }
 
     #[test]

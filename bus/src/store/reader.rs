@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tix_bus_client::protocol::DeadLetter;
 
@@ -79,19 +78,19 @@ impl Reader {
             "SELECT seq, id, subject, payload, published_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = st.query_map(params![after as i64, limit as i64], |r| {
-            Ok(Arc::new(Event {
-                seq: r.get::<_, i64>(0)? as u64,
-                id: Bytes::from(r.get::<_, String>(1)?),
-                subject: Bytes::from(r.get::<_, String>(2)?),
-                payload: Bytes::from(r.get::<_, Vec<u8>>(3)?),
-                published_at_ms: r.get(4)?,
-            }))
+            Ok(Arc::new(Event::new(
+                r.get::<_, i64>(0)? as u64,
+                r.get_ref(1)?.as_bytes()?,
+                r.get_ref(2)?.as_bytes()?,
+                r.get_ref(3)?.as_bytes()?,
+                r.get(4)?,
+            )))
         })?;
         let mut out = Vec::new();
         let mut bytes = 0;
         for row in rows {
             let e = row?;
-            bytes += e.payload.len();
+            bytes += e.payload().len();
             out.push(e);
             if bytes >= max_bytes {
                 break;
@@ -117,10 +116,13 @@ impl Reader {
         Ok(n as u64)
     }
 
+    /// Dead letters in group and log order: at most `limit`, and no more once their
+    /// payloads add up to `max_bytes` (a payload may be up to the event limit).
     pub fn dead_letters(
         &self,
         group: Option<&str>,
         limit: u32,
+        max_bytes: usize,
         only_dead: bool,
     ) -> Result<Vec<DeadLetter>> {
         let mut st = self.conn.prepare_cached(
@@ -140,7 +142,17 @@ impl Reader {
                 replaying: r.get::<_, i64>(7)? != 0,
             })
         })?;
-        rows.collect()
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for row in rows {
+            let d = row?;
+            bytes += d.payload.len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push(d);
+        }
+        Ok(out)
     }
 
     pub fn dead_letter_counts(&self) -> Result<Vec<(String, u64)>> {
@@ -152,19 +164,28 @@ impl Reader {
     }
 
     /// A group's dead letters (not being replayed) as events, payloads byte for byte.
-    pub fn dead_letter_events(&self, group: &str) -> Result<Vec<Arc<Event>>> {
+    /// At most `limit` of them, oldest first; only the positions in `seqs` when given.
+    pub fn dead_letter_events(
+        &self,
+        group: &str,
+        seqs: Option<&[u64]>,
+        limit: usize,
+    ) -> Result<Vec<Arc<Event>>> {
         let mut st = self.conn.prepare_cached(
             "SELECT seq, event_id, subject, payload FROM dead_letters
-             WHERE grp = ?1 AND replaying = 0 ORDER BY seq",
+             WHERE grp = ?1 AND replaying = 0
+               AND (?2 IS NULL OR seq IN (SELECT value FROM json_each(?2)))
+             ORDER BY seq LIMIT ?3",
         )?;
-        let rows = st.query_map([group], |r| {
-            Ok(Arc::new(Event {
-                seq: r.get::<_, i64>(0)? as u64,
-                id: Bytes::from(r.get::<_, String>(1)?),
-                subject: Bytes::from(r.get::<_, String>(2)?),
-                payload: Bytes::from(r.get::<_, Vec<u8>>(3)?),
-                published_at_ms: 0,
-            }))
+        let only = seqs.map(|s| serde_json::to_string(s).unwrap_or_default());
+        let rows = st.query_map(params![group, only, limit as i64], |r| {
+            Ok(Arc::new(Event::new(
+                r.get::<_, i64>(0)? as u64,
+                r.get_ref(1)?.as_bytes()?,
+                r.get_ref(2)?.as_bytes()?,
+                r.get_ref(3)?.as_bytes()?,
+                0,
+            )))
         })?;
         rows.collect()
     }
@@ -177,13 +198,13 @@ impl Reader {
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                Arc::new(Event {
-                    seq: r.get::<_, i64>(1)? as u64,
-                    id: Bytes::from(r.get::<_, String>(2)?),
-                    subject: Bytes::from(r.get::<_, String>(3)?),
-                    payload: Bytes::from(r.get::<_, Vec<u8>>(4)?),
-                    published_at_ms: 0,
-                }),
+                Arc::new(Event::new(
+                    r.get::<_, i64>(1)? as u64,
+                    r.get_ref(2)?.as_bytes()?,
+                    r.get_ref(3)?.as_bytes()?,
+                    r.get_ref(4)?.as_bytes()?,
+                    0,
+                )),
             ))
         })?;
         rows.collect()

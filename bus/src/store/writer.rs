@@ -118,13 +118,14 @@ fn apply(
                 let changed =
                     insert.execute(params![text(&e.id), text(&e.subject), &e.payload[..], now])?;
                 if changed == 1 {
-                    fx.inserted.push(Arc::new(Event {
-                        seq: tx.last_insert_rowid() as u64,
-                        id: e.id.clone(),
-                        subject: e.subject.clone(),
-                        payload: e.payload.clone(),
-                        published_at_ms: now,
-                    }));
+                    // Copied out of the receive buffer: see `Event`.
+                    fx.inserted.push(Arc::new(Event::new(
+                        tx.last_insert_rowid() as u64,
+                        &e.id,
+                        &e.subject,
+                        &e.payload,
+                        now,
+                    )));
                 }
             }
         }
@@ -173,9 +174,9 @@ fn apply(
             .execute(params![
                 &**group,
                 event.seq as i64,
-                text(&event.id),
-                text(&event.subject),
-                &event.payload[..],
+                text(event.id()),
+                text(event.subject()),
+                event.payload(),
                 deliveries,
                 now
             ])?;

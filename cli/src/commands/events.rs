@@ -1,19 +1,40 @@
 //! `events tail`: watching the bus directly (not through the gateway), to see the
 //! services talk to each other while debugging or demoing.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::ctx::Ctx;
 use crate::failure::{Failure, Outcome};
 use crate::output;
 
-pub async fn tail(ctx: &Ctx, subjects: Vec<String>, endpoint: &str) -> Outcome {
-    let bus =
-        tix_bus_client::Client::connect(tix_bus_client::ClientOptions::new(endpoint, "tix-cli"));
+pub async fn tail(
+    ctx: &Ctx,
+    subjects: Vec<String>,
+    endpoint: &str,
+    client: &str,
+    key_file: Option<&Path>,
+) -> Outcome {
+    // The key scripts/stack leaves for this client, when no other is given.
+    let data_dir = std::env::var_os("TIX_DATA_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from(".tix"), PathBuf::from);
+    let fallback = tix_bus_client::key::key_file_in(&data_dir, client);
+    let key = tix_bus_client::key::resolve(key_file, Some(&fallback))
+        .map_err(|e| Failure::local(anyhow::anyhow!(e)))?;
+    let mut opts = tix_bus_client::ClientOptions::new(endpoint, client);
+    opts.key = key;
+    let bus = tix_bus_client::Client::connect(opts);
     bus.wait_connected(Duration::from_secs(3))
         .await
-        .map_err(|_| Failure::BusUnreachable {
-            endpoint: endpoint.to_string(),
+        .map_err(|e| match e {
+            tix_bus_client::Error::Refused(why) => Failure::local(anyhow::anyhow!(
+                "the event bus refused client {client}: {why}\nhint: its key goes in TIX_BUS_KEY, --bus-key-file, or {}",
+                fallback.display()
+            )),
+            _ => Failure::BusUnreachable {
+                endpoint: endpoint.to_string(),
+            },
         })?;
     // A fresh, ephemeral consumer: only new events, and nothing left behind on the broker.
     let mut opts =

@@ -37,9 +37,12 @@ pub async fn run(ctx: &Ctx, command: Command) -> Outcome {
         } => pay::buy(ctx, &ticket_id, &card, &wait).await,
         Command::Payments(p) => payments::run(ctx, p).await,
         Command::Status => status::run(ctx).await,
-        Command::Events(EventsCmd::Tail { subjects, bus }) => {
-            events::tail(ctx, subjects, &bus).await
-        }
+        Command::Events(EventsCmd::Tail {
+            subjects,
+            bus,
+            bus_client,
+            bus_key_file,
+        }) => events::tail(ctx, subjects, &bus, &bus_client, bus_key_file.as_deref()).await,
         Command::Completions { shell } => {
             completions::print(shell);
             Ok(())

@@ -15,6 +15,7 @@ use crate::UnixMillis;
 /// Whether a process can do its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HealthStatus {
     Ok,
     /// It answers, but part of it does not work: a check of its own (a consumer stuck, an
@@ -25,6 +26,7 @@ pub enum HealthStatus {
 /// Whether the gateway reached an upstream's `/healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum UpstreamStatus {
     Up,
     Down,
@@ -44,13 +46,16 @@ impl UpstreamStatus {
 // Fields in key order: the body was first written as a sorted JSON map, and the bytes
 // stay the same (`checks` came later, and goes last).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub service: String,
     pub status: HealthStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub upstreams: Option<BTreeMap<String, UpstreamHealth>>,
     /// The service's background parts by name (`bus`, `consumer`, `outbox`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub checks: Option<BTreeMap<String, Check>>,
 }
 
@@ -67,6 +72,7 @@ impl Health {
 /// One upstream as the gateway's health check found it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpstreamHealth {
     pub latency_ms: u64,
     /// Whether it answered its `/healthz` within the gateway's timeout.
@@ -74,9 +80,11 @@ pub struct UpstreamHealth {
     pub url: String,
     /// What it reported about itself, when it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub health: Option<HealthStatus>,
     /// Its own checks, as it reported them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub checks: Option<BTreeMap<String, Check>>,
 }
 
@@ -84,25 +92,32 @@ pub struct UpstreamHealth {
 /// Counters only appear on the parts they belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Check {
     pub status: HealthStatus,
     /// Why it is degraded (or the trouble it is in, not yet long enough to count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub reason: Option<String>,
     /// When the trouble began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub since: Option<UnixMillis>,
     /// Outbox: events waiting to be published.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub waiting: Option<u64>,
     /// Outbox: events the bus refused for good, kept in `outbox_dead`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub dead: Option<u64>,
     /// Consumer: the group's events on the bus's dead-letter list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub dead_letters: Option<u64>,
     /// How many times the part's task stopped and was started again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub restarts: Option<u64>,
 }
 

@@ -14,6 +14,8 @@ pub mod events;
 pub mod health;
 mod millis;
 mod money;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod order;
 pub mod payment;
 pub mod ticket;

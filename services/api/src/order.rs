@@ -9,6 +9,7 @@ use crate::{Money, UnixMillis};
 
 /// Where an order stands. The wire spellings are the API's (and the course app's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OrderStatus {
     /// Reserved, waiting for payment until it expires.
     #[serde(rename = "created")]
@@ -72,6 +73,7 @@ impl FromStr for OrderStatus {
 /// The ticket inside an order: `{id,price,title,version}`. The price is the one agreed
 /// at reservation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderTicket {
     pub id: String,
     pub price: Money,
@@ -84,12 +86,14 @@ pub struct OrderTicket {
 // stay the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     /// When an unpaid order is cancelled.
     pub expires_at: UnixMillis,
     pub id: String,
     /// When orders recorded the payment that completed it; `null` until then.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub paid_at: Option<UnixMillis>,
     pub status: OrderStatus,
     /// The ticket as it was reserved: its price is the one agreed, charged and shown,
@@ -103,7 +107,13 @@ pub struct Order {
 /// The body of `POST /api/orders`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewOrder {
+    /// The ticket to reserve.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub ticket_id: String,
 }
 

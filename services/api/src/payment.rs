@@ -10,6 +10,7 @@ use crate::{Money, UnixMillis};
 /// Where a payment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PaymentStatus {
     /// Claimed; the provider's answer is not recorded yet.
     Pending,
@@ -60,6 +61,7 @@ impl FromStr for PaymentStatus {
 /// `{amount,createdAt,id,orderId,reason?,refundedAt?,status}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Payment {
     /// What was (or is being) charged: the price agreed when the order was made.
     pub amount: Money,
@@ -68,8 +70,10 @@ pub struct Payment {
     pub order_id: String,
     /// Why it failed or was refunded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub refunded_at: Option<UnixMillis>,
     pub status: PaymentStatus,
 }
@@ -77,7 +81,16 @@ pub struct Payment {
 /// The body of `POST /api/payments`: the order and a card token from the provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewPayment {
+    /// The order to pay for: the caller's, reserved and not expired.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub order_id: String,
+    /// A card token or number from the provider (sandbox: `tok_visa`, `4242 4242 4242
+    /// 4242`; declined: `tok_chargeDeclined`, `4000 0000 0000 0002`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, pattern = r"\S", example = "tok_visa")
+    )]
     pub token: String,
 }

@@ -9,9 +9,11 @@ use crate::Money;
 // stay the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ticket {
     pub id: String,
     /// The order holding it, while it is reserved or sold.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub order_id: Option<String>,
     pub price: Money,
     pub title: String,
@@ -29,7 +31,14 @@ impl Ticket {
 
 /// The body of `POST /api/tickets` and `PUT /api/tickets/:id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TicketDraft {
+    /// Trimmed; 1 to 200 characters, no control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub title: String,
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::openapi::price_input))]
     pub price: Money,
 }

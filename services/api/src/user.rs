@@ -4,13 +4,19 @@ use serde::{Deserialize, Serialize};
 
 /// The body of `POST /api/users/signup` and `/signin`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Credentials {
+    /// Trimmed and lowercased; `local@domain.tld`, no control or invisible characters.
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
     pub email: String,
+    /// 8 to 128 characters (sign-up; sign-in takes any string).
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
 /// The answer to signup and signin: the account and a token for `Authorization: Bearer`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedIn {
     pub id: String,
     pub email: String,
@@ -21,6 +27,7 @@ pub struct SignedIn {
 // Fields in key order: the body was first written as a sorted JSON map, and the bytes
 // stay the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CurrentUser {
     pub email: String,
     /// Unix seconds.
@@ -33,10 +40,13 @@ pub struct CurrentUser {
 /// `{"currentUser": {…} | null}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CurrentUserBody {
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub current_user: Option<CurrentUser>,
 }
 
 /// `{}`: the answer to sign-out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Empty {}

@@ -10,7 +10,10 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Email, FieldError> {
         let email = raw.trim().to_lowercase();
         let invalid = || FieldError::new("email", "Email must be valid");
-        if email.is_empty() || email.len() > 254 || email.chars().any(char::is_whitespace) {
+        if email.is_empty()
+            || email.len() > 254
+            || email.chars().any(|c| c.is_whitespace() || hidden(c))
+        {
             return Err(invalid());
         }
         let (local, domain) = email.split_once('@').ok_or_else(invalid)?;
@@ -28,6 +31,23 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that change how an address looks without being seen: control characters,
+/// and Unicode's invisible format characters — bidirectional overrides and isolates (which
+/// can show `moc.liam@eve` as `eve@mail.com`), zero-width joiners and spaces, the soft
+/// hyphen, the byte-order mark, tag characters. Letters of any script stay allowed.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// A password of acceptable length (in characters, not bytes).
@@ -79,6 +99,23 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
+        // Looks like someone else's address, or carries what a terminal would act on.
+        for hidden in [
+            "eve\u{202E}moc.liam@x.io",
+            "ann\u{2066}@x.io",
+            "a\u{200B}nn@x.io",
+            "ann@x\u{FEFF}.io",
+            "ann\u{0}@x.io",
+            "ann\u{1b}[31m@x.io",
+            "ann\u{7f}@x.io",
+            "ann\u{E0041}@x.io",
+            "ann\u{AD}@x.io",
+        ] {
+            assert!(Email::parse(hidden).is_err(), "{hidden:?} accepted");
+        }
+        // Addresses in other scripts are addresses.
+        assert!(Email::parse("jürgen@bücher.de").is_ok());
+        assert!(Email::parse("用户@例子.中国").is_ok());
     }
 
     #[test]

@@ -13,10 +13,8 @@ mod routes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::FromRef;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
 use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
@@ -160,6 +158,11 @@ const MIGRATIONS: &[&str] = &[
 /// The name auth publishes under.
 pub const PRODUCER: &str = "auth";
 
+/// The auth endpoints' part of the OpenAPI document (docs/openapi.json).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::router().into_openapi()
+}
+
 /// The service, bound and ready to serve.
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
@@ -189,18 +192,12 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         dummy_hash: Arc::new(dummy_hash),
         cookie_secure: cfg.cookie_secure,
     };
-    let routes = Router::new()
-        .route("/api/users/signup", post(routes::signup))
-        .route("/api/users/signin", post(routes::signin))
-        .route("/api/users/signout", post(routes::signout))
-        .route("/api/users/renew", post(routes::renew))
-        .route("/api/users/currentuser", get(routes::current_user))
-        .with_state(state);
+    let routes = routes::router().with_state(state).into();
     let router = http::app(routes, "auth", cfg.common.limits());
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_outbox(&cfg.common.bus, PRODUCER)
+        .with_outbox(cfg.common.bus_options(PRODUCER)?)
         .with_task(prune)
         .with_task(revocations);
     Ok(service)

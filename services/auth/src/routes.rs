@@ -11,14 +11,27 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
+use tix_api::ErrorBody;
 use tix_api::events::{Envelope, Event, SessionRevoked};
-use tix_api::user::{CurrentUserBody, Empty, SignedIn};
+use tix_api::user::{Credentials, CurrentUserBody, Empty, SignedIn};
 use tix_common::auth::{Claims, CurrentUser, MaybeUser, clear_session_cookie, session_cookie};
 use tix_common::db::DbError;
 use tix_common::{ApiError, FieldError, Json, outbox, sessions};
 
 use crate::AppState;
 use crate::domain::{Email, Password};
+
+/// Every auth endpoint, routed and documented together: a route cannot be served without
+/// being in the OpenAPI document (docs/openapi.json).
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(signin))
+        .routes(routes!(signout))
+        .routes(routes!(renew))
+        .routes(routes!(current_user))
+}
 
 /// The body of signup and signin, loosely typed so each field gets its own error.
 #[derive(Debug, Deserialize)]
@@ -103,6 +116,24 @@ async fn hashing<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
+/// Creates an account and signs it in. The email is trimmed and lowercased.
+#[utoipa::path(
+    post,
+    path = "/api/users/signup",
+    operation_id = "signup",
+    tag = "users",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Signed up and signed in: the token, also set as the `session` cookie", body = SignedIn,
+            headers(("Set-Cookie" = String, description = "`session=<base64 of {\"jwt\":…}>; HttpOnly; SameSite=Lax; Path=/`"))),
+        (status = 400, description = "`Email must be valid`, `Email in use` (field `email`); `Password must be between 8 and 128 characters`, `Password must be supplied` (field `password`)", body = ErrorBody),
+        (status = 429, description = "`Too many requests, try again in N s`: sign-ups from this address or from everyone", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`The service is busy, try again in 1 s`: every core is hashing a password and the queue is full", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(()),
+)]
 pub async fn signup(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -137,6 +168,24 @@ pub async fn signup(
     signed_in(StatusCode::CREATED, &state, &headers, session)
 }
 
+/// Signs in. An unknown email and a wrong password get the same answer, after the same work.
+#[utoipa::path(
+    post,
+    path = "/api/users/signin",
+    operation_id = "signin",
+    tag = "users",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Signed in: the token, also set as the `session` cookie", body = SignedIn,
+            headers(("Set-Cookie" = String, description = "The session cookie"))),
+        (status = 400, description = "`Invalid credentials`; `Email must be valid` (field `email`), `Password must be supplied` (field `password`)", body = ErrorBody),
+        (status = 429, description = "`Too many requests, try again in N s` (this address, or everyone), `Too many failed sign-ins for this account`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "`The service is busy, try again in 1 s`: every core is hashing a password and the queue is full", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(()),
+)]
 pub async fn signin(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -200,6 +249,17 @@ pub async fn signin(
 
 /// Clears the cookie and, when the request carries a valid token, revokes its session:
 /// recorded here and announced as `session:revoked`, so every service refuses its tokens.
+#[utoipa::path(
+    post,
+    path = "/api/users/signout",
+    operation_id = "signout",
+    tag = "users",
+    responses(
+        (status = 200, description = "`{}`; the cookie is cleared, and the token's session, if it had a valid one, is revoked in every service", body = Empty,
+            headers(("Set-Cookie" = String, description = "`session=; Max-Age=0`"))),
+    ),
+    security((), ("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn signout(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
@@ -235,6 +295,18 @@ pub async fn signout(
 
 /// A fresh token for the caller's session, valid for the whole session time from now;
 /// a signed-out session cannot be renewed.
+#[utoipa::path(
+    post,
+    path = "/api/users/renew",
+    operation_id = "renew",
+    tag = "users",
+    responses(
+        (status = 200, description = "A fresh token for the same session, also set as the `session` cookie", body = SignedIn,
+            headers(("Set-Cookie" = String, description = "The session cookie"))),
+        (status = 401, description = "`Not authorized`: no valid token, or a signed-out session", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn renew(
     State(state): State<AppState>,
     CurrentUser(claims): CurrentUser,
@@ -244,6 +316,17 @@ pub async fn renew(
     signed_in(StatusCode::OK, &state, &headers, session)
 }
 
+/// Who the token belongs to; `{"currentUser":null}` without a valid one.
+#[utoipa::path(
+    get,
+    path = "/api/users/currentuser",
+    operation_id = "currentUser",
+    tag = "users",
+    responses(
+        (status = 200, description = "The token's claims, or `null`", body = CurrentUserBody),
+    ),
+    security((), ("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn current_user(MaybeUser(user): MaybeUser) -> Json<CurrentUserBody> {
     Json(CurrentUserBody {
         current_user: user.map(|c| tix_api::CurrentUser {

@@ -20,6 +20,15 @@ pub const JWT_SECRET: SecretSource = SecretSource {
     file_env: "TIX_JWT_SECRET_FILE",
 };
 
+/// Where the service's key for the bus comes from (docs/operations.md, "Bus keys").
+pub const BUS_KEY: SecretSource = SecretSource {
+    what: "the bus key",
+    env: "TIX_BUS_KEY",
+    flag: "--bus-key",
+    file_flag: "--bus-key-file",
+    file_env: "TIX_BUS_KEY_FILE",
+};
+
 /// Flags shared by every service (flattened into each service's own).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServiceArgs {
@@ -32,6 +41,17 @@ pub struct ServiceArgs {
     /// The event bus endpoint.
     #[arg(long, env = "TIX_BUS_URL", default_value = "tcp://127.0.0.1:5555")]
     pub bus: String,
+    /// Refused (`ps` shows flags): only here to say so.
+    #[arg(long = "bus-key", hide = true, value_parser = refuse_flag(BUS_KEY))]
+    refused_bus_key: Option<Infallible>,
+    /// File holding this service's key for the bus (hex, as `tix-bus init-policy` writes
+    /// it). Or set TIX_BUS_KEY instead. Without a key the service talks only to a broker
+    /// run with --insecure-no-auth.
+    #[arg(long, env = "TIX_BUS_KEY_FILE", value_name = "PATH")]
+    pub bus_key_file: Option<PathBuf>,
+    /// The key from TIX_BUS_KEY (never a flag).
+    #[arg(skip = BUS_KEY.from_env())]
+    pub bus_key: Option<SecretString>,
     /// Refused (`ps` shows flags): only here to say so.
     #[arg(long = "jwt-secret", hide = true, value_parser = refuse_flag(JWT_SECRET))]
     refused_jwt_secret: Option<Infallible>,
@@ -91,6 +111,24 @@ impl ServiceArgs {
                     JWT_SECRET.how()
                 )
             })
+    }
+
+    /// How the service connects to the bus as client `name`, with its key when it has one.
+    pub fn bus_options(&self, name: &str) -> anyhow::Result<tix_bus_client::ClientOptions> {
+        let mut opts = tix_bus_client::ClientOptions::new(&self.bus, name);
+        match BUS_KEY.resolve(self.bus_key.as_ref(), self.bus_key_file.as_deref())? {
+            Some(secret) => {
+                let key = tix_bus_client::BusKey::from_hex(secret.expose_secret())
+                    .map_err(|e| anyhow::anyhow!("the bus key: {e}"))?;
+                opts.key = Some(key);
+            }
+            None => tracing::warn!(
+                client = name,
+                "no bus key: the bus will refuse this service unless it runs with --insecure-no-auth ({})",
+                BUS_KEY.how()
+            ),
+        }
+        Ok(opts)
     }
 
     /// The keys that sign and check session tokens.
@@ -156,6 +194,34 @@ mod tests {
             err.contains("TIX_JWT_SECRET") && err.contains("--jwt-secret-file"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_bus_key_comes_from_a_file_never_a_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("orders.key");
+        let key = tix_bus_client::BusKey::generate();
+        std::fs::write(&file, format!("{}\n", key.to_hex())).unwrap();
+        let args = [
+            OsStr::new("x"),
+            OsStr::new("--bus-key-file"),
+            file.as_os_str(),
+        ];
+        let mut cli = Cli::try_parse_from(args).unwrap();
+        cli.common.bus_key = None;
+        let opts = cli.common.bus_options("orders").unwrap();
+        assert_eq!(opts.key, Some(key.clone()));
+        assert_eq!(opts.name, "orders");
+        assert!(!format!("{opts:?} {cli:?}").contains(&key.to_hex()));
+
+        std::fs::write(&file, "not hex\n").unwrap();
+        assert!(cli.common.bus_options("orders").is_err());
+
+        let hex = key.to_hex();
+        let err = Cli::try_parse_from(["x", "--bus-key", hex.as_str()]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--bus-key is refused"), "{text}");
+        assert!(!text.contains(&hex), "{text}");
     }
 
     #[test]

@@ -173,10 +173,14 @@ impl Monitor {
             if let Some(link) = &state.link {
                 let mut check = Check::ok();
                 if let Some((since, wall)) = link.down_since {
-                    check.reason = Some(format!(
-                        "not connected to the bus at {}",
-                        link.client.endpoint()
-                    ));
+                    // A refused handshake says why: a wrong key is for an operator to fix.
+                    check.reason = Some(match link.client.refusal() {
+                        Some(why) => format!(
+                            "not connected to the bus at {}: it refused this service: {why}",
+                            link.client.endpoint()
+                        ),
+                        None => format!("not connected to the bus at {}", link.client.endpoint()),
+                    });
                     check.since = Some(wall);
                     if now.duration_since(since) > BUS_DOWN_AFTER {
                         check.status = HealthStatus::Degraded;

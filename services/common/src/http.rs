@@ -57,6 +57,10 @@ pub fn layers(routes: Router, limits: Limits) -> Router {
         .method_not_allowed_fallback(|| async {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         })
+        .layer(axum::middleware::from_fn_with_state(
+            limits.body_bytes,
+            read_whole_body,
+        ))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
@@ -86,6 +90,38 @@ pub fn layers(routes: Router, limits: Limits) -> Router {
                 .timeout(limits.timeout),
         )
         .layer(DefaultBodyLimit::max(limits.body_bytes))
+}
+
+/// Reads the whole body (within the limit) before any handler or extractor runs. A handler
+/// that answers without reading it (a 401 before the JSON is parsed) would otherwise leave
+/// the rest on the connection, and hyper closes such a connection without saying so: back
+/// in the gateway's pool, it failed the next request sent down it — someone else's — with
+/// a 502 (found by scripts/fuzz).
+async fn read_whole_body(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Err(e) => {
+            if e.into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::PayloadTooLarge.into_response()
+            } else {
+                ApiError::BadRequest("The request body could not be read".into()).into_response()
+            }
+        }
+    }
 }
 
 /// A bound listener with its resolved address, so port 0 can be used in tests.

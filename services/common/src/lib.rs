@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod http;
 pub mod idempotency;
@@ -30,6 +31,7 @@ pub mod service;
 pub mod sessions;
 
 pub use error::{ApiError, FieldError};
+pub use extract::{Path, Query};
 pub use json::Json;
 /// Private data directories and database files, shared with the broker.
 pub use tix_files as files;

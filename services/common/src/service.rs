@@ -69,15 +69,21 @@ impl Service {
     }
 
     /// The event plumbing every consuming service runs on its database (set by
-    /// [`Service::with_db`] first): a bus connection named after the queue group, the
+    /// [`Service::with_db`] first): a bus connection with `bus` (the service's name and
+    /// key: [`ServiceArgs::bus_options`](crate::config::ServiceArgs::bus_options)), the
     /// outbox relay, and the inbox consumer applying `handler` to the group's events —
     /// each restarted if it ends ([`supervise`]), and all three in `/healthz`.
-    pub fn with_events(self, bus_url: &str, group: SubscribeOptions, handler: Handler) -> Self {
+    pub fn with_events(
+        self,
+        bus: ClientOptions,
+        group: SubscribeOptions,
+        handler: Handler,
+    ) -> Self {
         let db = self
             .db
             .clone()
             .expect("with_db before with_events: events need the database");
-        let bus = Client::connect(ClientOptions::new(bus_url, group.group.clone()));
+        let bus = Client::connect(bus);
         self.monitor.set_group(&group.group);
         let part = self.monitor.part(PartKind::Consumer);
         let consumer = {
@@ -95,15 +101,15 @@ impl Service {
         self.with_outbox_on(db, bus).with_task(consumer)
     }
 
-    /// For a service that publishes but consumes nothing: a bus connection named `name`
-    /// and the outbox relay on its database (set by [`Service::with_db`] first), restarted
-    /// if it ends ([`supervise`]), in `/healthz` with the bus link.
-    pub fn with_outbox(self, bus_url: &str, name: &str) -> Self {
+    /// For a service that publishes but consumes nothing: a bus connection with `bus` and
+    /// the outbox relay on its database (set by [`Service::with_db`] first), restarted if
+    /// it ends ([`supervise`]), in `/healthz` with the bus link.
+    pub fn with_outbox(self, bus: ClientOptions) -> Self {
         let db = self
             .db
             .clone()
             .expect("with_db before with_outbox: the outbox is in the database");
-        let bus = Client::connect(ClientOptions::new(bus_url, name));
+        let bus = Client::connect(bus);
         self.with_outbox_on(db, bus)
     }
 

@@ -14,7 +14,7 @@ use tix_common::health::{CONSUMER_STUCK_AFTER, Monitor, PartKind};
 use tix_common::inbox::{self, Handler, Outcome};
 use tix_common::outbox::{self, OUTBOX_DEAD_SCHEMA};
 use tix_testkit::Bus;
-use tix_testkit::events::{WAIT, connect, next_event};
+use tix_testkit::events::{WAIT, connect, next_event, test_key};
 use tix_testkit::eventually;
 
 const SUBJECT: &str = "ticket:created";
@@ -64,7 +64,9 @@ impl Consumer {
             &[EVENTS_SCHEMA, "CREATE TABLE applied (title TEXT NOT NULL);"],
         )
         .unwrap();
-        let client = Client::connect(ClientOptions::new(&bus.endpoint, opts.group.clone()));
+        let client = Client::connect(
+            ClientOptions::new(&bus.endpoint, tix_testkit::TEST_BUS_CLIENT).with_key(test_key()),
+        );
         let monitor = Monitor::default();
         monitor.set_group(&opts.group);
         let link = monitor.watch_bus(&client);

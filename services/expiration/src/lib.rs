@@ -152,7 +152,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_events(&cfg.common.bus, group, Arc::new(on_event))
+        .with_events(cfg.common.bus_options(PRODUCER)?, group, Arc::new(on_event))
         .with_task(scheduler);
     Ok(service)
 }

@@ -3,6 +3,8 @@
 //! passing headers, cookies and status codes through untouched. An upstream that cannot be
 //! reached gets a 502 with the usual error body; `/healthz` reports every upstream — and
 //! expiration, which serves nothing else — with what each says about itself.
+//! `/api/openapi.json` is the whole API's OpenAPI document, `docs/openapi.json`, built in:
+//! the gateway knows no service crate, and `tix-openapi`'s test keeps the file current.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -98,6 +100,16 @@ impl Gateway {
     }
 }
 
+/// Whether a request has a body to send on: a length above zero, or chunks.
+fn carries_body(headers: &axum::http::HeaderMap) -> bool {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return true;
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.to_str().map_or(true, |v| v.trim() != "0"))
+}
+
 /// Headers that describe one hop, not the message: never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -115,8 +127,15 @@ async fn proxy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Response {
+    let with_body = carries_body(req.headers());
     let Some(up) = gw.route(req.uri().path()).cloned() else {
-        return status_error(StatusCode::NOT_FOUND, "Not found");
+        let mut resp = status_error(StatusCode::NOT_FOUND, "Not found");
+        if with_body {
+            // Left unread: this connection cannot carry another request.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        return resp;
     };
     // A body announced as too large is refused here rather than streamed to a service that
     // will refuse it anyway. (A chunked body is left to the service's own limit.)
@@ -170,10 +189,55 @@ async fn proxy(
     }
 }
 
+/// The OpenAPI 3.1 document of the whole API, generated from every service's handlers by
+/// `tix-openapi` (whose test fails when this file is out of date).
+pub const OPENAPI_JSON: &str = include_str!("../../../docs/openapi.json");
+
+/// `GET /api/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    operation_id = "openapi",
+    tag = "health",
+    responses(
+        (status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = Object),
+    ),
+    security(()),
+)]
+async fn openapi_json() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI_JSON,
+    )
+        .into_response()
+}
+
+/// The gateway's own endpoints' part of the OpenAPI document: its health and the document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(health, openapi_json))]
+    struct Own;
+    <Own as utoipa::OpenApi>::openapi()
+}
+
 /// Every upstream's `/healthz`, asked at once: `degraded` when one is down (no answer
 /// within 1 s) or reports itself degraded. 503 only when one is down — some routes then
 /// answer 502 — and 200 otherwise, as the services answer: a degraded service still serves
 /// its API (docs/operations.md).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "health",
+    tag = "health",
+    responses(
+        (status = 200, description = "Every upstream answered (`status` is `degraded` when one reports itself degraded). Each service also answers `GET /healthz` on its own port, without `upstreams`.", body = Health),
+        (status = 503, description = "An upstream did not answer within 1 s: its routes answer 502", body = Health),
+    ),
+    security(()),
+)]
 async fn health(State(gw): State<Gateway>) -> Response {
     let checks = gw.upstreams.iter().map(|u| {
         let client = gw.client.clone();
@@ -298,6 +362,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     };
     let routes = Router::new()
         .route("/healthz", axum::routing::get(health))
+        .route("/api/openapi.json", axum::routing::get(openapi_json))
         .fallback(proxy)
         .with_state(gw);
     let limits = Limits {

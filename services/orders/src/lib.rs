@@ -19,9 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::get;
 use tix_api::events::Subject;
 use tix_bus_client::SubscribeOptions;
 use tix_common::auth::JwtKeys;
@@ -68,6 +66,11 @@ pub struct AppState {
     order_rate: Arc<governor::DefaultKeyedRateLimiter<String>>,
 }
 
+/// The orders endpoints' part of the OpenAPI document (docs/openapi.json).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::router().into_openapi()
+}
+
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let keys = cfg.common.jwt_keys()?;
@@ -108,16 +111,13 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         max_active_orders: cfg.max_active_orders,
         order_rate,
     };
-    let routes = Router::new()
-        .route("/api/orders", get(routes::list).post(routes::create))
-        .route("/api/orders/{id}", get(routes::show).delete(routes::cancel))
-        .with_state(state);
+    let routes = routes::router().with_state(state).into();
     let router = http::app(routes, PRODUCER, cfg.common.limits());
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
         .with_events(
-            &cfg.common.bus,
+            cfg.common.bus_options(PRODUCER)?,
             group,
             sessions::with_revocations(&keys, consumer::apply),
         )

@@ -1,13 +1,16 @@
 //! `POST/GET /api/orders`, `GET/DELETE /api/orders/:id`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 use tix_api::{OrderStatus, UnixMillis};
+use tix_common::Path;
 use tix_common::auth::CurrentUser;
 use tix_common::idempotency::{self, IdempotencyKey};
 use tix_common::{ApiError, Json, rate};
+
+use tix_api::{ErrorBody, NewOrder};
 
 use crate::AppState;
 
@@ -15,12 +18,39 @@ use crate::AppState;
 const REPLICA_WAIT: std::time::Duration = std::time::Duration::from_millis(1500);
 use crate::store::{self, Cancellation, Order, Reserved};
 
+/// Every orders endpoint, routed and documented together: a route cannot be served without
+/// being in the OpenAPI document (docs/openapi.json).
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, cancel))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct CreateBody {
     #[serde(default, rename = "ticketId")]
     ticket_id: Option<Value>,
 }
 
+/// Reserves a ticket until `expiresAt`; publishes `order:created`.
+#[utoipa::path(
+    post,
+    path = "/api/orders",
+    operation_id = "createOrder",
+    tag = "orders",
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible ASCII characters, one per user action: a request repeated with the same key answers with the first one's order")),
+    request_body = NewOrder,
+    responses(
+        (status = 201, description = "The order, holding the ticket", body = tix_api::Order),
+        (status = 400, description = "`TicketId must be provided` (field `ticketId`); `Ticket is already reserved`; `You cannot buy your own ticket`; `You already hold 5 unpaid reservations: pay for or cancel one first`; `This Idempotency-Key was used for another request`; `Idempotency-Key must be 1 to 255 visible ASCII characters`", body = ErrorBody),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+        (status = 404, description = "`Not found`: no such ticket (after waiting up to 1.5 s for a ticket just created)", body = ErrorBody),
+        (status = 429, description = "`Too many new orders, try again later`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -131,6 +161,18 @@ async fn wait_for_replica(state: &AppState, ticket_id: &str) -> Result<(), ApiEr
     Ok(())
 }
 
+/// The caller's orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/orders",
+    operation_id = "listOrders",
+    tag = "orders",
+    responses(
+        (status = 200, description = "The caller's orders, each with its ticket as reserved", body = Vec<tix_api::Order>),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -156,6 +198,20 @@ async fn owned(state: &AppState, user: &str, id: String) -> Result<Order, ApiErr
     Ok(order)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    operation_id = "showOrder",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order", body = tix_api::Order),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+        (status = 403, description = "`Forbidden`: someone else's order", body = ErrorBody),
+        (status = 404, description = "`Not found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn show(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -164,6 +220,23 @@ pub async fn show(
     Ok(Json(owned(&state, &user.id, id).await?.view()))
 }
 
+/// Cancels one of the caller's orders (cancelling a cancelled one changes nothing);
+/// `order:cancelled` releases the ticket.
+#[utoipa::path(
+    delete,
+    path = "/api/orders/{id}",
+    operation_id = "cancelOrder",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order's id")),
+    responses(
+        (status = 204, description = "Cancelled"),
+        (status = 400, description = "`Cannot cancel a completed order`", body = ErrorBody),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+        (status = 403, description = "`Forbidden`: someone else's order", body = ErrorBody),
+        (status = 404, description = "`Not found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

@@ -26,9 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::get;
 use tix_api::events::Subject;
 use tix_bus_client::SubscribeOptions;
 use tix_common::auth::JwtKeys;
@@ -173,6 +171,11 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// The payments endpoints' part of the OpenAPI document (docs/openapi.json).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::router().into_openapi()
+}
+
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     // First, so a misconfigured provider stops the start before anything else is opened.
@@ -219,16 +222,13 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             .saturating_sub(Duration::from_secs(1))
             .max(Duration::from_millis(500)),
     };
-    let routes = Router::new()
-        .route("/api/payments", get(routes::list).post(routes::create))
-        .route("/api/payments/{id}", get(routes::show))
-        .with_state(state);
+    let routes = routes::router().with_state(state).into();
     let router = http::app(routes, PRODUCER, cfg.common.limits());
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
         .with_events(
-            &cfg.common.bus,
+            cfg.common.bus_options(PRODUCER)?,
             group,
             sessions::with_revocations(&keys, consumer::apply),
         )

@@ -3,22 +3,32 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
+use tix_common::Path;
 use tix_common::auth::CurrentUser;
 use tix_common::{ApiError, FieldError, Json};
 
 use crate::AppState;
 use crate::charging::Settled;
 use crate::store::{self, Claim, Failure, Order, Receipt};
-use tix_api::{OrderStatus, Payment, PaymentStatus, UnixMillis};
+use tix_api::{ErrorBody, NewPayment, OrderStatus, Payment, PaymentStatus, UnixMillis};
 use tix_common::idempotency::{self, IdempotencyKey};
 
 /// How long a payment waits for its order to be replicated: a buyer may pay right after
 /// reserving, before `order:created` has reached payments.
 const REPLICA_WAIT: Duration = Duration::from_secs(3);
+
+/// Every payments endpoint, routed and documented together: a route cannot be served
+/// without being in the OpenAPI document (docs/openapi.json).
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show))
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -85,6 +95,28 @@ fn ensure_payable(order: &Order) -> Result<(), ApiError> {
     }
 }
 
+/// Pays for one of the caller's orders with a card token: the amount is the order's price,
+/// never a number from the client. Publishes `payment:created` or `payment:failed`.
+#[utoipa::path(
+    post,
+    path = "/api/payments",
+    operation_id = "createPayment",
+    tag = "payments",
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "1 to 255 visible ASCII characters, one per user action: a request repeated with the same key never charges twice and answers with the first one's outcome")),
+    request_body = NewPayment,
+    responses(
+        (status = 201, description = "Charged: the receipt (`succeeded`; `refunded` when orders had cancelled the order first)", body = Payment),
+        (status = 202, description = "The provider's answer is not known yet: the receipt, `pending`; poll `GET /api/payments/{id}` or retry with the same `Idempotency-Key`", body = Payment),
+        (status = 400, description = "`Order id is required`, `Order id must be a string` (field `orderId`); `Token is required`, `Token must be a string`, `Invalid card` (field `token`); `Cannot pay for a cancelled order`; `Cannot pay for an expired order`; `Order already paid`; `A payment for this order is being processed`; `This Idempotency-Key was used for another request`; `Idempotency-Key must be 1 to 255 visible ASCII characters`", body = ErrorBody),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+        (status = 402, description = "`Your card was declined`: the order is cancelled and its ticket released", body = ErrorBody),
+        (status = 403, description = "`Forbidden`: someone else's order", body = ErrorBody),
+        (status = 404, description = "`Not found`: no such order (after waiting up to 3 s for an order just made)", body = ErrorBody),
+        (status = 503, description = "`The payment provider cannot be reached right now; nothing was charged`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -245,6 +277,17 @@ fn replay(r: Receipt) -> Result<(StatusCode, Json<Payment>), ApiError> {
 }
 
 /// The caller's payments, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/payments",
+    operation_id = "listPayments",
+    tag = "payments",
+    responses(
+        (status = 200, description = "The caller's receipts, newest first (at most 500)", body = Vec<Payment>),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -259,6 +302,20 @@ pub async fn list(
 }
 
 /// One of the caller's payments: 404 unknown, 403 someone else's.
+#[utoipa::path(
+    get,
+    path = "/api/payments/{id}",
+    operation_id = "showPayment",
+    tag = "payments",
+    params(("id" = String, Path, description = "The payment's id")),
+    responses(
+        (status = 200, description = "The receipt", body = Payment),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+        (status = 403, description = "`Forbidden`: someone else's payment", body = ErrorBody),
+        (status = 404, description = "`Not found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn show(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

@@ -2,16 +2,28 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 use tix_common::auth::{CurrentUser, MaybeUser};
 use tix_common::{ApiError, Json};
+use tix_common::{Path, Query};
+
+use tix_api::{ErrorBody, TicketDraft};
 
 use crate::AppState;
 use crate::domain::{Price, Title};
 use crate::store::{self, ListFilter, Ticket};
+
+/// Every tickets endpoint, routed and documented together: a route cannot be served
+/// without being in the OpenAPI document (docs/openapi.json).
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update))
+}
 
 #[derive(Debug, Deserialize)]
 pub struct TicketBody {
@@ -32,6 +44,20 @@ fn parse_body(body: &TicketBody) -> Result<(Title, Price), ApiError> {
     }
 }
 
+/// Puts a ticket on sale; publishes `ticket:created`.
+#[utoipa::path(
+    post,
+    path = "/api/tickets",
+    operation_id = "createTicket",
+    tag = "tickets",
+    request_body = TicketDraft,
+    responses(
+        (status = 201, description = "The ticket, on sale", body = tix_api::Ticket),
+        (status = 400, description = "Per field: `Title is required`, `Title must be a string`, `Title must be at most 200 characters`, `Title must not contain control characters`, `Price is required`, `Price must be a number`, `Price must be greater than 0`, `Price must have at most 2 decimals`, `Price must be at most 1000000`", body = ErrorBody),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -86,6 +112,27 @@ fn number(
     }
 }
 
+/// The tickets on sale, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/tickets",
+    operation_id = "listTickets",
+    tag = "tickets",
+    params(
+        ("all" = Option<bool>, Query, description = "Reserved tickets too (`true`/`false`, also `1`/`0`)"),
+        ("mine" = Option<bool>, Query, description = "Only the caller's own tickets, reserved or not (401 without a token)"),
+        ("q" = Option<String>, Query, description = "Title contains the text (case-insensitive for ASCII; `%` and `_` are literal)"),
+        ("limit" = Option<u8>, Query, maximum = 200, description = "At most this many (default 50)"),
+        ("offset" = Option<u32>, Query, maximum = 2147483647, description = "Skip this many (default 0)"),
+        ("before" = Option<String>, Query, description = "Only tickets put on sale before the ticket with this id: the next page after the last id of this one"),
+    ),
+    responses(
+        (status = 200, description = "The tickets, newest first", body = Vec<tix_api::Ticket>),
+        (status = 400, description = "A bad flag or number (`limit must be a whole number from 0 to 200`, `mine must be true or false`)", body = ErrorBody),
+        (status = 401, description = "`Not authorized`: `mine=true` without a valid token", body = ErrorBody),
+    ),
+    security((), ("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
@@ -120,6 +167,18 @@ pub async fn list(
     Ok(Json(tickets.iter().map(Ticket::view).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/tickets/{id}",
+    operation_id = "showTicket",
+    tag = "tickets",
+    params(("id" = String, Path, description = "The ticket's id")),
+    responses(
+        (status = 200, description = "The ticket", body = tix_api::Ticket),
+        (status = 404, description = "`Not found`: no ticket has this id (any format)", body = ErrorBody),
+    ),
+    security(()),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -132,6 +191,23 @@ pub async fn show(
     Ok(Json(ticket.view()))
 }
 
+/// Edits one of the caller's tickets (`version` + 1); publishes `ticket:updated`.
+#[utoipa::path(
+    put,
+    path = "/api/tickets/{id}",
+    operation_id = "updateTicket",
+    tag = "tickets",
+    params(("id" = String, Path, description = "The ticket's id")),
+    request_body = TicketDraft,
+    responses(
+        (status = 200, description = "The updated ticket", body = tix_api::Ticket),
+        (status = 400, description = "The same per-field errors as creating one; `Cannot edit a reserved ticket`", body = ErrorBody),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+        (status = 403, description = "`Forbidden`: someone else's ticket", body = ErrorBody),
+        (status = 404, description = "`Not found`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

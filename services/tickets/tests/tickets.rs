@@ -196,6 +196,9 @@ async fn unknown_ids_are_404_whatever_their_format() {
         "%2e%2e%2fetc",
         "1' OR '1'='1",
         long.as_str(),
+        // Percent-encoded bytes that are not UTF-8: axum cannot even decode the id.
+        "%FF%FE%00",
+        "%C3%28",
     ] {
         let (s, v) = t
             .send("GET", &format!("/api/tickets/{id}"), None, None)
@@ -212,6 +215,10 @@ async fn unknown_ids_are_404_whatever_their_format() {
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{id}");
     }
+    // A query string that is not UTF-8 is read with replacement characters: a search that
+    // finds nothing, answered in JSON.
+    let (s, v) = t.send("GET", "/api/tickets?q=%FF%FE", None, None).await;
+    assert_eq!((s, v), (StatusCode::OK, json!([])));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

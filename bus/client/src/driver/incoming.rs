@@ -1,19 +1,38 @@
 //! What the broker sends: answers to pending requests, deliveries, errors, pongs.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Driver, FIRST_BACKOFF, Link, Reply, Waiter};
+use super::{Driver, FIRST_BACKOFF, Handshake, Link, Reply, Waiter};
 use crate::client::{Delivery, Error};
-use crate::protocol::{self, HelloReply, SubscribeOptions};
+use crate::protocol::auth::Direction;
+use crate::protocol::{self, SubscribeOptions};
 
 impl Driver {
-    pub(super) async fn on_incoming(&mut self, frames: Vec<Bytes>) {
-        if let Link::Up { last_heard, .. } = &mut self.link {
-            *last_heard = Instant::now();
+    pub(super) async fn on_incoming(&mut self, mut frames: Vec<Bytes>) {
+        let Link::Up {
+            last_heard,
+            handshake,
+            sealing,
+            ..
+        } = &mut self.link
+        else {
+            return;
+        };
+        *last_heard = Instant::now();
+        if !matches!(handshake, Handshake::Done) {
+            return self.on_handshake(frames).await;
+        }
+        if let Some(s) = sealing {
+            // Injected, replayed, reordered or not from the broker: this connection can no
+            // longer be trusted. A new one gets a new session.
+            if let Err(e) = s.mac.open(Direction::ToClient, s.received, &mut frames) {
+                let why = format!("a message from the bus failed its check ({e})");
+                return self.link_lost(&why).await;
+            }
+            s.received += 1;
         }
         let Some(kind) = frames.first() else { return };
         let corr = frames
@@ -23,20 +42,12 @@ impl Driver {
         match kind.as_ref() {
             b"PONG" => {
                 let known = frames.get(1).is_some_and(|f| &f[..] == b"1");
-                let hello_done = matches!(
-                    self.link,
-                    Link::Up {
-                        hello_done: true,
-                        ..
-                    }
-                );
-                if !known && hello_done {
-                    // The broker restarted behind an unbroken connection: start a new session.
+                if !known {
+                    // The broker restarted behind an unbroken connection (a broker without
+                    // authentication: one with it refuses an unknown peer's ping instead):
+                    // start a new session.
                     tracing::info!("the bus forgot this session; saying hello again");
                     self.connected.send_replace(false);
-                    if let Link::Up { hello_done, .. } = &mut self.link {
-                        *hello_done = false;
-                    }
                     self.send_hello().await;
                 }
             }
@@ -54,16 +65,6 @@ impl Driver {
                     let _ = r.send(Ok(()));
                 }
                 Some(Waiter::Subscribe(_, None)) => {}
-                Some(Waiter::Hello) => {
-                    if let Some(w) = frames
-                        .get(2)
-                        .and_then(|b| serde_json::from_slice::<HelloReply>(b).ok())
-                    {
-                        self.max_event_bytes
-                            .store(w.max_event_bytes, Ordering::Relaxed);
-                    }
-                    self.on_hello_ok().await
-                }
                 None => {}
             },
             b"ERR" => {
@@ -72,9 +73,6 @@ impl Driver {
                     .map(|m| String::from_utf8_lossy(m).into_owned())
                     .unwrap_or_default();
                 match self.waiting.remove(&corr) {
-                    Some(Waiter::Hello) => {
-                        self.link_lost(&format!("hello refused: {message}")).await
-                    }
                     Some(Waiter::Subscribe(group, reply)) => {
                         // Refused: forget it, so it is not sent again after a reconnection
                         // (its subscription ends, which tells a consumer loop to retry).
@@ -93,9 +91,6 @@ impl Driver {
     }
 
     pub(super) async fn on_hello_ok(&mut self) {
-        if let Link::Up { hello_done, .. } = &mut self.link {
-            *hello_done = true;
-        }
         self.backoff = FIRST_BACKOFF;
         let subs: Vec<SubscribeOptions> = self.subs.values().map(|s| s.opts.clone()).collect();
         for opts in subs {

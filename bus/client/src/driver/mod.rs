@@ -2,7 +2,9 @@
 //! DEALER socket. It batches whatever callers queued while it was busy into one message
 //! (many publishes become one `PUB`, many acks one `ACK`), so throughput is not bound by
 //! round trips. It sends heartbeats, notices a silent broker, reconnects with backoff and
-//! resubscribes on its own.
+//! resubscribes on its own. It authenticates each connection and seals every message
+//! after that (`handshake.rs`); a message from the broker that does not open is a broken
+//! connection: the driver drops it and starts over.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,8 +16,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zeromq::{Socket, SocketRecv, SocketSend, ZmqMessage};
 
 use crate::client::{ClientOptions, Delivery, Error, Result};
-use crate::protocol::{self, Hello, SubscribeOptions};
+use crate::protocol::auth::{Direction, NONCE_LEN, SessionMac};
+use crate::protocol::{self, SubscribeOptions};
 
+mod handshake;
 mod incoming;
 mod outgoing;
 
@@ -86,7 +90,6 @@ enum Waiter {
     Settle(Vec<Reply<()>>),
     Request(Reply<Bytes>),
     Subscribe(Arc<str>, Option<Reply<()>>),
-    Hello,
 }
 
 impl Waiter {
@@ -103,7 +106,7 @@ impl Waiter {
             Waiter::Subscribe(_, Some(r)) => {
                 let _ = r.send(Err(e.clone()));
             }
-            Waiter::Subscribe(_, None) | Waiter::Hello => {}
+            Waiter::Subscribe(_, None) => {}
         }
     }
 
@@ -111,7 +114,7 @@ impl Waiter {
         match self {
             Waiter::Publish(v) | Waiter::Settle(v) => v.iter().all(|r| r.is_closed()),
             Waiter::Request(r) => r.is_closed(),
-            Waiter::Subscribe(..) | Waiter::Hello => false,
+            Waiter::Subscribe(..) => false,
         }
     }
 }
@@ -122,6 +125,26 @@ struct Sub {
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// How long a handshake may take, however short the heartbeat: the broker slows its answer
+/// to a client that failed before (up to 5 s).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a connection's handshake is.
+enum Handshake {
+    /// `HELLO` sent with this nonce; waiting for `CHALLENGE` (or, without a key, `OK`).
+    Hello { nonce: [u8; NONCE_LEN] },
+    /// `AUTH` sent; waiting for the broker's sealed `OK`.
+    Auth { mac: Box<SessionMac> },
+    /// The session is open.
+    Done,
+}
+
+/// The seal of an authenticated session: its key and each direction's next number.
+struct Sealing {
+    mac: SessionMac,
+    sent: u64,
+    received: u64,
+}
 
 enum Link {
     Down {
@@ -132,7 +155,9 @@ enum Link {
         send: zeromq::DealerSendHalf,
         recv: zeromq::DealerRecvHalf,
         last_heard: Instant,
-        hello_done: bool,
+        handshake: Handshake,
+        /// Set once an authenticated handshake succeeds: every message is sealed from then.
+        sealing: Option<Box<Sealing>>,
     },
 }
 
@@ -149,6 +174,7 @@ pub(crate) struct Driver {
     /// Weak, so the driver ends once every handle, subscription and delivery is gone.
     cmds: mpsc::WeakUnboundedSender<Cmd>,
     connected: watch::Sender<bool>,
+    refused: watch::Sender<Option<String>>,
     subs: HashMap<Arc<str>, Sub>,
     waiting: HashMap<u64, Waiter>,
     next_corr: u64,
@@ -163,12 +189,14 @@ impl Driver {
         opts: Arc<ClientOptions>,
         cmds: mpsc::WeakUnboundedSender<Cmd>,
         connected: watch::Sender<bool>,
+        refused: watch::Sender<Option<String>>,
         max_event_bytes: Arc<AtomicUsize>,
     ) -> Self {
         Driver {
             opts,
             cmds,
             connected,
+            refused,
             subs: HashMap::new(),
             waiting: HashMap::new(),
             next_corr: 1,
@@ -190,7 +218,7 @@ impl Driver {
         matches!(
             self.link,
             Link::Up {
-                hello_done: true,
+                handshake: Handshake::Done,
                 ..
             }
         )
@@ -261,7 +289,8 @@ impl Driver {
                     send,
                     recv,
                     last_heard: Instant::now(),
-                    hello_done: false,
+                    handshake: Handshake::Done, // replaced by send_hello, next
+                    sealing: None,
                 };
                 self.send_hello().await;
             }
@@ -279,26 +308,16 @@ impl Driver {
         };
     }
 
-    async fn send_hello(&mut self) {
-        let corr = self.corr(1);
-        self.waiting.insert(corr, Waiter::Hello);
-        let hello = Hello {
-            client: self.opts.name.clone(),
-            heartbeat_ms: self.opts.heartbeat.as_millis() as u64,
-        };
-        let body = serde_json::to_vec(&hello).unwrap_or_default();
-        self.send(vec![
-            Bytes::from_static(b"HELLO"),
-            protocol::u64_frame(corr),
-            Bytes::from(body),
-        ])
-        .await;
-    }
-
-    async fn send(&mut self, frames: Vec<Bytes>) {
-        let Link::Up { send, .. } = &mut self.link else {
+    /// Sends a message, sealed once the session is authenticated.
+    async fn send(&mut self, mut frames: Vec<Bytes>) {
+        let Link::Up { send, sealing, .. } = &mut self.link else {
             return;
         };
+        if let Some(s) = sealing {
+            let seal = s.mac.seal(Direction::ToBroker, s.sent, &frames);
+            s.sent += 1;
+            frames.push(seal);
+        }
         let m = ZmqMessage::try_from(frames).expect("never empty");
         if let Err(e) = send.send(m).await {
             self.link_lost(&e.to_string()).await;
@@ -330,13 +349,24 @@ impl Driver {
 
     async fn on_tick(&mut self) {
         self.waiting.retain(|_, w| !w.abandoned());
-        let silent_for = match &self.link {
-            Link::Up { last_heard, .. } => last_heard.elapsed(),
+        let (silent_for, open) = match &self.link {
+            Link::Up {
+                last_heard,
+                handshake,
+                ..
+            } => (last_heard.elapsed(), matches!(handshake, Handshake::Done)),
             _ => return,
         };
-        if silent_for > self.opts.heartbeat * 3 {
+        if open && silent_for > self.opts.heartbeat * 3 {
             self.link_lost("the broker stopped answering heartbeats")
                 .await;
+            return;
+        }
+        if !open {
+            if silent_for > HANDSHAKE_TIMEOUT.max(self.opts.heartbeat * 3) {
+                self.link_lost("the broker did not finish the handshake")
+                    .await;
+            }
             return;
         }
         self.send(vec![Bytes::from_static(b"PING")]).await;

@@ -87,8 +87,17 @@ impl SubscribeOptions {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Hello {
+    /// The client's name: with authentication on, the policy entry whose key it holds.
     pub client: String,
     pub heartbeat_ms: u64,
+    /// [`auth::PROTOCOL_VERSION`](super::auth::PROTOCOL_VERSION) for a client that
+    /// authenticates; 1 (absent) for one that does not.
+    #[serde(default = "protocol_one")]
+    pub protocol: u32,
+}
+
+fn protocol_one() -> u32 {
+    1
 }
 
 /// The broker's answer to `HELLO`: what the client must keep to.

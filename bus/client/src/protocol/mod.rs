@@ -6,7 +6,9 @@
 //!
 //! ```text
 //! client → broker                                   broker → client
-//! HELLO  corr json{client,heartbeatMs}              OK     corr json
+//! HELLO  corr json{client,heartbeatMs,protocol} nonce
+//!                                                   CHALLENGE corr nonce   (authentication on)
+//! AUTH   corr proof                                 OK     corr json      (or ERR)
 //! PUB    corr (id subject payload)×n                PUBACK corr n:u32      (after commit)
 //! SUB    corr json{group,subjects,ackWaitMs,…}      OK     corr json
 //! UNSUB  corr group                                 OK     corr
@@ -23,11 +25,16 @@
 //! ```
 //! A publish batch of `n` events with correlation id `c` covers the ids `c..c+n`: the client
 //! numbers each event, so one `PUBACK` settles a whole batch.
+//!
+//! With authentication on (the broker's default), `HELLO` is a challenge–response and every
+//! later message, both ways, ends with a seal frame (MAC and sequence number): see [`auth`].
+//! With `--insecure-no-auth`, `HELLO` is answered `OK` at once and nothing is sealed.
 
 use bytes::Bytes;
 use serde::Deserialize;
 use zeromq::SocketOptions;
 
+pub mod auth;
 mod bodies;
 pub use bodies::*;
 
@@ -69,7 +76,10 @@ pub struct WireEvent {
 /// A parsed client request.
 #[derive(Debug)]
 pub enum Request {
-    Hello(u64, Hello),
+    /// The client's terms, and its nonce when it authenticates.
+    Hello(u64, Hello, Option<Bytes>),
+    /// The client's answer to the broker's challenge.
+    Auth(u64, Bytes),
     Publish(u64, Vec<WireEvent>),
     Subscribe(u64, SubscribeOptions),
     Unsubscribe(u64, String),
@@ -98,6 +108,7 @@ impl Request {
         }
         let name: &'static str = match command.as_ref() {
             b"HELLO" => "HELLO",
+            b"AUTH" => "AUTH",
             b"PUB" => "PUB",
             b"SUB" => "SUB",
             b"UNSUB" => "UNSUB",
@@ -126,7 +137,22 @@ impl Request {
             args.get(i).ok_or((corr, malformed("missing JSON body")))
         };
         Ok(match name {
-            "HELLO" => Request::Hello(corr, parse_json(name, json(0)?).map_err(fail)?),
+            "HELLO" => {
+                let hello: Hello = parse_json(name, json(0)?).map_err(fail)?;
+                if hello.client.is_empty() || hello.client.len() > MAX_NAME_LEN {
+                    return Err(fail(malformed("client name must be 1 to 200 bytes")));
+                }
+                let nonce = match args.get(1) {
+                    Some(n) if n.len() == auth::NONCE_LEN => Some(n.clone()),
+                    Some(_) => return Err(fail(malformed("the nonce must be 32 bytes"))),
+                    None => None,
+                };
+                Request::Hello(corr, hello, nonce)
+            }
+            "AUTH" => match args.first() {
+                Some(p) if p.len() == auth::MAC_LEN => Request::Auth(corr, p.clone()),
+                _ => return Err(fail(malformed("the proof must be 32 bytes"))),
+            },
             "PUB" => {
                 if args.is_empty() || !args.len().is_multiple_of(3) {
                     return Err(fail(malformed("expected (id, subject, payload) triples")));
@@ -368,6 +394,36 @@ mod tests {
         }
         let short = frames(&[b"TOUCH", &corr, b"orders", b"123"]);
         assert_eq!(Request::parse(&short).unwrap_err().0, 4);
+    }
+
+    #[test]
+    fn a_hello_carries_its_nonce_and_an_auth_its_proof() {
+        let corr = 5u64.to_le_bytes();
+        let body = br#"{"client":"orders","heartbeatMs":500,"protocol":2}"#;
+        match Request::parse(&frames(&[b"HELLO", &corr, body, &[7; 32]])).unwrap() {
+            Request::Hello(5, h, Some(n)) => {
+                assert_eq!((h.client.as_str(), h.protocol), ("orders", 2));
+                assert_eq!(&n[..], &[7; 32]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // The protocol before keys: no nonce, version 1.
+        let old = br#"{"client":"orders","heartbeatMs":500}"#;
+        match Request::parse(&frames(&[b"HELLO", &corr, old])).unwrap() {
+            Request::Hello(5, h, None) => assert_eq!(h.protocol, 1),
+            other => panic!("unexpected {other:?}"),
+        }
+        let err = Request::parse(&frames(&[b"HELLO", &corr, body, b"short"])).unwrap_err();
+        assert_eq!(err.0, 5);
+        let long = format!(r#"{{"client":"{}","heartbeatMs":500}}"#, "x".repeat(201));
+        let err = Request::parse(&frames(&[b"HELLO", &corr, long.as_bytes()])).unwrap_err();
+        assert!(err.1.to_string().contains("client name"), "{}", err.1);
+        assert!(matches!(
+            Request::parse(&frames(&[b"AUTH", &corr, &[1; 32]])).unwrap(),
+            Request::Auth(5, _)
+        ));
+        assert!(Request::parse(&frames(&[b"AUTH", &corr, &[1; 31]])).is_err());
+        assert!(Request::parse(&frames(&[b"AUTH", &corr])).is_err());
     }
 
     #[test]

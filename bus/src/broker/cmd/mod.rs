@@ -9,3 +9,7 @@ mod publish;
 mod replay;
 mod stats;
 mod subscribe;
+
+pub(super) use dead_letters::DeadLettersJob;
+pub(super) use replay::ReplayJob;
+pub(super) use stats::StatsJob;

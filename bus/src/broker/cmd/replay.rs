@@ -1,33 +1,64 @@
 //! `REPLAY`: deliver a group's dead letters again.
+//!
+//! The dead letters are read on the ops thread (`broker/ops.rs`), at most [`MAX_REPLAY`]
+//! per request (the reply says how many went out; an operator asks again for the rest),
+//! and handed back to the core, which puts them in the group's queue.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use tix_bus_client::protocol::{ReplayRequest, Replayed};
 
-use crate::broker::core::{Core, Token};
+use crate::broker::core::{Core, Input, Token};
 use crate::broker::group::{Pending, Slot};
-use crate::store::Write;
+use crate::broker::ops::{Job, Work};
+use crate::store::{Event, Reader, Write};
+
+/// Dead letters one `REPLAY` sends out again at most.
+pub(in crate::broker) const MAX_REPLAY: usize = 10_000;
+
+/// A replay's read, for the ops thread.
+#[derive(Debug)]
+pub(in crate::broker) struct ReplayJob {
+    request: ReplayRequest,
+}
 
 impl Core {
     pub(in crate::broker) fn on_replay(&mut self, peer: Bytes, corr: u64, r: ReplayRequest) {
-        let Some(&gi) = self.group_index.get(r.group.as_str()) else {
+        if !self.group_index.contains_key(r.group.as_str()) {
             return self.reply_err(&peer, corr, "unknown group");
+        }
+        let job = Job {
+            peer: peer.clone(),
+            corr,
+            work: Work::Replay(ReplayJob { request: r }),
         };
-        let dead = match self.reader.dead_letter_events(&r.group) {
+        self.submit_op(&peer, corr, job);
+    }
+
+    /// The dead letters were read: they go back to the group.
+    pub(in crate::broker) fn on_replay_read(
+        &mut self,
+        peer: Bytes,
+        corr: u64,
+        r: ReplayRequest,
+        dead: Result<Vec<Arc<Event>>, String>,
+    ) {
+        let dead = match dead {
             Ok(d) => d,
             Err(e) => {
                 return self.reply_err(&peer, corr, &format!("reading dead letters failed: {e}"));
             }
+        };
+        let Some(&gi) = self.group_index.get(r.group.as_str()) else {
+            return self.reply_err(&peer, corr, "unknown group");
         };
         let now = Instant::now();
         let g = &mut self.groups[gi];
         let mut seqs = Vec::new();
         for event in dead {
             let seq = event.seq;
-            if r.seqs.as_ref().is_some_and(|only| !only.contains(&seq)) {
-                continue;
-            }
             // Asked twice before the first request's write landed: it is already back.
             if g.replays.contains_key(&seq) {
                 continue;
@@ -57,5 +88,21 @@ impl Core {
         };
         self.submit(vec![write], Token::Ok { peer, corr, body });
         self.pump(gi);
+    }
+}
+
+impl ReplayJob {
+    /// On the ops thread: the dead letters to replay, for the core.
+    pub(in crate::broker) fn run(self, reader: &Reader, peer: Bytes, corr: u64) -> Input {
+        let r = self.request;
+        let dead = reader
+            .dead_letter_events(&r.group, r.seqs.as_deref(), MAX_REPLAY)
+            .map_err(|e| e.to_string());
+        Input::Replay {
+            peer,
+            corr,
+            request: r,
+            dead,
+        }
     }
 }

@@ -1,4 +1,7 @@
 //! `STATS`: counters per subject and per group, for operators and tests.
+//!
+//! The core fills in what it holds in memory; the counts that need the log (each group's
+//! lag, the dead letters per group) are read on the ops thread (`broker/ops.rs`).
 
 use std::collections::HashMap;
 
@@ -7,32 +10,46 @@ use tix_bus_client::protocol::{GroupStats, Stats};
 
 use crate::broker::core::Core;
 use crate::broker::group::Filter;
-use crate::store;
+use crate::broker::ops::{Job, Work};
+use crate::store::{self, Reader};
+
+/// What the ops thread completes: the core's counters, and for each group (in the same
+/// order) the position its lag counts from and its subjects (`None`: all).
+#[derive(Debug)]
+pub(in crate::broker) struct StatsJob {
+    stats: Stats,
+    lags: Vec<(u64, Option<Vec<String>>)>,
+}
 
 impl Core {
     pub(in crate::broker) fn on_stats(&mut self, peer: Bytes, corr: u64) {
-        match self.stats() {
-            Ok(body) => self.reply_ok(&peer, corr, body),
-            Err(e) => self.reply_err(&peer, corr, &format!("stats failed: {e}")),
-        }
+        let job = Job {
+            peer: peer.clone(),
+            corr,
+            work: Work::Stats(self.stats_snapshot()),
+        };
+        self.submit_op(&peer, corr, job);
     }
 
-    fn stats(&self) -> store::Result<Bytes> {
-        let dead: HashMap<String, u64> = self.reader.dead_letter_counts()?.into_iter().collect();
+    fn stats_snapshot(&self) -> StatsJob {
         let mut groups = Vec::with_capacity(self.groups.len());
+        let mut lags = Vec::with_capacity(self.groups.len());
         for g in self.groups.iter().filter(|g| !g.retired) {
-            let subjects = match g.filter {
-                Filter::All => None,
-                Filter::Only(_) => Some(&g.subjects[..]),
-            };
+            lags.push((
+                g.cursor,
+                match g.filter {
+                    Filter::All => None,
+                    Filter::Only(_) => Some(g.subjects.clone()),
+                },
+            ));
             groups.push(GroupStats {
                 ack_wait_ms: u64::try_from(g.ack_wait.as_millis()).unwrap_or(u64::MAX),
-                dead_letters: dead.get(&*g.name).copied().unwrap_or(0),
+                dead_letters: 0,
                 delivered: g.delivered,
                 ephemeral: g.ephemeral,
                 floor: g.floor(),
                 in_flight: g.in_flight as u64,
-                lag: self.reader.count_after(g.cursor, subjects)?,
+                lag: 0,
                 max_deliveries: g.max_deliveries,
                 max_in_flight: g.max_in_flight,
                 members: g.members.len() as u64,
@@ -43,7 +60,7 @@ impl Core {
                 subjects: g.subjects.clone(),
             });
         }
-        let body = Stats {
+        let stats = Stats {
             events: self.subject_counts.values().sum(),
             groups,
             head: self.head,
@@ -54,8 +71,25 @@ impl Core {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
         };
+        StatsJob { stats, lags }
+    }
+}
+
+impl StatsJob {
+    /// On the ops thread: the counts from the log, and the body.
+    pub(in crate::broker) fn run(self, reader: &Reader) -> Result<Bytes, String> {
+        self.complete(reader)
+            .map_err(|e| format!("stats failed: {e}"))
+    }
+
+    fn complete(mut self, reader: &Reader) -> store::Result<Bytes> {
+        let dead: HashMap<String, u64> = reader.dead_letter_counts()?.into_iter().collect();
+        for (g, (cursor, subjects)) in self.stats.groups.iter_mut().zip(&self.lags) {
+            g.dead_letters = dead.get(&g.name).copied().unwrap_or(0);
+            g.lag = reader.count_after(*cursor, subjects.as_deref())?;
+        }
         Ok(Bytes::from(
-            serde_json::to_vec(&body).expect("stats always serialise"),
+            serde_json::to_vec(&self.stats).expect("stats always serialise"),
         ))
     }
 }

@@ -1,0 +1,47 @@
+//! Path and query extractors whose rejections are [`ApiError`]s, so a URL axum cannot
+//! decode (a percent-encoded id that is not UTF-8, a query string that is not) gets the
+//! contract's JSON error body instead of axum's plain-text "Invalid URL".
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Like `axum::extract::Path`. An id that cannot even be decoded names nothing that
+/// exists: 404, as any other unknown id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rejection) => {
+                tracing::debug!(uri = %parts.uri, error = %rejection.body_text(), "undecodable path");
+                Err(ApiError::NotFound)
+            }
+        }
+    }
+}
+
+/// Like `axum::extract::Query`, with a 400 in the tix shape for a query string that cannot
+/// be decoded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(rejection) => Err(ApiError::BadRequest(format!(
+                "Invalid query string: {}",
+                rejection.body_text()
+            ))),
+        }
+    }
+}
