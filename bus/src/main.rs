@@ -110,15 +110,27 @@ struct Target {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Colour codes only for a person: stderr is a terminal and NO_COLOR is unset (no-color.org).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
-    match cli.command {
+    let done = match cli.command {
         None => serve(cli.broker).await,
         Some(cmd) => operate(cmd).await,
+    };
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // One line for an operator, the causes in it; no backtrace whatever RUST_BACKTRACE says.
+        Err(e) => {
+            eprintln!("tix-bus: {}", format!("{e:#}").replace('\n', " "));
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -41,7 +41,15 @@ impl Service {
     pub async fn bind(addr: SocketAddr, router: Router) -> std::io::Result<Service> {
         let monitor = Monitor::default();
         Ok(Service {
-            listener: Listener::bind(addr).await?,
+            listener: Listener::bind(addr).await.map_err(|e| {
+                // Says which address, and what an operator usually does about it.
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    " (another process holds it: stop it, or choose another port)"
+                } else {
+                    ""
+                };
+                std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}{hint}"))
+            })?,
             router: router.layer(axum::Extension(monitor.clone())),
             db: None,
             bus: None,
@@ -214,16 +222,33 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".to_string())
 }
 
-/// The whole `main` of a service binary: logs, build, announce, serve until a signal.
+/// The whole `main` of a service binary: logs, build, announce, serve until a signal. A
+/// service that cannot start (or fails while running) says so in one line on stderr —
+/// `tix-orders: opening …/orders.db: …` — and exits 1, without a backtrace whatever
+/// `RUST_BACKTRACE` says: the line is for an operator, the cause chain is in it.
 pub async fn run(
     name: &str,
     log: &str,
     build: impl std::future::Future<Output = anyhow::Result<Service>>,
-) -> anyhow::Result<()> {
+) -> std::process::ExitCode {
     crate::config::init_tracing(log);
-    let service = build.await?;
-    println!("{name} listening on http://{}", service.addr());
-    service.run_until_stopped(http::shutdown_signal()).await
+    let served = async {
+        let service = build.await?;
+        println!("{name} listening on http://{}", service.addr());
+        service.run_until_stopped(http::shutdown_signal()).await
+    };
+    match served.await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {}", one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line (`what: why: deeper why`).
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
 }
 
 #[cfg(test)]
