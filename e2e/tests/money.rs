@@ -14,9 +14,7 @@ async fn a_payment_for_an_order_cancelled_while_the_bus_was_frozen_is_refunded()
     let api = Api::new(&stack);
     let (seller, buyer) = (User::new("seller"), User::new("buyer"));
     let ticket = api.create_ticket(&seller, "Front row", 80.0).await;
-    let (s, order) = eventually_reserved(&api, &buyer, &ticket).await;
-    assert_eq!(s, 201, "{order}");
-    let order_id = order["id"].as_str().unwrap().to_string();
+    let order_id = api.reserve_when_known(&buyer, &ticket).await;
     // Every service has seen the reservation (tickets shows it reserved).
     eventually(
         "tickets applied the reservation",
@@ -64,17 +62,4 @@ async fn a_payment_for_an_order_cancelled_while_the_bus_was_frozen_is_refunded()
     )
     .await;
     assert_consistent_within(&stack.data_dir, Duration::from_secs(10)).await;
-}
-
-/// Reserves, retrying while the new ticket reaches the orders replica.
-async fn eventually_reserved(api: &Api, buyer: &User, ticket: &str) -> (u16, serde_json::Value) {
-    let mut last = (0, serde_json::Value::Null);
-    for _ in 0..50 {
-        last = api.reserve(buyer, ticket).await;
-        if last.0 == 201 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    last
 }

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tix_api::{Payment, PaymentStatus};
 use tix_e2e::{assert_consistent_within, rows};
 use tix_testkit::{ALL, Api, Fault, Stack, StripeDouble, User, eventually};
@@ -30,23 +29,7 @@ async fn start() -> (Stack, Api, StripeDouble) {
 
 async fn reserve(api: &Api, seller: &User, buyer: &User, title: &str) -> String {
     let ticket = api.create_ticket(seller, title, 25.0).await;
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        let (s, v) = api.reserve(buyer, &ticket).await;
-        if s == 201 {
-            return v["id"].as_str().unwrap().to_string();
-        }
-        last = v;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("could not reserve {title}: {last}");
-}
-
-async fn receipt(api: &Api, buyer: &User, id: &str) -> Payment {
-    let (_, v) = api
-        .call("GET", &format!("/api/payments/{id}"), Some(buyer), None)
-        .await;
-    serde_json::from_value(v).unwrap()
+    api.reserve_when_known(buyer, &ticket).await
 }
 
 /// Every charge Stripe made is recorded once in payments.db, refunded there exactly when
@@ -97,7 +80,7 @@ async fn a_charge_that_outlasts_its_order_is_refunded_and_a_lost_answer_still_co
     )
     .await;
     assert_eq!(
-        receipt(&api, &buyer, &lost_payment.id).await.status,
+        api.payment(&buyer, &lost_payment.id).await.status,
         PaymentStatus::Succeeded
     );
 
@@ -106,9 +89,7 @@ async fn a_charge_that_outlasts_its_order_is_refunded_and_a_lost_answer_still_co
     eventually(
         "the late charge is refunded",
         Duration::from_secs(40),
-        || async {
-            receipt(&api, &buyer, &late_payment.id).await.status == PaymentStatus::Refunded
-        },
+        || async { api.payment(&buyer, &late_payment.id).await.status == PaymentStatus::Refunded },
     )
     .await;
     let order = api.order(&buyer, &late).await;

@@ -6,7 +6,7 @@
 //! `occurredAt` are exactly what the code writes; the newer version's additions are put on
 //! top. An event that stands for a service's event carries that service's producer name.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tix_testkit::events::{self, connect, in_fifteen_minutes, order_created};
@@ -34,22 +34,6 @@ fn event(producer: &str, subject: &str, data: Value) -> Value {
     env["subject"] = subject.into();
     env["data"] = data;
     env
-}
-
-/// Reserves `ticket` for `buyer` as soon as orders knows the ticket; the order's id.
-async fn reserve(api: &Api, buyer: &User, ticket: &str) -> String {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let (s, order) = api.reserve(buyer, ticket).await;
-        if s == 201 {
-            return order["id"].as_str().expect("an order id").to_string();
-        }
-        assert!(
-            s == 404 && Instant::now() < deadline,
-            "reserving {ticket}: {s} {order}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn status(api: &Api, buyer: &User, order: &str) -> Value {
@@ -97,8 +81,9 @@ async fn orders_applies_events_from_a_newer_tickets_payments_and_expiration() {
                "version": 0}),
     ))
     .await;
-    reserve(&api, &User::new("marker-buyer"), marker).await;
-    let order = reserve(&api, &buyer, ticket).await;
+    api.reserve_when_known(&User::new("marker-buyer"), marker)
+        .await;
+    let order = api.reserve_when_known(&buyer, ticket).await;
     eventually("the order shows the updated ticket", SETTLE, || async {
         let t = api.order(&buyer, &order).await["ticket"].clone();
         t["title"] == "Evening show" && t["price"] == 25
@@ -107,7 +92,7 @@ async fn orders_applies_events_from_a_newer_tickets_payments_and_expiration() {
 
     // payment:created: orders completes the order.
     let ticket = api.create_ticket(&seller, "Paid", 10.0).await;
-    let paid = reserve(&api, &buyer, &ticket).await;
+    let paid = api.reserve_when_known(&buyer, &ticket).await;
     publish(event(
         "payments",
         "payment:created",
@@ -121,7 +106,7 @@ async fn orders_applies_events_from_a_newer_tickets_payments_and_expiration() {
 
     // payment:failed: orders cancels the order.
     let ticket = api.create_ticket(&seller, "Declined", 10.0).await;
-    let declined = reserve(&api, &buyer, &ticket).await;
+    let declined = api.reserve_when_known(&buyer, &ticket).await;
     publish(event(
         "payments",
         "payment:failed",
@@ -135,7 +120,7 @@ async fn orders_applies_events_from_a_newer_tickets_payments_and_expiration() {
 
     // expiration:complete: orders cancels the order, and its ticket is for sale again.
     let ticket = api.create_ticket(&seller, "Late", 10.0).await;
-    let late = reserve(&api, &buyer, &ticket).await;
+    let late = api.reserve_when_known(&buyer, &ticket).await;
     publish(event(
         "expiration",
         "expiration:complete",

@@ -141,6 +141,33 @@ impl Api {
             .await
     }
 
+    /// Reserves `ticket` as soon as orders knows it (a ticket just put on sale takes a
+    /// moment to reach orders' replica: 404 until then); the order's id. Any other answer,
+    /// or none within 10 s, fails the test.
+    pub async fn reserve_when_known(&self, buyer: &User, ticket: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (s, order) = self.reserve(buyer, ticket).await;
+            if s == 201 {
+                return order["id"].as_str().expect("an order id").to_string();
+            }
+            assert!(
+                s == 404 && std::time::Instant::now() < deadline,
+                "reserving {ticket}: {s} {order}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A payment's receipt as its buyer reads it.
+    pub async fn payment(&self, buyer: &User, id: &str) -> tix_api::Payment {
+        let (s, v) = self
+            .call("GET", &format!("/api/payments/{id}"), Some(buyer), None)
+            .await;
+        assert_eq!(s, 200, "reading payment {id}: {v}");
+        serde_json::from_value(v).expect("a receipt")
+    }
+
     pub async fn pay(&self, buyer: &User, order: &str, token: &str) -> (u16, Value) {
         let body = serde_json::json!({"orderId": order, "token": token});
         self.call("POST", "/api/payments", Some(buyer), Some(body))

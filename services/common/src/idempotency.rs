@@ -48,6 +48,28 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// What an earlier request of `user` with this key created, loaded by `load` from its id:
+/// what a handler answers a retry with, before doing anything else. `None` without a key.
+pub async fn earlier<T: Send + 'static>(
+    db: &crate::db::Db,
+    user: &str,
+    key: Option<&str>,
+    request: &str,
+    load: fn(&Connection, &str) -> rusqlite::Result<Option<T>>,
+) -> Result<Option<T>, ApiError> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let (user, key, request) = (user.to_string(), key.to_string(), request.to_string());
+    db.read(move |c| -> Result<Option<T>, ApiError> {
+        match find(c, &user, &key, &request)? {
+            Some(id) => Ok(load(c, &id)?),
+            None => Ok(None),
+        }
+    })
+    .await
+}
+
 /// What an earlier request with this key created, if any. `request` describes what is
 /// being asked now; a key first used for something else is refused.
 pub fn find(

@@ -63,20 +63,10 @@ pub async fn create(
     };
     let request = format!("reserve {ticket_id}");
     // A retry of a reservation already made answers with it, before any limit counts it.
-    if let Some(k) = key.clone() {
-        let (uid, req) = (user.id.clone(), request.clone());
-        let earlier = state
-            .db
-            .read(move |c| -> Result<Option<Order>, ApiError> {
-                match idempotency::find(c, &uid, &k, &req)? {
-                    Some(id) => Ok(store::order(c, &id)?),
-                    None => Ok(None),
-                }
-            })
-            .await?;
-        if let Some(order) = earlier {
-            return Ok((StatusCode::CREATED, Json(order.view())));
-        }
+    if let Some(order) =
+        idempotency::earlier(&state.db, &user.id, key.as_deref(), &request, store::order).await?
+    {
+        return Ok((StatusCode::CREATED, Json(order.view())));
     }
     if let Err(not_until) = state.order_rate.check_key(&user.id) {
         return Err(ApiError::Limited(

@@ -106,18 +106,6 @@ impl Charger {
         outcome: Result<String, ChargeError>,
     ) -> Result<Settled, DbError> {
         let (payment, order) = (claim.id.clone(), claim.order_id.clone());
-        let failed = |failure: Failure, reason: String| {
-            let c = claim.clone();
-            let r = reason.clone();
-            async move {
-                self.db
-                    .write(move |conn| -> Result<bool, DbError> {
-                        Ok(store::fail(conn, &c, failure, &r)?)
-                    })
-                    .await?;
-                Ok::<_, DbError>(Settled::Failed(failure, reason))
-            }
-        };
         match outcome {
             Ok(charge_id) => {
                 let c = claim.clone();
@@ -137,15 +125,17 @@ impl Charger {
             }
             Err(ChargeError::Declined(reason)) => {
                 tracing::info!(%payment, %order, %reason, "declined");
-                failed(Failure::Declined, reason).await
+                self.fail(claim, Failure::Declined, reason).await
             }
             Err(ChargeError::Invalid(why)) => {
                 tracing::info!(%payment, %order, %why, "invalid card");
-                failed(Failure::Invalid, "Invalid card".into()).await
+                self.fail(claim, Failure::Invalid, "Invalid card".into())
+                    .await
             }
             Err(ChargeError::Unreachable(why)) => {
                 tracing::warn!(%payment, %order, %why, "provider unreachable; nothing charged");
-                failed(
+                self.fail(
+                    claim,
                     Failure::Unreachable,
                     "The payment provider could not be reached; nothing was charged".into(),
                 )
@@ -161,5 +151,21 @@ impl Charger {
                 Ok(Settled::Unknown(why))
             }
         }
+    }
+
+    /// Settles `claim` as failed (a settled attempt is left as it is).
+    async fn fail(
+        &self,
+        claim: Claim,
+        failure: Failure,
+        reason: String,
+    ) -> Result<Settled, DbError> {
+        let r = reason.clone();
+        self.db
+            .write(move |conn| -> Result<bool, DbError> {
+                Ok(store::fail(conn, &claim, failure, &r)?)
+            })
+            .await?;
+        Ok(Settled::Failed(failure, reason))
     }
 }

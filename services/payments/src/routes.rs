@@ -127,20 +127,16 @@ pub async fn create(
     let request = format!("pay {order_id}");
     // A retry of a payment already made answers with it — never a second charge, never
     // "Order already paid" to the buyer who paid.
-    if let Some(k) = key.clone() {
-        let (uid, req) = (user.id.clone(), request.clone());
-        let earlier = state
-            .db
-            .read(move |c| -> Result<Option<Receipt>, ApiError> {
-                match idempotency::find(c, &uid, &k, &req)? {
-                    Some(id) => Ok(store::receipt(c, &id)?),
-                    None => Ok(None),
-                }
-            })
-            .await?;
-        if let Some(r) = earlier {
-            return replay(r);
-        }
+    if let Some(r) = idempotency::earlier(
+        &state.db,
+        &user.id,
+        key.as_deref(),
+        &request,
+        store::receipt,
+    )
+    .await?
+    {
+        return replay(r);
     }
     let order = wait_for_order(&state, &order_id)
         .await?

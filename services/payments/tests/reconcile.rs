@@ -267,15 +267,11 @@ async fn every_unclear_answer_is_settled_by_asking_again_and_charges_once() {
             ),
             other => panic!("{fault:?}: unexpected {other:?}"),
         }
-        let (_, v) = api
-            .call(
-                "GET",
-                &format!("/api/payments/{}", pending.id),
-                Some(&bob),
-                None,
-            )
-            .await;
-        assert_eq!(v["status"], "succeeded", "{fault:?}");
+        assert_eq!(
+            api.payment(&bob, &pending.id).await.status,
+            PaymentStatus::Succeeded,
+            "{fault:?}"
+        );
     }
     assert_quiet(&mut sub, Duration::from_millis(500)).await;
     assert_eq!(
@@ -371,15 +367,7 @@ async fn a_refund_whose_answer_is_lost_is_asked_again_and_made_once() {
     )
     .await;
     tix_testkit::eventually("the refund is recorded", events::WAIT, || async {
-        let (_, v) = api
-            .call(
-                "GET",
-                &format!("/api/payments/{}", paid.id),
-                Some(&bob),
-                None,
-            )
-            .await;
-        v["status"] == "refunded"
+        api.payment(&bob, &paid.id).await.status == PaymentStatus::Refunded
     })
     .await;
     assert!(

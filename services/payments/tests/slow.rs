@@ -28,13 +28,6 @@ async fn start() -> (Stack, Api, StripeDouble) {
     (stack, api, stripe)
 }
 
-async fn receipt(api: &Api, buyer: &User, id: &str) -> Payment {
-    let (_, v) = api
-        .call("GET", &format!("/api/payments/{id}"), Some(buyer), None)
-        .await;
-    serde_json::from_value(v).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_charge_slower_than_the_request_is_answered_pending_and_then_recorded() {
     let (stack, api, stripe) = start().await;
@@ -50,7 +43,7 @@ async fn a_charge_slower_than_the_request_is_answered_pending_and_then_recorded(
     let pending: Payment = serde_json::from_value(v).unwrap();
     assert_eq!(pending.status, PaymentStatus::Pending);
     eventually("the charge is recorded", WAIT, || async {
-        receipt(&api, &bob, &pending.id).await.status == PaymentStatus::Succeeded
+        api.payment(&bob, &pending.id).await.status == PaymentStatus::Succeeded
     })
     .await;
     assert_eq!(stripe.charges().len(), 1);
@@ -78,7 +71,7 @@ async fn a_stopping_service_records_the_charge_in_flight_before_it_exits() {
     stack.restart("payments");
     let api = Api::at(&stack.url("payments"));
     assert_eq!(
-        receipt(&api, &bob, &pending.id).await.status,
+        api.payment(&bob, &pending.id).await.status,
         PaymentStatus::Succeeded,
         "recorded before the process exited, not left pending"
     );
