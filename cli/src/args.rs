@@ -203,12 +203,16 @@ pub enum PaymentsCmd {
 pub enum EventsCmd {
     /// Follow events live (new ones only) until interrupted.
     #[command(
-        after_help = "Example: tix events tail --subject order:created --subject order:cancelled"
+        after_help = "Examples:\n  tix events tail --subject order:created --subject order:cancelled\n  tix events tail --request 0193a5c2-7f7e-7cc0-9a2e-4c1d2b3a4f5e   # one purchase's events"
     )]
     Tail {
         /// Only these subjects (default: all).
         #[arg(long = "subject")]
         subjects: Vec<String>,
+        /// Only events caused by this request (its `x-request-id`, the events'
+        /// `correlationId`), and those its consumers published in turn.
+        #[arg(long, value_name = "ID")]
+        request: Option<String>,
         /// The bus endpoint.
         #[arg(long, env = "TIX_BUS_URL", default_value = "tcp://127.0.0.1:5555")]
         bus: String,

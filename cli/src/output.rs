@@ -221,11 +221,17 @@ pub fn status(api: &str, health: &Health) -> String {
     table(&["service", "state", "url", "latency"], &rows)
 }
 
+/// One event as `tix events tail` prints it: time, subject, producer, the request that
+/// caused it (`req=<id>`, when known), and its data.
 pub fn event(subject: &str, e: &Value) -> String {
     let at = e["occurredAt"].as_str().unwrap_or("");
     let time = at.get(11..23).unwrap_or(at);
+    let request = e["correlationId"]
+        .as_str()
+        .map(|id| format!("req={id} "))
+        .unwrap_or_default();
     format!(
-        "{time}  {subject:<20} {:<10} {}",
+        "{time}  {subject:<20} {:<10} {request}{}",
         e["producer"].as_str().unwrap_or("?"),
         e["data"]
     )
@@ -236,6 +242,26 @@ mod tests {
     use tix_api::{Money, UnixMillis};
 
     use super::*;
+
+    #[test]
+    fn an_event_line_names_the_request_that_caused_it() {
+        let e = serde_json::json!({
+            "occurredAt": "2026-11-26T12:00:01.234Z",
+            "producer": "orders",
+            "correlationId": "0193a5c2-req",
+            "data": {"id": "o1"}
+        });
+        assert_eq!(
+            event("order:created", &e),
+            r#"12:00:01.234  order:created        orders     req=0193a5c2-req {"id":"o1"}"#
+        );
+        let mut e = e;
+        e.as_object_mut().unwrap().remove("correlationId");
+        assert_eq!(
+            event("order:created", &e),
+            r#"12:00:01.234  order:created        orders     {"id":"o1"}"#
+        );
+    }
 
     #[test]
     fn tables_align_columns() {

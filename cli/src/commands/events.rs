@@ -8,9 +8,18 @@ use crate::ctx::Ctx;
 use crate::failure::{Failure, Outcome};
 use crate::output;
 
+/// Which events to show.
+#[derive(Debug, Default)]
+pub struct Filter {
+    /// Only these subjects (all when empty).
+    pub subjects: Vec<String>,
+    /// Only events with this correlation id.
+    pub request: Option<String>,
+}
+
 pub async fn tail(
     ctx: &Ctx,
-    subjects: Vec<String>,
+    Filter { subjects, request }: Filter,
     endpoint: &str,
     client: &str,
     key_file: Option<&Path>,
@@ -54,6 +63,9 @@ pub async fn tail(
                 let Some(d) = d else { break };
                 let _ = d.ack_nowait();
                 let event: serde_json::Value = serde_json::from_slice(&d.payload).unwrap_or(serde_json::Value::Null);
+                if request.as_deref().is_some_and(|r| event["correlationId"].as_str() != Some(r)) {
+                    continue;
+                }
                 if ctx.json {
                     println!("{event}");
                 } else {

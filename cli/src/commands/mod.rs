@@ -39,10 +39,14 @@ pub async fn run(ctx: &Ctx, command: Command) -> Outcome {
         Command::Status => status::run(ctx).await,
         Command::Events(EventsCmd::Tail {
             subjects,
+            request,
             bus,
             bus_client,
             bus_key_file,
-        }) => events::tail(ctx, subjects, &bus, &bus_client, bus_key_file.as_deref()).await,
+        }) => {
+            let filter = events::Filter { subjects, request };
+            events::tail(ctx, filter, &bus, &bus_client, bus_key_file.as_deref()).await
+        }
         Command::Completions { shell } => {
             completions::print(shell);
             Ok(())

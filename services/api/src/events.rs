@@ -287,6 +287,11 @@ pub struct Envelope {
     pub occurred_at: OffsetDateTime,
     /// The service that published it, e.g. `tickets`.
     pub producer: String,
+    /// The id of the HTTP request that caused it (the gateway's `x-request-id`), carried on
+    /// by every event a consumer publishes while applying it: one id finds a purchase in
+    /// every log. Absent for events no request caused (an expiration timer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
     #[serde(flatten)]
     pub event: Event,
 }
@@ -332,6 +337,7 @@ impl Envelope {
             id: Uuid::now_v7().to_string(),
             occurred_at: OffsetDateTime::now_utc(),
             producer: producer.to_string(),
+            correlation_id: None,
             event,
         }
     }

@@ -4,7 +4,11 @@
 //! entry per part that works in the background — `bus` (its link to the broker), `consumer`
 //! (its queue group), `outbox` (its relay) — each `ok` or `degraded` with why and since
 //! when. The gateway adds `upstreams`: whether it reached each service and what that
-//! service reported. See docs/api.md and docs/operations.md.
+//! service reported. Every process also says who answers (`pid`, `instance`).
+//!
+//! `GET /readyz` has the same shape: whether the process can do its job now (its database
+//! takes a write, and every check is ok), 503 when not. See docs/api.md and
+//! docs/operations.md.
 
 use std::collections::BTreeMap;
 
@@ -53,10 +57,21 @@ pub struct Health {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub upstreams: Option<BTreeMap<String, UpstreamHealth>>,
-    /// The service's background parts by name (`bus`, `consumer`, `outbox`).
+    /// The service's background parts by name (`bus`, `consumer`, `outbox`; `/readyz` adds
+    /// `database`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub checks: Option<BTreeMap<String, Check>>,
+    /// The answering process's id, so a script that started it can tell its own process
+    /// from another one holding the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub pid: Option<u32>,
+    /// An id the process chose at start (a UUID): changes on every restart, also where
+    /// pids do not (one process per container is always pid 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub instance: Option<String>,
 }
 
 impl Health {

@@ -141,6 +141,8 @@ mod wire {
                 .into(),
             ),
             checks: None,
+            pid: None,
+            instance: None,
         };
         assert_eq!(
             serde_json::to_string(&h).unwrap(),
@@ -151,10 +153,12 @@ mod wire {
             status: HealthStatus::Ok,
             upstreams: None,
             checks: None,
+            pid: Some(4242),
+            instance: Some("0193a5c2-7f7e-7cc0-9a2e-4c1d2b3a4f5e".into()),
         };
         assert_eq!(
             serde_json::to_string(&plain).unwrap(),
-            r#"{"service":"tickets","status":"ok"}"#
+            r#"{"service":"tickets","status":"ok","pid":4242,"instance":"0193a5c2-7f7e-7cc0-9a2e-4c1d2b3a4f5e"}"#
         );
     }
 
@@ -187,6 +191,8 @@ mod wire {
                 ]
                 .into(),
             ),
+            pid: None,
+            instance: None,
         };
         let json = serde_json::to_string(&h).unwrap();
         assert_eq!(

@@ -140,11 +140,42 @@ impl ServiceArgs {
 
 /// Logs to stderr with the given filter.
 pub fn init_tracing(filter: &str) {
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_on_stderr())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match LogFormat::from_env() {
+        // One JSON object per line, the span's fields (request_id…) in it: for a log
+        // shipper, or `jq` (docs/operations.md).
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(colour_on_stderr()).try_init(),
+    };
+}
+
+/// How log lines are written: `TIX_LOG_FORMAT=json` or `text` (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// From `TIX_LOG_FORMAT`; an unknown value is text, with a warning on stderr (logs
+    /// are not running yet).
+    pub fn from_env() -> LogFormat {
+        match std::env::var("TIX_LOG_FORMAT").as_deref() {
+            Ok("json") => LogFormat::Json,
+            Ok("text") | Ok("") | Err(_) => LogFormat::Text,
+            Ok(other) => {
+                eprintln!("TIX_LOG_FORMAT={other:?} is not `json` or `text`; writing text");
+                LogFormat::Text
+            }
+        }
+    }
 }
 
 /// Colour codes only for a person: stderr is a terminal and `NO_COLOR` is unset or empty

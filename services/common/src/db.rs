@@ -224,8 +224,11 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        // The job runs on the writer thread: the request's correlation id goes with it, for
+        // the events it enqueues.
+        let correlation = crate::correlation::current();
         let job: WriteJob = Box::new(move |conn| {
-            let result = f(conn);
+            let result = crate::correlation::on_this_thread(correlation, || f(conn));
             let ok = result.is_ok();
             let done: Completion = Box::new(move |commit_error| {
                 let out = match commit_error {

@@ -87,10 +87,25 @@ struct Link {
     down_since: Option<(Instant, UnixMillis)>,
 }
 
+/// What the broker last said about the service's group (its `STATS`).
+#[derive(Debug, Default, Clone, Copy)]
+struct GroupCounts {
+    dead_letters: u64,
+    lag: u64,
+    pending: u64,
+}
+
 #[derive(Debug, Default)]
-struct DeadLetters {
-    count: Option<u64>,
+struct GroupCache {
+    counts: Option<GroupCounts>,
     fetched: Option<Instant>,
+}
+
+/// The last answer of the database probe of `/readyz`.
+#[derive(Debug, Default)]
+struct DbProbe {
+    at: Option<Instant>,
+    error: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -99,7 +114,8 @@ struct State {
     group: Option<String>,
     db: Option<Db>,
     parts: BTreeMap<PartKind, PartState>,
-    dead_letters: DeadLetters,
+    group_stats: GroupCache,
+    db_probe: DbProbe,
 }
 
 /// A service's health, shared by its background parts (which report to it) and its
@@ -109,7 +125,21 @@ pub struct Monitor {
     state: Arc<Mutex<State>>,
     /// One `STATS` request at a time.
     refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// One database probe at a time.
+    probing: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// The id this process chose at start, in every health answer (`instance`).
+pub fn instance() -> &'static str {
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The longest `/readyz` waits for its probe write: a database that takes longer is not
+/// ready (a lock held elsewhere, a disk that hangs).
+pub const DB_PROBE_WAIT: Duration = Duration::from_secs(1);
+/// How long a probe's answer is reused, so probes in a burst cost one write.
+const DB_PROBE_EVERY: Duration = Duration::from_secs(1);
 
 impl Monitor {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -164,7 +194,7 @@ impl Monitor {
 
     /// The health body of `service` as of now.
     pub async fn report(&self, service: &str) -> Health {
-        let dead_letters = self.dead_letters().await;
+        let dead_letters = self.group_counts().await.map(|g| g.dead_letters);
         let outbox = self.outbox_counts().await;
         let now = Instant::now();
         let mut checks = BTreeMap::new();
@@ -224,34 +254,98 @@ impl Monitor {
                 checks.insert(kind.name().to_string(), check);
             }
         }
-        let degraded = checks.values().any(|c| c.status != HealthStatus::Ok);
-        Health {
-            service: service.to_string(),
-            status: if degraded {
-                HealthStatus::Degraded
-            } else {
-                HealthStatus::Ok
+        summarise(service, checks)
+    }
+
+    /// The readiness body of `service`: its health, plus a `database` check — a write
+    /// transaction on the service's database answered within [`DB_PROBE_WAIT`].
+    pub async fn readiness(&self, service: &str) -> Health {
+        let mut health = self.report(service).await;
+        if let Some(check) = self.probe_db().await {
+            let mut checks = health.checks.take().unwrap_or_default();
+            checks.insert("database".to_string(), check);
+            health = summarise(service, checks);
+        }
+        health
+    }
+
+    /// Whether the database takes a write now; `None` for a service without one.
+    async fn probe_db(&self) -> Option<Check> {
+        let db = self.lock().db.clone()?;
+        let fresh = |s: &State| {
+            s.db_probe
+                .at
+                .filter(|t| t.elapsed() < DB_PROBE_EVERY)
+                .map(|_| s.db_probe.error.clone())
+        };
+        let cached = fresh(&self.lock());
+        let error = match cached {
+            Some(e) => e,
+            None => {
+                let _one = self.probing.lock().await;
+                // Another request may have probed while this one waited.
+                let again = fresh(&self.lock());
+                match again {
+                    Some(e) => e,
+                    None => {
+                        let error = write_probe(&db).await.err();
+                        let mut s = self.lock();
+                        s.db_probe = DbProbe {
+                            at: Some(Instant::now()),
+                            error: error.clone(),
+                        };
+                        error
+                    }
+                }
+            }
+        };
+        Some(match error {
+            None => Check::ok(),
+            Some(reason) => Check {
+                status: HealthStatus::Degraded,
+                reason: Some(reason),
+                since: Some(UnixMillis::now()),
+                ..Check::ok()
             },
-            upstreams: None,
-            checks: (!checks.is_empty()).then_some(checks),
+        })
+    }
+
+    /// Sets the gauges `GET /metrics` reports from this monitor's state: the outbox, the
+    /// group's counts on the bus, the bus link.
+    pub async fn refresh_metrics(&self) {
+        let m = crate::metrics::get();
+        if let Some(c) = self.group_counts().await {
+            m.consumer_lag.set(c.lag as i64);
+            m.consumer_pending.set(c.pending as i64);
+            m.consumer_dead_letters.set(c.dead_letters as i64);
+        }
+        if let Some(c) = self.outbox_counts().await {
+            m.outbox_waiting.set(c.waiting as i64);
+            m.outbox_dead.set(c.dead.unwrap_or(0) as i64);
+            m.outbox_oldest_age
+                .set(c.oldest_age.map_or(0.0, |a| a.as_secs_f64()));
+        }
+        let connected = self.lock().link.as_ref().map(|l| l.client.is_connected());
+        if let Some(up) = connected {
+            m.bus_connected.set(i64::from(up));
         }
     }
 
-    /// The group's dead letters: cached, asked of the broker again once the cache is
+    /// The group's counts on the bus: cached, asked of the broker again once the cache is
     /// older than [`DEAD_LETTERS_EVERY`] (by one request at a time; the others read the
     /// cache meanwhile).
-    async fn dead_letters(&self) -> Option<u64> {
+    async fn group_counts(&self) -> Option<GroupCounts> {
         let (group, client, fresh, cached) = {
             let s = self.lock();
             let fresh = s
-                .dead_letters
+                .group_stats
                 .fetched
                 .is_some_and(|t| t.elapsed() < DEAD_LETTERS_EVERY);
             (
                 s.group.clone(),
                 s.link.as_ref().map(|l| l.client.clone()),
                 fresh,
-                s.dead_letters.count,
+                s.group_stats.counts,
             )
         };
         let (Some(group), Some(client)) = (group, client) else {
@@ -263,20 +357,30 @@ impl Monitor {
         let Ok(_one_at_a_time) = self.refreshing.try_lock() else {
             return cached;
         };
-        let count = match tokio::time::timeout(STATS_WAIT, client.stats()).await {
-            Ok(Ok(stats)) => Some(stats.group(&group).map(|g| g.dead_letters).unwrap_or(0)),
+        let counts = match tokio::time::timeout(STATS_WAIT, client.stats()).await {
+            Ok(Ok(stats)) => {
+                Some(
+                    stats
+                        .group(&group)
+                        .map_or_else(GroupCounts::default, |g| GroupCounts {
+                            dead_letters: g.dead_letters,
+                            lag: g.lag,
+                            pending: g.pending,
+                        }),
+                )
+            }
             Ok(Err(e)) => {
-                tracing::debug!(error = %e, "counting dead letters failed");
+                tracing::debug!(error = %e, "reading the group's counts failed");
                 None
             }
             Err(_) => None,
         };
         let mut s = self.lock();
-        s.dead_letters.fetched = Some(Instant::now());
-        if count.is_some() {
-            s.dead_letters.count = count;
+        s.group_stats.fetched = Some(Instant::now());
+        if counts.is_some() {
+            s.group_stats.counts = counts;
         }
-        s.dead_letters.count
+        s.group_stats.counts
     }
 
     async fn outbox_counts(&self) -> Option<OutboxCounts> {
@@ -315,6 +419,41 @@ impl Monitor {
                 None
             }
         }
+    }
+}
+
+/// `ok` or `degraded` as a whole, with who answers.
+fn summarise(service: &str, checks: BTreeMap<String, Check>) -> Health {
+    let degraded = checks.values().any(|c| c.status != HealthStatus::Ok);
+    Health {
+        service: service.to_string(),
+        status: if degraded {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Ok
+        },
+        upstreams: None,
+        checks: (!checks.is_empty()).then_some(checks),
+        pid: Some(std::process::id()),
+        instance: Some(instance().to_string()),
+    }
+}
+
+/// One write transaction that changes nothing visible: it rewrites the schema version with
+/// its own value, which takes the write lock and commits like any write.
+async fn write_probe(db: &Db) -> Result<(), String> {
+    let wrote = db.write(|c| -> Result<(), DbError> {
+        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        c.execute_batch(&format!("PRAGMA user_version = {v}"))?;
+        Ok(())
+    });
+    match tokio::time::timeout(DB_PROBE_WAIT, wrote).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("the database refuses a write: {e}")),
+        Err(_) => Err(format!(
+            "a write to the database did not finish within {} s",
+            DB_PROBE_WAIT.as_secs()
+        )),
     }
 }
 
@@ -442,7 +581,11 @@ mod tests {
         let h = Monitor::default().report("gateway").await;
         assert_eq!(
             serde_json::to_string(&h).unwrap(),
-            r#"{"service":"gateway","status":"ok"}"#
+            format!(
+                r#"{{"service":"gateway","status":"ok","pid":{},"instance":"{}"}}"#,
+                std::process::id(),
+                instance()
+            )
         );
     }
 }

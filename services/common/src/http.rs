@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::{ApiError, error_response};
 use crate::health::Monitor;
-use tix_api::health::{Health, HealthStatus};
+use tix_api::health::HealthStatus;
 
 /// Limits every service applies to requests.
 #[derive(Debug, Clone, Copy)]
@@ -26,29 +26,47 @@ pub struct Limits {
     pub timeout: Duration,
 }
 
-/// Wraps a service's routes with the shared layers and a `GET /healthz`.
+/// Wraps a service's routes with the shared layers, `GET /healthz`, `GET /readyz` and
+/// `GET /metrics`.
 pub fn app(routes: Router, service: &'static str, limits: Limits) -> Router {
     layers(
         routes
             .route(
                 "/healthz",
                 axum::routing::get(move |monitor: Option<Extension<Monitor>>| async move {
-                    // 200 even when degraded: the service still serves its API, and the
-                    // body says which background part is in trouble (docs/operations.md).
-                    axum::Json(match monitor {
-                        Some(Extension(m)) => m.report(service).await,
-                        None => Health {
-                            service: service.to_string(),
-                            status: HealthStatus::Ok,
-                            upstreams: None,
-                            checks: None,
-                        },
-                    })
+                    // 200 even when degraded: the process runs and serves its API, and the
+                    // body says which background part is in trouble; `/readyz` is the one
+                    // that fails (docs/operations.md).
+                    axum::Json(monitor_of(monitor).report(service).await)
+                }),
+            )
+            .route(
+                "/readyz",
+                axum::routing::get(move |monitor: Option<Extension<Monitor>>| async move {
+                    let ready = monitor_of(monitor).readiness(service).await;
+                    let code = if ready.status == HealthStatus::Ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (code, axum::Json(ready))
+                }),
+            )
+            .route(
+                "/metrics",
+                axum::routing::get(|monitor: Option<Extension<Monitor>>| async move {
+                    monitor_of(monitor).refresh_metrics().await;
+                    crate::metrics::serve().await
                 }),
             )
             .fallback(|| async { ApiError::NotFound }),
         limits,
     )
+}
+
+/// The service's monitor, or an empty one (a router built without [`Service`](crate::service::Service)).
+fn monitor_of(monitor: Option<Extension<Monitor>>) -> Monitor {
+    monitor.map(|Extension(m)| m).unwrap_or_default()
 }
 
 /// The shared layers alone, for a router with its own `/healthz` and fallback.
@@ -63,7 +81,9 @@ pub fn layers(routes: Router, limits: Limits) -> Router {
         ))
         .layer(
             ServiceBuilder::new()
+                .map_request(drop_unusable_request_id)
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(axum::middleware::from_fn(correlate))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                         let id = req
@@ -90,6 +110,35 @@ pub fn layers(routes: Router, limits: Limits) -> Router {
                 .timeout(limits.timeout),
         )
         .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+}
+
+/// A client's own `x-request-id` is kept (a proxy in front may have assigned it) only when
+/// it is a plain short token: it goes into every log line and event of the request.
+fn drop_unusable_request_id<B>(mut req: Request<B>) -> Request<B> {
+    let usable = req
+        .headers()
+        .get(X_REQUEST_ID)
+        .is_none_or(|v| v.to_str().is_ok_and(crate::correlation::is_valid));
+    if !usable {
+        req.headers_mut().remove(X_REQUEST_ID);
+    }
+    req
+}
+
+const X_REQUEST_ID: &str = "x-request-id";
+
+/// Runs the rest of the request with its id as the correlation id of what it publishes.
+async fn correlate(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match req
+        .headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(std::sync::Arc::<str>::from)
+    {
+        Some(id) => crate::correlation::scope(id, next.run(req)).await,
+        None => next.run(req).await,
+    }
 }
 
 /// Reads the whole body (within the limit) before any handler or extractor runs. A handler

@@ -179,16 +179,35 @@ async fn apply_until_done(
         };
         match result {
             Ok(verdicts) => {
-                for (d, v) in deliveries.iter().zip(verdicts) {
+                let metrics = crate::metrics::get();
+                for ((d, v), env) in deliveries.iter().zip(verdicts).zip(events.iter()) {
                     match v {
                         Verdict::Applied | Verdict::Duplicate => {
                             if v == Verdict::Duplicate {
                                 tracing::debug!(id = %d.id, "already applied; acking again");
+                            } else {
+                                // The line that ties this service to the request that
+                                // caused the event (docs/operations.md, "Following a purchase").
+                                tracing::info!(
+                                    subject = %d.subject,
+                                    event = %env.id,
+                                    producer = %env.producer,
+                                    correlation_id = env.correlation_id.as_deref().unwrap_or("-"),
+                                    "applied an event"
+                                );
+                                metrics
+                                    .consumer_applied
+                                    .get_or_create(&crate::metrics::SubjectLabels {
+                                        subject: d.subject.clone(),
+                                    })
+                                    .inc();
                             }
                             // A lost ack only means one more delivery, which the inbox absorbs.
                             let _ = d.ack_nowait();
                         }
-                        Verdict::Retry | Verdict::Failed => {}
+                        Verdict::Retry | Verdict::Failed => {
+                            metrics.consumer_failures.inc();
+                        }
                     }
                 }
                 if attempt > 1 {
@@ -201,6 +220,7 @@ async fn apply_until_done(
                 return;
             }
             Err(e) => {
+                crate::metrics::get().consumer_retries.inc();
                 tracing::warn!(
                     events = deliveries.len(), attempt, error = %e, retry_in = ?backoff,
                     "applying events failed; keeping them and trying again"
@@ -290,8 +310,15 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
     conn.execute_batch("SAVEPOINT event")
         .map_err(DbError::from)?;
     // A handler that panics fails on this event alone, like one that returns an error.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(conn, env)))
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the handler panicked")));
+    // What the handler publishes carries on the event's correlation id.
+    let correlation = env
+        .correlation_id
+        .as_deref()
+        .map(std::sync::Arc::<str>::from);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::correlation::on_this_thread(correlation, || handler(conn, env))
+    }))
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the handler panicked")));
     let rollback = || -> Result<(), BatchError> {
         conn.execute_batch("ROLLBACK TO event; RELEASE event")
             .map_err(DbError::from)?;

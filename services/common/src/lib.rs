@@ -10,12 +10,15 @@
 //! - [`outbox`] / [`inbox`]: events published exactly when the state changed, and consumed
 //!   exactly once;
 //! - [`health`]: what `/healthz` says about the bus link, the consumer and the outbox;
+//! - [`correlation`]: the request id that follows a purchase through its events;
+//! - [`metrics`]: the Prometheus metrics of `GET /metrics`;
 //! - [`config`]: the flags every service takes;
 //! - [`secret`]: secrets from the environment or a file, never a flag, never in a log;
 //! - [`service`]: a built service and the `main` every service binary shares.
 
 pub mod auth;
 pub mod config;
+pub mod correlation;
 pub mod db;
 pub mod error;
 pub mod extract;
@@ -24,6 +27,7 @@ pub mod http;
 pub mod idempotency;
 pub mod inbox;
 pub mod json;
+pub mod metrics;
 pub mod outbox;
 pub mod rate;
 pub mod secret;

@@ -32,8 +32,27 @@ pub const OUTBOX_DEAD_SCHEMA: &str = "
         dead_at INTEGER NOT NULL
     );";
 
-/// Records an event to publish once the surrounding transaction commits.
+/// Records an event to publish once the surrounding transaction commits. An event without
+/// a correlation id gets the one of the work enqueueing it ([`crate::correlation`]).
 pub fn enqueue(conn: &Connection, env: &Envelope) -> rusqlite::Result<()> {
+    let correlated;
+    let env = match (&env.correlation_id, crate::correlation::current()) {
+        (None, Some(id)) => {
+            correlated = Envelope {
+                correlation_id: Some(id.to_string()),
+                ..env.clone()
+            };
+            &correlated
+        }
+        _ => env,
+    };
+    // The line that ties an event to the request that caused it, in the producer's log.
+    tracing::info!(
+        subject = %env.subject(),
+        event = %env.id,
+        correlation_id = env.correlation_id.as_deref().unwrap_or("-"),
+        "recorded an event"
+    );
     conn.prepare_cached(
         "INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -146,6 +165,9 @@ pub async fn run_relay(db: Db, bus: Client, health: Part) {
                 .await
             {
                 Ok(s) => {
+                    crate::metrics::get()
+                        .outbox_published
+                        .inc_by(settled.saturating_sub(s.moved.len()) as u64);
                     for d in &s.moved {
                         tracing::error!(
                             id = %d.id, subject = %d.subject, error = %d.error,

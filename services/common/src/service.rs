@@ -66,6 +66,8 @@ impl Service {
 
     /// The database to close (after its last write) when the service stops.
     pub fn with_db(mut self, db: Db) -> Self {
+        // `/readyz` asks it for a write.
+        self.monitor.set_db(&db);
         self.db = Some(db);
         self
     }

@@ -19,6 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tix_api::health::{Health, HealthStatus, UpstreamHealth, UpstreamStatus};
 use tix_common::http::{self, Limits, status_error};
+use tix_common::metrics::RouteLabel;
 use tix_common::service::Service;
 
 #[derive(Debug, Clone, clap::Parser)]
@@ -172,7 +173,7 @@ async fn proxy(
         headers.insert("x-forwarded-for", v);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    match gw.client.request(req).await {
+    let mut resp = match gw.client.request(req).await {
         Ok(mut resp) => {
             for h in &HOP_BY_HOP {
                 resp.headers_mut().remove(h);
@@ -186,7 +187,13 @@ async fn proxy(
                 &format!("The {} service is unavailable", up.name),
             )
         }
+    };
+    // The gateway's request metrics count by upstream (the services count by route).
+    if let Some(prefix) = up.prefix {
+        resp.extensions_mut()
+            .insert(RouteLabel(std::borrow::Cow::Borrowed(prefix)));
     }
+    resp
 }
 
 /// The OpenAPI 3.1 document of the whole API, generated from every service's handlers by
@@ -215,10 +222,26 @@ async fn openapi_json() -> Response {
         .into_response()
 }
 
+/// `GET /metrics`: the gateway's own Prometheus metrics (each service serves its own on
+/// its port; docs/operations.md lists them).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "The gateway's metrics in the Prometheus text format (OpenMetrics 1.0): requests by upstream, method and status, with latency histograms", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+    ),
+    security(()),
+)]
+async fn metrics() -> Response {
+    tix_common::metrics::serve().await
+}
+
 /// The gateway's own endpoints' part of the OpenAPI document: its health and the document.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
-    #[openapi(paths(health, openapi_json))]
+    #[openapi(paths(health, ready, metrics, openapi_json))]
     struct Own;
     <Own as utoipa::OpenApi>::openapi()
 }
@@ -239,25 +262,94 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     security(()),
 )]
 async fn health(State(gw): State<Gateway>) -> Response {
-    let checks = gw.upstreams.iter().map(|u| {
+    let results = ask_upstreams(&gw, "/healthz").await;
+    let all_up = results.iter().all(|(_, u)| u.status == UpstreamStatus::Up);
+    aggregate(results, all_up)
+}
+
+/// Every upstream's `/readyz`, asked at once: 200 when each one answered that it is ready,
+/// else 503 with what each said (a service that is not ready names its failing check).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Every upstream is ready: its database takes a write, its bus link, consumer and outbox work. Each service also answers `GET /readyz` on its own port, without `upstreams`.", body = Health),
+        (status = 503, description = "An upstream is not ready or did not answer within 1 s; `upstreams` says which and why", body = Health),
+    ),
+    security(()),
+)]
+async fn ready(State(gw): State<Gateway>) -> Response {
+    let results = ask_upstreams(&gw, "/readyz").await;
+    let all_ready = results
+        .iter()
+        .all(|(_, u)| u.status == UpstreamStatus::Up && u.health == Some(HealthStatus::Ok));
+    aggregate(results, all_ready)
+}
+
+/// The gateway's answer from its upstreams': 200 when `fine`, else 503.
+fn aggregate(results: Vec<(&'static str, UpstreamHealth)>, fine: bool) -> Response {
+    let all_ok = results
+        .iter()
+        .all(|(_, u)| u.status == UpstreamStatus::Up && u.health == Some(HealthStatus::Ok));
+    let upstreams = results
+        .into_iter()
+        .map(|(name, v)| (name.to_string(), v))
+        .collect();
+    let body = Health {
+        service: "gateway".into(),
+        status: if all_ok {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Degraded
+        },
+        upstreams: Some(upstreams),
+        checks: None,
+        pid: Some(std::process::id()),
+        instance: Some(tix_common::health::instance().to_string()),
+    };
+    let status = if fine {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// `path` (`/healthz` or `/readyz`) of every upstream, asked at once, each within 1 s. An
+/// upstream is up when it answered at all: a 503 from `/readyz` is an answer (not ready),
+/// with its body.
+async fn ask_upstreams(gw: &Gateway, path: &'static str) -> Vec<(&'static str, UpstreamHealth)> {
+    let asks = gw.upstreams.iter().map(|u| {
         let client = gw.client.clone();
         let u = u.clone();
         async move {
             let started = Instant::now();
-            let req = axum::http::Request::get(format!("{}/healthz", u.base))
+            let req = axum::http::Request::get(format!("{}{path}", u.base))
                 .body(Body::empty())
                 .expect("a valid request");
             let answer = tokio::time::timeout(Duration::from_secs(1), async {
                 let r = client.request(req).await.ok()?;
-                if !r.status().is_success() {
+                let code = r.status();
+                if !code.is_success() && code != StatusCode::SERVICE_UNAVAILABLE {
                     return None;
                 }
                 let body = axum::body::to_bytes(Body::new(r.into_body()), 1 << 16)
                     .await
                     .ok()?;
                 // An answer without a body the gateway can read (an older service) is up,
-                // with nothing more to say.
-                Some(serde_json::from_slice::<Health>(&body).ok())
+                // ready unless it said 503, with nothing more to say.
+                let parsed = serde_json::from_slice::<Health>(&body).ok();
+                let status = parsed.as_ref().map_or(
+                    if code.is_success() {
+                        HealthStatus::Ok
+                    } else {
+                        HealthStatus::Degraded
+                    },
+                    |h| h.status,
+                );
+                Some((status, parsed.and_then(|h| h.checks)))
             })
             .await
             .ok()
@@ -270,40 +362,13 @@ async fn health(State(gw): State<Gateway>) -> Response {
                     UpstreamStatus::Down
                 },
                 url: u.base.clone(),
-                health: answer
-                    .as_ref()
-                    .map(|h| h.as_ref().map_or(HealthStatus::Ok, |h| h.status)),
-                checks: answer.flatten().and_then(|h| h.checks),
+                health: answer.as_ref().map(|(status, _)| *status),
+                checks: answer.and_then(|(_, checks)| checks),
             };
             (u.name, health)
         }
     });
-    let results = futures::future::join_all(checks).await;
-    let all_up = results.iter().all(|(_, u)| u.status == UpstreamStatus::Up);
-    let all_ok = all_up
-        && results
-            .iter()
-            .all(|(_, u)| u.health == Some(HealthStatus::Ok));
-    let upstreams = results
-        .into_iter()
-        .map(|(name, v)| (name.to_string(), v))
-        .collect();
-    let status = if all_up {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = Health {
-        service: "gateway".into(),
-        status: if all_ok {
-            HealthStatus::Ok
-        } else {
-            HealthStatus::Degraded
-        },
-        upstreams: Some(upstreams),
-        checks: None,
-    };
-    (status, axum::Json(body)).into_response()
+    futures::future::join_all(asks).await
 }
 
 /// Opens what the service owns, starts its background work and binds its port.
@@ -362,6 +427,8 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     };
     let routes = Router::new()
         .route("/healthz", axum::routing::get(health))
+        .route("/readyz", axum::routing::get(ready))
+        .route("/metrics", axum::routing::get(metrics))
         .route("/api/openapi.json", axum::routing::get(openapi_json))
         .fallback(proxy)
         .with_state(gw);

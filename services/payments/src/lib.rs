@@ -13,6 +13,7 @@
 
 mod charging;
 mod consumer;
+mod metrics;
 pub mod provider;
 mod reconcile;
 mod refunds;
@@ -222,6 +223,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             .saturating_sub(Duration::from_secs(1))
             .max(Duration::from_millis(500)),
     };
+    metrics::register(&db);
     let routes = routes::router().with_state(state).into();
     let router = http::app(routes, PRODUCER, cfg.common.limits());
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)

@@ -208,9 +208,9 @@ pub async fn create(
         .enter(&claim.id)
         .expect("a new attempt is in flight nowhere else");
     let charger = state.charger.clone();
-    let settling = state
-        .settling
-        .spawn(async move { charger.attempt(claim, guard).await });
+    let settling = state.settling.spawn(in_this_request(async move {
+        charger.attempt(claim, guard).await
+    }));
     match tokio::time::timeout(state.answer_within, settling).await {
         Ok(joined) => {
             let settled = joined
@@ -326,4 +326,16 @@ pub async fn show(
         return Err(ApiError::Forbidden);
     }
     Ok(Json(receipt.payment))
+}
+
+/// `fut`, run with this request's correlation id wherever it is spawned: the charge's events
+/// carry the id of the request that paid.
+fn in_this_request<F: std::future::Future>(fut: F) -> impl std::future::Future<Output = F::Output> {
+    let id = tix_common::correlation::current();
+    async move {
+        match id {
+            Some(id) => tix_common::correlation::scope(id, fut).await,
+            None => fut.await,
+        }
+    }
 }
