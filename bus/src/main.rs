@@ -64,6 +64,7 @@ enum Command {
     Replay {
         #[command(flatten)]
         target: Target,
+        /// The group whose dead letters to deliver again.
         #[arg(long)]
         group: String,
         /// Only these log positions (default: all of the group's dead letters).
@@ -81,8 +82,10 @@ enum Command {
         /// Join this durable group instead of a throwaway one.
         #[arg(long)]
         group: Option<String>,
+        /// The group's ack wait (with --no-ack, how long until an event is redelivered).
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         ack_wait: Duration,
+        /// Events the tail holds unacked at once.
         #[arg(long, default_value_t = 256)]
         max_in_flight: u32,
         /// Print events without acking them (they will be redelivered).
@@ -115,11 +118,18 @@ async fn main() -> std::process::ExitCode {
     // Colour codes only for a person: stderr is a terminal and NO_COLOR is unset (no-color.org).
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .init();
+        .with_writer(std::io::stderr);
+    // TIX_LOG_FORMAT=json: one JSON object per line, as every tix service writes them.
+    match std::env::var("TIX_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().flatten_event(true).init(),
+        Ok("text") | Ok("") | Err(_) => logs.with_ansi(colour).init(),
+        Ok(other) => {
+            eprintln!("TIX_LOG_FORMAT={other:?} is not `json` or `text`; writing text");
+            logs.with_ansi(colour).init()
+        }
+    }
     let done = match cli.command {
         None => serve(cli.broker).await,
         Some(cmd) => operate(cmd).await,
@@ -138,6 +148,10 @@ async fn serve(cfg: BrokerConfig) -> anyhow::Result<()> {
     let broker = Broker::start(cfg).await?;
     // Tests and scripts read this line to learn the port when it was chosen by the OS.
     println!("tix-bus listening on {}", broker.endpoint());
+    // After the line above, which scripts wait for first; tests with port 0 read the port here.
+    if let Some(addr) = broker.metrics_addr() {
+        println!("tix-bus metrics on http://{addr}");
+    }
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let stop = shutdown_signal();
     tokio::pin!(stop);

@@ -48,6 +48,8 @@ pub enum Input {
         request: tix_bus_client::protocol::ReplayRequest,
         dead: Result<Vec<Arc<Event>>, String>,
     },
+    /// A metrics scrape wants the broker's state (`metrics.rs`); answered by the ops thread.
+    Metrics(super::metrics::StateReply),
     /// Finish in-flight work and stop.
     Stop,
 }
@@ -263,6 +265,7 @@ impl Core {
                 request,
                 dead,
             } => self.on_replay_read(peer, corr, request, dead),
+            Input::Metrics(reply) => self.on_metrics(reply),
             Input::Stop => {
                 tracing::info!("stopping: finishing queued writes");
                 self.stopping = true;

@@ -216,7 +216,7 @@ impl Harness {
             store::run_writer(
                 write_conn,
                 jobs_rx,
-                move |done| {
+                move |done, _| {
                     let _ = to_core.send(Input::Committed(done));
                 },
                 8192,

@@ -94,6 +94,13 @@ impl Connections {
         }
     }
 
+    /// Connections open now (ZMTP handshake done), with or without a session.
+    pub(super) fn open(&self) -> u64 {
+        self.socket
+            .as_ref()
+            .map_or(0, |s| s.connected_peers().len() as u64)
+    }
+
     /// Forgets a peer whose connection closed.
     pub(super) fn forget(&mut self, peer: &Bytes) {
         self.unauthenticated.remove(peer);

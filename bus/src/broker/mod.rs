@@ -7,10 +7,14 @@
 //!                         Job │   │  │ Input::Committed / Answer / Replay
 //!                             ▼   │  │
 //!        writer thread (bus.db, group commit)   ops thread (read-only: STATS, DLQ, REPLAY)
+//!                                                    ▲  │ state for a scrape
+//!                 metrics thread (HTTP: /metrics, /healthz; --metrics-addr) ◄─┘
 //! ```
 //! The core and the socket tasks share one thread (the binary runs a current-thread
 //! runtime); the writer, which blocks on fsync, and the ops thread, whose reads can be long,
-//! have threads of their own. `limits.rs` keeps peers from overwhelming the broker.
+//! have threads of their own, and so does the optional metrics server, so that HTTP
+//! clients never run on the core's thread. `limits.rs` keeps peers from overwhelming the
+//! broker.
 
 mod auth;
 mod cmd;
@@ -20,9 +24,11 @@ mod delivery;
 mod fuzz;
 mod group;
 mod limits;
+mod metrics;
 mod ops;
 mod upkeep;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -94,6 +100,11 @@ pub struct BrokerConfig {
     /// (No environment twin, so nothing left in an environment turns it on.)
     #[arg(long)]
     pub insecure_no_auth: bool,
+    /// Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) over HTTP
+    /// on this address, e.g. 127.0.0.1:9464 (port 0 picks a free port). Off by default.
+    /// Nothing there needs a key: bind it where only the monitoring can reach it.
+    #[arg(long, env = "TIX_BUS_METRICS_ADDR", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
 }
 
 impl BrokerConfig {
@@ -139,6 +150,9 @@ pub struct Broker {
     policy_path: Option<PathBuf>,
     core: tokio::task::JoinHandle<()>,
     send_task: tokio::task::JoinHandle<()>,
+    metrics_addr: Option<SocketAddr>,
+    /// Stops the metrics server when dropped.
+    metrics_server: Option<metrics::Server>,
 }
 
 impl Broker {
@@ -146,6 +160,13 @@ impl Broker {
     pub async fn start(cfg: BrokerConfig) -> anyhow::Result<Broker> {
         let policy = cfg.load_policy()?;
         let policy_path = policy.as_ref().map(|_| cfg.policy_path());
+        // First, so that a port in use fails the start before anything else is opened.
+        let metrics_port = cfg
+            .metrics_addr
+            .as_deref()
+            .map(metrics::Bound::bind)
+            .transpose()?;
+        let metrics = metrics::Metrics::new();
         // Creates the data dir (0700) and bus.db (0600) when missing.
         let path = cfg.data_dir.join("bus.db");
         let write_conn = store::open(&path, cfg.durability)?;
@@ -175,13 +196,15 @@ impl Broker {
         core.ops = Some(ops);
         core.auth = auth::Auth::new(policy.map(Arc::new));
         let to_core = inputs_tx.clone();
+        let mut observer = metrics.commit_observer();
         std::thread::Builder::new()
             .name("bus-writer".into())
             .spawn(move || {
                 store::run_writer(
                     write_conn,
                     jobs_rx,
-                    move |done| {
+                    move |done, times| {
+                        observer.observe(&done, times);
                         let _ = to_core.send(Input::Committed(done));
                     },
                     max_batch,
@@ -211,14 +234,27 @@ impl Broker {
                 }
             }
         });
-        tracing::info!(%endpoint, "tix-bus listening");
+        let metrics_addr = metrics_port.as_ref().map(|p| p.addr());
+        let metrics_server = match metrics_port {
+            Some(port) => Some(port.serve(metrics, inputs_tx.clone())?),
+            None => None,
+        };
+        tracing::info!(%endpoint, metrics = metrics_addr.map(|a| a.to_string()), "tix-bus listening");
         Ok(Broker {
             endpoint,
             inputs: inputs_tx,
             policy_path,
             core,
             send_task,
+            metrics_addr,
+            metrics_server,
         })
+    }
+
+    /// Where the metrics server listens (the real port when port 0 was asked for), when
+    /// `--metrics-addr` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The bound endpoint, with the real port when port 0 was asked for.
@@ -245,7 +281,9 @@ impl Broker {
     }
 
     /// Stops taking requests, commits what is queued, sends the last replies and returns.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        // First: a stopping core answers no scrape, so the port would only mislead.
+        drop(self.metrics_server.take());
         let _ = self.inputs.send(Input::Stop);
         let _ = self.core.await;
         // The core has dropped its sender: the send task drains what is left and ends.

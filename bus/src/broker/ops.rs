@@ -1,4 +1,5 @@
-//! Operator requests (`STATS`, `DLQ`, `REPLAY`) read off the broker's thread.
+//! Operator requests (`STATS`, `DLQ`, `REPLAY`), and the state a metrics scrape reports,
+//! read off the broker's thread.
 //!
 //! Their reads can take long on a large log (a `count(*)` per group over everything it has
 //! not seen yet, dead letters with big payloads); on the core's thread they would hold up
@@ -17,6 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::cmd::{DeadLettersJob, ReplayJob, StatsJob};
 use super::core::Input;
+use super::metrics::StateReply;
 use crate::store::{self, Reader};
 
 /// Operator requests waiting for the ops thread at most; more are refused as busy.
@@ -35,6 +37,12 @@ pub(super) enum Work {
     Stats(StatsJob),
     DeadLetters(DeadLettersJob),
     Replay(ReplayJob),
+    /// A metrics scrape: answered to the scrape, not through the core.
+    Metrics {
+        stats: StatsJob,
+        connections: u64,
+        reply: StateReply,
+    },
 }
 
 /// The way to the ops thread.
@@ -68,6 +76,15 @@ impl Ops {
                             result: d.run(&reader),
                         },
                         Work::Replay(r) => r.run(&reader, peer, corr),
+                        Work::Metrics {
+                            stats,
+                            connections,
+                            reply,
+                        } => {
+                            // A scrape that gave up waiting is no reason to stop.
+                            let _ = reply.send(stats.run_for_metrics(&reader, connections));
+                            continue;
+                        }
                     };
                     if inputs.send(input).is_err() {
                         break; // the broker stopped

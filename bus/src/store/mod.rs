@@ -20,7 +20,7 @@ mod reader;
 mod writer;
 
 pub use reader::Reader;
-pub use writer::{Done, Effects, Job, run_writer};
+pub use writer::{CommitTimes, Done, Effects, Job, run_writer};
 
 /// Result type of the store.
 pub type Result<T> = std::result::Result<T, rusqlite::Error>;

@@ -1,7 +1,8 @@
 //! `STATS`: counters per subject and per group, for operators and tests.
 //!
 //! The core fills in what it holds in memory; the counts that need the log (each group's
-//! lag, the dead letters per group) are read on the ops thread (`broker/ops.rs`).
+//! lag, the dead letters per group) are read on the ops thread (`broker/ops.rs`). A metrics
+//! scrape (`broker/metrics.rs`) gets the same numbers the same way.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use tix_bus_client::protocol::{GroupStats, Stats};
 
 use crate::broker::core::Core;
 use crate::broker::group::Filter;
+use crate::broker::metrics::{BrokerState, StateReply};
 use crate::broker::ops::{Job, Work};
 use crate::store::{self, Reader};
 
@@ -29,6 +31,23 @@ impl Core {
             work: Work::Stats(self.stats_snapshot()),
         };
         self.submit_op(&peer, corr, job);
+    }
+
+    /// A scrape's request: like `STATS`, with the open connections. When the ops thread is
+    /// busy the reply is dropped, which the scrape takes as "no state this time".
+    pub(in crate::broker) fn on_metrics(&mut self, reply: StateReply) {
+        let job = Job {
+            peer: Bytes::new(),
+            corr: 0,
+            work: Work::Metrics {
+                stats: self.stats_snapshot(),
+                connections: self.conns.open(),
+                reply,
+            },
+        };
+        if let Some(ops) = &self.ops {
+            ops.submit(job);
+        }
     }
 
     fn stats_snapshot(&self) -> StatsJob {
@@ -82,14 +101,31 @@ impl StatsJob {
             .map_err(|e| format!("stats failed: {e}"))
     }
 
-    fn complete(mut self, reader: &Reader) -> store::Result<Bytes> {
+    /// On the ops thread, for a metrics scrape: the completed counters.
+    pub(in crate::broker) fn run_for_metrics(
+        self,
+        reader: &Reader,
+        connections: u64,
+    ) -> Result<BrokerState, String> {
+        let stats = self
+            .fill(reader)
+            .map_err(|e| format!("stats failed: {e}"))?;
+        Ok(BrokerState { stats, connections })
+    }
+
+    fn complete(self, reader: &Reader) -> store::Result<Bytes> {
+        let stats = self.fill(reader)?;
+        Ok(Bytes::from(
+            serde_json::to_vec(&stats).expect("stats always serialise"),
+        ))
+    }
+
+    fn fill(mut self, reader: &Reader) -> store::Result<Stats> {
         let dead: HashMap<String, u64> = reader.dead_letter_counts()?.into_iter().collect();
         for (g, (cursor, subjects)) in self.stats.groups.iter_mut().zip(&self.lags) {
             g.dead_letters = dead.get(&g.name).copied().unwrap_or(0);
             g.lag = reader.count_after(*cursor, subjects.as_deref())?;
         }
-        Ok(Bytes::from(
-            serde_json::to_vec(&self.stats).expect("stats always serialise"),
-        ))
+        Ok(self.stats)
     }
 }
