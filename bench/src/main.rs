@@ -49,6 +49,13 @@ struct Args {
     /// or `normal`.
     #[arg(long, default_value = "full")]
     durability: String,
+    /// The services' log filter (`TIX_LOG`): `warn` keeps the access log out of the way;
+    /// `info` is what a deployment runs with.
+    #[arg(long, default_value = "warn")]
+    log: String,
+    /// The services' log format (`TIX_LOG_FORMAT`): `text` or `json`.
+    #[arg(long, default_value = "text")]
+    log_format: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +228,32 @@ async fn load(t: Target, connections: usize, duration: Duration) -> anyhow::Resu
     Ok(Outcome { rps, hist, errors })
 }
 
+/// User + system CPU a process has used, in clock ticks (`/proc/<pid>/stat`); 0 when it
+/// cannot be read (not Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // Fields after the command (which may hold spaces) start after its closing parenthesis;
+    // utime and stime are the 14th and 15th fields of the line.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`): 100 on Linux.
+fn ticks_per_second() -> f64 {
+    100.0
+}
+
 fn addr_of(url: &str) -> SocketAddr {
     url.trim_start_matches("http://")
         .parse()
@@ -253,11 +286,12 @@ async fn seed(addr: SocketAddr, token: &str, n: usize) -> anyhow::Result<Vec<Str
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let stack = Stack::start_with_env(
+    let mut stack = Stack::start_with_env(
         &["auth", "tickets", "gateway"],
         &[
             ("TIX_DB_DURABILITY", args.durability.as_str()),
-            ("TIX_LOG", "warn"),
+            ("TIX_LOG", args.log.as_str()),
+            ("TIX_LOG_FORMAT", args.log_format.as_str()),
         ],
     );
     let tmp = tempfile::tempdir()?;
@@ -284,12 +318,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ceiling_ids = Arc::new(seed(ceiling_addr, &token, 1000).await?);
 
     println!(
-        "tix-http-bench: {} connections, {:?} each, durability={}",
-        args.connections, args.duration, args.durability
+        "tix-http-bench: {} connections, {:?} each, durability={}, logs {} as {}",
+        args.connections, args.duration, args.durability, args.log, args.log_format
     );
     println!(
-        "{:<36} {:>10} {:>9} {:>9} {:>7}",
-        "", "req/s", "p50 µs", "p99 µs", "errors"
+        "{:<36} {:>10} {:>9} {:>9} {:>7} {:>11}",
+        "", "req/s", "p50 µs", "p99 µs", "errors", "CPU µs/req"
     );
     for post in [false, true] {
         let kind = if post { "post" } else { "get" };
@@ -301,14 +335,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         } else {
             "GET /api/tickets/:id"
         };
-        for (name, addr, ids) in [
+        let ceiling_pid = ceiling.pid();
+        let tickets_pid = stack.service("tickets").proc.pid();
+        let gateway_pid = stack.service("gateway").proc.pid();
+        for (name, addr, ids, pids) in [
             (
                 "ceiling (bare axum + SQLite)",
                 ceiling_addr,
                 ceiling_ids.clone(),
+                vec![ceiling_pid],
             ),
-            ("tickets, direct", tickets, ids.clone()),
-            ("tickets, through the gateway", gateway, ids.clone()),
+            ("tickets, direct", tickets, ids.clone(), vec![tickets_pid]),
+            (
+                "tickets, through the gateway",
+                gateway,
+                ids.clone(),
+                vec![gateway_pid, tickets_pid],
+            ),
         ] {
             let t = Target {
                 addr,
@@ -316,14 +359,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 token: token.clone(),
                 ids,
             };
+            let cpu_before: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
             let o = load(t, args.connections, args.duration).await?;
+            let cpu_after: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
+            // CPU the serving processes spent per request: unlike req/s, it does not move
+            // with what else shares the cores (the load generator included).
+            let cpu_us = (cpu_after - cpu_before) as f64 * 1e6
+                / ticks_per_second()
+                / o.hist.len().max(1) as f64;
             println!(
-                "{:<36} {:>10.0} {:>9} {:>9} {:>7}",
+                "{:<36} {:>10.0} {:>9} {:>9} {:>7} {:>11.1}",
                 format!("{label} — {name}"),
                 o.rps,
                 o.hist.value_at_quantile(0.5),
                 o.hist.value_at_quantile(0.99),
-                o.errors
+                o.errors,
+                cpu_us
             );
         }
     }

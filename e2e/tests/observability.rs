@@ -158,7 +158,6 @@ async fn every_process_serves_metrics_and_a_purchase_moves_them() {
         ("method", "POST"),
         ("status", "201"),
     ];
-    assert_eq!(moved("orders", "tix_http_requests_total", &created), 1.0);
     assert_eq!(
         moved(
             "orders",
@@ -167,14 +166,29 @@ async fn every_process_serves_metrics_and_a_purchase_moves_them() {
         ),
         1.0
     );
-    assert_eq!(moved("gateway", "tix_http_requests_total", &created), 1.0);
+    assert_eq!(
+        moved(
+            "orders",
+            "tix_http_request_duration_seconds_count",
+            &created
+        ),
+        1.0
+    );
+    assert_eq!(
+        moved(
+            "gateway",
+            "tix_http_request_duration_seconds_count",
+            &created
+        ),
+        1.0
+    );
     let read = [("route", "/api/orders/{id}"), ("method", "GET")];
     assert!(
-        moved("orders", "tix_http_requests_total", &read) >= 1.0,
+        moved("orders", "tix_http_request_duration_seconds_count", &read) >= 1.0,
         "{:?}",
         after["orders"]
             .iter()
-            .filter(|s| s.name == "tix_http_requests_total")
+            .filter(|s| s.name == "tix_http_request_duration_seconds_count")
             .map(|s| &s.labels)
             .collect::<Vec<_>>()
     );

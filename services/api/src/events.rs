@@ -350,6 +350,34 @@ impl Envelope {
         serde_json::to_vec(self).expect("events always serialise")
     }
 
+    /// The JSON of this envelope with `correlation` as its `correlationId` when it has none
+    /// of its own: the bytes [`Envelope::to_json`] would give for a copy with it set,
+    /// without copying the event.
+    pub fn to_json_correlated(&self, correlation: Option<&str>) -> Vec<u8> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Borrowed<'a> {
+            v: u32,
+            id: &'a str,
+            #[serde(with = "time::serde::rfc3339")]
+            occurred_at: OffsetDateTime,
+            producer: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            correlation_id: Option<&'a str>,
+            #[serde(flatten)]
+            event: &'a Event,
+        }
+        serde_json::to_vec(&Borrowed {
+            v: self.v,
+            id: &self.id,
+            occurred_at: self.occurred_at,
+            producer: &self.producer,
+            correlation_id: self.correlation_id.as_deref().or(correlation),
+            event: &self.event,
+        })
+        .expect("events always serialise")
+    }
+
     /// Parses an event received on `subject`, checking the envelope agrees with it and that
     /// its schema version is one this build reads. Unknown keys are ignored.
     pub fn from_bus(subject: &str, payload: &[u8]) -> Result<Self, EventError> {
@@ -393,6 +421,21 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn a_correlated_envelope_is_the_envelope_with_the_id_set() {
+        let env = ticket_created();
+        assert_eq!(env.to_json_correlated(None), env.to_json());
+        let with = Envelope {
+            correlation_id: Some("req-1".into()),
+            ..env.clone()
+        };
+        assert_eq!(env.to_json_correlated(Some("req-1")), with.to_json());
+        // Its own id wins over the one of the work that enqueues it.
+        assert_eq!(with.to_json_correlated(Some("req-2")), with.to_json());
+        let back = Envelope::from_bus("ticket:created", &with.to_json()).unwrap();
+        assert_eq!(back.correlation_id.as_deref(), Some("req-1"));
+    }
 
     fn ticket_created() -> Envelope {
         Envelope::new(

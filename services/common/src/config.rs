@@ -147,10 +147,8 @@ pub fn init_tracing(filter: &str) {
         // One JSON object per line, the span's fields (request_id…) in it: for a log
         // shipper, or `jq` (docs/operations.md).
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(crate::logjson::JsonFields)
+            .event_format(crate::logjson::JsonLines)
             .try_init(),
         LogFormat::Text => builder.with_ansi(colour_on_stderr()).try_init(),
     };

@@ -10,14 +10,18 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::sync::Arc;
+
+use http::HeaderValue;
+
+/// A correlation id: the request's header value itself, so carrying it costs no copy.
+pub type Id = HeaderValue;
 
 tokio::task_local! {
-    static REQUEST: Arc<str>;
+    static REQUEST: Option<Id>;
 }
 
 thread_local! {
-    static THREAD: RefCell<Option<Arc<str>>> = const { RefCell::new(None) };
+    static THREAD: RefCell<Option<Id>> = const { RefCell::new(None) };
 }
 
 /// The longest id taken from a request: anything longer is not one of ours or a proxy's.
@@ -33,22 +37,34 @@ pub fn is_valid(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// An id from text (an event's `correlationId`), if it is a valid one.
+pub fn from_text(id: &str) -> Option<Id> {
+    is_valid(id)
+        .then(|| HeaderValue::from_str(id).ok())
+        .flatten()
+}
+
 /// The correlation id of the work running here, if any.
-pub fn current() -> Option<Arc<str>> {
+pub fn current() -> Option<Id> {
     REQUEST
         .try_with(|id| id.clone())
         .ok()
+        .flatten()
         .or_else(|| THREAD.with(|t| t.borrow().clone()))
 }
 
-/// Runs `fut` with `id` as the correlation id of everything it does on this task.
-pub async fn scope<F: Future>(id: Arc<str>, fut: F) -> F::Output {
-    REQUEST.scope(id, fut).await
+/// `fut`, run with `id` as the correlation id of everything it does on this task. The
+/// wrapper is polled in place (no allocation), so the HTTP layer can use it per request.
+pub fn scope<F: Future>(
+    id: Option<Id>,
+    fut: F,
+) -> tokio::task::futures::TaskLocalFuture<Option<Id>, F> {
+    REQUEST.scope(id, fut)
 }
 
 /// Runs `f` with `id` as this thread's correlation id (the writer thread, for one job).
-pub fn on_this_thread<T>(id: Option<Arc<str>>, f: impl FnOnce() -> T) -> T {
-    struct Restore(Option<Arc<str>>);
+pub fn on_this_thread<T>(id: Option<Id>, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Id>);
     impl Drop for Restore {
         fn drop(&mut self) {
             THREAD.with(|t| *t.borrow_mut() = self.0.take());
@@ -65,18 +81,20 @@ mod tests {
     #[tokio::test]
     async fn the_id_is_seen_in_its_scope_and_on_its_thread_only() {
         assert_eq!(current(), None);
-        let id: Arc<str> = Arc::from("req-1");
-        scope(id.clone(), async {
-            assert_eq!(current().as_deref(), Some("req-1"));
+        let id = from_text("req-1").unwrap();
+        scope(Some(id.clone()), async {
+            assert_eq!(current(), Some(id.clone()));
         })
         .await;
         assert_eq!(current(), None);
-        on_this_thread(Some(Arc::from("evt-2")), || {
-            assert_eq!(current().as_deref(), Some("evt-2"));
+        let evt = from_text("evt-2").unwrap();
+        on_this_thread(Some(evt.clone()), || {
+            assert_eq!(current(), Some(evt.clone()));
             on_this_thread(None, || assert_eq!(current(), None));
-            assert_eq!(current().as_deref(), Some("evt-2"));
+            assert_eq!(current(), Some(evt.clone()));
         });
         assert_eq!(current(), None);
+        assert_eq!(from_text("a b"), None);
     }
 
     #[test]

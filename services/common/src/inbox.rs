@@ -314,7 +314,7 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
     let correlation = env
         .correlation_id
         .as_deref()
-        .map(std::sync::Arc::<str>::from);
+        .and_then(crate::correlation::from_text);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         crate::correlation::on_this_thread(correlation, || handler(conn, env))
     }))

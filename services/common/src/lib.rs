@@ -12,6 +12,7 @@
 //! - [`health`]: what `/healthz` says about the bus link, the consumer and the outbox;
 //! - [`correlation`]: the request id that follows a purchase through its events;
 //! - [`metrics`]: the Prometheus metrics of `GET /metrics`;
+//! - [`logjson`]: the JSON log lines of `TIX_LOG_FORMAT=json`;
 //! - [`config`]: the flags every service takes;
 //! - [`secret`]: secrets from the environment or a file, never a flag, never in a log;
 //! - [`service`]: a built service and the `main` every service binary shares.
@@ -27,6 +28,7 @@ pub mod http;
 pub mod idempotency;
 pub mod inbox;
 pub mod json;
+pub mod logjson;
 pub mod metrics;
 pub mod outbox;
 pub mod rate;

@@ -11,9 +11,8 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::MatchedPath;
 use axum::http::{HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -58,8 +57,48 @@ pub struct HttpLabels {
     pub method: HttpMethod,
     /// The route's pattern (`/api/tickets/{id}`), never the path itself: ids would make a
     /// series per ticket. `unmatched` for paths no route serves.
-    pub route: Cow<'static, str>,
+    pub route: Route,
     pub status: u16,
+}
+
+/// A route label: the router's matched pattern (shared, so labelling a request copies no
+/// string) or a name.
+#[derive(Debug, Clone)]
+pub enum Route {
+    Matched(MatchedPath),
+    Named(Cow<'static, str>),
+}
+
+impl Route {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Route::Matched(p) => p.as_str(),
+            Route::Named(n) => n,
+        }
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Route {}
+
+impl std::hash::Hash for Route {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl EncodeLabelValue for Route {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -83,7 +122,6 @@ type Reader = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 pub struct Metrics {
     registry: Mutex<Registry>,
     readers: Mutex<Vec<Reader>>,
-    pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<HttpLabels, Histogram>,
     pub outbox_waiting: Gauge,
     pub outbox_oldest_age: Gauge<f64, AtomicU64>,
@@ -116,7 +154,6 @@ impl Metrics {
         let m = Metrics {
             registry: Mutex::new(Registry::default()),
             readers: Mutex::new(Vec::new()),
-            http_requests: Family::default(),
             // 0.5 ms to ~8 s: a point read is well under a millisecond, a payment can take
             // the provider's seconds.
             http_duration: Family::new_with_constructor(|| {
@@ -134,14 +171,10 @@ impl Metrics {
             consumer_dead_letters: Gauge::default(),
             bus_connected: Gauge::default(),
         };
-        r.register(
-            "http_requests",
-            "HTTP requests answered, by route pattern, method and status",
-            m.http_requests.clone(),
-        );
+        // Its `_count` is the number of requests: no separate counter to look up per request.
         r.register_with_unit(
             "http_request_duration",
-            "Time from the request's arrival to its response's head, by route pattern, method and status",
+            "HTTP requests by route pattern, method and status: time from arrival to the response's head (_count: how many)",
             prometheus_client::registry::Unit::Seconds,
             m.http_duration.clone(),
         );
@@ -240,31 +273,99 @@ impl Metrics {
     }
 }
 
-/// The layer that counts and times every request (outermost, so a timeout or a refused
-/// body counts too).
-pub async fn track(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = HttpMethod::from(req.method());
-    let matched = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| Cow::Owned(p.as_str().to_string()));
-    let response = next.run(req).await;
-    let route = match response.extensions().get::<RouteLabel>() {
-        Some(RouteLabel(r)) => r.clone(),
-        None => matched.unwrap_or(Cow::Borrowed("unmatched")),
-    };
-    let labels = HttpLabels {
-        method,
-        route,
-        status: response.status().as_u16(),
-    };
-    let m = get();
-    m.http_duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    m.http_requests.get_or_create(&labels).inc();
-    response
+/// Times and counts every request, and runs it with its `x-request-id` as the correlation
+/// id of what it publishes ([`crate::correlation`]). One hand-written layer rather than two
+/// `from_fn` middlewares: those clone the inner service and box a future per request each,
+/// which on a point read was measurable (docs/benchmarks.md).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObserveLayer;
+
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+}
+
+impl<S, ReqB, ResB> tower::Service<http::Request<ReqB>> for Observe<S>
+where
+    S: tower::Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+{
+    type Response = http::Response<ResB>;
+    type Error = S::Error;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
+        let started = Instant::now();
+        let method = HttpMethod::from(req.method());
+        let matched = req.extensions().get::<MatchedPath>().cloned();
+        let id = req.headers().get(crate::http::X_REQUEST_ID).cloned();
+        ObserveFuture {
+            inner: crate::correlation::scope(id, self.inner.call(req)),
+            started,
+            method,
+            matched,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's future, polled in place under the request's correlation id; on
+    /// its answer the request is timed and counted.
+    pub struct ObserveFuture<F> {
+        #[pin]
+        inner: tokio::task::futures::TaskLocalFuture<Option<crate::correlation::Id>, F>,
+        started: Instant,
+        method: HttpMethod,
+        matched: Option<MatchedPath>,
+    }
+}
+
+impl<F, ResB, E> std::future::Future for ObserveFuture<F>
+where
+    F: std::future::Future<Output = Result<http::Response<ResB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            let route = match response.extensions().get::<RouteLabel>() {
+                Some(RouteLabel(r)) => Route::Named(r.clone()),
+                None => this
+                    .matched
+                    .take()
+                    .map_or(Route::Named(Cow::Borrowed("unmatched")), Route::Matched),
+            };
+            let labels = HttpLabels {
+                method: *this.method,
+                route,
+                status: response.status().as_u16(),
+            };
+            get()
+                .http_duration
+                .get_or_create(&labels)
+                .observe(this.started.elapsed().as_secs_f64());
+        }
+        std::task::Poll::Ready(result)
+    }
 }
 
 /// `GET /metrics`.

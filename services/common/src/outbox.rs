@@ -35,22 +35,16 @@ pub const OUTBOX_DEAD_SCHEMA: &str = "
 /// Records an event to publish once the surrounding transaction commits. An event without
 /// a correlation id gets the one of the work enqueueing it ([`crate::correlation`]).
 pub fn enqueue(conn: &Connection, env: &Envelope) -> rusqlite::Result<()> {
-    let correlated;
-    let env = match (&env.correlation_id, crate::correlation::current()) {
-        (None, Some(id)) => {
-            correlated = Envelope {
-                correlation_id: Some(id.to_string()),
-                ..env.clone()
-            };
-            &correlated
-        }
-        _ => env,
-    };
+    let work = crate::correlation::current();
+    let correlation = env
+        .correlation_id
+        .as_deref()
+        .or_else(|| work.as_ref().and_then(|id| id.to_str().ok()));
     // The line that ties an event to the request that caused it, in the producer's log.
     tracing::info!(
         subject = %env.subject(),
         event = %env.id,
-        correlation_id = env.correlation_id.as_deref().unwrap_or("-"),
+        correlation_id = correlation.unwrap_or("-"),
         "recorded an event"
     );
     conn.prepare_cached(
@@ -59,7 +53,7 @@ pub fn enqueue(conn: &Connection, env: &Envelope) -> rusqlite::Result<()> {
     .execute((
         &env.id,
         env.subject().as_str(),
-        env.to_json(),
+        env.to_json_correlated(correlation),
         env.occurred_at.unix_timestamp(),
     ))?;
     Ok(())

@@ -331,11 +331,5 @@ pub async fn show(
 /// `fut`, run with this request's correlation id wherever it is spawned: the charge's events
 /// carry the id of the request that paid.
 fn in_this_request<F: std::future::Future>(fut: F) -> impl std::future::Future<Output = F::Output> {
-    let id = tix_common::correlation::current();
-    async move {
-        match id {
-            Some(id) => tix_common::correlation::scope(id, fut).await,
-            None => fut.await,
-        }
-    }
+    tix_common::correlation::scope(tix_common::correlation::current(), fut)
 }
