@@ -210,6 +210,22 @@ impl RawPeer {
         }
     }
 
+    /// Whether the broker closes this connection within `within`: probed by sending (a
+    /// DEALER with no connection left refuses to send; this one never reconnects).
+    pub async fn closed_within(&mut self, within: Duration) -> bool {
+        use zeromq::SocketSend;
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            let probe = zeromq::ZmqMessage::from(bytes::Bytes::from_static(b"PING"));
+            if self.socket.send(probe).await.is_err() {
+                return true;
+            }
+            // Whatever the broker answered the probe with is not the point.
+            let _ = self.recv_within(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// Says hello as `name` and answers the challenge with `key`; the frames it sent (to
     /// replay) and the broker's last answer (`OK …` with its seal removed, or `ERR …`).
     pub async fn authenticate(

@@ -222,6 +222,7 @@ impl Core {
                     );
                     self.drop_session(peer);
                     self.reply_err(peer, 0, &format!("refused: {e}; the session is closed"));
+                    self.conns.close_after_refusal(peer, Instant::now());
                     return None;
                 }
             }
@@ -301,7 +302,9 @@ impl Core {
             "authentication failed"
         );
         if delay.is_zero() {
-            return self.reply_err(peer, corr, "authentication failed");
+            self.reply_err(peer, corr, "authentication failed");
+            self.conns.close_after_refusal(peer, now);
+            return;
         }
         if self.auth.delayed.len() >= MAX_DELAYED {
             return;
@@ -328,6 +331,7 @@ impl Core {
             };
             self.auth.waiting.remove(&d.peer);
             self.reply_err(&d.peer, d.corr, "authentication failed");
+            self.conns.close_after_refusal(&d.peer, now);
         }
         self.auth
             .handshakes

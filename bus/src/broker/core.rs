@@ -233,6 +233,9 @@ impl Core {
         if let Some(t) = self.auth.next_deadline() {
             next = next.min(t);
         }
+        if let Some(t) = self.conns.next_close() {
+            next = next.min(t);
+        }
         next
     }
 

@@ -76,7 +76,13 @@ pub(super) struct Connections {
     next_sweep: Option<Instant>,
     /// Closed for being over the limit since the last sweep (logged then, once).
     refused: u64,
+    /// Peers refused for good (a failed handshake, a broken seal), closed once their `ERR`
+    /// has had [`CLOSE_GRACE`] to leave. At most one entry per connected peer.
+    closing: Vec<(Bytes, Instant)>,
 }
+
+/// How long a refused peer's `ERR` is given to leave before its connection is closed.
+pub(super) const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 impl std::fmt::Debug for Connections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,6 +110,32 @@ impl Connections {
     /// Forgets a peer whose connection closed.
     pub(super) fn forget(&mut self, peer: &Bytes) {
         self.unauthenticated.remove(peer);
+        self.closing.retain(|(p, _)| p != peer);
+    }
+
+    /// Closes `peer`'s connection shortly (after its `ERR` left): a failed handshake or a
+    /// broken seal ends the connection, not only the session.
+    pub(super) fn close_after_refusal(&mut self, peer: &Bytes, now: Instant) {
+        if !self.closing.iter().any(|(p, _)| p == peer) {
+            self.closing.push((peer.clone(), now + CLOSE_GRACE));
+        }
+    }
+
+    /// When the next refused peer is due to be closed.
+    pub(super) fn next_close(&self) -> Option<Instant> {
+        self.closing.iter().map(|(_, due)| *due).min()
+    }
+
+    /// Closes the refused peers whose time has come; how many.
+    fn close_due(&mut self, now: Instant) -> usize {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.closing)
+            .into_iter()
+            .partition(|(_, t)| *t <= now);
+        self.closing = later;
+        for (peer, _) in &due {
+            self.close(peer);
+        }
+        due.len()
     }
 
     fn close(&mut self, peer: &Bytes) {
@@ -135,6 +167,10 @@ impl Core {
     /// event can be lost under a flood). Peers without a session for longer than the
     /// hello timeout are closed, and the newest beyond the unauthenticated limit.
     pub(super) fn check_connections(&mut self, now: Instant) {
+        let closed = self.conns.close_due(now);
+        if closed > 0 {
+            tracing::debug!(closed, "closed the connections of refused peers");
+        }
         if self.conns.next_sweep.is_some_and(|t| now < t) {
             return;
         }
