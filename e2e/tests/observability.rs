@@ -321,7 +321,8 @@ fn log_lines_with(data_dir: &Path, process: &str, id: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_id_finds_a_purchase_in_its_events_and_every_log() {
-    let stack = Stack::start_with_env(&ALL, &[("TIX_LOG_FORMAT", "json")]);
+    // Reservations expire after 3 s: the expiry is part of what the id finds.
+    let stack = Stack::start_with_env(&ALL, &[("TIX_LOG_FORMAT", "json"), ("TIX_ORDER_TTL", "3s")]);
     let api = Api::new(&stack);
     let bus = events::connect(&stack.bus.endpoint, "test").await;
     let mut tail = events::group("observer", &["*"]);
@@ -363,6 +364,23 @@ async fn one_request_id_finds_a_purchase_in_its_events_and_every_log() {
     }
     assert_eq!(seen["order:created"].as_deref(), Some(id), "{seen:?}");
     assert_eq!(seen["ticket:updated"].as_deref(), Some(id), "{seen:?}");
+    // Unpaid, it expires: the timer's event, the cancellation and the release carry the
+    // reservation's id too (expiration kept it with the timer).
+    let mut later = Vec::new();
+    while later.len() < 3 {
+        let e = events::next_event(&mut sub).await;
+        later.push((e.subject().as_str().to_string(), e.correlation_id.clone()));
+    }
+    let subjects: Vec<&str> = later.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        subjects,
+        ["expiration:complete", "order:cancelled", "ticket:updated"],
+        "{later:?}"
+    );
+    assert!(
+        later.iter().all(|(_, c)| c.as_deref() == Some(id)),
+        "{later:?}"
+    );
 
     // The logs: orders' access log line and the event it recorded; tickets applying it
     // and recording the event it caused; the gateway's access log.

@@ -48,6 +48,9 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX timers_due ON timers (due_at);",
     // Events the bus refuses for good, out of the way of the others (docs/operations.md).
     tix_common::outbox::OUTBOX_DEAD_SCHEMA,
+    // The reservation's request id, so the expiry it leads to carries it on
+    // (docs/observability.md).
+    "ALTER TABLE timers ADD COLUMN correlation_id TEXT;",
 ];
 
 fn now_ms() -> i64 {
@@ -57,8 +60,8 @@ fn now_ms() -> i64 {
 fn on_event(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
     if let Event::OrderCreated(o) = &env.event {
         let due = o.expires_at.as_i64();
-        c.prepare_cached("INSERT INTO timers (order_id, due_at) VALUES (?1, ?2) ON CONFLICT (order_id) DO NOTHING")?
-            .execute((&o.id, due))?;
+        c.prepare_cached("INSERT INTO timers (order_id, due_at, correlation_id) VALUES (?1, ?2, ?3) ON CONFLICT (order_id) DO NOTHING")?
+            .execute((&o.id, due, env.correlation_id.as_deref()))?;
         tracing::debug!(order = %o.id, due, "timer set");
     }
     Ok(Outcome::Applied)
@@ -66,26 +69,28 @@ fn on_event(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
 
 /// Fires every timer due by `now`: one `expiration:complete` each, timer deleted with it.
 fn fire_due(c: &Connection, now: i64) -> rusqlite::Result<Vec<String>> {
-    let due: Vec<String> = c
+    let due: Vec<(String, Option<String>)> = c
         .prepare_cached(
-            "SELECT order_id FROM timers WHERE due_at <= ?1 ORDER BY due_at LIMIT 1000",
+            "SELECT order_id, correlation_id FROM timers WHERE due_at <= ?1 ORDER BY due_at LIMIT 1000",
         )?
-        .query_map([now], |r| r.get(0))?
+        .query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    for order_id in &due {
-        outbox::enqueue(
-            c,
-            &Envelope::new(
+    for (order_id, correlation_id) in &due {
+        // The expiry is the reservation's doing: it carries the reservation's request id.
+        let env = Envelope {
+            correlation_id: correlation_id.clone(),
+            ..Envelope::new(
                 PRODUCER,
                 Event::ExpirationComplete(ExpirationComplete {
                     order_id: order_id.clone(),
                 }),
-            ),
-        )?;
+            )
+        };
+        outbox::enqueue(c, &env)?;
         c.prepare_cached("DELETE FROM timers WHERE order_id = ?1")?
             .execute([order_id])?;
     }
-    Ok(due)
+    Ok(due.into_iter().map(|(order_id, _)| order_id).collect())
 }
 
 /// Sleeps until the earliest timer, fires what is due, and starts over.
