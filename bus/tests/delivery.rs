@@ -224,3 +224,25 @@ async fn a_group_on_a_rare_subject_behind_a_long_log_gets_its_events() {
     let g = c.stats().await.unwrap().group("rare").cloned().unwrap();
     assert_eq!((g.lag, g.pending), (0, 0));
 }
+
+/// Publishes made at the same moment are packed into one message only up to a size: forty
+/// events of 900 KiB (35 MiB, over the broker's 16 MiB message limit) all get through,
+/// where one message of all of them would close the connection every time it was retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_events_published_at_once_go_in_messages_the_broker_takes() {
+    let bus = Bus::start();
+    let c = connect(&bus.endpoint, "t").await;
+    let payload = bytes::Bytes::from(vec![b'x'; 900 * 1024]);
+    let mut publishes = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (c, payload) = (c.clone(), payload.clone());
+        publishes.spawn(async move {
+            c.publish(format!("big-{i}"), "ticket:created", payload)
+                .await
+        });
+    }
+    while let Some(r) = publishes.join_next().await {
+        r.unwrap().expect("every large publish is stored");
+    }
+    assert_eq!(c.stats().await.unwrap().events, 40);
+}

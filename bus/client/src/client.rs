@@ -63,6 +63,10 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
     /// Most publishes packed into one message.
     pub max_batch: usize,
+    /// Most payload bytes packed into one `PUB`: a batch over the broker's
+    /// `--max-message-bytes` (16 MiB by default) would close the connection and, retried
+    /// as it was, never get through. Queued publishes beyond it go in the next message.
+    pub max_publish_bytes: usize,
 }
 
 impl ClientOptions {
@@ -75,6 +79,7 @@ impl ClientOptions {
             request_timeout: Duration::from_secs(5),
             max_backoff: Duration::from_secs(2),
             max_batch: 1024,
+            max_publish_bytes: 4 << 20,
         }
     }
 

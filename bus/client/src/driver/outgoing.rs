@@ -11,6 +11,17 @@ use crate::client::Error;
 use crate::protocol;
 
 impl Driver {
+    /// One `PUB` of `events` (id, subject, payload frames each), answered to `done`.
+    async fn send_publish(&mut self, events: Vec<Bytes>, done: Vec<Reply<()>>) {
+        let corr = self.corr(done.len());
+        self.waiting.insert(corr, Waiter::Publish(done));
+        let mut frames = Vec::with_capacity(2 + events.len());
+        frames.push(Bytes::from_static(b"PUB"));
+        frames.push(protocol::u64_frame(corr));
+        frames.extend(events);
+        self.send(frames).await;
+    }
+
     /// Handles a batch of commands; returns true when the client was closed.
     pub(super) async fn on_commands(&mut self, batch: Vec<Cmd>) -> bool {
         let ready = self.ready();
@@ -18,6 +29,7 @@ impl Driver {
         let down = || Error::Disconnected(endpoint.clone());
         let mut publish: Vec<Bytes> = Vec::new();
         let mut publish_done: Vec<Reply<()>> = Vec::new();
+        let mut publish_bytes = 0usize;
         let mut settles: HashMap<(Arc<str>, Settle), Settles> = HashMap::new();
         let mut closed = None;
         for cmd in batch {
@@ -32,8 +44,24 @@ impl Driver {
                         let _ = done.send(Err(down()));
                         continue;
                     }
+                    // Every frame counts at least 64 bytes at the broker.
+                    let size = [&id, &subject, &payload]
+                        .iter()
+                        .map(|f| f.len().max(64))
+                        .sum::<usize>();
+                    if !publish_done.is_empty()
+                        && publish_bytes + size > self.opts.max_publish_bytes
+                    {
+                        self.send_publish(
+                            std::mem::take(&mut publish),
+                            std::mem::take(&mut publish_done),
+                        )
+                        .await;
+                        publish_bytes = 0;
+                    }
                     publish.extend([id, subject, payload]);
                     publish_done.push(done);
+                    publish_bytes += size;
                 }
                 Cmd::Settle {
                     kind,
@@ -103,13 +131,7 @@ impl Driver {
             }
         }
         if !publish_done.is_empty() {
-            let corr = self.corr(publish_done.len());
-            self.waiting.insert(corr, Waiter::Publish(publish_done));
-            let mut frames = Vec::with_capacity(2 + publish.len());
-            frames.push(Bytes::from_static(b"PUB"));
-            frames.push(protocol::u64_frame(corr));
-            frames.extend(publish);
-            self.send(frames).await;
+            self.send_publish(publish, publish_done).await;
         }
         for ((group, kind), (seqs, dones)) in settles {
             let corr = self.corr(1);
