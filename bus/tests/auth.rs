@@ -406,3 +406,25 @@ async fn without_a_policy_the_broker_starts_only_when_told_it_is_insecure() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_client_of_another_protocol_version_is_told_so() {
+    let bus = Bus::start();
+    // A protocol-2 client: it would seal long frames whole, where this broker seals them
+    // over their digest, so its first message would fail its check. It is told at once.
+    let mut old = RawPeer::connect(&bus.endpoint).await;
+    old.send_raw(frames(&[
+        b"HELLO",
+        &1u64.to_le_bytes(),
+        br#"{"client":"payments","heartbeatMs":500,"protocol":2}"#,
+        &[7u8; 32],
+    ]))
+    .await;
+    let answer = old.recv_raw().await;
+    assert_eq!(text(&answer[0]), "ERR", "{answer:?}");
+    let why = text(&answer[2]);
+    assert!(
+        why.contains("protocol 2 is not spoken here") && why.contains("protocol 3"),
+        "{why}"
+    );
+}

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tix_bus_client::protocol;
+use tix_bus_client::protocol::auth::Digest;
 
 use super::core::{BACKLOG_BYTES, BACKLOG_READ, Core, MAX_EVENTS_PER_MSG, SCAN_BUDGET, Token};
 use super::group::{Pending, Slot};
@@ -127,7 +128,9 @@ impl Core {
             return;
         }
         let now = Instant::now();
-        let mut batches: Vec<(usize, Vec<Bytes>)> = Vec::new();
+        // Per member: the message's frames, and the digests known for them (by index).
+        type Batch = (usize, Vec<Bytes>, Vec<Option<Digest>>);
+        let mut batches: Vec<Batch> = Vec::new();
         let mut writes = Vec::new();
         let mut budget = SCAN_BUDGET;
         while let Some(mi) = self.groups[gi].member_with_room() {
@@ -186,8 +189,8 @@ impl Core {
                 g.redelivered += 1;
             }
             self.timers.push(Reverse((now + ack_wait, gi, seq, slot)));
-            let frames = match batches.iter_mut().find(|(m, _)| *m == mi) {
-                Some((_, f)) => f,
+            let (frames, digests) = match batches.iter_mut().find(|(m, _, _)| *m == mi) {
+                Some((_, f, d)) => (f, d),
                 None => {
                     let g = &self.groups[gi];
                     batches.push((
@@ -197,20 +200,27 @@ impl Core {
                             Bytes::from_static(b"MSG"),
                             g.name_frame.clone(),
                         ],
+                        vec![None; 3],
                     ));
-                    &mut batches.last_mut().expect("just pushed").1
+                    let (_, f, d) = batches.last_mut().expect("just pushed");
+                    (f, d)
                 }
             };
             frames.push(protocol::delivery_header(seq, deliveries));
             frames.extend(event.frames());
+            // The seal covers the payload by the digest its publish computed.
+            digests.extend([None, None, None, event.payload_digest]);
             if frames.len() >= 3 + 4 * MAX_EVENTS_PER_MSG {
-                let pos = batches.iter().position(|(m, _)| *m == mi).expect("present");
-                let (_, full) = batches.swap_remove(pos);
-                self.send(full);
+                let pos = batches
+                    .iter()
+                    .position(|(m, _, _)| *m == mi)
+                    .expect("present");
+                let (_, full, digests) = batches.swap_remove(pos);
+                self.send_with_digests(full, &digests);
             }
         }
-        for (_, frames) in batches {
-            self.send(frames);
+        for (_, frames, digests) in batches {
+            self.send_with_digests(frames, &digests);
         }
         if !writes.is_empty() {
             self.submit(writes, Token::Silent);

@@ -5,7 +5,7 @@
 //! The handshake proves that both ends know it:
 //!
 //! ```text
-//! client → broker   HELLO     corr json{client,heartbeatMs,protocol:2} client_nonce(32)
+//! client → broker   HELLO     corr json{client,heartbeatMs,protocol:3} client_nonce(32)
 //! broker → client   CHALLENGE corr broker_nonce(32)
 //! client → broker   AUTH      corr proof(32)
 //! broker → client   OK        corr json{heartbeatMs,maxEventBytes} seal(40)   (seq 0)
@@ -16,7 +16,11 @@
 //! on the next, whose broker nonce differs. Both ends then derive a session key with
 //! HKDF-SHA256 (salt = broker_nonce ‖ client_nonce, info = "tix-bus session" ‖ client) and
 //! from then on every message in either direction ends with one more frame, its *seal*:
-//! `seq:u64 ‖ HMAC-SHA256(session_key, direction ‖ seq ‖ (len:u64 ‖ frame)…)`. Each
+//! `seq:u64 ‖ HMAC-SHA256(session_key, direction ‖ seq ‖ (len:u64 ‖ frame')…)`, where
+//! `frame'` is the frame itself up to [`DIGEST_OVER`] bytes and its SHA-256 digest beyond
+//! (protocol 3). A payload's digest is computed once when the broker checks the publish,
+//! kept with the event, and used again for every delivery's seal: the broker never hashes
+//! a payload twice, however many groups receive it (docs/benchmarks.md). Each
 //! direction counts its own `seq` from 0; a receiver takes exactly the next one, so a frame
 //! injected, replayed, reordered or reflected back to its sender is refused. The broker's
 //! first seal (on its `OK`) also proves to the client that it talks to the real broker.
@@ -30,7 +34,19 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 /// The protocol a client speaks when it authenticates (1 was the protocol without keys).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// Frames longer than this enter a seal's MAC as their SHA-256 digest.
+pub const DIGEST_OVER: usize = 64;
+
+/// A frame's SHA-256 digest, as a seal covers a long frame.
+pub type Digest = [u8; 32];
+
+/// The digest a seal uses for `frame` (when it is longer than [`DIGEST_OVER`]).
+pub fn digest(frame: &[u8]) -> Digest {
+    use sha2::Digest as _;
+    Sha256::digest(frame).into()
+}
 /// Bytes of each side's handshake nonce.
 pub const NONCE_LEN: usize = 32;
 /// Bytes of the handshake proof and of a message's MAC.
@@ -210,23 +226,61 @@ impl SessionMac {
         SessionMac(keyed(&okm))
     }
 
-    fn mac(&self, dir: Direction, seq: u64, frames: &[Bytes]) -> HmacSha256 {
+    /// The MAC of message `seq` of `dir`; `known(i)` may give frame `i`'s digest, computed
+    /// earlier, and `digests` (when given) gets every long frame's digest.
+    fn mac(
+        &self,
+        dir: Direction,
+        seq: u64,
+        frames: &[Bytes],
+        known: impl Fn(usize) -> Option<Digest>,
+        mut digests: Option<&mut Vec<Option<Digest>>>,
+    ) -> HmacSha256 {
         // The keyed state is cloned, so the key's two blocks are not hashed again.
         let mut m = self.0.clone();
         m.update(&[dir as u8]);
         m.update(&seq.to_le_bytes());
-        for f in frames {
+        for (i, f) in frames.iter().enumerate() {
             m.update(&(f.len() as u64).to_le_bytes());
-            m.update(f);
+            if f.len() > DIGEST_OVER {
+                let d = known(i).unwrap_or_else(|| digest(f));
+                m.update(&d);
+                if let Some(out) = digests.as_deref_mut() {
+                    out.push(Some(d));
+                }
+            } else {
+                m.update(f);
+                if let Some(out) = digests.as_deref_mut() {
+                    out.push(None);
+                }
+            }
         }
         m
     }
 
     /// The seal frame for message number `seq` of `dir` made of `frames`.
     pub fn seal(&self, dir: Direction, seq: u64, frames: &[Bytes]) -> Bytes {
+        self.seal_with(dir, seq, frames, |_| None)
+    }
+
+    /// [`SessionMac::seal`], taking the digests of long frames from `known` where it has
+    /// them (the broker keeps each payload's digest from its publish). A wrong digest gives
+    /// a seal the receiver refuses, never a wrong message accepted.
+    pub fn seal_with(
+        &self,
+        dir: Direction,
+        seq: u64,
+        frames: &[Bytes],
+        known: impl Fn(usize) -> Option<Digest>,
+    ) -> Bytes {
         let mut out = Vec::with_capacity(SEAL_LEN);
         out.extend_from_slice(&seq.to_le_bytes());
-        out.extend_from_slice(&self.mac(dir, seq, frames).finalize().into_bytes());
+        out.extend_from_slice(
+            &self
+                .mac(dir, seq, frames, known, None)
+                .finalize()
+                .into_bytes(),
+        );
         Bytes::from(out)
     }
 
@@ -238,6 +292,29 @@ impl SessionMac {
         expected: u64,
         frames: &mut Vec<Bytes>,
     ) -> Result<(), SealError> {
+        self.open_inner(dir, expected, frames, None)
+    }
+
+    /// [`SessionMac::open`], also giving the digest of each long frame of the opened
+    /// message (by index; `None` for short frames), to seal them again without hashing.
+    pub fn open_keeping_digests(
+        &self,
+        dir: Direction,
+        expected: u64,
+        frames: &mut Vec<Bytes>,
+    ) -> Result<Vec<Option<Digest>>, SealError> {
+        let mut digests = Vec::with_capacity(frames.len());
+        self.open_inner(dir, expected, frames, Some(&mut digests))?;
+        Ok(digests)
+    }
+
+    fn open_inner(
+        &self,
+        dir: Direction,
+        expected: u64,
+        frames: &mut Vec<Bytes>,
+        digests: Option<&mut Vec<Option<Digest>>>,
+    ) -> Result<(), SealError> {
         let seal = match frames.last() {
             Some(s) if s.len() == SEAL_LEN && frames.len() >= 2 => s.clone(),
             _ => return Err(SealError::Missing),
@@ -247,7 +324,7 @@ impl SessionMac {
             return Err(SealError::Sequence { expected, got });
         }
         let body = &frames[..frames.len() - 1];
-        self.mac(dir, got, body)
+        self.mac(dir, got, body, |_| None, digests)
             .verify_slice(&seal[8..])
             .map_err(|_| SealError::BadMac)?;
         frames.pop();
@@ -261,6 +338,40 @@ mod tests {
 
     fn frames(parts: &[&[u8]]) -> Vec<Bytes> {
         parts.iter().map(|p| Bytes::copy_from_slice(p)).collect()
+    }
+
+    #[test]
+    fn a_long_frame_is_sealed_over_its_digest_which_may_be_given() {
+        let mac = SessionMac::derive(&BusKey::generate(), &nonce(), &nonce(), "orders");
+        let payload = Bytes::from(vec![b'p'; DIGEST_OVER + 1]);
+        let msg = vec![Bytes::from_static(b"MSG"), payload.clone()];
+        let plain = mac.seal(Direction::ToClient, 4, &msg);
+        // The digest kept from elsewhere gives the same seal, without hashing the payload.
+        let d = digest(&payload);
+        let kept = mac.seal_with(Direction::ToClient, 4, &msg, |i| (i == 1).then_some(d));
+        assert_eq!(plain, kept);
+        let mut sealed = msg.clone();
+        sealed.push(kept);
+        let digests = mac
+            .open_keeping_digests(Direction::ToClient, 4, &mut sealed)
+            .unwrap();
+        assert_eq!(sealed, msg);
+        assert_eq!(digests, vec![None, Some(d)]);
+        // A wrong digest makes a seal the receiver refuses.
+        let wrong = mac.seal_with(Direction::ToClient, 5, &msg, |_| Some([0; 32]));
+        let mut sealed = msg.clone();
+        sealed.push(wrong);
+        assert_eq!(
+            mac.open(Direction::ToClient, 5, &mut sealed),
+            Err(SealError::BadMac)
+        );
+        // The payload still counts: another one of the same length does not pass.
+        let mut forged = vec![
+            Bytes::from_static(b"MSG"),
+            Bytes::from(vec![b'q'; DIGEST_OVER + 1]),
+        ];
+        forged.push(mac.seal(Direction::ToClient, 4, &msg));
+        assert!(mac.open(Direction::ToClient, 4, &mut forged).is_err());
     }
 
     #[test]
@@ -282,20 +393,28 @@ mod tests {
         let k = BusKey::generate();
         let (b, c) = (nonce(), nonce());
         let p = hello_proof(&k, &b, &c, "orders", PROTOCOL_VERSION);
-        assert!(verify_hello_proof(&k, &b, &c, "orders", 2, &p));
+        assert!(verify_hello_proof(
+            &k,
+            &b,
+            &c,
+            "orders",
+            PROTOCOL_VERSION,
+            &p
+        ));
         assert!(!verify_hello_proof(
             &BusKey::generate(),
             &b,
             &c,
             "orders",
-            2,
+            PROTOCOL_VERSION,
             &p
         ));
-        assert!(!verify_hello_proof(&k, &nonce(), &c, "orders", 2, &p));
-        assert!(!verify_hello_proof(&k, &b, &nonce(), "orders", 2, &p));
-        assert!(!verify_hello_proof(&k, &b, &c, "payments", 2, &p));
-        assert!(!verify_hello_proof(&k, &b, &c, "orders", 3, &p));
-        assert!(!verify_hello_proof(&k, &b, &c, "orders", 2, &p[..31]));
+        let v = PROTOCOL_VERSION;
+        assert!(!verify_hello_proof(&k, &nonce(), &c, "orders", v, &p));
+        assert!(!verify_hello_proof(&k, &b, &nonce(), "orders", v, &p));
+        assert!(!verify_hello_proof(&k, &b, &c, "payments", v, &p));
+        assert!(!verify_hello_proof(&k, &b, &c, "orders", v + 1, &p));
+        assert!(!verify_hello_proof(&k, &b, &c, "orders", v, &p[..31]));
     }
 
     #[test]

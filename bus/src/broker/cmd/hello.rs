@@ -33,6 +33,15 @@ impl Core {
         if self.auth.is_waiting(&peer) {
             return self.reply_err(&peer, corr, "the last attempt's answer is still pending");
         }
+        if nonce.is_some() && hello.protocol != PROTOCOL_VERSION {
+            // A keyed client of another protocol version: its seals would not match ours.
+            let why = format!(
+                "protocol {} is not spoken here (this broker speaks protocol {PROTOCOL_VERSION}): upgrade the client and the broker together",
+                hello.protocol
+            );
+            tracing::warn!(peer = %hex(&peer), addr = self.auth.addr(&peer), client = %hello.client, %why, "authentication failed");
+            return self.reply_err(&peer, corr, &format!("authentication failed: {why}"));
+        }
         let Some(client_nonce) = nonce.filter(|_| hello.protocol == PROTOCOL_VERSION) else {
             let why = format!(
                 "the client does not authenticate (protocol {})",
