@@ -17,7 +17,8 @@ async fn an_unacked_event_is_redelivered_after_the_ack_wait() {
     let bus = Bus::start();
     let c = connect(&bus.endpoint, "t").await;
     let mut o = group("g", &["s"]);
-    o.ack_wait_ms = 300;
+    // Long enough for the ack below to land in time on a loaded machine.
+    o.ack_wait_ms = 1000;
     let mut sub = c.subscribe(o).await.unwrap();
     c.publish("e1", "s", "{}").await.unwrap();
     let first = next_delivery(&mut sub).await;
@@ -94,7 +95,9 @@ async fn after_max_deliveries_an_event_is_dead_lettered_and_can_be_replayed() {
     let bus = Bus::start();
     let c = connect(&bus.endpoint, "t").await;
     let mut o = group("g", &["s"]);
-    o.ack_wait_ms = 100;
+    // Long enough that an ack sent at once arrives in time on a loaded machine (at 100 ms
+    // the replay's ack lost the race in CI and the event came round again, as it should).
+    o.ack_wait_ms = 1000;
     o.max_deliveries = 3;
     let mut sub = c.subscribe(o).await.unwrap();
     c.publish("poison", "s", r#"{"bad":true}"#).await.unwrap();
@@ -111,7 +114,11 @@ async fn after_max_deliveries_an_event_is_dead_lettered_and_can_be_replayed() {
             d.ack().await.unwrap();
         }
     }
-    // No fourth delivery: it is a dead letter now.
+    // No fourth delivery: once the third one's wait is over, it is a dead letter.
+    eventually("the event is a dead letter", WAIT, || async {
+        c.dead_letters(Some("g")).await.unwrap().len() == 1
+    })
+    .await;
     assert_quiet(&mut sub, Duration::from_millis(400)).await;
     let dead = c.dead_letters(Some("g")).await.unwrap();
     assert_eq!(dead.len(), 1);
