@@ -272,31 +272,24 @@ impl Monitor {
     /// Whether the database takes a write now; `None` for a service without one.
     async fn probe_db(&self) -> Option<Check> {
         let db = self.lock().db.clone()?;
-        let fresh = |s: &State| {
+        // One probe at a time; a request that waited for another's reuses its answer.
+        let _one = self.probing.lock().await;
+        let cached = {
+            let s = self.lock();
             s.db_probe
                 .at
                 .filter(|t| t.elapsed() < DB_PROBE_EVERY)
                 .map(|_| s.db_probe.error.clone())
         };
-        let cached = fresh(&self.lock());
         let error = match cached {
             Some(e) => e,
             None => {
-                let _one = self.probing.lock().await;
-                // Another request may have probed while this one waited.
-                let again = fresh(&self.lock());
-                match again {
-                    Some(e) => e,
-                    None => {
-                        let error = write_probe(&db).await.err();
-                        let mut s = self.lock();
-                        s.db_probe = DbProbe {
-                            at: Some(Instant::now()),
-                            error: error.clone(),
-                        };
-                        error
-                    }
-                }
+                let error = write_probe(&db).await.err();
+                self.lock().db_probe = DbProbe {
+                    at: Some(Instant::now()),
+                    error: error.clone(),
+                };
+                error
             }
         };
         Some(match error {

@@ -150,9 +150,8 @@ pub fn get() -> &'static Metrics {
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut r = Registry::with_prefix("tix");
         let m = Metrics {
-            registry: Mutex::new(Registry::default()),
+            registry: Mutex::new(Registry::with_prefix("tix")),
             readers: Mutex::new(Vec::new()),
             // 0.5 ms to ~8 s: a point read is well under a millisecond, a payment can take
             // the provider's seconds.
@@ -172,69 +171,66 @@ impl Metrics {
             bus_connected: Gauge::default(),
         };
         // Its `_count` is the number of requests: no separate counter to look up per request.
-        r.register_with_unit(
+        m.register_in_seconds(
             "http_request_duration",
             "HTTP requests by route pattern, method and status: time from arrival to the response's head (_count: how many)",
-            prometheus_client::registry::Unit::Seconds,
             m.http_duration.clone(),
         );
-        r.register(
+        m.register(
             "outbox_events",
             "Events written and not yet published to the bus (read when scraped)",
             m.outbox_waiting.clone(),
         );
-        r.register_with_unit(
+        m.register_in_seconds(
             "outbox_oldest_age",
             "How long the oldest unpublished event has waited (0 when none; read when scraped)",
-            prometheus_client::registry::Unit::Seconds,
             m.outbox_oldest_age.clone(),
         );
-        r.register(
+        m.register(
             "outbox_dead_events",
             "Events the bus refused for good, kept in outbox_dead (read when scraped)",
             m.outbox_dead.clone(),
         );
-        r.register(
+        m.register(
             "outbox_published_events",
             "Events the relay published and the bus acknowledged",
             m.outbox_published.clone(),
         );
-        r.register(
+        m.register(
             "consumer_applied_events",
             "Events this service's consumer applied, by subject (duplicates not counted)",
             m.consumer_applied.clone(),
         );
-        r.register(
+        m.register(
             "consumer_batch_retries",
             "Batches of events whose transaction failed (database busy, disk full) and were tried again",
             m.consumer_retries.clone(),
         );
-        r.register(
+        m.register(
             "consumer_handler_failures",
             "Events a handler refused or failed on; the bus delivers them again, then dead-letters them",
             m.consumer_failures.clone(),
         );
-        r.register(
+        m.register(
             "consumer_lag_events",
             "Events on the bus for this service's group not yet delivered to it (from the broker's STATS when scraped, cached up to 5 s)",
             m.consumer_lag.clone(),
         );
-        r.register(
+        m.register(
             "consumer_pending_events",
             "Events delivered to this service's group and not yet acknowledged (from the broker's STATS)",
             m.consumer_pending.clone(),
         );
-        r.register(
+        m.register(
             "consumer_dead_letters",
             "This service's group's events on the bus's dead-letter list (from the broker's STATS)",
             m.consumer_dead_letters.clone(),
         );
-        r.register(
+        m.register(
             "bus_connected",
             "1 while this process has an authenticated session with the bus, else 0",
             m.bus_connected.clone(),
         );
-        *m.registry.lock().expect("registry lock") = r;
         m
     }
 
@@ -249,6 +245,23 @@ impl Metrics {
             .lock()
             .expect("registry lock")
             .register(name, help, metric);
+    }
+
+    fn register_in_seconds(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .expect("registry lock")
+            .register_with_unit(
+                name,
+                help,
+                prometheus_client::registry::Unit::Seconds,
+                metric,
+            );
     }
 
     /// Runs `read` before each scrape, to set gauges from the service's state.
