@@ -22,7 +22,10 @@ impl User {
     pub fn new(id: &str) -> User {
         let email = format!("{id}@example.com");
         let iat = time::OffsetDateTime::now_utc().unix_timestamp();
+        // The services read a display name from `name` and fall back to the email's
+        // local part (the id here); `displayName` is not a claim they read.
         let claims = CurrentUser {
+            display_name: id.to_string(),
             email: email.clone(),
             exp: iat + 3600,
             iat,

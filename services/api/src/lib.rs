@@ -24,10 +24,10 @@ pub mod user;
 pub use error::{ErrorBody, FieldError};
 pub use millis::UnixMillis;
 pub use money::{Money, MoneyError};
-pub use order::{NewOrder, Order, OrderStatus, OrderTicket};
+pub use order::{NewOrder, Order, OrderStatus, OrderTicket, Sale, Sales};
 pub use payment::{NewPayment, Payment, PaymentStatus};
 pub use ticket::{Ticket, TicketDraft};
-pub use user::{Credentials, CurrentUser, CurrentUserBody, SignedIn};
+pub use user::{Credentials, CurrentUser, CurrentUserBody, NewAccount, SignedIn};
 
 #[cfg(test)]
 mod wire {
@@ -42,13 +42,15 @@ mod wire {
             id: "t1".into(),
             order_id: None,
             price: Money::from_cents(2050),
+            seller_name: "ana".into(),
             title: "Concert".into(),
             user_id: "u1".into(),
             version: 3,
         };
+        // sellerName joined later, in key order like the rest.
         assert_eq!(
             serde_json::to_string(&t).unwrap(),
-            r#"{"id":"t1","orderId":null,"price":20.5,"title":"Concert","userId":"u1","version":3}"#
+            r#"{"id":"t1","orderId":null,"price":20.5,"sellerName":"ana","title":"Concert","userId":"u1","version":3}"#
         );
     }
 
@@ -93,6 +95,7 @@ mod wire {
         );
         let me = CurrentUserBody {
             current_user: Some(CurrentUser {
+                display_name: "a".into(),
                 email: "a@b.io".into(),
                 exp: 2,
                 iat: 1,
@@ -101,7 +104,7 @@ mod wire {
         };
         assert_eq!(
             serde_json::to_string(&me).unwrap(),
-            r#"{"currentUser":{"email":"a@b.io","exp":2,"iat":1,"id":"u1"}}"#
+            r#"{"currentUser":{"displayName":"a","email":"a@b.io","exp":2,"iat":1,"id":"u1"}}"#
         );
         let nobody = CurrentUserBody { current_user: None };
         assert_eq!(

@@ -104,6 +104,32 @@ pub struct Order {
     pub version: i64,
 }
 
+/// One ticket the caller sold: a completed order of someone else's for the caller's
+/// ticket. The buyer is not named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Sale {
+    /// What the buyer paid: the price agreed at reservation.
+    pub amount: Money,
+    pub order_id: String,
+    pub paid_at: UnixMillis,
+    pub ticket: OrderTicket,
+}
+
+/// `GET /api/orders/sales`: one page of the caller's sales, newest first, and the totals
+/// over all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Sales {
+    /// How many tickets the caller has sold in all.
+    pub count: u64,
+    pub sales: Vec<Sale>,
+    /// The sum of every sale's amount (not only this page's).
+    pub total: Money,
+}
+
 /// The body of `POST /api/orders`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Money;
 
-/// A ticket as the API shows it: `{id,orderId,price,title,userId,version}`.
+/// A ticket as the API shows it: `{id,orderId,price,sellerName,title,userId,version}`.
 // Fields in key order: the body was first written as a sorted JSON map, and the bytes
 // stay the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,6 +16,9 @@ pub struct Ticket {
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub order_id: Option<String>,
     pub price: Money,
+    /// The seller's public display name, as it was when the ticket was put on sale.
+    #[serde(default)]
+    pub seller_name: String,
     pub title: String,
     /// The seller.
     pub user_id: String,

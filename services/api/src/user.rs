@@ -14,12 +14,32 @@ pub struct Credentials {
     pub password: String,
 }
 
+/// The body of `POST /api/users/signup`: credentials and the public name shown to other
+/// users as a seller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewAccount {
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254))]
+    pub email: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 128))]
+    pub password: String,
+    /// Trimmed; 1 to 40 characters, no control or invisible characters, not an email
+    /// address. Absent or `null`: the email's local part (never the whole address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 40))]
+    pub display_name: Option<String>,
+}
+
 /// The answer to signup and signin: the account and a token for `Authorization: Bearer`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignedIn {
     pub id: String,
     pub email: String,
+    /// The public name other users see (sellers in the marketplace).
+    pub display_name: String,
     pub token: String,
 }
 
@@ -28,7 +48,11 @@ pub struct SignedIn {
 // stay the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
 pub struct CurrentUser {
+    /// The public name other users see. Tokens made before display names existed carry
+    /// none: the email's local part is shown instead.
+    pub display_name: String,
     pub email: String,
     /// Unix seconds.
     pub exp: i64,

@@ -50,6 +50,52 @@ fn hidden(c: char) -> bool {
             | '\u{E0000}'..='\u{E0FFF}')
 }
 
+/// A public display name: trimmed, 1 to 40 characters, nothing invisible, and not an
+/// email address (it is shown to everyone; an address there would leak one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX: usize = 40;
+
+    pub fn parse(raw: &str) -> Result<DisplayName, FieldError> {
+        let name = raw.trim();
+        let n = name.chars().count();
+        if n == 0 || n > Self::MAX {
+            return Err(FieldError::new(
+                "displayName",
+                format!(
+                    "Display name must be between 1 and {} characters",
+                    Self::MAX
+                ),
+            ));
+        }
+        if name.chars().any(hidden) {
+            return Err(FieldError::new(
+                "displayName",
+                "Display name must not contain control or invisible characters",
+            ));
+        }
+        if name.contains('@') {
+            return Err(FieldError::new(
+                "displayName",
+                "Display name must not contain @ (it is shown to everyone)",
+            ));
+        }
+        Ok(DisplayName(name.to_string()))
+    }
+
+    /// The name of an account that chose none: the email's local part, cut to fit.
+    pub fn from_email(email: &Email) -> DisplayName {
+        let local = tix_common::auth::default_display_name(email.as_str());
+        DisplayName(local.chars().take(Self::MAX).collect())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A password of acceptable length (in characters, not bytes).
 #[derive(Clone)]
 pub struct Password(String);
@@ -116,6 +162,36 @@ mod tests {
         // Addresses in other scripts are addresses.
         assert!(Email::parse("jürgen@bücher.de").is_ok());
         assert!(Email::parse("用户@例子.中国").is_ok());
+    }
+
+    #[test]
+    fn display_names_are_trimmed_visible_and_not_addresses() {
+        assert_eq!(DisplayName::parse("  Ana B  ").unwrap().as_str(), "Ana B");
+        assert_eq!(
+            DisplayName::parse("東京のチケット屋 🎫").unwrap().as_str(),
+            "東京のチケット屋 🎫"
+        );
+        assert_eq!(
+            DisplayName::parse(&"é".repeat(40))
+                .unwrap()
+                .as_str()
+                .chars()
+                .count(),
+            40
+        );
+        for bad in [
+            "",
+            "   ",
+            &"x".repeat(41),
+            "a\u{202E}b",
+            "tab\there",
+            "ana@mail.com",
+        ] {
+            let e = DisplayName::parse(bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("displayName"), "{bad:?}");
+        }
+        let email = Email::parse("Long.Name+tag@Example.com").unwrap();
+        assert_eq!(DisplayName::from_email(&email).as_str(), "long.name+tag");
     }
 
     #[test]

@@ -153,6 +153,9 @@ const MIGRATIONS: &[&str] = &[
     tix_common::sessions::SCHEMA,
     // Events the bus refuses for good, out of the way of the others (docs/operations.md).
     tix_common::outbox::OUTBOX_DEAD_SCHEMA,
+    // Public display names (docs/api.md); accounts made before them show their email's
+    // local part.
+    "ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';",
 ];
 
 /// The name auth publishes under.

@@ -13,13 +13,13 @@ use serde::Deserialize;
 use serde_json::Value;
 use tix_api::ErrorBody;
 use tix_api::events::{Envelope, Event, SessionRevoked};
-use tix_api::user::{Credentials, CurrentUserBody, Empty, SignedIn};
+use tix_api::user::{Credentials, CurrentUserBody, Empty, NewAccount, SignedIn};
 use tix_common::auth::{Claims, CurrentUser, MaybeUser, clear_session_cookie, session_cookie};
 use tix_common::db::DbError;
 use tix_common::{ApiError, FieldError, Json, outbox, sessions};
 
 use crate::AppState;
-use crate::domain::{Email, Password};
+use crate::domain::{DisplayName, Email, Password};
 
 /// Every auth endpoint, routed and documented together: a route cannot be served without
 /// being in the OpenAPI document (docs/openapi.json).
@@ -40,6 +40,9 @@ pub struct CredentialsBody {
     email: Option<Value>,
     #[serde(default)]
     password: Option<Value>,
+    /// Sign-up only; sign-in ignores it.
+    #[serde(default, rename = "displayName")]
+    display_name: Option<Value>,
 }
 
 fn argon2() -> Argon2<'static> {
@@ -87,6 +90,18 @@ fn parse_credentials(body: &CredentialsBody) -> Result<(Email, Password), ApiErr
     }
 }
 
+/// Sign-up's optional display name: absent or `null` takes the email's local part.
+fn parse_display_name(body: &CredentialsBody, email: &Email) -> Result<DisplayName, ApiError> {
+    match &body.display_name {
+        None | Some(Value::Null) => Ok(DisplayName::from_email(email)),
+        Some(Value::String(s)) => DisplayName::parse(s).map_err(|e| ApiError::Validation(vec![e])),
+        Some(_) => Err(ApiError::field(
+            "displayName",
+            "Display name must be a string",
+        )),
+    }
+}
+
 /// The answer that signs a user in: the token in the body and in the session cookie.
 fn signed_in(
     status: StatusCode,
@@ -97,6 +112,7 @@ fn signed_in(
     let secure = state.cookie_secure.applies(headers);
     let cookie = session_cookie(&token, state.keys.ttl(), secure);
     let body = SignedIn {
+        display_name: claims.display_name().to_string(),
         id: claims.id,
         email: claims.email,
         token,
@@ -122,11 +138,11 @@ async fn hashing<T: Send + 'static>(
     path = "/api/users/signup",
     operation_id = "signup",
     tag = "users",
-    request_body = Credentials,
+    request_body = NewAccount,
     responses(
         (status = 201, description = "Signed up and signed in: the token, also set as the `session` cookie", body = SignedIn,
             headers(("Set-Cookie" = String, description = "`session=<base64 of {\"jwt\":…}>; HttpOnly; SameSite=Lax; Path=/`"))),
-        (status = 400, description = "`Email must be valid`, `Email in use` (field `email`); `Password must be between 8 and 128 characters`, `Password must be supplied` (field `password`)", body = ErrorBody),
+        (status = 400, description = "`Email must be valid`, `Email in use` (field `email`); `Password must be between 8 and 128 characters`, `Password must be supplied` (field `password`); `Display name must be between 1 and 40 characters`, `… must not contain control or invisible characters`, `… must not contain @`, `… must be a string` (field `displayName`)", body = ErrorBody),
         (status = 429, description = "`Too many requests, try again in N s`: sign-ups from this address or from everyone", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`The service is busy, try again in 1 s`: every core is hashing a password and the queue is full", body = ErrorBody,
@@ -142,6 +158,7 @@ pub async fn signup(
 ) -> Result<Response, ApiError> {
     // Checked before the limits: a malformed body costs nothing and uses up no quota.
     let (email, password) = parse_credentials(&body)?;
+    let name = parse_display_name(&body, &email)?;
     let ip = state.limits.client_ip(peer, &headers);
     state.limits.check_signup(ip).inspect_err(|_| {
         tracing::warn!(%ip, "sign-up rate limited");
@@ -149,14 +166,19 @@ pub async fn signup(
     // Hashing is deliberately slow: keep it off the async workers.
     let hash = hashing(&state, move || hash_password(password.expose())).await??;
     let id = uuid::Uuid::now_v7().to_string();
-    let (uid, mail) = (id.clone(), email.as_str().to_string());
+    let (uid, mail, shown) = (
+        id.clone(),
+        email.as_str().to_string(),
+        name.as_str().to_string(),
+    );
     let inserted = state
         .db
         .write(move |c| -> Result<usize, DbError> {
             Ok(c.execute(
-                "INSERT INTO users (id, email, password_hash, created_at) VALUES (?1, ?2, ?3, unixepoch())
+                "INSERT INTO users (id, email, password_hash, created_at, display_name)
+                 VALUES (?1, ?2, ?3, unixepoch(), ?4)
                  ON CONFLICT (email) DO NOTHING",
-                (&uid, &mail, &hash),
+                (&uid, &mail, &hash, &shown),
             )?)
         })
         .await?;
@@ -164,7 +186,7 @@ pub async fn signup(
         return Err(ApiError::field("email", "Email in use"));
     }
     tracing::info!(user = %id, "signed up");
-    let session = state.keys.sign(&id, email.as_str())?;
+    let session = state.keys.sign_named(&id, email.as_str(), name.as_str())?;
     signed_in(StatusCode::CREATED, &state, &headers, session)
 }
 
@@ -212,20 +234,22 @@ pub async fn signin(
     let mail = email.as_str().to_string();
     let user = state
         .db
-        .read(move |c| -> Result<Option<(String, String)>, DbError> {
-            use rusqlite::OptionalExtension;
-            Ok(c.query_row(
-                "SELECT id, password_hash FROM users WHERE email = ?1",
-                [&mail],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-        })
+        .read(
+            move |c| -> Result<Option<(String, String, String)>, DbError> {
+                use rusqlite::OptionalExtension;
+                Ok(c.query_row(
+                    "SELECT id, password_hash, display_name FROM users WHERE email = ?1",
+                    [&mail],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?)
+            },
+        )
         .await?;
     let dummy = state.dummy_hash.clone();
     let (id, ok) = match user {
-        Some((id, hash)) => (
-            Some(id),
+        Some((id, hash, name)) => (
+            Some((id, name)),
             hashing(&state, move || verify_password(&password, &hash)).await?,
         ),
         None => {
@@ -235,9 +259,9 @@ pub async fn signin(
         }
     };
     match (id, ok) {
-        (Some(id), true) => {
+        (Some((id, name)), true) => {
             state.limits.succeeded(email.as_str());
-            let session = state.keys.sign(&id, email.as_str())?;
+            let session = state.keys.sign_named(&id, email.as_str(), &name)?;
             signed_in(StatusCode::OK, &state, &headers, session)
         }
         _ => {
@@ -330,6 +354,7 @@ pub async fn renew(
 pub async fn current_user(MaybeUser(user): MaybeUser) -> Json<CurrentUserBody> {
     Json(CurrentUserBody {
         current_user: user.map(|c| tix_api::CurrentUser {
+            display_name: c.display_name().to_string(),
             email: c.email,
             exp: c.exp,
             iat: c.iat,

@@ -31,6 +31,27 @@ pub struct Claims {
     /// before sessions could be revoked (they expire on their own).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub jti: String,
+    /// The user's public display name. Empty in tokens made before display names
+    /// existed: [`Claims::display_name`] falls back to the email's local part.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+impl Claims {
+    /// What other users see of this one: the chosen name, else the email's local part
+    /// (never the whole address).
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            default_display_name(&self.email)
+        } else {
+            &self.name
+        }
+    }
+}
+
+/// The display name of an account that chose none: the email's local part.
+pub fn default_display_name(email: &str) -> &str {
+    email.split('@').next().unwrap_or_default()
 }
 
 /// Sessions that were signed out, each until its last token would have expired anyway.
@@ -113,15 +134,31 @@ impl JwtKeys {
 
     /// A token for this user in a new session, valid for the configured time.
     pub fn sign(&self, id: &str, email: &str) -> anyhow::Result<(String, Claims)> {
-        self.issue(id, email, uuid::Uuid::now_v7().to_string())
+        self.sign_named(id, email, "")
+    }
+
+    /// A token for a new session of a user with a display name (empty: none chosen).
+    pub fn sign_named(
+        &self,
+        id: &str,
+        email: &str,
+        name: &str,
+    ) -> anyhow::Result<(String, Claims)> {
+        self.issue(id, email, name, uuid::Uuid::now_v7().to_string())
     }
 
     /// A fresh token for the same session, valid for the configured time from now.
     pub fn renew(&self, claims: &Claims) -> anyhow::Result<(String, Claims)> {
-        self.issue(&claims.id, &claims.email, claims.jti.clone())
+        self.issue(&claims.id, &claims.email, &claims.name, claims.jti.clone())
     }
 
-    fn issue(&self, id: &str, email: &str, jti: String) -> anyhow::Result<(String, Claims)> {
+    fn issue(
+        &self,
+        id: &str,
+        email: &str,
+        name: &str,
+        jti: String,
+    ) -> anyhow::Result<(String, Claims)> {
         let iat = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = Claims {
             id: id.to_string(),
@@ -129,6 +166,7 @@ impl JwtKeys {
             iat,
             exp: iat + self.ttl.as_secs() as i64,
             jti,
+            name: name.to_string(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok((token, claims))
@@ -330,6 +368,7 @@ mod tests {
             iat: now - 100,
             exp: now - 1,
             jti: String::new(),
+            name: String::new(),
         };
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

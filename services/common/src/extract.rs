@@ -45,3 +45,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         }
     }
 }
+
+/// A yes/no query parameter: absent, `false` or `0` is no; `true`, `1` or empty is yes.
+pub fn flag(q: &std::collections::HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(_) => Err(ApiError::field(
+            name,
+            format!("{name} must be true or false"),
+        )),
+    }
+}
+
+/// A whole-number query parameter from 0 to `max`, `default` when absent.
+pub fn number(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+    default: i64,
+    max: i64,
+) -> Result<i64, ApiError> {
+    match q.get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::field(
+                    name,
+                    format!("{name} must be a whole number from 0 to {max}"),
+                )
+            }),
+    }
+}

@@ -73,6 +73,7 @@ fn every_route_is_documented_with_its_answers() {
         "PUT /api/tickets/{id}",
         "GET /api/orders",
         "POST /api/orders",
+        "GET /api/orders/sales",
         "GET /api/orders/{id}",
         "DELETE /api/orders/{id}",
         "GET /api/payments",

@@ -4,11 +4,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
+use std::collections::HashMap;
 use tix_api::{OrderStatus, UnixMillis};
-use tix_common::Path;
+
 use tix_common::auth::CurrentUser;
+use tix_common::extract::number;
 use tix_common::idempotency::{self, IdempotencyKey};
 use tix_common::{ApiError, Json, rate};
+use tix_common::{Path, Query};
 
 use tix_api::{ErrorBody, NewOrder};
 
@@ -24,6 +27,7 @@ pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
     use utoipa_axum::routes;
     utoipa_axum::router::OpenApiRouter::new()
         .routes(routes!(list, create))
+        .routes(routes!(sales))
         .routes(routes!(show, cancel))
 }
 
@@ -174,6 +178,40 @@ pub async fn list(
         })
         .await?;
     Ok(Json(orders.iter().map(Order::view).collect()))
+}
+
+/// What the caller sold: completed orders of the caller's tickets, newest payment first,
+/// with the count and total of all of them. Buyers are not named.
+#[utoipa::path(
+    get,
+    path = "/api/orders/sales",
+    operation_id = "listSales",
+    tag = "orders",
+    params(
+        ("limit" = Option<u8>, Query, maximum = 200, description = "At most this many (default 50)"),
+        ("offset" = Option<u32>, Query, maximum = 2147483647, description = "Skip this many (default 0)"),
+    ),
+    responses(
+        (status = 200, description = "One page of the caller's sales and the totals over all of them", body = tix_api::Sales),
+        (status = 400, description = "`limit must be a whole number from 0 to 200` (field `limit`), `offset must be …` (field `offset`)", body = ErrorBody),
+        (status = 401, description = "`Not authorized`", body = ErrorBody),
+    ),
+    security(("bearerAuth" = []), ("sessionCookie" = [])),
+)]
+pub async fn sales(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<tix_api::Sales>, ApiError> {
+    let limit = number(&q, "limit", 50, 200)?;
+    let offset = number(&q, "offset", 0, i64::from(i32::MAX))?;
+    let sales = state
+        .db
+        .read_blocking(move |c| -> Result<tix_api::Sales, ApiError> {
+            Ok(store::sales_of(c, &user.id, limit, offset)?)
+        })
+        .await?;
+    Ok(Json(sales))
 }
 
 async fn owned(state: &AppState, user: &str, id: String) -> Result<Order, ApiError> {

@@ -56,6 +56,9 @@ pub const MIGRATIONS: &[&str] = &[
     tix_common::idempotency::SCHEMA,
     // Events the bus refuses for good, out of the way of the others (docs/operations.md).
     tix_common::outbox::OUTBOX_DEAD_SCHEMA,
+    // A seller's sales (GET /api/orders/sales): the seller's tickets in the replica, then
+    // their completed orders through the one-active-order-per-ticket index.
+    "CREATE INDEX tickets_seller ON tickets (user_id);",
 ];
 
 /// The replica of a ticket, as `ticket:*` events describe it.
@@ -261,6 +264,51 @@ pub fn orders_of(c: &Connection, user: &str) -> rusqlite::Result<Vec<Order>> {
     ))?;
     let rows = st.query_map([user], Order::from_row)?;
     rows.collect()
+}
+
+/// One page of a seller's sales (completed orders of the seller's tickets, newest
+/// payment first) and the count and sum over all of them. Orders paid before `paid_at`
+/// was recorded show when they were made.
+pub fn sales_of(
+    c: &Connection,
+    seller: &str,
+    limit: i64,
+    offset: i64,
+) -> rusqlite::Result<tix_api::Sales> {
+    // `status != 'cancelled'` lets SQLite use the partial unique index on ticket_id.
+    const SOLD: &str = "FROM orders o JOIN tickets t ON t.id = o.ticket_id
+        WHERE t.user_id = ?1 AND o.status = 'complete' AND o.status != 'cancelled'";
+    let (count, total): (i64, i64) = c
+        .prepare_cached(&format!(
+            "SELECT count(*), coalesce(sum(o.price_cents), 0) {SOLD}"
+        ))?
+        .query_row([seller], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let mut st = c.prepare_cached(&format!(
+        "SELECT o.id, o.ticket_id, o.ticket_title, o.price_cents, o.ticket_version,
+                coalesce(o.paid_at, o.created_at * 1000) AS paid {SOLD}
+         ORDER BY paid DESC, o.id DESC LIMIT ?2 OFFSET ?3"
+    ))?;
+    let sales = st
+        .query_map((seller, limit, offset), |r| {
+            let price = Money::from_cents(r.get(3)?);
+            Ok(tix_api::Sale {
+                amount: price,
+                order_id: r.get(0)?,
+                paid_at: UnixMillis::new(r.get(5)?),
+                ticket: tix_api::OrderTicket {
+                    id: r.get(1)?,
+                    price,
+                    title: r.get(2)?,
+                    version: r.get(4)?,
+                },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(tix_api::Sales {
+        count: count as u64,
+        sales,
+        total: Money::from_cents(total),
+    })
 }
 
 /// The buyer's orders that hold a ticket unpaid and have not expired.

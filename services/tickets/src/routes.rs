@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 use tix_common::auth::{CurrentUser, MaybeUser};
+use tix_common::extract::{flag, number};
 use tix_common::{ApiError, Json};
 use tix_common::{Path, Query};
 
@@ -68,6 +69,7 @@ pub async fn create(
         id: uuid::Uuid::now_v7().to_string(),
         title: title.as_str().to_string(),
         price,
+        seller_name: user.display_name().to_string(),
         user_id: user.id,
         version: 0,
         order_id: None,
@@ -78,38 +80,6 @@ pub async fn create(
         .write(move |c| -> Result<(), ApiError> { Ok(store::insert(c, &t)?) })
         .await?;
     Ok((StatusCode::CREATED, Json(ticket.view())))
-}
-
-fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
-    match q.get(name).map(String::as_str) {
-        None | Some("false") | Some("0") => Ok(false),
-        Some("true") | Some("1") | Some("") => Ok(true),
-        Some(_) => Err(ApiError::field(
-            name,
-            format!("{name} must be true or false"),
-        )),
-    }
-}
-
-fn number(
-    q: &HashMap<String, String>,
-    name: &str,
-    default: i64,
-    max: i64,
-) -> Result<i64, ApiError> {
-    match q.get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (0..=max).contains(n))
-            .ok_or_else(|| {
-                ApiError::field(
-                    name,
-                    format!("{name} must be a whole number from 0 to {max}"),
-                )
-            }),
-    }
 }
 
 /// The tickets on sale, newest first.

@@ -25,6 +25,9 @@ pub const MIGRATIONS: &[&str] = &[
     tix_common::sessions::SCHEMA,
     // Events the bus refuses for good, out of the way of the others (docs/operations.md).
     tix_common::outbox::OUTBOX_DEAD_SCHEMA,
+    // The seller's public display name when the ticket was put on sale (docs/api.md);
+    // tickets from before show the seller's id cut to eight characters.
+    "ALTER TABLE tickets ADD COLUMN seller_name TEXT NOT NULL DEFAULT '';",
 ];
 
 pub fn mark_cancelled(c: &Connection, order_id: &str) -> rusqlite::Result<()> {
@@ -47,6 +50,7 @@ pub struct Ticket {
     pub user_id: String,
     pub version: i64,
     pub order_id: Option<String>,
+    pub seller_name: String,
 }
 
 impl Ticket {
@@ -58,6 +62,7 @@ impl Ticket {
             user_id: r.get(3)?,
             version: r.get(4)?,
             order_id: r.get(5)?,
+            seller_name: r.get(6)?,
         })
     }
 
@@ -67,6 +72,11 @@ impl Ticket {
             id: self.id.clone(),
             order_id: self.order_id.clone(),
             price: self.price.money(),
+            seller_name: if self.seller_name.is_empty() {
+                self.user_id.chars().take(8).collect()
+            } else {
+                self.seller_name.clone()
+            },
             title: self.title.clone(),
             user_id: self.user_id.clone(),
             version: self.version,
@@ -88,7 +98,7 @@ impl Ticket {
     }
 }
 
-const COLUMNS: &str = "id, title, price_cents, user_id, version, order_id";
+const COLUMNS: &str = "id, title, price_cents, user_id, version, order_id, seller_name";
 
 pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<Ticket>> {
     c.prepare_cached(&format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1"))?
@@ -99,10 +109,10 @@ pub fn get(c: &Connection, id: &str) -> rusqlite::Result<Option<Ticket>> {
 /// Inserts a ticket and its `ticket:created` event in the caller's transaction.
 pub fn insert(c: &Connection, t: &Ticket) -> rusqlite::Result<()> {
     c.prepare_cached(
-        "INSERT INTO tickets (id, title, price_cents, user_id, version, order_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, NULL, unixepoch())",
+        "INSERT INTO tickets (id, title, price_cents, user_id, version, order_id, created_at, seller_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL, unixepoch(), ?6)",
     )?
-    .execute((&t.id, &t.title, t.price.cents(), &t.user_id, t.version))?;
+    .execute((&t.id, &t.title, t.price.cents(), &t.user_id, t.version, &t.seller_name))?;
     outbox::enqueue(
         c,
         &Envelope::new(
