@@ -192,6 +192,8 @@ pub const SERVICES: [&str; 4] = ["auth", "tickets", "orders", "payments"];
 #[derive(Debug)]
 pub struct Stack {
     pub bus: Bus,
+    /// The broker's metrics port: `http://127.0.0.1:<port>` (`/metrics`, `/healthz`).
+    pub bus_metrics: String,
     pub data_dir: PathBuf,
     services: Vec<(String, Service)>,
     envs: Vec<(String, String)>,
@@ -210,7 +212,10 @@ impl Stack {
     pub fn start_with_env(names: &[&str], extra_env: &[(&str, &str)]) -> Stack {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().to_path_buf();
-        let bus = Bus::start_in(&data_dir, free_port(), &[]);
+        // The broker's metrics port, as scripts/stack runs it: the operations screen and
+        // the metrics tests read it.
+        let bus_metrics = format!("127.0.0.1:{}", free_port());
+        let bus = Bus::start_in(&data_dir, free_port(), &["--metrics-addr", &bus_metrics]);
         let mut envs: Vec<(String, String)> = vec![
             ("TIX_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
             (
@@ -230,6 +235,7 @@ impl Stack {
         );
         let mut stack = Stack {
             bus,
+            bus_metrics: format!("http://{bus_metrics}"),
             data_dir,
             services: Vec::new(),
             envs,
