@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tix_bus::{Broker, BrokerConfig};
 use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 
@@ -23,6 +23,8 @@ use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 ///   tix-bus dead-letters --group orders          list dead letters
 ///   tix-bus replay --group orders                deliver them again
 ///   tix-bus tail --subject ticket:created        follow events live
+///   tix-bus man | man -l -                       this manual
+///   tix-bus completions bash                     a shell completion script
 #[derive(Debug, Parser)]
 #[command(
     name = "tix-bus",
@@ -92,6 +94,10 @@ enum Command {
         #[arg(long)]
         no_ack: bool,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff).
+    Man,
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,6 +121,28 @@ struct Target {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // Generated from the parser itself; no logging, broker or key involved.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "tix-bus",
+                &mut std::io::stdout(),
+            );
+            return std::process::ExitCode::SUCCESS;
+        }
+        Some(Command::Man) => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tix-bus: writing the manual page: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     // Colour codes only for a person: stderr is a terminal and NO_COLOR is unset (no-color.org).
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -191,6 +219,8 @@ async fn connect(target: &Target) -> anyhow::Result<Client> {
 
 async fn operate(cmd: Command) -> anyhow::Result<()> {
     match cmd {
+        // Answered in `main` before logging starts.
+        Command::Completions { .. } | Command::Man => {}
         Command::InitPolicy { data_dir } => {
             let done = tix_bus::policy::init(&data_dir)?;
             for k in &done.new_keys {
@@ -295,5 +325,43 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn the_manual_page_renders() {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .unwrap();
+        let page = String::from_utf8(page).unwrap();
+        assert!(page.contains(".TH tix-bus 1"), "{page}");
+        assert!(
+            page.contains("dead\\-letters"),
+            "lists the commands: {page}"
+        );
+    }
+
+    #[test]
+    fn completions_are_generated_for_each_shell() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tix-bus", &mut script);
+            let script = String::from_utf8(script).unwrap();
+            assert!(
+                script.contains("tix-bus") && script.contains("replay"),
+                "{shell}: {script}"
+            );
+        }
     }
 }

@@ -1,13 +1,21 @@
 //! What every command needs besides its own arguments: where the API is, which profile and
-//! session, and whether the reader is a person or a script.
+//! session, and whether the reader is a person or a script — which decides between JSON
+//! and text, and whether a spinner may turn while it waits.
 
+use std::future::Future;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tix_client::ApiClient;
 use tix_client::session::{self, Session};
 
-use crate::failure::Failure;
+use crate::failure::{Failure, Outcome};
+
+/// Waits shorter than this pass without a spinner: one flashing by is noise.
+const SPINNER_AFTER: Duration = Duration::from_millis(250);
 
 /// Where a fresh install looks, matching `scripts/stack up`'s default port.
 const DEFAULT_API: &str = "http://127.0.0.1:8080";
@@ -16,6 +24,10 @@ const DEFAULT_API: &str = "http://127.0.0.1:8080";
 pub struct Ctx {
     pub api: String,
     pub json: bool,
+    /// The limit on each request (`--timeout`).
+    pub timeout: Duration,
+    /// A person watches both outputs: spinners may be drawn on stderr.
+    spinner: bool,
     pub profile: String,
     /// Where the session was read from, so signing in and out write the same place.
     pub dir: PathBuf,
@@ -25,7 +37,7 @@ pub struct Ctx {
 impl Ctx {
     /// Loads the profile's session. An explicit `--api`/`TIX_API` wins; otherwise the API
     /// the session was made with, so a profile keeps talking to the stack it signed in to.
-    pub fn load(api: Option<String>, json: bool, profile: String) -> Ctx {
+    pub fn load(api: Option<String>, json: bool, profile: String, timeout: Duration) -> Ctx {
         let dir = session::config_dir();
         let session = Session::load(&dir, &profile);
         let api = api
@@ -34,6 +46,8 @@ impl Ctx {
         Ctx {
             api,
             json,
+            timeout,
+            spinner: !json && std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
             profile,
             dir,
             session,
@@ -50,7 +64,8 @@ impl Ctx {
         let Some(session) = self.session.as_mut().filter(|s| s.needs_renewal(now)) else {
             return;
         };
-        let client = ApiClient::new(&self.api, Some(session.token.clone()));
+        let client =
+            ApiClient::new(&self.api, Some(session.token.clone())).with_timeout(self.timeout);
         if let Ok(fresh) = client.renew().await {
             session.token = fresh.token;
             if let Err(e) = session.save(&self.dir, &self.profile) {
@@ -61,7 +76,35 @@ impl Ctx {
 
     /// A client with the session's token if there is one: reading tickets needs none.
     pub fn client(&self) -> ApiClient {
-        ApiClient::new(&self.api, self.session.as_ref().map(|s| s.token.clone()))
+        self.anonymous_client(self.session.as_ref().map(|s| s.token.clone()))
+    }
+
+    /// A client with this token, or none: signing up or in must not send an old session.
+    pub fn anonymous_client(&self, token: Option<String>) -> ApiClient {
+        ApiClient::new(&self.api, token).with_timeout(self.timeout)
+    }
+
+    /// Awaits `work`; if it takes longer than a moment and a person is watching (stdout
+    /// and stderr are terminals, no `--json`), a spinner saying `what` turns on stderr
+    /// meanwhile. Never in pipes: scripts get exactly the bytes they asked for.
+    pub async fn busy<F: Future>(&self, what: &str, work: F) -> F::Output {
+        if !self.spinner {
+            return work.await;
+        }
+        let mut work = std::pin::pin!(work);
+        tokio::select! {
+            out = &mut work => return out,
+            () = tokio::time::sleep(SPINNER_AFTER) => {}
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg}…") {
+            bar.set_style(style);
+        }
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        let out = work.await;
+        bar.finish_and_clear();
+        out
     }
 
     /// A client for commands that need an account, failing before any request so the user
@@ -77,15 +120,27 @@ impl Ctx {
     /// text is only built when it is shown). The document goes through a
     /// `serde_json::Value`, so its keys come out sorted whatever the field order: the
     /// bytes scripts already depend on.
-    pub fn print<T: Serialize + ?Sized>(&self, doc: &T, human: impl FnOnce() -> String) {
+    pub fn print<T: Serialize + ?Sized>(&self, doc: &T, human: impl FnOnce() -> String) -> Outcome {
         if self.json {
             let value = serde_json::to_value(doc).unwrap_or_default();
-            println!("{value}");
+            emit(&value.to_string())
         } else {
             let text = human();
-            if !text.is_empty() {
-                println!("{text}");
+            if text.is_empty() {
+                return Ok(());
             }
+            emit(&text)
         }
+    }
+}
+
+/// One line (or block) on stdout. A reader that went away (`| head -c 100`) is not an
+/// error: like ripgrep and git, the command ends quietly with success.
+pub fn emit(text: &str) -> Outcome {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::PipeClosed),
+        Err(e) => Err(Failure::local(e)),
     }
 }

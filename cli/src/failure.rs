@@ -3,7 +3,7 @@
 //! exit themselves, so the codes promised in `tix --help` cannot drift apart command by
 //! command.
 
-use tix_client::{ClientError, Kind};
+use tix_client::{ClientError, Kind, Network};
 
 /// What a command returns: scripts only see the exit code, people the message.
 pub type Outcome = Result<(), Failure>;
@@ -13,10 +13,13 @@ pub enum Failure {
     Client(ClientError),
     NotSignedIn,
     Usage(String),
-    /// A declined card cancels the order server-side; the buyer needs to know that too.
+    /// A declined card cancels the order server-side; the buyer needs to know that too,
+    /// and whether the ticket can be reserved again yet (`released`: the order was seen
+    /// cancelled).
     Declined {
         message: String,
         order: String,
+        released: bool,
     },
     /// The payment went through, but the order had been cancelled (expired, or cancelled
     /// elsewhere) before it arrived: the order stays cancelled and the charge is refunded.
@@ -31,6 +34,8 @@ pub enum Failure {
         endpoint: String,
     },
     Local(anyhow::Error),
+    /// Whoever read stdout went away (`| head`): not a failure, the output simply ends.
+    PipeClosed,
 }
 
 impl From<ClientError> for Failure {
@@ -56,6 +61,7 @@ impl Failure {
             } => Failure::Declined {
                 message,
                 order: order.to_string(),
+                released: false,
             },
             other => Failure::Client(other),
         }
@@ -64,6 +70,7 @@ impl Failure {
     /// The exit code; `tix --help` documents the same table.
     pub fn code(&self) -> u8 {
         match self {
+            Failure::PipeClosed => 0,
             Failure::Local(_) => 1,
             Failure::Usage(_) => 2,
             Failure::NotSignedIn => 3,
@@ -85,8 +92,15 @@ impl Failure {
         match self {
             Failure::NotSignedIn => "not signed in: run `tix signin` (or `tix signup`)".into(),
             Failure::Usage(m) => m.clone(),
-            Failure::Declined { message, order } => format!(
-                "payment declined: {message}\norder {order} is cancelled and its ticket released"
+            Failure::Declined {
+                message,
+                order,
+                released: true,
+            } => format!(
+                "payment declined: {message}\norder {order} is cancelled and its ticket released: it can be bought again now"
+            ),
+            Failure::Declined { message, order, .. } => format!(
+                "payment declined: {message}\norder {order} is being cancelled: its ticket can be bought again in a moment (when `tix orders show {order}` says cancelled)"
             ),
             Failure::PaidTooLate { order, payment } => format!(
                 "order {order} was cancelled (it expired, or was cancelled elsewhere) before payment {payment} reached it: the order stays cancelled and the charge is refunded\nsee: tix payments show {payment}"
@@ -96,19 +110,41 @@ impl Failure {
                 "cannot reach the event bus at {endpoint}\nhint: start the stack with `scripts/stack up`, or point --bus / TIX_BUS_URL at a running tix-bus"
             ),
             Failure::Local(e) => format!("{e:#}"),
-            Failure::Client(ClientError::Unreachable { url, reason }) => format!(
-                "cannot reach the tix API at {url} ({reason})\nhint: start the stack with `scripts/stack up`, or point --api / TIX_API at a running gateway"
-            ),
+            Failure::PipeClosed => String::new(),
+            Failure::Client(ClientError::Unreachable {
+                url,
+                reason,
+                network,
+            }) => unreachable(url, reason, *network),
             Failure::Client(ClientError::Api { status: 401, .. }) => {
                 "not signed in, or the session expired: run `tix signin`".into()
             }
-            Failure::Client(ClientError::Api {
-                message,
-                field: Some(f),
-                ..
-            }) => format!("{message} ({f})"),
+            Failure::Client(e @ ClientError::Api { status, .. }) if *status >= 500 => {
+                format!("the tix API failed ({status}): {e}")
+            }
+            Failure::Client(e @ ClientError::Api { field: Some(f), .. }) => format!("{e} ({f})"),
             Failure::Client(e) => e.to_string(),
         }
+    }
+}
+
+/// What failed on the way to the API, and what to do about that one: only a refused
+/// connection means the stack is probably not running.
+fn unreachable(url: &str, reason: &str, network: Network) -> String {
+    match network {
+        Network::Refused => format!(
+            "cannot reach the tix API at {url} (connection refused)\nhint: is the stack running? Start it with `scripts/stack up`, or point --api / TIX_API at a running gateway"
+        ),
+        Network::Dns => format!(
+            "cannot reach the tix API at {url}: {reason}\nhint: check the host name in --api / TIX_API"
+        ),
+        Network::Tls => format!(
+            "cannot reach the tix API at {url}: {reason}\nhint: does it speak https there? A local stack is plain http://"
+        ),
+        Network::TimedOut => format!(
+            "the tix API at {url} timed out: {reason}\nhint: it may be overloaded; try again, or allow longer with --timeout / TIX_TIMEOUT"
+        ),
+        Network::Other => format!("the connection to the tix API at {url} failed: {reason}"),
     }
 }
 
@@ -124,6 +160,7 @@ mod tests {
             status,
             message: "m".into(),
             field: None,
+            retry_after: None,
         })
     }
 
@@ -139,6 +176,7 @@ mod tests {
             Failure::Declined {
                 message: "m".into(),
                 order: "o".into(),
+                released: false,
             },
             Failure::PaidTooLate {
                 order: "o".into(),
@@ -151,6 +189,7 @@ mod tests {
             Failure::Client(ClientError::Unreachable {
                 url: "u".into(),
                 reason: "r".into(),
+                network: Network::Dns,
             }),
             Failure::Client(ClientError::Decode("d".into())),
             api(400),
@@ -159,6 +198,7 @@ mod tests {
             api(403),
             api(404),
             api(409),
+            api(429),
             api(503),
         ];
         for f in &all {
@@ -174,13 +214,17 @@ mod tests {
                 status: 402,
                 message: "Your card was declined".into(),
                 field: None,
+                retry_after: None,
             },
             "o1",
         );
         assert_eq!(f.code(), 6);
-        assert_eq!(
-            f.message(),
-            "payment declined: Your card was declined\norder o1 is cancelled and its ticket released"
+        assert!(
+            f.message().starts_with(
+                "payment declined: Your card was declined\norder o1 is being cancelled"
+            ),
+            "{}",
+            f.message()
         );
         assert_eq!(
             Failure::paying(ClientError::Decode("x".into()), "o1").code(),

@@ -4,26 +4,35 @@
 //! - [`ctx`]: the API, profile, session and output mode every command shares;
 //! - [`commands`]: one module per command group;
 //! - [`failure`]: every error, its message and its exit code;
-//! - [`output`]: text for people.
+//! - [`output`] and [`table`]: text for people.
 
 mod args;
 mod commands;
 mod ctx;
 mod failure;
 mod output;
+mod table;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use tix_client::session;
+use tix_client::{DEFAULT_TIMEOUT, session};
 
 use crate::args::{Cli, Command};
 use crate::ctx::Ctx;
 use crate::failure::{Failure, Outcome};
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = if card_in_argv(std::env::args_os()) {
+        // Before clap, whose errors would quote the number back.
+        Err(Failure::Usage(commands::pay::CARD_IN_ARGV.into()))
+    } else {
+        run(Cli::parse())
+    };
+    match outcome {
+        Ok(()) | Err(Failure::PipeClosed) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {}", f.message());
             ExitCode::from(f.code())
@@ -31,19 +40,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--card …` anywhere before a `--`: a card number on the command line stays in shell
+/// history and shows in `ps`, so it is refused, whatever command it was given to.
+fn card_in_argv(args: impl Iterator<Item = OsString>) -> bool {
+    args.skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--card" || a.to_string_lossy().starts_with("--card="))
+}
+
 fn run(cli: Cli) -> Outcome {
+    // Completions and man pages need no session or runtime, so they work on a machine
+    // never signed in.
+    let command = match cli.command {
+        Command::Completions { shell } => return commands::completions::print(shell),
+        Command::Man { out_dir } => return commands::completions::man(out_dir.as_deref()),
+        Command::Api(command) => command,
+    };
+    // The environment is read here rather than by clap (see `args::Cli`); an empty
+    // variable counts as unset.
+    let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let profile = cli
+        .profile
+        .or_else(|| env("TIX_PROFILE"))
+        .unwrap_or_else(|| "default".into());
     // The profile becomes a file name: check it before anything else uses it.
-    if !session::valid_profile(&cli.profile) {
+    if !session::valid_profile(&profile) {
         return Err(Failure::Usage(
             "a profile name is letters, digits, - and _ (at most 64)".into(),
         ));
     }
-    // Completions need no session or runtime, so they work on a machine never signed in.
-    if let Command::Completions { shell } = cli.command {
-        commands::completions::print(shell);
-        return Ok(());
-    }
-    let mut ctx = Ctx::load(cli.api, cli.json, cli.profile);
+    let timeout = match (cli.timeout, env("TIX_TIMEOUT")) {
+        (Some(s), _) => Duration::from_secs(s),
+        (None, Some(v)) => match v.trim().parse::<u64>() {
+            Ok(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
+            _ => {
+                return Err(Failure::Usage(format!(
+                    "TIX_TIMEOUT={v:?} is not a number of seconds from 1 to 3600"
+                )));
+            }
+        },
+        (None, None) => DEFAULT_TIMEOUT,
+    };
+    let mut ctx = Ctx::load(
+        cli.api.or_else(|| env("TIX_API")),
+        cli.json,
+        profile,
+        timeout,
+    );
     // One command, one request at a time: a single thread is enough.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -51,6 +94,23 @@ fn run(cli: Cli) -> Outcome {
         .map_err(|e| Failure::Local(anyhow::anyhow!("{e}")))?;
     rt.block_on(async {
         ctx.renew_if_due().await;
-        commands::run(&ctx, cli.command).await
+        commands::run(&ctx, command).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_flag_is_found_wherever_it_is_but_not_after_a_double_dash() {
+        let argv = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>().into_iter();
+        assert!(card_in_argv(argv(&["tix", "pay", "o1", "--card", "4242"])));
+        assert!(card_in_argv(argv(&["tix", "--card=4242", "buy", "t1"])));
+        assert!(!card_in_argv(argv(&[
+            "tix", "pay", "o1", "--token", "tok_visa"
+        ])));
+        assert!(!card_in_argv(argv(&["tix", "--", "--card"])));
+        assert!(!card_in_argv(argv(&["tix", "--cardinal"])));
+    }
 }

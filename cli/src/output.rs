@@ -1,11 +1,14 @@
-//! Text for people: aligned tables, prices as money, times relative to now.
+//! Text for people: aligned tables ([`crate::table`]), prices as money, times relative to
+//! now, sellers by their display names.
 
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tix_api::health::{Health, HealthStatus};
-use tix_api::{Order, OrderStatus, Payment, PaymentStatus, Ticket};
+use tix_api::{Order, OrderStatus, Payment, PaymentStatus, Sales, Ticket};
 use tix_client::format::{moment, short_id as short};
+
+use crate::table::table;
 
 pub fn date(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)
@@ -39,29 +42,6 @@ fn expiry_at(o: &Order, now: OffsetDateTime) -> String {
     }
 }
 
-/// Left-aligned columns, two spaces apart, a header row in capitals.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = vec![line(header.iter().map(|h| h.to_uppercase()).collect())];
-    out.extend(rows.iter().map(|r| line(r.clone())));
-    out.join("\n")
-}
-
 pub fn tickets(list: &[Ticket], me: Option<&str>) -> String {
     if list.is_empty() {
         return "No tickets.".into();
@@ -69,11 +49,6 @@ pub fn tickets(list: &[Ticket], me: Option<&str>) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|t| {
-            let seller = if Some(t.user_id.as_str()) == me {
-                "you".to_string()
-            } else {
-                short(&t.user_id)
-            };
             let state = if t.is_reserved() {
                 "reserved"
             } else {
@@ -83,22 +58,34 @@ pub fn tickets(list: &[Ticket], me: Option<&str>) -> String {
                 t.id.clone(),
                 t.title.clone(),
                 t.price.display(),
-                seller,
+                seller(t, me),
                 state.into(),
             ]
         })
         .collect();
-    table(&["id", "title", "price", "seller", "state"], &rows)
+    table(&["id", "title", "price", "seller", "state"], &rows, &[1, 3])
 }
 
-pub fn ticket(t: &Ticket) -> String {
+/// The seller as other people know them: "you", their display name, or — for a ticket
+/// from before display names — the end of their id.
+fn seller(t: &Ticket, me: Option<&str>) -> String {
+    if Some(t.user_id.as_str()) == me {
+        "you".into()
+    } else if t.seller_name.is_empty() {
+        short(&t.user_id)
+    } else {
+        t.seller_name.clone()
+    }
+}
+
+pub fn ticket(t: &Ticket, me: Option<&str>) -> String {
     table(
         &["field", "value"],
         &[
             vec!["id".into(), t.id.clone()],
             vec!["title".into(), t.title.clone()],
             vec!["price".into(), t.price.display()],
-            vec!["seller".into(), t.user_id.clone()],
+            vec!["seller".into(), seller(t, me)],
             vec![
                 "state".into(),
                 t.order_id
@@ -108,6 +95,7 @@ pub fn ticket(t: &Ticket) -> String {
             ],
             vec!["version".into(), t.version.to_string()],
         ],
+        &[1],
     )
 }
 
@@ -127,7 +115,7 @@ pub fn orders(list: &[Order]) -> String {
             ]
         })
         .collect();
-    table(&["id", "ticket", "price", "status", "when"], &rows)
+    table(&["id", "ticket", "price", "status", "when"], &rows, &[1])
 }
 
 pub fn order(o: &Order) -> String {
@@ -143,6 +131,7 @@ pub fn order(o: &Order) -> String {
             vec!["status".into(), o.status.to_string()],
             vec!["when".into(), expiry(o)],
         ],
+        &[1],
     )
 }
 
@@ -170,7 +159,7 @@ fn payments_at(list: &[Payment], now: OffsetDateTime) -> String {
             ]
         })
         .collect();
-    table(&["id", "order", "amount", "status", "when"], &rows)
+    table(&["id", "order", "amount", "status", "when"], &rows, &[])
 }
 
 pub fn payment(p: &Payment) -> String {
@@ -187,7 +176,7 @@ pub fn payment(p: &Payment) -> String {
     if let Some(why) = &p.reason {
         rows.push(vec!["reason".into(), why.clone()]);
     }
-    table(&["field", "value"], &rows)
+    table(&["field", "value"], &rows, &[1])
 }
 
 pub fn status(api: &str, health: &Health) -> String {
@@ -218,7 +207,45 @@ pub fn status(api: &str, health: &Health) -> String {
             format!("{} ms", u.latency_ms),
         ]);
     }
-    table(&["service", "state", "url", "latency"], &rows)
+    table(&["service", "state", "url", "latency"], &rows, &[1, 2])
+}
+
+/// A seller's sales: one row per ticket sold, newest first, and a line with the totals
+/// over all of them ("3 sold, total $123.45"), not only the rows shown.
+pub fn sales(s: &Sales) -> String {
+    sales_at(s, OffsetDateTime::now_utc())
+}
+
+fn sales_at(s: &Sales, now: OffsetDateTime) -> String {
+    let total = format!("{} sold, total {}", s.count, s.total.display());
+    if s.sales.is_empty() {
+        return if s.count == 0 {
+            "No sales yet.".into()
+        } else {
+            format!("No sales on this page.\n{total}")
+        };
+    }
+    let rows: Vec<Vec<String>> = s
+        .sales
+        .iter()
+        .map(|sale| {
+            vec![
+                sale.ticket.title.clone(),
+                sale.amount.display(),
+                moment(sale.paid_at, now),
+                sale.order_id.clone(),
+            ]
+        })
+        .collect();
+    let shown = if (s.sales.len() as u64) < s.count {
+        format!(" ({} shown)", s.sales.len())
+    } else {
+        String::new()
+    };
+    format!(
+        "{}\n{total}{shown}",
+        table(&["ticket", "amount", "paid", "order"], &rows, &[0])
+    )
 }
 
 /// One event as `tix events tail` prints it: time, subject, producer, the request that
@@ -261,15 +288,6 @@ mod tests {
             event("order:created", &e),
             r#"12:00:01.234  order:created        orders     {"id":"o1"}"#
         );
-    }
-
-    #[test]
-    fn tables_align_columns() {
-        let t = table(
-            &["a", "long header"],
-            &[vec!["wide cell".into(), "x".into()]],
-        );
-        assert_eq!(t, "A          LONG HEADER\nwide cell  x");
     }
 
     fn now() -> OffsetDateTime {
@@ -348,5 +366,64 @@ mod tests {
              refunded  2027-01-15T07:40:00Z\n\
              reason    the order expired before its payment arrived"
         );
+    }
+
+    #[test]
+    fn sales_show_each_ticket_sold_and_the_totals_over_all_of_them() {
+        let sale = |title: &str, cents, minutes_ago| tix_api::Sale {
+            amount: Money::from_cents(cents),
+            order_id: format!("order-{title}"),
+            paid_at: at(minutes_ago),
+            ticket: tix_api::OrderTicket {
+                id: format!("t-{title}"),
+                price: Money::from_cents(cents),
+                title: title.into(),
+                version: 0,
+            },
+        };
+        let page = Sales {
+            count: 3,
+            sales: vec![sale("Opera", 10_000, 5), sale("Jazz", 2_345, 60)],
+            total: Money::from_cents(12_345 + 1_000),
+        };
+        assert_eq!(
+            sales_at(&page, now()),
+            "TICKET  AMOUNT   PAID       ORDER\n\
+             Opera   $100.00  07:55 UTC  order-Opera\n\
+             Jazz    $23.45   07:00 UTC  order-Jazz\n\
+             3 sold, total $133.45 (2 shown)"
+        );
+        let none = Sales {
+            count: 0,
+            sales: vec![],
+            total: Money::from_cents(0),
+        };
+        assert_eq!(sales_at(&none, now()), "No sales yet.");
+    }
+
+    #[test]
+    fn sellers_are_shown_by_name_and_you_as_you() {
+        let t = |user: &str, name: &str| Ticket {
+            id: "t1".into(),
+            order_id: None,
+            price: Money::from_cents(500),
+            seller_name: name.into(),
+            title: "Jazz".into(),
+            user_id: user.into(),
+            version: 0,
+        };
+        let list = [
+            t("seller-0000aaaa", "Ann"),
+            t("me", "Bob"),
+            t("seller-0000bbbb", ""),
+        ];
+        let text = tickets(&list, Some("me"));
+        let sellers: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().nth(3).unwrap())
+            .collect();
+        assert_eq!(sellers, ["Ann", "you", "0000bbbb"], "{text}");
+        assert!(!text.contains("seller-0000aaaa"), "{text}");
     }
 }

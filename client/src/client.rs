@@ -8,9 +8,12 @@ use serde::de::DeserializeOwned;
 use tix_api::health::Health;
 use tix_api::user::Empty;
 use tix_api::{
-    Credentials, CurrentUser, CurrentUserBody, ErrorBody, Money, NewOrder, NewPayment, Order,
-    Payment, SignedIn, Ticket, TicketDraft,
+    Credentials, CurrentUser, CurrentUserBody, Money, NewAccount, NewOrder, NewPayment, Order,
+    Payment, Sales, SignedIn, Ticket, TicketDraft,
 };
+
+pub use crate::error::{ClientError, Kind, Network};
+use crate::error::{api_error, unreachable};
 
 /// Filters of `GET /api/tickets`.
 #[derive(Debug, Clone, Default)]
@@ -22,71 +25,46 @@ pub struct TicketQuery {
     pub offset: Option<u32>,
 }
 
-/// What went wrong, by kind.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// Nothing answered at the URL (refused, timed out, DNS).
-    #[error("cannot reach {url}: {reason}")]
-    Unreachable { url: String, reason: String },
-    /// The server answered with an error body.
-    #[error("{message}")]
-    Api {
-        status: u16,
-        message: String,
-        field: Option<String>,
-    },
-    #[error("unexpected answer from the server: {0}")]
-    Decode(String),
-}
-
-/// The kind of an error, for exit codes and messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    NotSignedIn,
-    Forbidden,
-    NotFound,
-    /// Validation or a business rule (reserved, already paid, …).
-    Rejected,
-    Declined,
-    Unavailable,
-}
-
-impl ClientError {
-    pub fn kind(&self) -> Kind {
-        match self {
-            ClientError::Unreachable { .. } | ClientError::Decode(_) => Kind::Unavailable,
-            ClientError::Api { status, .. } => match status {
-                401 => Kind::NotSignedIn,
-                403 => Kind::Forbidden,
-                404 => Kind::NotFound,
-                402 => Kind::Declined,
-                s if *s >= 500 => Kind::Unavailable,
-                _ => Kind::Rejected,
-            },
-        }
-    }
-}
-
 /// A client for one API base URL, optionally signed in.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     base: String,
     token: Option<String>,
+    timeout: Duration,
     http: reqwest::Client,
+}
+
+/// How long one request may take, connecting included, unless [`ApiClient::with_timeout`]
+/// says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a connection may take to open: a gateway that exists answers in well under
+/// that, so waiting longer only delays "cannot reach".
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// An HTTP answer, whatever its status.
+struct Answer {
+    status: u16,
+    /// `Retry-After` in seconds (only the delay form: the services never send a date).
+    retry_after: Option<u64>,
+    body: Vec<u8>,
 }
 
 impl ApiClient {
     pub fn new(base: &str, token: Option<String>) -> ApiClient {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .expect("a client with these settings builds");
         ApiClient {
             base: base.trim_end_matches('/').to_string(),
             token,
-            http,
+            timeout: DEFAULT_TIMEOUT,
+            http: http_client(DEFAULT_TIMEOUT),
         }
+    }
+
+    /// The same client with another limit on each request (the CLI's `--timeout`).
+    pub fn with_timeout(mut self, timeout: Duration) -> ApiClient {
+        self.timeout = timeout;
+        self.http = http_client(timeout);
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -100,8 +78,8 @@ impl ApiClient {
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
     ) -> Result<T, ClientError> {
-        let (status, bytes) = self.exchange(method, path, body, None).await?;
-        decode(status, &bytes)
+        let answer = self.exchange(method, path, body, None).await?;
+        decode(answer)
     }
 
     /// A request that creates something, sent with one `Idempotency-Key` and retried with
@@ -120,14 +98,14 @@ impl ApiClient {
             let answer = self
                 .exchange(reqwest::Method::POST, path, Some(body), Some(&key))
                 .await;
+            // A name that does not resolve or a failed handshake never reached the
+            // server, and trying again will not change that.
             let unclear = match &answer {
-                Err(ClientError::Unreachable { .. }) => true,
-                Ok((status, _)) => matches!(status, 502 | 503),
-                Err(_) => false,
+                Err(e) => !matches!(e.network(), None | Some(Network::Dns | Network::Tls)),
+                Ok(a) => matches!(a.status, 502 | 503),
             };
             if !unclear || attempt >= CREATE_ATTEMPTS {
-                let (status, bytes) = answer?;
-                return decode(status, &bytes);
+                return decode(answer?);
             }
             tokio::time::sleep(pause).await;
             pause *= 2;
@@ -141,7 +119,7 @@ impl ApiClient {
         path: &str,
         body: Option<&(impl Serialize + ?Sized)>,
         idempotency_key: Option<&str>,
-    ) -> Result<(u16, Vec<u8>), ClientError> {
+    ) -> Result<Answer, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(k) = idempotency_key {
@@ -153,32 +131,45 @@ impl ApiClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: if e.is_connect() {
-                "connection refused".into()
-            } else if e.is_timeout() {
-                "timed out".into()
-            } else {
-                e.to_string()
-            },
-        })?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
+        let resp = req
+            .send()
             .await
-            .map_err(|e| ClientError::Decode(e.to_string()))?;
-        Ok((status, bytes.to_vec()))
+            .map_err(|e| unreachable(&self.base, self.timeout, &e))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let body = resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                unreachable(&self.base, self.timeout, &e)
+            } else {
+                ClientError::Decode(e.to_string())
+            }
+        })?;
+        Ok(Answer {
+            status,
+            retry_after,
+            body: body.to_vec(),
+        })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.send(reqwest::Method::GET, path, None::<&Empty>).await
     }
 
-    pub async fn signup(&self, email: &str, password: &str) -> Result<SignedIn, ClientError> {
-        let body = Credentials {
+    /// A new account; `display_name` `None` lets the server take the email's local part.
+    pub async fn signup(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: Option<&str>,
+    ) -> Result<SignedIn, ClientError> {
+        let body = NewAccount {
             email: email.to_string(),
             password: password.to_string(),
+            display_name: display_name.map(str::to_string),
         };
         self.send(reqwest::Method::POST, "/api/users/signup", Some(&body))
             .await
@@ -279,6 +270,27 @@ impl ApiClient {
         self.create("/api/orders", &body).await
     }
 
+    /// One page of the caller's sales (newest first) and the totals over all of them.
+    pub async fn sales(
+        &self,
+        limit: Option<u32>,
+        offset: Option<u32>,
+    ) -> Result<Sales, ClientError> {
+        let mut params = Vec::new();
+        if let Some(l) = limit {
+            params.push(format!("limit={l}"));
+        }
+        if let Some(o) = offset {
+            params.push(format!("offset={o}"));
+        }
+        let path = if params.is_empty() {
+            "/api/orders/sales".to_string()
+        } else {
+            format!("/api/orders/sales?{}", params.join("&"))
+        };
+        self.get(&path).await
+    }
+
     pub async fn cancel_order(&self, id: &str) -> Result<(), ClientError> {
         let path = format!("/api/orders/{}", encode(id));
         self.send(reqwest::Method::DELETE, &path, None::<&Empty>)
@@ -306,12 +318,14 @@ impl ApiClient {
     /// The gateway's `/healthz`: every upstream's state. A 503 still carries the body, and
     /// is an answer, not an error.
     pub async fn health(&self) -> Result<Health, ClientError> {
-        let (status, bytes) = self
+        let a = self
             .exchange(reqwest::Method::GET, "/healthz", None::<&Empty>, None)
             .await?;
-        match serde_json::from_slice(&bytes) {
+        match serde_json::from_slice(&a.body) {
             Ok(h) => Ok(h),
-            Err(_) if !(200..300).contains(&status) => Err(api_error(status, &bytes)),
+            Err(_) if !(200..300).contains(&a.status) => {
+                Err(api_error(a.status, a.retry_after, &a.body))
+            }
             Err(e) => Err(ClientError::Decode(e.to_string())),
         }
     }
@@ -320,29 +334,22 @@ impl ApiClient {
 /// Tries of a request that creates something, the first included.
 const CREATE_ATTEMPTS: u32 = 4;
 
-/// The body of a 2xx answer as `T`, any other answer as its error.
-fn decode<T: DeserializeOwned>(status: u16, bytes: &[u8]) -> Result<T, ClientError> {
-    if (200..300).contains(&status) {
-        // A 204 has no body; `()` and `Empty` read it as `null`.
-        let bytes: &[u8] = if bytes.is_empty() { b"null" } else { bytes };
-        return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode(e.to_string()));
-    }
-    Err(api_error(status, bytes))
+fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .build()
+        .expect("a client with these settings builds")
 }
 
-/// The error of a non-2xx answer, from its error body when it has one.
-fn api_error(status: u16, bytes: &[u8]) -> ClientError {
-    let first = serde_json::from_slice::<ErrorBody>(bytes)
-        .ok()
-        .and_then(|b| b.errors.into_iter().next());
-    ClientError::Api {
-        status,
-        message: first
-            .as_ref()
-            .map(|e| e.message.clone())
-            .unwrap_or_else(|| format!("the server answered {status}")),
-        field: first.and_then(|e| e.field),
+/// The body of a 2xx answer as `T`, any other answer as its error.
+fn decode<T: DeserializeOwned>(a: Answer) -> Result<T, ClientError> {
+    if (200..300).contains(&a.status) {
+        // A 204 has no body; `()` and `Empty` read it as `null`.
+        let bytes: &[u8] = if a.body.is_empty() { b"null" } else { &a.body };
+        return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode(e.to_string()));
     }
+    Err(api_error(a.status, a.retry_after, &a.body))
 }
 
 /// Percent-encodes a path segment or query value.
@@ -362,21 +369,6 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn errors_are_classified_by_kind() {
-        let api = |status| ClientError::Api {
-            status,
-            message: String::new(),
-            field: None,
-        };
-        assert_eq!(api(401).kind(), Kind::NotSignedIn);
-        assert_eq!(api(403).kind(), Kind::Forbidden);
-        assert_eq!(api(404).kind(), Kind::NotFound);
-        assert_eq!(api(400).kind(), Kind::Rejected);
-        assert_eq!(api(402).kind(), Kind::Declined);
-        assert_eq!(api(502).kind(), Kind::Unavailable);
-    }
 
     #[test]
     fn path_segments_are_encoded() {

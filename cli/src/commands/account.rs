@@ -4,7 +4,6 @@
 use std::io::{BufRead, IsTerminal};
 
 use serde::Serialize;
-use tix_client::ApiClient;
 use tix_client::session::Session;
 
 use crate::args::Credentials;
@@ -15,7 +14,9 @@ use crate::output;
 /// `--json` after signing up or in. Fields in key order, as the document was first
 /// written as a sorted JSON map.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct SignedInDoc<'a> {
+    display_name: &'a str,
     email: &'a str,
     id: &'a str,
     profile: &'a str,
@@ -30,24 +31,34 @@ struct SignedOutDoc<'a> {
     signed_out: bool,
 }
 
-pub async fn signup(ctx: &Ctx, c: Credentials) -> Outcome {
-    sign(ctx, c, true).await
+pub async fn signup(ctx: &Ctx, c: Credentials, name: Option<String>) -> Outcome {
+    sign(ctx, c, Some(name)).await
 }
 
 pub async fn signin(ctx: &Ctx, c: Credentials) -> Outcome {
-    sign(ctx, c, false).await
+    sign(ctx, c, None).await
 }
 
-async fn sign(ctx: &Ctx, c: Credentials, new: bool) -> Outcome {
+/// `new` is `Some(display name)` for a sign-up.
+async fn sign(ctx: &Ctx, c: Credentials, new: Option<Option<String>>) -> Outcome {
     let email = read_email(c.email)?;
     let password = read_password(c.password_stdin)?;
     // No token: an old session must not ride along on the request that replaces it.
-    let client = ApiClient::new(&ctx.api, None);
-    let who = if new {
-        client.signup(&email, &password).await?
-    } else {
-        client.signin(&email, &password).await?
+    let client = ctx.anonymous_client(None);
+    let who = match &new {
+        Some(name) => {
+            ctx.busy(
+                "Signing up",
+                client.signup(&email, &password, name.as_deref()),
+            )
+            .await?
+        }
+        None => {
+            ctx.busy("Signing in", client.signin(&email, &password))
+                .await?
+        }
     };
+    let new = new.is_some();
     let session = Session {
         api: ctx.api.clone(),
         email: who.email.clone(),
@@ -58,30 +69,31 @@ async fn sign(ctx: &Ctx, c: Credentials, new: bool) -> Outcome {
         .save(&ctx.dir, &ctx.profile)
         .map_err(|e| Failure::Local(anyhow::anyhow!("saving the session: {e}")))?;
     let doc = SignedInDoc {
+        display_name: &who.display_name,
         email: &who.email,
         id: &who.id,
         profile: &ctx.profile,
     };
     ctx.print(&doc, || {
         format!(
-            "{} as {} (profile {}).",
+            "{} as {} (profile {}); others see you as {}.",
             if new {
                 "Signed up and signed in"
             } else {
                 "Signed in"
             },
             who.email,
-            ctx.profile
+            ctx.profile,
+            who.display_name
         )
-    });
-    Ok(())
+    })
 }
 
 pub async fn signout(ctx: &Ctx) -> Outcome {
     if ctx.session.is_some() {
         // The server revokes the session, so a copy of the token is refused everywhere;
         // offline, the local session is still removed.
-        let _ = ctx.client().signout().await;
+        let _ = ctx.busy("Signing out", ctx.client().signout()).await;
     }
     let removed = Session::remove(&ctx.dir, &ctx.profile).map_err(Failure::local)?;
     let doc = SignedOutDoc {
@@ -94,27 +106,26 @@ pub async fn signout(ctx: &Ctx) -> Outcome {
         } else {
             "Not signed in.".into()
         }
-    });
-    Ok(())
+    })
 }
 
 pub async fn whoami(ctx: &Ctx) -> Outcome {
     // Asks the server rather than trusting the file: the token may have expired.
+    let client = ctx.signed_in()?;
     let me = ctx
-        .signed_in()?
-        .current_user()
+        .busy("Asking who you are", client.current_user())
         .await?
         .ok_or(Failure::NotSignedIn)?;
     ctx.print(&me, || {
         format!(
-            "{} (profile {}, user {})\nsession valid until {}",
+            "{} (profile {}, user {}), shown to others as {}\nsession valid until {}",
             me.email,
             ctx.profile,
             me.id,
+            me.display_name,
             output::date(me.exp)
         )
-    });
-    Ok(())
+    })
 }
 
 /// Scripts pipe the password in; people are asked without echo. Never a flag value,

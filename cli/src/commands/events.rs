@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::ctx::Ctx;
+use crate::ctx::{Ctx, emit};
 use crate::failure::{Failure, Outcome};
 use crate::output;
 
@@ -66,10 +66,14 @@ pub async fn tail(
                 if request.as_deref().is_some_and(|r| event["correlationId"].as_str() != Some(r)) {
                     continue;
                 }
-                if ctx.json {
-                    println!("{event}");
+                let line = if ctx.json {
+                    event.to_string()
                 } else {
-                    println!("{}", output::event(&d.subject, &event));
+                    output::event(&d.subject, &event)
+                };
+                // A closed pipe ends the tail like Ctrl-C: quietly, the group left behind.
+                if emit(&line).is_err() {
+                    break;
                 }
             }
             _ = tokio::signal::ctrl_c() => break,

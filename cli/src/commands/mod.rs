@@ -10,16 +10,17 @@ pub mod events;
 pub mod orders;
 pub mod pay;
 pub mod payments;
+pub mod sales;
 pub mod status;
 pub mod tickets;
 
-use crate::args::{Command, EventsCmd};
+use crate::args::{ApiCommand as Command, EventsCmd};
 use crate::ctx::Ctx;
 use crate::failure::Outcome;
 
 pub async fn run(ctx: &Ctx, command: Command) -> Outcome {
     match command {
-        Command::Signup(c) => account::signup(ctx, c).await,
+        Command::Signup { credentials, name } => account::signup(ctx, credentials, name).await,
         Command::Signin(c) => account::signin(ctx, c).await,
         Command::Signout => account::signout(ctx).await,
         Command::Whoami => account::whoami(ctx).await,
@@ -36,6 +37,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Outcome {
             wait,
         } => pay::buy(ctx, &ticket_id, &card, &wait).await,
         Command::Payments(p) => payments::run(ctx, p).await,
+        Command::Sales { limit, offset } => sales::run(ctx, limit, offset).await,
         Command::Status => status::run(ctx).await,
         Command::Events(EventsCmd::Tail {
             subjects,
@@ -46,10 +48,6 @@ pub async fn run(ctx: &Ctx, command: Command) -> Outcome {
         }) => {
             let filter = events::Filter { subjects, request };
             events::tail(ctx, filter, &bus, &bus_client, bus_key_file.as_deref()).await
-        }
-        Command::Completions { shell } => {
-            completions::print(shell);
-            Ok(())
         }
     }
 }

@@ -22,15 +22,17 @@ pub async fn run(ctx: &Ctx, cmd: OrdersCmd) -> Outcome {
     let client = ctx.signed_in()?;
     match cmd {
         OrdersCmd::List => {
-            let list = client.orders().await?;
-            ctx.print(&list, || output::orders(&list));
+            let list = ctx.busy("Loading your orders", client.orders()).await?;
+            ctx.print(&list, || output::orders(&list))
         }
         OrdersCmd::Show { id } => {
-            let o = client.order(&id).await?;
-            ctx.print(&o, || output::order(&o));
+            let o = ctx.busy("Loading the order", client.order(&id)).await?;
+            ctx.print(&o, || output::order(&o))
         }
         OrdersCmd::Create { ticket_id } => {
-            let o = client.create_order(&ticket_id).await?;
+            let o = ctx
+                .busy("Reserving", client.create_order(&ticket_id))
+                .await?;
             ctx.print(&o, || {
                 format!(
                     "Reserved {} for {} — order {}, {}.\nPay with: tix pay {} --token tok_visa",
@@ -40,18 +42,17 @@ pub async fn run(ctx: &Ctx, cmd: OrdersCmd) -> Outcome {
                     output::expiry(&o),
                     o.id
                 )
-            });
+            })
         }
         OrdersCmd::Cancel { id } => {
-            client.cancel_order(&id).await?;
+            ctx.busy("Cancelling", client.cancel_order(&id)).await?;
             let doc = CancelledDoc {
                 id: &id,
                 status: OrderStatus::Cancelled,
             };
             ctx.print(&doc, || {
                 format!("Cancelled order {id}; its ticket is released.")
-            });
+            })
         }
     }
-    Ok(())
 }

@@ -2,6 +2,7 @@
 //! Both return once the order shows complete (the payment completes it through an event,
 //! a moment after the payment's answer), or say that it is catching up.
 
+use std::io::{BufRead, IsTerminal};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -26,28 +27,60 @@ struct BoughtDoc<'a> {
     payment: &'a Payment,
 }
 
-impl Card {
-    /// What the payments API takes as a token. A card number is accepted the way people
-    /// copy it (spaces, dashes) and sent as bare digits.
-    fn source(&self) -> String {
-        self.token
-            .clone()
-            .or_else(|| {
-                self.card
-                    .as_ref()
-                    .map(|c| c.chars().filter(|c| c.is_ascii_digit()).collect())
-            })
-            .unwrap_or_default()
+/// Why a card number is never an argument, and what to do instead; the number itself is
+/// never repeated back.
+pub const CARD_IN_ARGV: &str = "card numbers are not taken as arguments: they would stay in your shell history and be visible to anyone running `ps`\nhint: leave the number out and `tix pay` / `tix buy` ask for it (hidden), or pipe it in (`tix pay ORDER < card.txt`); sandbox tokens may stay flags (--token tok_visa)";
+
+/// What the payments API takes as a token: `--token` as given, or a card number read
+/// from a masked prompt (a terminal) or one line of standard input (a script), sent as
+/// bare digits however it was typed (spaces, dashes).
+fn source(card: &Card) -> Result<String, Failure> {
+    if let Some(token) = &card.token {
+        if is_card_number(token) {
+            return Err(Failure::Usage(CARD_IN_ARGV.into()));
+        }
+        return Ok(token.clone());
     }
+    let typed = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Card number (hidden): ").map_err(Failure::local)?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(Failure::local)?;
+        line
+    };
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return Err(Failure::Usage(
+            "no card number: type it at the prompt, pipe one line into standard input, or give a sandbox token with --token tok_visa".into(),
+        ));
+    }
+    if !is_card_number(typed) {
+        return Err(Failure::Usage(
+            "that is not a card number: 12 to 19 digits (spaces and dashes are fine)".into(),
+        ));
+    }
+    Ok(typed.chars().filter(char::is_ascii_digit).collect())
+}
+
+/// 12 to 19 digits, grouped by spaces or dashes as people copy them.
+fn is_card_number(s: &str) -> bool {
+    let digits = s.chars().filter(char::is_ascii_digit).count();
+    (12..=19).contains(&digits)
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
 }
 
 pub async fn pay(ctx: &Ctx, order_id: &str, card: &Card, wait: &Wait) -> Outcome {
     let client = ctx.signed_in()?;
-    let payment = client
-        .pay(order_id, &card.source())
-        .await
-        .map_err(|e| Failure::paying(e, order_id))?;
-    let order = settle(&client, order_id, &payment, wait).await?;
+    let token = source(card)?;
+    let payment = match ctx.busy("Paying", client.pay(order_id, &token)).await {
+        Ok(p) => p,
+        Err(e) => return Err(refused(ctx, &client, e, order_id, wait).await),
+    };
+    let order = completed(ctx, &client, order_id, &payment, wait).await?;
     ctx.print(&payment, || match &order {
         Some(o) if o.status == OrderStatus::Complete => format!(
             "Paid order {} (payment {}): {}.",
@@ -56,18 +89,21 @@ pub async fn pay(ctx: &Ctx, order_id: &str, card: &Card, wait: &Wait) -> Outcome
             output::expiry(o)
         ),
         _ => format!("Paid order {} (payment {}).", payment.order_id, payment.id),
-    });
-    Ok(())
+    })
 }
 
 pub async fn buy(ctx: &Ctx, ticket_id: &str, card: &Card, wait: &Wait) -> Outcome {
     let client = ctx.signed_in()?;
-    let order = client.create_order(ticket_id).await?;
-    let payment = client
-        .pay(&order.id, &card.source())
-        .await
-        .map_err(|e| Failure::paying(e, &order.id))?;
-    let order = settle(&client, &order.id, &payment, wait)
+    // Before reserving: a missing card must not leave a reservation behind.
+    let token = source(card)?;
+    let order = ctx
+        .busy("Reserving", client.create_order(ticket_id))
+        .await?;
+    let payment = match ctx.busy("Paying", client.pay(&order.id, &token)).await {
+        Ok(p) => p,
+        Err(e) => return Err(refused(ctx, &client, e, &order.id, wait).await),
+    };
+    let order = completed(ctx, &client, &order.id, &payment, wait)
         .await?
         .unwrap_or(order);
     let doc = BoughtDoc {
@@ -82,14 +118,72 @@ pub async fn buy(ctx: &Ctx, ticket_id: &str, card: &Card, wait: &Wait) -> Outcom
             order.id,
             payment.id
         )
-    });
-    Ok(())
+    })
+}
+
+/// A payment refused. After a decline the order is cancelled by an event a moment later,
+/// and until then the ticket stays reserved: an immediate `tix orders create` would be
+/// told "Ticket is already reserved". So this waits (up to `wait`) until the order shows
+/// cancelled, and the message says whether the ticket can be bought again now.
+async fn refused(
+    ctx: &Ctx,
+    client: &ApiClient,
+    e: tix_client::ClientError,
+    order_id: &str,
+    wait: &Wait,
+) -> Failure {
+    let mut failure = Failure::paying(e, order_id);
+    if let Failure::Declined { released, .. } = &mut failure {
+        *released = ctx
+            .busy("Releasing the ticket", cancelled(client, order_id, wait))
+            .await;
+    }
+    failure
+}
+
+/// Whether the order shows cancelled within the wait.
+async fn cancelled(client: &ApiClient, order_id: &str, wait: &Wait) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(wait.seconds);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(Ok(o)) = tokio::time::timeout(left, client.order(order_id)).await
+            && o.status == OrderStatus::Cancelled
+        {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        tokio::time::sleep(POLL.min(left)).await;
+    }
+}
+
+/// [`settle`] under a spinner, then its note on stderr (after the spinner is gone, so
+/// the two do not draw over each other).
+async fn completed(
+    ctx: &Ctx,
+    client: &ApiClient,
+    order_id: &str,
+    payment: &Payment,
+    wait: &Wait,
+) -> Result<Option<Order>, Failure> {
+    let (order, note) = ctx
+        .busy(
+            "Waiting for the order to complete",
+            settle(client, order_id, payment, wait),
+        )
+        .await?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    Ok(order)
 }
 
 /// The payment was accepted; the order is completed by an event a moment later. Waits
 /// (up to `wait`) until the order shows it, so `tix buy X && tix orders show O` never shows
 /// `created`. Returns the order as last seen (`None` if it could not be read). If the wait
-/// runs out, says on stderr that the payment is confirmed and the order is catching up;
+/// runs out, a note to say that the payment is confirmed and the order is catching up;
 /// if the order was cancelled first (it expired, or was cancelled elsewhere), the payment
 /// is refunded and that is a failure.
 async fn settle(
@@ -97,9 +191,9 @@ async fn settle(
     order_id: &str,
     payment: &Payment,
     wait: &Wait,
-) -> Result<Option<Order>, Failure> {
+) -> Result<(Option<Order>, Option<String>), Failure> {
     if wait.seconds == 0 {
-        return Ok(None);
+        return Ok((None, None));
     }
     let deadline = Instant::now() + Duration::from_secs(wait.seconds);
     let mut last = None;
@@ -109,7 +203,7 @@ async fn settle(
         // is much longer).
         if let Ok(Ok(o)) = tokio::time::timeout(left, client.order(order_id)).await {
             match o.status {
-                OrderStatus::Complete => return Ok(Some(o)),
+                OrderStatus::Complete => return Ok((Some(o), None)),
                 OrderStatus::Cancelled => {
                     return Err(Failure::PaidTooLate {
                         order: o.id,
@@ -138,10 +232,10 @@ async fn settle(
     } else {
         format!("payment {} is confirmed", payment.id)
     };
-    eprintln!(
-        "note: {paid}; order {order_id} {shows} and is catching up: it shows complete in a moment (tix orders show {order_id})"
+    let note = format!(
+        "{paid}; order {order_id} {shows} and is catching up: it shows complete in a moment (tix orders show {order_id})"
     );
-    Ok(last)
+    Ok((last, Some(note)))
 }
 
 #[cfg(test)]
@@ -149,15 +243,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_card_number_is_sent_as_digits_and_a_token_as_is() {
-        let card = |token: Option<&str>, number: Option<&str>| Card {
-            token: token.map(Into::into),
-            card: number.map(Into::into),
+    fn card_numbers_are_told_from_tokens() {
+        assert!(is_card_number("4242 4242-4242 4242"));
+        assert!(is_card_number("4000000000000002"));
+        assert!(!is_card_number("tok_visa"));
+        assert!(!is_card_number("12345"));
+        assert!(!is_card_number("4242 4242 4242 4242 x"));
+    }
+
+    #[test]
+    fn a_card_number_given_as_a_token_is_refused_without_echoing_it() {
+        let refused = source(&Card {
+            token: Some("4242 4242 4242 4242".into()),
+        });
+        let Err(Failure::Usage(why)) = refused else {
+            panic!("{refused:?}")
         };
+        assert!(!why.contains("4242"), "{why}");
         assert_eq!(
-            card(None, Some("4242 4242-4242 4242")).source(),
-            "4242424242424242"
+            source(&Card {
+                token: Some("tok_visa".into())
+            })
+            .unwrap(),
+            "tok_visa"
         );
-        assert_eq!(card(Some("tok_visa"), None).source(), "tok_visa");
     }
 }

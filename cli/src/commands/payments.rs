@@ -11,13 +11,12 @@ pub async fn run(ctx: &Ctx, cmd: PaymentsCmd) -> Outcome {
     let client = ctx.signed_in()?;
     match cmd {
         PaymentsCmd::List => {
-            let list = client.payments().await?;
-            ctx.print(&list, || output::payments(&list));
+            let list = ctx.busy("Loading your payments", client.payments()).await?;
+            ctx.print(&list, || output::payments(&list))
         }
         PaymentsCmd::Show { id } => {
-            let p = client.payment(&id).await?;
-            ctx.print(&p, || output::payment(&p));
+            let p = ctx.busy("Loading the payment", client.payment(&id)).await?;
+            ctx.print(&p, || output::payment(&p))
         }
     }
-    Ok(())
 }

@@ -42,20 +42,24 @@ async fn list(ctx: &Ctx, query: TicketQuery) -> Outcome {
     } else {
         ctx.client()
     };
-    let list = client.tickets(&query).await?;
+    let list = ctx.busy("Loading tickets", client.tickets(&query)).await?;
     let me = ctx.session.as_ref().map(|s| s.user_id.as_str());
-    ctx.print(&list, || output::tickets(&list, me));
-    Ok(())
+    ctx.print(&list, || output::tickets(&list, me))
 }
 
 async fn show(ctx: &Ctx, id: &str) -> Outcome {
-    let t = ctx.client().ticket(id).await?;
-    ctx.print(&t, || output::ticket(&t));
-    Ok(())
+    let t = ctx
+        .busy("Loading the ticket", ctx.client().ticket(id))
+        .await?;
+    let me = ctx.session.as_ref().map(|s| s.user_id.as_str());
+    ctx.print(&t, || output::ticket(&t, me))
 }
 
 async fn create(ctx: &Ctx, title: &str, price: Money) -> Outcome {
-    let t = ctx.signed_in()?.create_ticket(title, price).await?;
+    let client = ctx.signed_in()?;
+    let t = ctx
+        .busy("Putting it on sale", client.create_ticket(title, price))
+        .await?;
     ctx.print(&t, || {
         format!(
             "On sale: {} for {} — ticket {}.",
@@ -63,8 +67,7 @@ async fn create(ctx: &Ctx, title: &str, price: Money) -> Outcome {
             t.price.display(),
             t.id
         )
-    });
-    Ok(())
+    })
 }
 
 /// The API replaces title and price together, so the one not given is read back first.
@@ -73,13 +76,17 @@ async fn update(ctx: &Ctx, id: &str, title: Option<String>, price: Option<Money>
         return Err(Failure::Usage("give --title, --price or both".into()));
     }
     let client = ctx.signed_in()?;
-    let current = client.ticket(id).await?;
-    let t = client
-        .update_ticket(
-            id,
-            title.as_deref().unwrap_or(&current.title),
-            price.unwrap_or(current.price),
-        )
+    let t = ctx
+        .busy("Updating the ticket", async {
+            let current = client.ticket(id).await?;
+            client
+                .update_ticket(
+                    id,
+                    title.as_deref().unwrap_or(&current.title),
+                    price.unwrap_or(current.price),
+                )
+                .await
+        })
         .await?;
     ctx.print(&t, || {
         format!(
@@ -88,6 +95,5 @@ async fn update(ctx: &Ctx, id: &str, title: Option<String>, price: Option<Money>
             t.price.display(),
             t.version
         )
-    });
-    Ok(())
+    })
 }
