@@ -6,17 +6,24 @@
 //! screens — the state, the messages, navigation and the keys that work everywhere — and
 //! hands everything else to the screen it concerns, in [`crate::screens`].
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::cell::RefCell;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent};
 use time::OffsetDateTime;
-use tix_api::{Money, Order, Payment, SignedIn, Ticket};
+use tix_api::{Money, Order, Payment, Sale, Sales, SignedIn, Ticket};
 use tix_client::Kind;
 
+use crate::pointer;
 use crate::screens::market::Market;
-use crate::screens::{help, market, my_tickets, orders, reservation, sign_in, ticket, ticket_form};
-use crate::widgets::list::SelectList;
+use crate::screens::{
+    help, market, my_tickets, orders, reservation, sales, sign_in, ticket, ticket_form,
+};
+use crate::widgets::hits::Hits;
+use crate::widgets::list::{PAGE, Paged};
+use crate::widgets::theme::Theme;
 
 // Kept reachable from here: they are what the `Screen` variants hold.
-pub use crate::screens::reservation::{Outcome, Reservation};
+pub use crate::screens::reservation::{Outcome, Release, Reservation};
 pub use crate::widgets::form::{Field, Form};
 
 /// An error from the API, kept as data the screens can show.
@@ -27,20 +34,49 @@ pub struct Problem {
     pub kind: Kind,
 }
 
+/// The answer to a request for one page of a list: which rows were asked for, and what
+/// came back.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub offset: u32,
+    pub limit: u32,
+    pub result: Result<T, Problem>,
+}
+
+impl<T> Page<T> {
+    /// The first page, as the app asks for it when a list opens.
+    pub fn first(result: Result<T, Problem>) -> Page<T> {
+        Page {
+            offset: 0,
+            limit: PAGE,
+            result,
+        }
+    }
+}
+
 /// Everything that can happen to the app.
 #[derive(Debug, Clone)]
 pub enum Action {
     Key(KeyEvent),
+    /// A click or the wheel (mouse moves are never sent).
+    Mouse(MouseEvent),
+    /// Text pasted into the terminal (bracketed paste): goes into the focused field.
+    Paste(String),
     /// The terminal changed size: only a redraw is needed.
     Resize,
     /// About once a second: countdowns move, lists refresh every few ticks.
     Tick(OffsetDateTime),
     SignedIn(Result<SignedIn, Problem>),
-    Tickets(Result<Vec<Ticket>, Problem>),
-    MyTickets(Result<Vec<Ticket>, Problem>),
+    /// A page of the market for this search (an answer for an older search is dropped).
+    Tickets {
+        search: String,
+        page: Page<Vec<Ticket>>,
+    },
+    MyTickets(Page<Vec<Ticket>>),
     Orders(Result<Vec<Order>, Problem>),
     /// The buyer's payments, loaded alongside the orders (to mark refunded ones).
     Payments(Result<Vec<Payment>, Problem>),
+    Sales(Page<Sales>),
     Ticket(Result<Ticket, Problem>),
     Reserved(Result<Order, Problem>),
     Paid(Result<Payment, Problem>),
@@ -56,14 +92,25 @@ pub enum Effect {
         email: String,
         password: String,
         new: bool,
+        /// Signing up only; `None` lets the server take the email's local part.
+        display_name: Option<String>,
     },
     SaveSession(SignedIn),
     LoadTickets {
         search: String,
+        offset: u32,
+        limit: u32,
     },
-    LoadMyTickets,
+    LoadMyTickets {
+        offset: u32,
+        limit: u32,
+    },
     LoadOrders,
     LoadPayments,
+    LoadSales {
+        offset: u32,
+        limit: u32,
+    },
     LoadTicket(String),
     Reserve(String),
     Pay {
@@ -81,12 +128,17 @@ pub enum Effect {
         price: Money,
     },
     CancelOrder(String),
+    /// Show the live operations screen until it is left (`tix_tui::ops`).
+    OpenOps,
 }
 
 /// Which screen is showing. A variant carries only what lives and dies with one visit (a
 /// form being typed, a reservation being paid), so going back drops it; what outlives a
 /// visit (the lists, the search) is on [`App`], because answers to requests can land while
 /// their screen is down in the back stack.
+// A reservation is the largest; a screen is moved once per key, which its size does not
+// make slow, and boxing it would only make every match on it noisier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Screen {
     SignIn(Form),
@@ -99,6 +151,8 @@ pub enum Screen {
     MyTickets,
     /// Editing the ticket with this id.
     Edit(String, Form),
+    /// What the user sold.
+    Sales,
 }
 
 /// Who is signed in.
@@ -120,11 +174,19 @@ pub struct App {
     /// The ticket the detail screen shows: the market's copy at once, the server's when it
     /// arrives.
     pub detail: Option<Ticket>,
-    pub orders: SelectList<Order>,
+    /// Loaded whole (the API does not page orders), so always complete.
+    pub orders: Paged<Order>,
     /// The buyer's payments as last loaded with the orders: which cancelled orders were
     /// refunded.
     pub payments: Vec<Payment>,
-    pub my_tickets: SelectList<Ticket>,
+    pub my_tickets: Paged<Ticket>,
+    pub sales: Paged<Sale>,
+    /// What all the user's sales came to (every page, not only those loaded).
+    pub sales_total: Option<Money>,
+    pub theme: Theme,
+    /// Where the last frame drew what can be clicked; written while drawing (drawing
+    /// otherwise only reads the state), read by the next click.
+    pub hits: RefCell<Hits>,
     pub last_error: Option<String>,
     pub notice: Option<String>,
     /// Requests under way (the spinner shows while > 0).
@@ -153,9 +215,13 @@ impl App {
             api: api.to_string(),
             market: Market::default(),
             detail: None,
-            orders: SelectList::default(),
+            orders: Paged::default(),
             payments: Vec::new(),
-            my_tickets: SelectList::default(),
+            my_tickets: Paged::default(),
+            sales: Paged::default(),
+            sales_total: None,
+            theme: Theme::default(),
+            hits: RefCell::default(),
             last_error: None,
             notice: None,
             busy: 0,
@@ -180,7 +246,8 @@ impl App {
         match &self.screen {
             Screen::Market => vec![self.market.load()],
             Screen::Orders => orders::load(),
-            Screen::MyTickets => vec![Effect::LoadMyTickets],
+            Screen::MyTickets => vec![my_tickets::load(self)],
+            Screen::Sales => vec![sales::load(self)],
             Screen::Detail(id) => vec![Effect::LoadTicket(id.clone())],
             _ => Vec::new(),
         }
@@ -218,6 +285,8 @@ impl App {
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     match action {
         Action::Key(key) => on_key(app, key),
+        Action::Mouse(m) => pointer::on_mouse(app, m),
+        Action::Paste(text) => pointer::on_paste(app, &text),
         Action::Resize => Vec::new(),
         Action::Tick(now) => {
             app.now = now;
@@ -225,8 +294,9 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             on_tick(app)
         }
         Action::SignedIn(r) => sign_in::on_signed_in(app, r),
-        Action::Tickets(r) => market::on_tickets(app, r),
-        Action::MyTickets(r) => my_tickets::on_my_tickets(app, r),
+        Action::Tickets { search, page } => market::on_tickets(app, &search, page),
+        Action::MyTickets(page) => my_tickets::on_my_tickets(app, page),
+        Action::Sales(page) => sales::on_sales(app, page),
         Action::Orders(r) => orders::on_orders(app, r),
         Action::Payments(r) => orders::on_payments(app, r),
         Action::Ticket(r) => ticket::on_ticket(app, r),
@@ -274,7 +344,7 @@ impl Nav {
 }
 
 /// The keys that work everywhere come first (quit, help), then the screen's own.
-fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
         app.quit = true;
         return Vec::new();
@@ -298,6 +368,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         Screen::Sell(form) => ticket_form::on_key(app, None, form, key),
         Screen::Edit(id, form) => ticket_form::on_key(app, Some(id), form, key),
         Screen::MyTickets => my_tickets::on_key(app, key),
+        Screen::Sales => sales::on_key(app, key),
     };
     match nav {
         Nav::Stay(s) => app.screen = s,
@@ -318,5 +389,35 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             app.screen = to;
         }
     }
+    effects.extend(next_page(app));
     effects
+}
+
+/// The next page of the list on screen, when the cursor has reached the end of what is
+/// loaded and there is more. Checked after every key and click, so every way of moving
+/// (arrows, PageDown, End, the wheel, a click on the last row) loads more.
+pub(crate) fn next_page(app: &mut App) -> Option<Effect> {
+    match app.screen {
+        Screen::Market => app
+            .market
+            .tickets
+            .next_page()
+            .map(|offset| Effect::LoadTickets {
+                search: app.market.search.value().to_string(),
+                offset,
+                limit: PAGE,
+            }),
+        Screen::MyTickets => app
+            .my_tickets
+            .next_page()
+            .map(|offset| Effect::LoadMyTickets {
+                offset,
+                limit: PAGE,
+            }),
+        Screen::Sales => app.sales.next_page().map(|offset| Effect::LoadSales {
+            offset,
+            limit: PAGE,
+        }),
+        _ => None,
+    }
 }

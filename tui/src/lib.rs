@@ -13,23 +13,32 @@
 //! |---|---|
 //! | [`app`] | the state, the messages, navigation (back stack), the keys that work everywhere, and `update`, which routes the rest to a screen |
 //! | [`screens`] | one module per screen: its state, its keys, the answers it handles, its drawing |
-//! | [`widgets`] | what screens share: the selectable list, the text form, box and highlight styles |
+//! | [`widgets`] | what screens share: the paged list, text inputs and forms, themes, click targets |
+//! | [`pointer`](mod@pointer) | mouse clicks, the wheel and paste, turned into what keys do |
 //! | [`ui`] | the frame: title bar, status bar, the screen's body between them, help on top |
-//! | [`term`] | terminal setup, and restoring it on exit, error or panic |
-//! | `main.rs` | the event loop: keys, ticks, running effects with the HTTP client |
+//! | [`term`] | terminal setup (ratatui's `init`/`restore`, mouse, paste), restored on exit, error or panic |
+//! | [`cli`] | flags, the theme choice, `--man` and `--completions` |
+//! | `main.rs` | the event loop: keys, mouse, paste, ticks, running effects with the HTTP client |
 //!
 //! # Where to start
 //!
 //! Read [`app::update`] and the [`app::Screen`] enum, then the module of the screen you
 //! care about, e.g. [`screens::market`] (the home screen). To add a screen: a variant in
 //! `Screen`, a module in `screens/` with `on_key` and `render`, and one arm each in
-//! `app::on_key`, `ui::render` and the title bar (and in `App::typing` / `App::refresh` if
-//! it has a text input or data to reload).
+//! `app::on_key`, `ui::render`, the title bar and `help::Footer` (and in `App::typing` /
+//! `App::refresh` if it has a text input or data to reload); its keys go in `help::KEYS`.
+//!
+//! The mouse never has handlers of its own: drawing records what can be clicked
+//! ([`widgets::hits`]) and a click becomes the key it stands for, a row selection, or a
+//! form focus, so mouse and keyboard cannot drift apart.
 //!
 //! Tests: `tests/update.rs` drives `update` key by key, `tests/render.rs` snapshots screens
 //! on ratatui's `TestBackend`, `tests/pty.rs` runs the real binary against the real stack.
 
 pub mod app;
+pub mod cli;
+pub mod ops;
+pub mod pointer;
 pub mod screens;
 pub mod term;
 pub mod ui;

@@ -3,24 +3,12 @@
 use std::time::Duration;
 
 use clap::Parser;
-use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::event::{self, Event, KeyEventKind, MouseEventKind};
 use tix_client::session::{self, Session};
 use tix_client::{ApiClient, ClientError, Kind};
-use tix_tui::app::{self, Action, App, Effect, Problem, User};
+use tix_tui::app::{self, Action, App, Effect, Page, Problem, User};
+use tix_tui::cli::Cli;
 use tokio::sync::mpsc;
-
-/// Buy tickets in the terminal. Shares its sessions with the `tix` CLI: sign in with one,
-/// you are signed in with the other.
-#[derive(Debug, Parser)]
-#[command(name = "tix-tui", version, about)]
-struct Cli {
-    /// The gateway to talk to (default: the session's, else http://127.0.0.1:8080).
-    #[arg(long, env = "TIX_API")]
-    api: Option<String>,
-    /// Which saved session to use (as `tix --profile`).
-    #[arg(long, env = "TIX_PROFILE", default_value = "default")]
-    profile: String,
-}
 
 fn problem(e: ClientError) -> Problem {
     let kind = e.kind();
@@ -49,27 +37,59 @@ async fn perform(client: ApiClient, effect: Effect) -> Option<Action> {
             email,
             password,
             new,
+            display_name,
         } => {
             let r = if new {
-                client.signup(&email, &password).await
+                client
+                    .signup(&email, &password, display_name.as_deref())
+                    .await
             } else {
                 client.signin(&email, &password).await
             };
             Action::SignedIn(p(r))
         }
-        Effect::LoadTickets { search } => {
+        Effect::LoadTickets {
+            search,
+            offset,
+            limit,
+        } => {
             let q = tix_client::TicketQuery {
-                search: (!search.is_empty()).then_some(search),
+                search: (!search.is_empty()).then(|| search.clone()),
+                limit: Some(limit),
+                offset: Some(offset),
                 ..Default::default()
             };
-            Action::Tickets(p(client.tickets(&q).await))
+            let result = p(client.tickets(&q).await);
+            Action::Tickets {
+                search,
+                page: Page {
+                    offset,
+                    limit,
+                    result,
+                },
+            }
         }
-        Effect::LoadMyTickets => {
+        Effect::LoadMyTickets { offset, limit } => {
             let q = tix_client::TicketQuery {
                 mine: true,
+                limit: Some(limit),
+                offset: Some(offset),
                 ..Default::default()
             };
-            Action::MyTickets(p(client.tickets(&q).await))
+            let result = p(client.tickets(&q).await);
+            Action::MyTickets(Page {
+                offset,
+                limit,
+                result,
+            })
+        }
+        Effect::LoadSales { offset, limit } => {
+            let result = p(client.sales(Some(limit), Some(offset)).await);
+            Action::Sales(Page {
+                offset,
+                limit,
+                result,
+            })
         }
         Effect::LoadOrders => Action::Orders(p(client.orders().await)),
         Effect::LoadPayments => Action::Payments(p(client.payments().await)),
@@ -86,12 +106,16 @@ async fn perform(client: ApiClient, effect: Effect) -> Option<Action> {
         Effect::CancelOrder(id) => {
             Action::Cancelled(p(client.cancel_order(&id).await.map(|()| id)))
         }
-        Effect::SaveSession(_) => return None,
+        Effect::SaveSession(_) | Effect::OpenOps => return None,
     })
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.print_docs(&mut std::io::stdout().lock())? {
+        return Ok(());
+    }
+    let theme = cli.theme();
     anyhow::ensure!(
         session::valid_profile(&cli.profile),
         "a profile name is letters, digits, - and _"
@@ -119,10 +143,58 @@ fn main() -> anyhow::Result<()> {
             let _ = s.save(&dir, &cli.profile);
         }
     }
+    let ops = cli.ops_config(&api);
     let mut terminal = tix_tui::term::init()?;
-    let result = rt.block_on(run(&mut terminal, &api, &dir, &cli.profile, saved));
+    let result = if cli.ops {
+        rt.block_on(async {
+            let mut input = tix_tui::ops::spawn_input();
+            tix_tui::ops::run(&mut terminal, &ops, &theme, &mut input).await
+        })
+    } else {
+        rt.block_on(run(
+            &mut terminal,
+            &api,
+            &dir,
+            &cli.profile,
+            saved,
+            theme,
+            &ops,
+        ))
+    };
     tix_tui::term::restore();
     result
+}
+
+/// The operations screen over the app, fed by the app's own input until it is left;
+/// whatever else arrives meanwhile (ticks) is dropped, answers to requests wait.
+async fn show_ops(
+    terminal: &mut tix_tui::term::Term,
+    cfg: &tix_tui::ops::Config,
+    theme: &tix_tui::widgets::theme::Theme,
+    rx: &mut mpsc::UnboundedReceiver<Action>,
+) -> anyhow::Result<()> {
+    use tix_tui::ops::Input;
+    let (input_tx, mut input) = mpsc::unbounded_channel();
+    let screen = tix_tui::ops::run(terminal, cfg, theme, &mut input);
+    tokio::pin!(screen);
+    loop {
+        tokio::select! {
+            r = &mut screen => return r,
+            Some(a) = rx.recv() => {
+                let i = match a {
+                    Action::Key(k) => Input::Key(k),
+                    Action::Mouse(m) => match m.kind {
+                        MouseEventKind::ScrollUp => Input::Wheel { up: true },
+                        MouseEventKind::ScrollDown => Input::Wheel { up: false },
+                        _ => continue,
+                    },
+                    Action::Resize => Input::Resize,
+                    _ => continue,
+                };
+                let _ = input_tx.send(i);
+            }
+        }
+    }
 }
 
 async fn run(
@@ -131,6 +203,8 @@ async fn run(
     dir: &std::path::Path,
     profile: &str,
     saved: Option<Session>,
+    theme: tix_tui::widgets::theme::Theme,
+    ops: &tix_tui::ops::Config,
 ) -> anyhow::Result<()> {
     let mut token = saved.as_ref().map(|s| s.token.clone());
     let user = saved.as_ref().map(|s| User {
@@ -138,27 +212,35 @@ async fn run(
         id: s.user_id.clone(),
     });
     let mut app = App::new(api, user, time::OffsetDateTime::now_utc());
+    app.theme = theme;
     let (tx, mut rx) = mpsc::unbounded_channel::<Action>();
 
-    // Keys come from a blocking reader thread, so drawing never waits for input.
+    // Input comes from a blocking reader thread, so drawing never waits for it.
     let keys = tx.clone();
     std::thread::spawn(move || {
         loop {
             match event::poll(Duration::from_millis(250)) {
-                Ok(true) => match event::read() {
-                    Ok(Event::Key(k)) if k.kind == KeyEventKind::Press => {
-                        if keys.send(Action::Key(k)).is_err() {
-                            break;
+                Ok(true) => {
+                    let action = match event::read() {
+                        Ok(Event::Key(k)) if k.kind == KeyEventKind::Press => Action::Key(k),
+                        // Moves and drags would redraw for nothing.
+                        Ok(Event::Mouse(m))
+                            if !matches!(
+                                m.kind,
+                                MouseEventKind::Moved | MouseEventKind::Drag(_)
+                            ) =>
+                        {
+                            Action::Mouse(m)
                         }
+                        Ok(Event::Paste(text)) => Action::Paste(text),
+                        Ok(Event::Resize(..)) => Action::Resize,
+                        Ok(_) => continue,
+                        Err(_) => break,
+                    };
+                    if keys.send(action).is_err() {
+                        break;
                     }
-                    Ok(Event::Resize(..)) => {
-                        if keys.send(Action::Resize).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                },
+                }
                 Ok(false) => {
                     if keys.is_closed() {
                         break;
@@ -184,7 +266,12 @@ async fn run(
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Action>();
     let mut pending = app.start();
     loop {
+        let mut open_ops = false;
         for effect in pending.drain(..) {
+            if let Effect::OpenOps = effect {
+                open_ops = true;
+                continue;
+            }
             if let Effect::SaveSession(who) = &effect {
                 token = Some(who.token.clone());
                 let s = Session {
@@ -209,6 +296,10 @@ async fn run(
                 }
             });
         }
+        if open_ops {
+            show_ops(terminal, ops, &app.theme, &mut rx).await?;
+            terminal.clear()?;
+        }
         terminal.draw(|f| tix_tui::ui::render(f, &app))?;
         if app.quit {
             return Ok(());
@@ -217,7 +308,14 @@ async fn run(
             Some(a) = rx.recv() => a,
             Some(a) = done_rx.recv() => {
                 app.busy = app.busy.saturating_sub(1);
-                if let Action::SignedIn(Err(p)) | Action::Tickets(Err(p)) = &a && p.kind == Kind::NotSignedIn {
+                let expired = match &a {
+                    Action::SignedIn(Err(p)) => p.kind == Kind::NotSignedIn,
+                    Action::Tickets { page, .. } => {
+                        page.result.as_ref().is_err_and(|p| p.kind == Kind::NotSignedIn)
+                    }
+                    _ => false,
+                };
+                if expired {
                     token = None;
                 }
                 a

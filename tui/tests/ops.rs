@@ -1,6 +1,8 @@
 //! The operations screen: snapshots of a known state at 100x30 and 40x12, and the screen
 //! fed from a real stack (broker, six services, gateway) while a purchase happens.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -174,6 +176,16 @@ fn keys_pause_scroll_and_leave() {
     assert_eq!(ops.scroll, 0);
     assert!(!ops::on_input(&mut ops, key(KeyCode::Esc)));
     assert!(!ops::on_input(&mut ops, key(KeyCode::Char('q'))));
+}
+
+#[test]
+fn shift_o_in_the_marketplace_opens_it() {
+    let mut app = common::signed_in();
+    let effects = tix_tui::app::update(
+        &mut app,
+        tix_tui::app::Action::Key(KeyEvent::new(KeyCode::Char('O'), KeyModifiers::SHIFT)),
+    );
+    assert_eq!(effects, vec![tix_tui::app::Effect::OpenOps]);
 }
 
 #[test]

@@ -1,27 +1,12 @@
 //! Snapshots of the main screens on ratatui's TestBackend, at 100x30 and at 40x12 (where
 //! nothing may panic or spill out of its area).
 
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+mod common;
+
+use common::{draw, market_page, now, seller_ticket};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use time::OffsetDateTime;
-use tix_api::{Money, Order, OrderStatus, OrderTicket, Payment, PaymentStatus, Ticket, UnixMillis};
+use tix_api::{Money, Order, OrderStatus, OrderTicket, Payment, PaymentStatus, UnixMillis};
 use tix_tui::app::{Action, App, Screen, User, update};
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
-}
-
-fn ticket(id: &str, title: &str, cents: i64, seller: &str) -> Ticket {
-    Ticket {
-        id: id.into(),
-        title: title.into(),
-        price: Money::from_cents(cents),
-        user_id: seller.into(),
-        version: 0,
-        order_id: None,
-    }
-}
 
 fn market() -> App {
     let mut app = App::new(
@@ -34,34 +19,40 @@ fn market() -> App {
     );
     update(
         &mut app,
-        Action::Tickets(Ok(vec![
-            ticket(
-                "01a1-0001",
-                "Jazz at the Blue Room",
-                2500,
-                "seller-0000aaaa",
-            ),
-            ticket(
-                "01a1-0002",
-                "Rock in the Park — day pass",
-                8950,
-                "seller-0000bbbb",
-            ),
-            ticket("01a1-0003", "My own ticket", 1200, "ann"),
-            ticket("01a1-0004", "Musical: front row", 150000, "seller-0000cccc"),
-        ])),
+        market_page(
+            "",
+            0,
+            vec![
+                seller_ticket(
+                    "01a1-0001",
+                    "Jazz at the Blue Room",
+                    2500,
+                    "seller-0000aaaa",
+                    "Blue Room Co",
+                ),
+                seller_ticket(
+                    "01a1-0002",
+                    "Rock in the Park — day pass",
+                    8950,
+                    "seller-0000bbbb",
+                    "rosa",
+                ),
+                seller_ticket("01a1-0003", "My own ticket", 1200, "ann", "ann"),
+                seller_ticket(
+                    "01a1-0004",
+                    "Musical: front row",
+                    150000,
+                    "seller-0000cccc",
+                    "Théâtre du Nord",
+                ),
+            ],
+        ),
     );
     update(
         &mut app,
         Action::Key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE)),
     );
     app
-}
-
-fn draw(app: &App, w: u16, h: u16) -> String {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| tix_tui::ui::render(f, app)).unwrap();
-    format!("{}", t.backend())
 }
 
 fn reservation() -> App {

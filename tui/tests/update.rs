@@ -1,97 +1,12 @@
 //! Key handling of every screen, driven through `update` without a terminal.
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use time::OffsetDateTime;
-use tix_api::{
-    Money, Order, OrderStatus, OrderTicket, Payment, PaymentStatus, SignedIn, Ticket, UnixMillis,
-};
+mod common;
+
+use common::*;
+use ratatui::crossterm::event::KeyCode;
+use tix_api::{Money, OrderStatus, PaymentStatus, SignedIn, UnixMillis};
 use tix_client::Kind;
-use tix_tui::app::{Action, App, Effect, Outcome, Problem, Screen, User, update};
-
-fn key(code: KeyCode) -> Action {
-    Action::Key(KeyEvent::new(code, KeyModifiers::NONE))
-}
-
-fn ch(c: char) -> Action {
-    key(KeyCode::Char(c))
-}
-
-fn typed(app: &mut App, text: &str) -> Vec<Effect> {
-    text.chars().flat_map(|c| update(app, ch(c))).collect()
-}
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
-}
-
-pub fn ticket(id: &str, title: &str, cents: i64) -> Ticket {
-    Ticket {
-        id: id.into(),
-        title: title.into(),
-        price: Money::from_cents(cents),
-        user_id: "seller-1".into(),
-        version: 0,
-        order_id: None,
-    }
-}
-
-fn order(id: &str, status: OrderStatus, seconds_left: i64) -> Order {
-    let at = now() + time::Duration::seconds(seconds_left);
-    Order {
-        id: id.into(),
-        user_id: "me".into(),
-        status,
-        expires_at: UnixMillis::from(at),
-        paid_at: None,
-        version: 0,
-        ticket: OrderTicket {
-            id: "t1".into(),
-            title: "Jazz".into(),
-            price: Money::from_cents(2500),
-            version: 1,
-        },
-    }
-}
-
-fn payment(id: &str, order: &str, status: PaymentStatus) -> Payment {
-    Payment {
-        amount: Money::from_cents(2500),
-        created_at: UnixMillis::from(now() - time::Duration::minutes(5)),
-        id: id.into(),
-        order_id: order.into(),
-        reason: None,
-        refunded_at: None,
-        status,
-    }
-}
-
-fn signed_in() -> App {
-    let mut app = App::new(
-        "http://api",
-        Some(User {
-            email: "me@x.io".into(),
-            id: "me".into(),
-        }),
-        now(),
-    );
-    update(
-        &mut app,
-        Action::Tickets(Ok(vec![
-            ticket("t1", "Jazz", 2500),
-            ticket("t2", "Rock", 4000),
-            ticket("t3", "Opera", 9900),
-        ])),
-    );
-    app
-}
-
-fn problem(kind: Kind, message: &str, field: Option<&str>) -> Problem {
-    Problem {
-        message: message.into(),
-        field: field.map(String::from),
-        kind,
-    }
-}
+use tix_tui::app::{Action, App, Effect, Outcome, Release, Screen, update};
 
 #[test]
 fn sign_in_checks_the_form_before_asking_the_server() {
@@ -100,6 +15,7 @@ fn sign_in_checks_the_form_before_asking_the_server() {
     typed(&mut app, "ann");
     update(&mut app, key(KeyCode::Tab));
     typed(&mut app, "short");
+    update(&mut app, key(KeyCode::Tab)); // → Name
     update(&mut app, key(KeyCode::Tab)); // → [Sign in]
     let effects = update(&mut app, key(KeyCode::Enter));
     assert!(effects.is_empty(), "invalid input never reaches the server");
@@ -119,6 +35,14 @@ fn sign_in_checks_the_form_before_asking_the_server() {
     typed(&mut app, "ann@x.io");
     update(&mut app, key(KeyCode::Enter)); // Enter on a field moves on
     typed(&mut app, "long enough");
+    update(&mut app, key(KeyCode::Tab)); // → Name, left empty: the server's default
+    let Screen::SignIn(form) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(
+        form.fields[2].hint.as_deref(),
+        Some("sign-up only, optional (default: ann)")
+    );
     update(&mut app, key(KeyCode::Tab));
     update(&mut app, key(KeyCode::Tab)); // → [Sign up]
     let effects = update(&mut app, key(KeyCode::Enter));
@@ -127,9 +51,24 @@ fn sign_in_checks_the_form_before_asking_the_server() {
         vec![Effect::SignIn {
             email: "ann@x.io".into(),
             password: "long enough".into(),
-            new: true
+            new: true,
+            display_name: None,
         }]
     );
+    // A name typed is sent when signing up, never when signing in.
+    update(&mut app, key(KeyCode::BackTab));
+    update(&mut app, key(KeyCode::BackTab)); // → Name
+    typed(&mut app, " Ann B ");
+    update(&mut app, key(KeyCode::Tab)); // → [Sign in]
+    let Effect::SignIn { display_name, .. } = &update(&mut app, key(KeyCode::Enter))[0] else {
+        panic!()
+    };
+    assert_eq!(display_name, &None);
+    update(&mut app, key(KeyCode::Tab)); // → [Sign up]
+    let Effect::SignIn { display_name, .. } = &update(&mut app, key(KeyCode::Enter))[0] else {
+        panic!()
+    };
+    assert_eq!(display_name.as_deref(), Some("Ann B"));
     // 'q' in a text field is a letter, not quit.
     let mut app = App::new("http://api", None, now());
     update(&mut app, ch('q'));
@@ -138,6 +77,7 @@ fn sign_in_checks_the_form_before_asking_the_server() {
     let who = SignedIn {
         id: "u1".into(),
         email: "ann@x.io".into(),
+        display_name: "ann".into(),
         token: "t".into(),
     };
     let effects = update(&mut app, Action::SignedIn(Ok(who.clone())));
@@ -164,19 +104,19 @@ fn the_market_moves_searches_as_you_type_and_keeps_the_selection_on_refresh() {
     let mut app = signed_in();
     update(&mut app, ch('j'));
     update(&mut app, key(KeyCode::Down));
-    assert_eq!(app.market.tickets.selected(), 2);
+    assert_eq!(app.market.tickets.list.selected(), 2);
     update(&mut app, ch('k'));
-    assert_eq!(app.market.tickets.selected_item().unwrap().id, "t2");
+    assert_eq!(app.market.tickets.list.selected_item().unwrap().id, "t2");
     // A refresh with a new ticket first keeps the cursor on "Rock".
     update(
         &mut app,
-        Action::Tickets(Ok(vec![
+        tickets(vec![
             ticket("t0", "New", 100),
             ticket("t1", "Jazz", 2500),
             ticket("t2", "Rock", 4000),
-        ])),
+        ]),
     );
-    assert_eq!(app.market.tickets.selected_item().unwrap().id, "t2");
+    assert_eq!(app.market.tickets.list.selected_item().unwrap().id, "t2");
 
     update(&mut app, ch('/'));
     assert!(app.typing());
@@ -184,7 +124,9 @@ fn the_market_moves_searches_as_you_type_and_keeps_the_selection_on_refresh() {
     assert_eq!(
         effects.last(),
         Some(&Effect::LoadTickets {
-            search: "ja".into()
+            search: "ja".into(),
+            offset: 0,
+            limit: 50,
         })
     );
     update(&mut app, key(KeyCode::Enter));
@@ -193,7 +135,9 @@ fn the_market_moves_searches_as_you_type_and_keeps_the_selection_on_refresh() {
     assert_eq!(
         effects,
         vec![Effect::LoadTickets {
-            search: String::new()
+            search: String::new(),
+            offset: 0,
+            limit: 50,
         }]
     );
 }
@@ -412,6 +356,7 @@ fn the_orders_list_says_when_an_order_was_paid_and_which_were_refunded() {
     assert!(update(&mut app, Action::Payments(Ok(payments))).is_empty());
     let when: Vec<String> = app
         .orders
+        .list
         .items()
         .iter()
         .map(|o| tix_tui::screens::orders::when(&app, o))
@@ -499,4 +444,65 @@ fn a_payment_that_arrives_after_the_order_was_cancelled_ends_as_refunded() {
         vec![Effect::LoadOrders, Effect::LoadPayments]
     );
     assert_eq!(app.screen, Screen::Orders);
+}
+
+#[test]
+fn after_a_decline_the_order_is_watched_until_the_ticket_is_released() {
+    let mut app = signed_in();
+    update(
+        &mut app,
+        Action::Reserved(Ok(order("o1", OrderStatus::Created, 900))),
+    );
+    typed(&mut app, "tok_chargeDeclined");
+    update(&mut app, key(KeyCode::Enter));
+    let declined = Action::Paid(Err(problem(Kind::Declined, "Declined", None)));
+    assert_eq!(
+        update(&mut app, declined.clone()),
+        vec![Effect::LoadOrder("o1".into())],
+        "the services cancel the order a moment later: watch for it"
+    );
+    assert!(
+        update(&mut app, ch('b')).is_empty(),
+        "not bought again while the ticket may still be held"
+    );
+    update(
+        &mut app,
+        Action::OrderNow(Ok(order("o1", OrderStatus::Created, 899))),
+    );
+    assert_eq!(
+        update(&mut app, Action::Tick(now() + time::Duration::seconds(1))),
+        vec![Effect::LoadOrder("o1".into())]
+    );
+    update(
+        &mut app,
+        Action::OrderNow(Ok(order("o1", OrderStatus::Cancelled, 898))),
+    );
+    let Screen::Reservation(r) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(r.release, Some(Release::Released));
+    assert!(update(&mut app, Action::Tick(now() + time::Duration::seconds(2))).is_empty());
+    assert_eq!(
+        update(&mut app, ch('b')),
+        vec![Effect::Reserve("t1".into())],
+        "released: buy again from here"
+    );
+
+    // Never cancelled in time: the watch gives up after a few ticks and says so.
+    let mut app = signed_in();
+    update(
+        &mut app,
+        Action::Reserved(Ok(order("o2", OrderStatus::Created, 900))),
+    );
+    typed(&mut app, "x");
+    update(&mut app, key(KeyCode::Enter));
+    update(&mut app, declined);
+    let polls: usize = (1..=10)
+        .map(|t| update(&mut app, Action::Tick(now() + time::Duration::seconds(t))).len())
+        .sum();
+    assert_eq!(polls, 4, "five looks in all, the first on the decline");
+    let Screen::Reservation(r) = &app.screen else {
+        panic!()
+    };
+    assert_eq!(r.release, Some(Release::Slow));
 }

@@ -14,6 +14,7 @@ pub mod market;
 pub mod my_tickets;
 pub mod orders;
 pub mod reservation;
+pub mod sales;
 pub mod sign_in;
 pub mod ticket;
 pub mod ticket_form;

@@ -3,18 +3,30 @@
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::Stylize;
 use ratatui::widgets::{Row, Table};
 use tix_api::Ticket;
 
-use crate::app::{App, Effect, Nav, Problem, Screen};
+use crate::app::{App, Effect, Nav, Page, Screen};
 use crate::screens::ticket_form;
-use crate::widgets::{boxed, highlight};
+use crate::widgets::paged_table;
 
-pub(crate) fn on_my_tickets(app: &mut App, r: Result<Vec<Ticket>, Problem>) -> Vec<Effect> {
-    match r {
-        Ok(list) => app.my_tickets.replace(list),
-        Err(p) => app.problem(&p),
+/// Reloads every row loaded so far.
+pub(crate) fn load(app: &App) -> Effect {
+    Effect::LoadMyTickets {
+        offset: 0,
+        limit: app.my_tickets.refresh_limit(),
+    }
+}
+
+pub(crate) fn on_my_tickets(app: &mut App, page: Page<Vec<Ticket>>) -> Vec<Effect> {
+    match page.result {
+        Ok(list) => app
+            .my_tickets
+            .on_page(page.offset, page.limit, list, |t| t.id.clone()),
+        Err(p) => {
+            app.my_tickets.on_error(&p.message);
+            app.problem(&p);
+        }
     }
     Vec::new()
 }
@@ -30,7 +42,7 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
             );
         }
         KeyCode::Enter | KeyCode::Char('e') => {
-            if let Some(t) = app.my_tickets.selected_item() {
+            if let Some(t) = app.my_tickets.list.selected_item() {
                 // The server refuses too; saying so here saves filling in the form first.
                 if t.is_reserved() {
                     app.last_error = Some("Cannot edit a reserved ticket".into());
@@ -40,8 +52,11 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
                 }
             }
         }
-        KeyCode::Char('r') => return stay(vec![Effect::LoadMyTickets]),
-        code => app.my_tickets.on_key(code),
+        KeyCode::Char('r') => return stay(vec![load(app)]),
+        code => {
+            let page = app.hits.borrow().page_rows();
+            app.my_tickets.list.on_key(code, page);
+        }
     }
     stay(Vec::new())
 }
@@ -49,6 +64,7 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let rows: Vec<Row> = app
         .my_tickets
+        .list
         .items()
         .iter()
         .map(|t| {
@@ -68,8 +84,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(10),
         ],
     )
-    .header(Row::new(vec!["TITLE", "PRICE", "STATE"]).bold())
-    .row_highlight_style(highlight())
-    .block(boxed(" my tickets — e: edit, s: sell "));
-    f.render_stateful_widget(table, area, &mut app.my_tickets.table_state());
+    .header(Row::new(vec!["TITLE", "PRICE", "STATE"]).style(app.theme.header));
+    paged_table(
+        f,
+        area,
+        "my tickets — e: edit, s: sell",
+        table,
+        &app.my_tickets,
+        "You have no tickets on sale. Press s to sell one.",
+        &app.theme,
+        &app.hits,
+    );
 }

@@ -3,8 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
-use ratatui::layout::{Constraint, Rect};
-use ratatui::style::Stylize;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Row, Table};
 use tix_api::{Order, OrderStatus, Payment, PaymentStatus};
 use tix_client::Kind;
@@ -12,7 +11,7 @@ use tix_client::format::moment;
 
 use crate::app::{App, Effect, Nav, Problem, Screen};
 use crate::screens::reservation::Reservation;
-use crate::widgets::{boxed, countdown, highlight};
+use crate::widgets::{buttons, countdown, paged_table};
 
 /// What the screen shows: the orders, and the payments alongside (for refunds).
 pub(crate) fn load() -> Vec<Effect> {
@@ -21,8 +20,12 @@ pub(crate) fn load() -> Vec<Effect> {
 
 pub(crate) fn on_orders(app: &mut App, r: Result<Vec<Order>, Problem>) -> Vec<Effect> {
     match r {
-        Ok(list) => app.orders.replace(list),
-        Err(p) => app.problem(&p),
+        // All of them at once: the page is never full, so never "more".
+        Ok(list) => app.orders.on_page(0, u32::MAX, list, |o| o.id.clone()),
+        Err(p) => {
+            app.orders.on_error(&p.message);
+            app.problem(&p);
+        }
     }
     Vec::new()
 }
@@ -59,14 +62,14 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
         KeyCode::Esc | KeyCode::Left | KeyCode::Char('h') => return (Nav::Back, Vec::new()),
         // Only an order still holding its ticket can be cancelled or paid.
         KeyCode::Char('c') => {
-            if let Some(o) = app.orders.selected_item()
+            if let Some(o) = app.orders.list.selected_item()
                 && o.status == OrderStatus::Created
             {
                 return stay(vec![Effect::CancelOrder(o.id.clone())]);
             }
         }
         KeyCode::Enter => {
-            if let Some(o) = app.orders.selected_item().cloned()
+            if let Some(o) = app.orders.list.selected_item().cloned()
                 && o.status == OrderStatus::Created
             {
                 let to = Screen::Reservation(Reservation::new(o));
@@ -74,7 +77,10 @@ pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> (Nav, Vec<Effect>) {
             }
         }
         KeyCode::Char('r') => return stay(load()),
-        code => app.orders.on_key(code),
+        code => {
+            let page = app.hits.borrow().page_rows();
+            app.orders.list.on_key(code, page);
+        }
     }
     stay(Vec::new())
 }
@@ -106,30 +112,75 @@ pub fn when(app: &App, o: &Order) -> String {
 }
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let [list, actions] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+    // Narrow, the WHEN column (which says the status in its words) keeps the room the
+    // STATUS column would take, so countdowns stay whole.
+    let wide = area.width >= 70;
     let rows: Vec<Row> = app
         .orders
+        .list
         .items()
         .iter()
         .map(|o| {
-            Row::new(vec![
-                o.ticket.title.clone(),
-                o.ticket.price.display(),
-                o.status.to_string(),
-                when(app, o),
-            ])
+            let when = when(app, o);
+            let style = match o.status {
+                OrderStatus::Created | OrderStatus::AwaitingPayment => theme.key,
+                _ if when.starts_with("refund") => theme.dim,
+                _ => Default::default(),
+            };
+            let mut cells = vec![o.ticket.title.clone(), o.ticket.price.display()];
+            if wide {
+                cells.push(o.status.to_string());
+            }
+            cells.push(when);
+            Row::new(cells).style(style)
         })
         .collect();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(10),
-            Constraint::Length(12),
-            Constraint::Length(10),
-            Constraint::Length(25),
-        ],
-    )
-    .header(Row::new(vec!["TICKET", "PRICE", "STATUS", "WHEN"]).bold())
-    .row_highlight_style(highlight())
-    .block(boxed(" my orders — Enter: pay, c: cancel "));
-    f.render_stateful_widget(table, area, &mut app.orders.table_state());
+    let (widths, header) = if wide {
+        (
+            vec![
+                Constraint::Min(10),
+                Constraint::Length(12),
+                Constraint::Length(10),
+                Constraint::Length(25),
+            ],
+            vec!["TICKET", "PRICE", "STATUS", "WHEN"],
+        )
+    } else {
+        (
+            vec![
+                Constraint::Min(8),
+                Constraint::Length(10),
+                Constraint::Length(18),
+            ],
+            vec!["TICKET", "PRICE", "WHEN"],
+        )
+    };
+    let table = Table::new(rows, widths).header(Row::new(header).style(theme.header));
+    paged_table(
+        f,
+        list,
+        "my orders",
+        table,
+        &app.orders,
+        "No orders yet. Buy a ticket from the marketplace.",
+        theme,
+        &app.hits,
+    );
+    // What can be done with the order under the cursor, as buttons.
+    if app
+        .orders
+        .list
+        .selected_item()
+        .is_some_and(|o| o.status == OrderStatus::Created)
+    {
+        buttons(
+            f,
+            actions,
+            &[("Pay", KeyCode::Enter), ("Cancel", KeyCode::Char('c'))],
+            theme,
+            &app.hits,
+        );
+    }
 }

@@ -2,15 +2,14 @@
 
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
-use ratatui::layout::Rect;
-use ratatui::style::{Color, Style, Stylize};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use tix_api::Ticket;
-use tix_client::format::short_id as short;
 
 use crate::app::{App, Effect, Nav, Problem, Screen};
-use crate::widgets::boxed;
+use crate::screens::market::seller;
+use crate::widgets::{boxed, buttons};
 
 pub(crate) fn on_ticket(app: &mut App, r: Result<Ticket, Problem>) -> Vec<Effect> {
     match r {
@@ -47,8 +46,12 @@ pub(crate) fn on_key(app: &mut App, id: String, key: KeyEvent) -> (Nav, Vec<Effe
 }
 
 pub fn render(f: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let block = boxed(" ticket ");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
     let Some(t) = &app.detail else {
-        f.render_widget(Paragraph::new("Loading…").block(boxed(" ticket ")), area);
+        f.render_widget(Paragraph::new("Loading…"), inner);
         return;
     };
     let state = if t.is_reserved() {
@@ -56,21 +59,20 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     } else {
         "on sale"
     };
+    let [text, actions] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     let lines = vec![
-        Line::from(Span::styled(t.title.clone(), Style::new().bold())),
+        Line::from(Span::styled(t.title.clone(), theme.header)),
         Line::from(format!("Price   {}", t.price.display())),
-        Line::from(format!("Seller  {}", short(&t.user_id))),
+        Line::from(format!("Seller  {}", seller(app, t))),
         Line::from(format!("State   {state}")),
-        Line::from(""),
-        Line::from(Span::styled(
-            "b / Enter: buy    Esc: back",
-            Style::new().fg(Color::Cyan),
-        )),
     ];
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
-            .block(boxed(" ticket ")),
-        area,
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), text);
+    buttons(
+        f,
+        actions,
+        &[("Buy", KeyCode::Char('b')), ("Back", KeyCode::Esc)],
+        theme,
+        &app.hits,
     );
 }

@@ -1,6 +1,8 @@
 //! Selling a ticket and editing one: the same form (title, price), two screens
 //! ([`Screen::Sell`] and [`Screen::Edit`]) that differ only in the request they send.
 
+use std::cell::RefCell;
+
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -8,12 +10,15 @@ use tix_api::{Money, MoneyError, Ticket};
 
 use crate::app::{App, Effect, Nav, Problem, Screen};
 use crate::widgets::form::{self, Field, Form};
+use crate::widgets::hits::Hits;
+use crate::widgets::input::TextInput;
+use crate::widgets::theme::Theme;
 
 fn form(title: &str, price: Option<Money>) -> Form {
     let mut t = Field::new("title", "Title");
-    t.value = title.to_string();
+    t.input = TextInput::new(title);
     let mut p = Field::new("price", "Price");
-    p.value = price.map(|p| p.to_string()).unwrap_or_default();
+    p.input = TextInput::new(&price.map(|p| p.to_string()).unwrap_or_default());
     Form {
         fields: vec![t, p],
         buttons: vec!["Save"],
@@ -110,7 +115,7 @@ pub(crate) fn on_saved(app: &mut App, r: Result<Ticket, Problem>) -> Vec<Effect>
             app.last_error = None;
             app.screen = Screen::MyTickets;
             app.back = vec![Screen::Market];
-            return vec![Effect::LoadMyTickets];
+            return vec![crate::screens::my_tickets::load(app)];
         }
         Err(p) => {
             if let Screen::Sell(f) | Screen::Edit(_, f) = &mut app.screen
@@ -125,11 +130,18 @@ pub(crate) fn on_saved(app: &mut App, r: Result<Ticket, Problem>) -> Vec<Effect>
 }
 
 /// `editing` picks the title: the form is the same.
-pub fn render(f: &mut Frame, area: Rect, editing: bool, form: &Form) {
+pub fn render(
+    f: &mut Frame,
+    area: Rect,
+    editing: bool,
+    form: &Form,
+    theme: &Theme,
+    hits: &RefCell<Hits>,
+) {
     let title = if editing {
         " Edit your ticket "
     } else {
         " Sell a ticket "
     };
-    form::render(f, area, title, form);
+    form::render(f, area, title, form, theme, hits);
 }

@@ -1,4 +1,5 @@
-//! A list with a cursor, shared by every list screen (market, orders, my tickets).
+//! A list with a cursor, shared by every list screen (market, orders, my tickets, sales),
+//! and [`Paged`]: such a list loaded from the API a page at a time.
 //!
 //! The one rule all of them need lives here: the cursor is on an item, or at 0 when there
 //! are none. Lists are replaced wholesale on every refresh, so keeping that rule is the
@@ -96,21 +97,146 @@ impl<T> SelectList<T> {
         self.selected = (self.selected + rows).min(self.last_index());
     }
 
-    /// The list keys every list screen shares: ↑/k, ↓/j, Home/g, End/G. Other keys are
-    /// ignored, so a screen can pass on whatever it did not handle itself.
-    pub fn on_key(&mut self, code: KeyCode) {
+    /// Puts the cursor on item `i` (a click); out of range, it stays where it is.
+    pub fn select(&mut self, i: usize) {
+        if i < self.items.len() {
+            self.selected = i;
+        }
+    }
+
+    /// Whether the cursor is on the last item (the moment to load the next page).
+    pub fn at_end(&self) -> bool {
+        !self.items.is_empty() && self.selected == self.last_index()
+    }
+
+    /// Adds items at the end, leaving out those already there (matched by `key`): rows
+    /// can shift between two page requests, and a row is shown once.
+    pub fn append<K: PartialEq>(&mut self, items: Vec<T>, key: impl Fn(&T) -> K) {
+        for t in items {
+            if !self.items.iter().any(|have| key(have) == key(&t)) {
+                self.items.push(t);
+            }
+        }
+    }
+
+    /// The list keys every list screen shares: ↑/k, ↓/j, Home/g, End/G, PageUp and
+    /// PageDown (by `page` rows: what the screen showed last). Returns whether the key was
+    /// one of them, so a screen can pass on whatever it did not handle itself.
+    pub fn on_key(&mut self, code: KeyCode, page: usize) -> bool {
         match code {
             KeyCode::Down | KeyCode::Char('j') => self.down(),
             KeyCode::Up | KeyCode::Char('k') => self.up(),
             KeyCode::Home | KeyCode::Char('g') => self.first(),
             KeyCode::End | KeyCode::Char('G') => self.last(),
-            _ => {}
+            KeyCode::PageDown => self.page_down(page.max(1)),
+            KeyCode::PageUp => self.page_up(page.max(1)),
+            _ => return false,
         }
+        true
     }
 
     /// For drawing as a ratatui `Table`: no highlighted row when there is nothing to select.
     pub fn table_state(&self) -> TableState {
         TableState::default().with_selected((!self.is_empty()).then_some(self.selected))
+    }
+}
+
+/// Rows asked for per page (the API's default page, well under its maximum of 200).
+pub const PAGE: u32 = 50;
+/// The API's largest page: a refresh reloads at most this many rows.
+pub const MAX_PAGE: u32 = 200;
+
+/// A list the API serves in pages (offset paging): what has been loaded, whether there
+/// is more, and the last load's error, which the screen shows where the rows would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paged<T> {
+    pub list: SelectList<T>,
+    /// The last page came back full: there may be more behind it.
+    pub more: bool,
+    /// A next page was asked for and has not arrived (so it is asked for once).
+    pub loading: bool,
+    /// The last load failed: why, in the API's words.
+    pub error: Option<String>,
+    /// Whether any answer came yet ("no tickets" is only said after one did).
+    pub loaded: bool,
+    /// How many there are in all, when the API says so (sales do).
+    pub total: Option<u64>,
+}
+
+impl<T> Default for Paged<T> {
+    fn default() -> Self {
+        Paged {
+            list: SelectList::default(),
+            more: false,
+            loading: false,
+            error: None,
+            loaded: false,
+            total: None,
+        }
+    }
+}
+
+impl<T> Paged<T> {
+    /// How many rows a refresh reloads: every loaded row (whole pages), within the API's
+    /// maximum, so a refresh keeps the cursor where the user scrolled to.
+    pub fn refresh_limit(&self) -> u32 {
+        let len = self.list.len() as u32;
+        len.div_ceil(PAGE).max(1).saturating_mul(PAGE).min(MAX_PAGE)
+    }
+
+    /// The offset of the next page to load, once, when the cursor is on the last row and
+    /// the last page was full.
+    pub fn next_page(&mut self) -> Option<u32> {
+        if self.more && !self.loading && self.list.at_end() {
+            self.loading = true;
+            return Some(self.list.len() as u32);
+        }
+        None
+    }
+
+    /// An answer for `offset`..`offset+limit`: offset 0 is a reload (the cursor follows
+    /// its item), a later offset the next page. A page that no longer fits (a reload
+    /// landed first) is dropped; the cursor reaching the end asks again.
+    pub fn on_page<K: PartialEq>(
+        &mut self,
+        offset: u32,
+        limit: u32,
+        items: Vec<T>,
+        key: impl Fn(&T) -> K,
+    ) {
+        self.loaded = true;
+        self.error = None;
+        let full = items.len() as u32 >= limit;
+        if offset == 0 {
+            self.loading = false;
+            self.list.replace_keeping(items, key);
+            self.more = full;
+        } else if offset as usize == self.list.len() {
+            self.loading = false;
+            self.list.append(items, key);
+            self.more = full;
+        } else if offset as usize > self.list.len() {
+            self.loading = false;
+        }
+    }
+
+    pub fn on_error(&mut self, message: &str) {
+        self.loading = false;
+        self.error = Some(message.to_string());
+    }
+
+    /// "12 of 50+" while more may follow, "12 of 73" when all are loaded or the total is
+    /// known; empty for an empty list.
+    pub fn position(&self) -> String {
+        if self.list.is_empty() {
+            return String::new();
+        }
+        let at = self.list.selected() + 1;
+        match self.total {
+            Some(n) => format!("{at} of {n}"),
+            None if self.more => format!("{at} of {}+", self.list.len()),
+            None => format!("{at} of {}", self.list.len()),
+        }
     }
 }
 
@@ -144,17 +270,19 @@ mod tests {
     #[test]
     fn keys_move_like_the_arrows_and_vi() {
         let mut l = SelectList::new(vec![1, 2, 3]);
-        l.on_key(KeyCode::Char('j'));
-        l.on_key(KeyCode::Down);
+        l.on_key(KeyCode::Char('j'), 10);
+        l.on_key(KeyCode::Down, 10);
         assert_eq!(l.selected(), 2);
-        l.on_key(KeyCode::Char('k'));
+        l.on_key(KeyCode::Char('k'), 10);
         assert_eq!(l.selected(), 1);
-        l.on_key(KeyCode::Char('G'));
+        l.on_key(KeyCode::Char('G'), 10);
         assert_eq!(l.selected(), 2);
-        l.on_key(KeyCode::Home);
+        l.on_key(KeyCode::Home, 10);
         assert_eq!(l.selected(), 0);
-        l.on_key(KeyCode::Char('x'));
-        assert_eq!(l.selected(), 0);
+        l.on_key(KeyCode::PageDown, 2);
+        assert_eq!(l.selected(), 2);
+        assert!(!l.on_key(KeyCode::Char('x'), 10));
+        assert_eq!(l.selected(), 2);
     }
 
     #[test]
@@ -187,5 +315,25 @@ mod tests {
         );
         l.replace_keeping(vec!["x"], |s| *s);
         assert_eq!(l.selected(), 0);
+    }
+
+    #[test]
+    fn pages_append_once_and_say_where_the_cursor_is() {
+        let mut p: Paged<u32> = Paged::default();
+        assert_eq!(p.refresh_limit(), PAGE);
+        p.on_page(0, 2, vec![1, 2], |x| *x);
+        assert_eq!(p.position(), "1 of 2+");
+        assert_eq!(p.next_page(), None, "not at the end yet");
+        p.list.last();
+        assert_eq!(p.next_page(), Some(2));
+        assert_eq!(p.next_page(), None, "asked once");
+        p.on_page(2, 3, vec![2, 3], |x| *x);
+        assert_eq!(p.list.items(), &[1, 2, 3]);
+        assert_eq!(p.position(), "2 of 3");
+        assert!(!p.more);
+        p.on_page(7, 2, vec![9], |x| *x);
+        assert_eq!(p.list.len(), 3, "a page that no longer fits is dropped");
+        p.total = Some(73);
+        assert_eq!(p.position(), "2 of 73");
     }
 }
