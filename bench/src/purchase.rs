@@ -65,7 +65,7 @@ fn pct(h: &Histogram<u64>) -> String {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let stack = Stack::start_with_env(
+    let mut stack = Stack::start_with_env(
         &ALL,
         &[
             ("TIX_DB_DURABILITY", args.durability.as_str()),
@@ -273,5 +273,31 @@ async fn main() -> anyhow::Result<()> {
         race_winners,
         oversold
     );
+    // What each process needed at its peak (its resident high-water mark): the figures
+    // behind the Kubernetes manifests' memory requests and limits (docs/deploy.md).
+    let mut peaks = vec![("bus".to_string(), peak_rss_kib(stack.bus.proc.pid()))];
+    for name in ALL {
+        peaks.push((
+            name.to_string(),
+            peak_rss_kib(stack.service(name).proc.pid()),
+        ));
+    }
+    let peaks: Vec<String> = peaks
+        .iter()
+        .map(|(n, kib)| match kib {
+            Some(k) => format!("{n} {:.0} MiB", *k as f64 / 1024.0),
+            None => format!("{n} ?"),
+        })
+        .collect();
+    println!("peak RSS (VmHWM)           {}", peaks.join(", "));
     Ok(())
+}
+
+/// `VmHWM` of a process from /proc, in KiB; `None` where there is no /proc.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
