@@ -11,12 +11,15 @@
 //! with fresh emails at a fixed rate, open loop (a ticker spawns each request without
 //! waiting for earlier answers, so a slow server does not lower the offered rate).
 
+mod procfs;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
+use procfs::peak_rss_kib;
 use serde_json::json;
 use tix_testkit::Stack;
 
@@ -190,15 +193,6 @@ async fn flood(
         latency,
         offered_per_s,
     })
-}
-
-/// A process's peak resident set (VmHWM) in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// User + system CPU time a process has used so far (all its threads), from

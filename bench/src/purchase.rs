@@ -7,6 +7,8 @@
 //! target/release/tix-purchase-bench --tickets 4000 --buyers 64 --races 20
 //! ```
 
+mod procfs;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
+use procfs::peak_rss_kib;
 use serde_json::{Value, json};
 use tix_api::events::{Envelope, Event};
 use tix_bus_client::{BusKey, Client, ClientOptions, SubscribeOptions};
@@ -291,13 +294,4 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     println!("peak RSS (VmHWM)           {}", peaks.join(", "));
     Ok(())
-}
-
-/// `VmHWM` of a process from /proc, in KiB; `None` where there is no /proc.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::{Run, json, run, signup, tix};
+use common::{Run, json, run, sell, signup, tix};
 use serde_json::Value;
 use tix_testkit::{ALL, Stack};
 
@@ -19,21 +19,7 @@ fn two_users_sell_and_buy_through_the_cli_only() {
     signup(&api, cfg, "seller", "seller@example.com");
     signup(&api, cfg, "buyer", "buyer@example.com");
 
-    let t = json(&run(
-        tix(&api, cfg),
-        &[
-            "--profile",
-            "seller",
-            "--json",
-            "tickets",
-            "create",
-            "--title",
-            "Jazz night",
-            "--price",
-            "25.5",
-        ],
-        None,
-    ));
+    let t = sell(&api, cfg, "seller", "Jazz night", "25.5");
     let ticket = t["id"].as_str().unwrap().to_string();
     assert_eq!(t["price"], 25.5);
 
@@ -331,22 +317,10 @@ fn buy_and_pay_return_once_the_order_shows_complete_and_payments_are_receipts() 
     signup(&api, cfg, "seller", "seller@example.com");
     signup(&api, cfg, "buyer", "buyer@example.com");
     let sell = |title: &str, price: &str| -> String {
-        let t = json(&run(
-            tix(&api, cfg),
-            &[
-                "--profile",
-                "seller",
-                "--json",
-                "tickets",
-                "create",
-                "--title",
-                title,
-                "--price",
-                price,
-            ],
-            None,
-        ));
-        t["id"].as_str().unwrap().to_string()
+        sell(&api, cfg, "seller", title, price)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let buyer = |args: &[&str]| -> Run {
         let mut all = vec!["--profile", "buyer"];

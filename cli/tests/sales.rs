@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{json, run, signup, tix};
+use common::{json, run, sell, signup, tix};
 use tix_testkit::{ALL, Stack};
 
 #[test]
@@ -142,21 +142,7 @@ fn after_a_declined_card_the_ticket_can_be_bought_again_at_once() {
         all.extend_from_slice(args);
         run(tix(&api, cfg), &all, stdin)
     };
-    let t = json(&run(
-        tix(&api, cfg),
-        &[
-            "--profile",
-            "seller",
-            "--json",
-            "tickets",
-            "create",
-            "--title",
-            "Gala",
-            "--price",
-            "40",
-        ],
-        None,
-    ));
+    let t = sell(&api, cfg, "seller", "Gala", "40");
     let ticket = t["id"].as_str().unwrap().to_string();
     // Declined again and again, each retry straight after: the race the wait closes.
     for round in 0..4 {

@@ -214,18 +214,8 @@ impl ApiClient {
         if let Some(s) = &q.search {
             params.push(format!("q={}", encode(s)));
         }
-        if let Some(l) = q.limit {
-            params.push(format!("limit={l}"));
-        }
-        if let Some(o) = q.offset {
-            params.push(format!("offset={o}"));
-        }
-        let path = if params.is_empty() {
-            "/api/tickets".to_string()
-        } else {
-            format!("/api/tickets?{}", params.join("&"))
-        };
-        self.get(&path).await
+        self.get(&with_page("/api/tickets", params, q.limit, q.offset))
+            .await
     }
 
     pub async fn ticket(&self, id: &str) -> Result<Ticket, ClientError> {
@@ -276,19 +266,8 @@ impl ApiClient {
         limit: Option<u32>,
         offset: Option<u32>,
     ) -> Result<Sales, ClientError> {
-        let mut params = Vec::new();
-        if let Some(l) = limit {
-            params.push(format!("limit={l}"));
-        }
-        if let Some(o) = offset {
-            params.push(format!("offset={o}"));
-        }
-        let path = if params.is_empty() {
-            "/api/orders/sales".to_string()
-        } else {
-            format!("/api/orders/sales?{}", params.join("&"))
-        };
-        self.get(&path).await
+        self.get(&with_page("/api/orders/sales", Vec::new(), limit, offset))
+            .await
     }
 
     pub async fn cancel_order(&self, id: &str) -> Result<(), ClientError> {
@@ -350,6 +329,26 @@ fn decode<T: DeserializeOwned>(a: Answer) -> Result<T, ClientError> {
         return serde_json::from_slice(bytes).map_err(|e| ClientError::Decode(e.to_string()));
     }
     Err(api_error(a.status, a.retry_after, &a.body))
+}
+
+/// `path?a=1&limit=…&offset=…`: the query parameters given, then the page's.
+fn with_page(
+    path: &str,
+    mut params: Vec<String>,
+    limit: Option<u32>,
+    offset: Option<u32>,
+) -> String {
+    if let Some(l) = limit {
+        params.push(format!("limit={l}"));
+    }
+    if let Some(o) = offset {
+        params.push(format!("offset={o}"));
+    }
+    if params.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", params.join("&"))
+    }
 }
 
 /// Percent-encodes a path segment or query value.

@@ -66,6 +66,28 @@ pub fn signup(api: &str, config: &Path, profile: &str, email: &str) {
 }
 
 /// A session file for the default profile, as if `tix signin` had been run against `api`.
+/// `tix --profile PROFILE --json tickets create …`: the ticket it put on sale.
+#[allow(dead_code)]
+pub fn sell(api: &str, config: &Path, profile: &str, title: &str, price: &str) -> Value {
+    let r = run(
+        tix(api, config),
+        &[
+            "--profile",
+            profile,
+            "--json",
+            "tickets",
+            "create",
+            "--title",
+            title,
+            "--price",
+            price,
+        ],
+        None,
+    );
+    assert_eq!(r.code, 0, "selling {title}: {}", r.stderr);
+    json(&r)
+}
+
 pub fn signed_in(config: &Path, api: &str) {
     let session = serde_json::json!({"api": api, "email": "ann@example.com",
         "userId": "u1", "token": "not-a-jwt"});

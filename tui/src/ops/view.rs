@@ -291,15 +291,6 @@ fn render_events(f: &mut Frame, area: Rect, ops: &Ops, theme: &Theme) {
     let block = panel(&title, theme);
     let inner = block.inner(area);
     f.render_widget(block, area);
-    if let TailState::Off(why) = &ops.tail {
-        f.render_widget(
-            Paragraph::new(why.as_str())
-                .style(theme.dim)
-                .wrap(Wrap { trim: true }),
-            inner,
-        );
-        return;
-    }
     event_lines(f, inner, ops, theme);
 }
 
