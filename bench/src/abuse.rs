@@ -68,6 +68,10 @@ struct Args {
     /// auth's SQLite durability: `full` (fsync every commit) or `normal`.
     #[arg(long, default_value = "full")]
     durability: String,
+    /// Instead of the flood: N sign-ups sent at once with the limits raised so every one
+    /// is hashed, reporting the time, auth's CPU and its peak resident memory.
+    #[arg(long, default_value_t = 0)]
+    burst: usize,
 }
 
 const PASSWORD: &str = "normal-user-password-1";
@@ -268,6 +272,9 @@ fn row(phase: &str, s: &SignIns) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.burst > 0 {
+        return burst(&args).await;
+    }
     let mut stack = Stack::start_with_env(
         &["auth"],
         &[
@@ -382,5 +389,63 @@ async fn main() -> anyhow::Result<()> {
             "note: {refused} of the normal user's sign-ins were refused (not timed); see the refused column"
         );
     }
+    Ok(())
+}
+
+/// `--burst N`: N sign-ups at once, every one admitted and hashed.
+async fn burst(args: &Args) -> anyhow::Result<()> {
+    let n = args.burst.to_string();
+    let quota = format!("{n}/{n}");
+    let mut stack = Stack::start_with_env(
+        &["auth"],
+        &[
+            ("TIX_DB_DURABILITY", args.durability.as_str()),
+            ("TIX_LOG", "warn"),
+            ("TIX_SIGNUP_PER_ADDRESS", quota.as_str()),
+            ("TIX_SIGNUP_GLOBAL", quota.as_str()),
+            ("TIX_HASH_QUEUE", n.as_str()),
+        ],
+    );
+    let signup = format!("{}/api/users/signup", stack.url("auth"));
+    let pid = stack.service("auth").proc.pid();
+    let http = client_from(IpAddr::from([127, 0, 0, 2]))?;
+    let idle = peak_rss_kib(pid);
+    let cpu0 = cpu_time(&pid.to_string());
+    let started = Instant::now();
+    let answers = futures::future::join_all((0..args.burst).map(|i| {
+        let (http, signup) = (&http, &signup);
+        async move {
+            http.post(signup)
+                .json(&json!({"email": format!("burst{i}@x.io"), "password": PASSWORD}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    let cpu = cpu_time(&pid.to_string())
+        .zip(cpu0)
+        .map(|(b, a)| b.saturating_sub(a));
+    let created = answers.iter().filter(|s| **s == 201).count();
+    let mib = |k: Option<u64>| k.map_or("?".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0));
+    println!(
+        "tix-abuse-bench --burst: release tix-auth, durability={}, {} sign-ups at once",
+        args.durability, args.burst
+    );
+    println!(
+        "created {created} of {} in {:.2} s ({:.0}/s); auth CPU {:.2} s ({:.1} ms per sign-up)",
+        args.burst,
+        elapsed.as_secs_f64(),
+        created as f64 / elapsed.as_secs_f64(),
+        cpu.map_or(0.0, |c| c.as_secs_f64()),
+        cpu.map_or(0.0, |c| c.as_secs_f64() * 1000.0 / args.burst as f64),
+    );
+    println!(
+        "auth peak RSS: {} idle, {} after the burst",
+        mib(idle),
+        mib(peak_rss_kib(pid))
+    );
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! ([`limits`]). Tokens are the JWTs every service checks.
 
 mod domain;
+pub mod hashing;
 pub mod limits;
 mod routes;
 
@@ -138,6 +139,8 @@ pub struct AppState {
     limits: Arc<Limits>,
     /// A real hash to verify against for unknown emails, so both cases cost the same.
     dummy_hash: Arc<String>,
+    /// The threads that hash and check passwords, each reusing its argon2 memory.
+    hashers: hashing::Hashers,
     cookie_secure: CookieSecure,
 }
 
@@ -171,11 +174,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let keys = cfg.common.jwt_keys()?;
     let db = cfg.common.open_db("auth.db", MIGRATIONS)?;
-    let dummy_hash =
-        tokio::task::spawn_blocking(|| routes::hash_password("not a real password")).await??;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    // One hashing thread per hash the limits let run at once (one per core).
+    let hashers = hashing::Hashers::start(cores)?;
+    let dummy_hash = hashers.hash("not a real password".into()).await?;
     let limits = Arc::new(Limits::new(cfg.limits(), cores));
     let prune = {
         let limits = limits.clone();
@@ -193,6 +197,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         keys,
         limits,
         dummy_hash: Arc::new(dummy_hash),
+        hashers,
         cookie_secure: cfg.cookie_secure,
     };
     let routes = routes::router().with_state(state).into();

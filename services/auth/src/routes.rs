@@ -2,9 +2,6 @@
 
 use std::net::SocketAddr;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::{ConnectInfo, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
@@ -43,29 +40,6 @@ pub struct CredentialsBody {
     /// Sign-up only; sign-in ignores it.
     #[serde(default, rename = "displayName")]
     display_name: Option<Value>,
-}
-
-fn argon2() -> Argon2<'static> {
-    // OWASP's argon2id baseline: 19 MiB, 2 passes, 1 lane.
-    Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters"),
-    )
-}
-
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
-}
-
-fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
 }
 
 fn parse_credentials(body: &CredentialsBody) -> Result<(Email, Password), ApiError> {
@@ -120,16 +94,25 @@ fn signed_in(
     Ok((status, [(SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-/// Runs an argon2 computation off the async workers, once the limits admit it: at most
-/// one per core at a time, a bounded number waiting, `503` beyond.
-async fn hashing<T: Send + 'static>(
-    state: &AppState,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
+/// Hashes a password on the hashing threads once the limits admit it: at most one per
+/// core at a time, a bounded number waiting, `503` beyond.
+async fn hash(state: &AppState, password: String) -> Result<String, ApiError> {
     let _slot = state.limits.hash_slot().await?;
-    tokio::task::spawn_blocking(f)
+    state
+        .hashers
+        .hash(password)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))
+        .map_err(ApiError::Internal)
+}
+
+/// Checks a password against a stored hash, admitted like [`hash`].
+async fn verify(state: &AppState, password: String, phc: String) -> Result<bool, ApiError> {
+    let _slot = state.limits.hash_slot().await?;
+    state
+        .hashers
+        .verify(password, phc)
+        .await
+        .map_err(ApiError::Internal)
 }
 
 /// Creates an account and signs it in. The email is trimmed and lowercased.
@@ -163,8 +146,8 @@ pub async fn signup(
     state.limits.check_signup(ip).inspect_err(|_| {
         tracing::warn!(%ip, "sign-up rate limited");
     })?;
-    // Hashing is deliberately slow: keep it off the async workers.
-    let hash = hashing(&state, move || hash_password(password.expose())).await??;
+    // Hashing is deliberately slow: it runs on the hashing threads, never the async ones.
+    let hash = hash(&state, password.expose().to_string()).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let (uid, mail, shown) = (
         id.clone(),
@@ -248,13 +231,10 @@ pub async fn signin(
         .await?;
     let dummy = state.dummy_hash.clone();
     let (id, ok) = match user {
-        Some((id, hash, name)) => (
-            Some((id, name)),
-            hashing(&state, move || verify_password(&password, &hash)).await?,
-        ),
+        Some((id, hash, name)) => (Some((id, name)), verify(&state, password, hash).await?),
         None => {
             // Same work as a real check, so timing does not reveal unknown emails.
-            hashing(&state, move || verify_password(&password, &dummy)).await?;
+            verify(&state, password, dummy.as_ref().clone()).await?;
             (None, false)
         }
     };
