@@ -75,7 +75,7 @@ async fn sellers_are_shown_by_the_display_name_they_chose_never_by_email() {
     assert_eq!((s, v["displayName"].as_str()), (200, Some("Ana 東京 🎫")));
 
     // What a display name may not be; each refusal names the field and makes no account.
-    // (Four sign-ups above and four refused here: refused bodies spend no sign-up quota.)
+    // (Three sign-ups above and nine refused here: refused bodies spend no sign-up quota.)
     for (bad, why) in [
         (
             json!(""),
@@ -102,6 +102,11 @@ async fn sellers_are_shown_by_the_display_name_they_chose_never_by_email() {
             "Display name must not contain @ (it is shown to everyone)",
         ),
         (json!(42), "Display name must be a string"),
+        (json!("You"), "Display name is reserved: choose another"),
+        (
+            json!("0193a5c2"),
+            "Display name is reserved: choose another",
+        ),
     ] {
         let (s, v, _) = signup(&api, "refused@example.com", Some(bad.clone())).await;
         assert_eq!(s, 400, "{bad}: {v}");

@@ -1,6 +1,7 @@
 //! Credentials that can only exist valid: parse, don't validate.
 
 use tix_common::FieldError;
+use tix_common::text::hidden;
 
 /// A normalised (trimmed, lowercased) email address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,23 +34,6 @@ impl Email {
     }
 }
 
-/// Characters that change how an address looks without being seen: control characters,
-/// and Unicode's invisible format characters — bidirectional overrides and isolates (which
-/// can show `moc.liam@eve` as `eve@mail.com`), zero-width joiners and spaces, the soft
-/// hyphen, the byte-order mark, tag characters. Letters of any script stay allowed.
-fn hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{206F}'
-            | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
-            | '\u{FFF0}'..='\u{FFFB}'
-            | '\u{E0000}'..='\u{E0FFF}')
-}
-
 /// A public display name: trimmed, 1 to 40 characters, nothing invisible, and not an
 /// email address (it is shown to everyone; an address there would leak one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +64,16 @@ impl DisplayName {
             return Err(FieldError::new(
                 "displayName",
                 "Display name must not contain @ (it is shown to everyone)",
+            ));
+        }
+        // What the clients show for the viewer's own tickets, and what they show for a
+        // ticket whose seller has no name (the first eight characters of an id): a name
+        // must not pass for either.
+        let hex8 = name.len() == 8 && name.chars().all(|c| c.is_ascii_hexdigit());
+        if name.eq_ignore_ascii_case("you") || hex8 {
+            return Err(FieldError::new(
+                "displayName",
+                "Display name is reserved: choose another",
             ));
         }
         Ok(DisplayName(name.to_string()))

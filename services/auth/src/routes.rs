@@ -125,7 +125,7 @@ async fn verify(state: &AppState, password: String, phc: String) -> Result<bool,
     responses(
         (status = 201, description = "Signed up and signed in: the token, also set as the `session` cookie", body = SignedIn,
             headers(("Set-Cookie" = String, description = "`session=<base64 of {\"jwt\":…}>; HttpOnly; SameSite=Lax; Path=/`"))),
-        (status = 400, description = "`Email must be valid`, `Email in use` (field `email`); `Password must be between 8 and 128 characters`, `Password must be supplied` (field `password`); `Display name must be between 1 and 40 characters`, `… must not contain control or invisible characters`, `… must not contain @`, `… must be a string` (field `displayName`)", body = ErrorBody),
+        (status = 400, description = "`Email must be valid`, `Email in use` (field `email`); `Password must be between 8 and 128 characters`, `Password must be supplied` (field `password`); `Display name must be between 1 and 40 characters`, `… must not contain control or invisible characters`, `… must not contain @`, `… must be a string`, `Display name is reserved: choose another` (`you`, eight hex digits) (field `displayName`)", body = ErrorBody),
         (status = 429, description = "`Too many requests, try again in N s`: sign-ups from this address or from everyone", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "`The service is busy, try again in 1 s`: every core is hashing a password and the queue is full", body = ErrorBody,

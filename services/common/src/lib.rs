@@ -35,6 +35,7 @@ pub mod rate;
 pub mod secret;
 pub mod service;
 pub mod sessions;
+pub mod text;
 
 pub use error::{ApiError, FieldError};
 pub use extract::{Path, Query};

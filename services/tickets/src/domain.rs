@@ -21,8 +21,12 @@ impl Title {
                     Err(err("Title is required"))
                 } else if t.chars().count() > Self::MAX {
                     Err(err("Title must be at most 200 characters"))
-                } else if t.chars().any(char::is_control) {
-                    Err(err("Title must not contain control characters"))
+                } else if t.chars().any(tix_common::text::hidden) {
+                    // Bidi overrides and invisible characters too: a title is shown to
+                    // everyone, and could reverse the rest of a row or pass for another.
+                    Err(err(
+                        "Title must not contain control or invisible characters",
+                    ))
                 } else {
                     Ok(Title(t.to_string()))
                 }
@@ -155,5 +159,27 @@ mod tests {
         assert!(Title::parse(Some(&json!(5))).is_err());
         assert!(Title::parse(Some(&json!("x".repeat(201)))).is_err());
         assert!(Title::parse(None).is_err());
+    }
+
+    #[test]
+    fn titles_hide_nothing() {
+        assert_eq!(
+            Title::parse(Some(&json!("東京 🎫 Live"))).unwrap().as_str(),
+            "東京 🎫 Live"
+        );
+        // A bidi override would reverse the rest of a table row on some terminals; an
+        // escape would reach the terminal; a zero-width space makes a look-alike.
+        for bad in [
+            "Show\u{202E}00.52$",
+            "a\u{1b}]52;c;AAAA\u{7}",
+            "Tay\u{200B}lor",
+            "x\u{2066}y",
+        ] {
+            let e = Title::parse(Some(&json!(bad))).unwrap_err();
+            assert_eq!(
+                e.message, "Title must not contain control or invisible characters",
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -54,7 +54,7 @@ fn parse_body(body: &TicketBody) -> Result<(Title, Price), ApiError> {
     request_body = TicketDraft,
     responses(
         (status = 201, description = "The ticket, on sale", body = tix_api::Ticket),
-        (status = 400, description = "Per field: `Title is required`, `Title must be a string`, `Title must be at most 200 characters`, `Title must not contain control characters`, `Price is required`, `Price must be a number`, `Price must be greater than 0`, `Price must have at most 2 decimals`, `Price must be at most 1000000`", body = ErrorBody),
+        (status = 400, description = "Per field: `Title is required`, `Title must be a string`, `Title must be at most 200 characters`, `Title must not contain control or invisible characters`, `Price is required`, `Price must be a number`, `Price must be greater than 0`, `Price must have at most 2 decimals`, `Price must be at most 1000000`", body = ErrorBody),
         (status = 401, description = "`Not authorized`", body = ErrorBody),
     ),
     security(("bearerAuth" = []), ("sessionCookie" = [])),
