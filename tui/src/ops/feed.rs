@@ -89,6 +89,7 @@ fn reason(url: &str, e: &reqwest::Error) -> String {
 async fn readiness(http: reqwest::Client, base: String, every: Duration, tx: UnboundedSender<Msg>) {
     let url = format!("{}/readyz", base.trim_end_matches('/'));
     let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         // A 503 is an answer: the body says which process is not ready.
@@ -108,7 +109,12 @@ async fn readiness(http: reqwest::Client, base: String, every: Duration, tx: Unb
 async fn metrics(http: reqwest::Client, base: String, every: Duration, tx: UnboundedSender<Msg>) {
     let url = format!("{}/metrics", base.trim_end_matches('/'));
     let mut tick = tokio::time::interval(every);
-    let mut last = Instant::now();
+    // A slow scrape delays the next one rather than firing a burst of quick ones, whose
+    // tiny intervals would turn one event into a huge rate.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The counters' baseline is the last scrape that was read: a rate after a failed one
+    // spans the whole gap.
+    let mut last_read = Instant::now();
     loop {
         tick.tick().await;
         let r = match http.get(&url).send().await {
@@ -121,8 +127,10 @@ async fn metrics(http: reqwest::Client, base: String, every: Duration, tx: Unbou
             Err(e) => Err(reason(&url, &e)),
         };
         let now = Instant::now();
-        let since = now - last;
-        last = now;
+        let since = now - last_read;
+        if r.is_ok() {
+            last_read = now;
+        }
         if tx.send(Msg::Metrics(r, since)).is_err() {
             return;
         }

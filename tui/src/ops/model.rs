@@ -192,9 +192,13 @@ impl Ops {
                     // The first scrape is only a baseline (its counts are since the
                     // broker started); a subject new after that published all of its
                     // count since the last scrape. A counter that went down means the
-                    // broker restarted.
+                    // broker restarted: all it counts now is new.
                     if self.scraped && secs > 0.0 {
-                        let delta = (s.value - sub.total).max(0.0);
+                        let delta = if s.value >= sub.total {
+                            s.value - sub.total
+                        } else {
+                            s.value
+                        };
                         push_rate(&mut sub.rates, (delta / secs).round() as u64);
                     }
                     sub.total = s.value;
@@ -347,9 +351,9 @@ mod tests {
             sec,
         ));
         assert_eq!(ops.subjects["a"].rates, [3, 0]);
-        // A broker restart resets the counter: no negative rate.
+        // A broker restart resets the counter: what it counts now is all new.
         ops.apply(Msg::Metrics(Ok(vec![counter("a", 2.0)]), sec));
-        assert_eq!(ops.subjects["a"].rates, [3, 0, 0]);
+        assert_eq!(ops.subjects["a"].rates, [3, 0, 2]);
         assert_eq!(
             ops.subjects["b"].rates,
             [1, 0],

@@ -223,6 +223,13 @@ fn rate_rows(
         .max()
         .unwrap_or(0)
         .min(usize::from(inner.width / 3)) as u16;
+    // One scale for every sparkline, so 1/s and 1,000/s do not draw alike.
+    let top = subjects
+        .iter()
+        .flat_map(|(_, s)| s.rates.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     for (i, (name, sub)) in subjects.iter().enumerate() {
         let y = inner.y + i as u16;
         if y >= inner.bottom() {
@@ -243,7 +250,10 @@ fn rate_rows(
             .skip(sub.rates.len().saturating_sub(usize::from(spark.width)))
             .copied()
             .collect();
-        f.render_widget(Sparkline::default().data(&shown).style(theme.ok), spark);
+        f.render_widget(
+            Sparkline::default().data(&shown).max(top).style(theme.ok),
+            spark,
+        );
         f.render_widget(
             Paragraph::new(format!("{:>5}/s", sub.rates.back().copied().unwrap_or(0)))
                 .style(theme.header),
