@@ -50,7 +50,10 @@ USER 65532:65532
 # all IPv4 addresses (an IPv6-only network needs TIX_HOST=::, TIX_BUS_BIND=tcp://[::]:5555).
 # The bus's HTTP port (/healthz, /metrics) is on too, for the HEALTHCHECK and Prometheus;
 # keep 5556 off any public network (docs/bus.md, "Metrics").
+# SQLite spills big sorts and index builds to a temp file; the root filesystem is
+# read-only in compose and Kubernetes, so its temp files go on the data volume.
 ENV TIX_DATA_DIR=/data/tix \
+    SQLITE_TMPDIR=/data \
     TIX_HOST=0.0.0.0 \
     TIX_BUS_BIND=tcp://0.0.0.0:5555 \
     TIX_BUS_METRICS_ADDR=0.0.0.0:5556
