@@ -124,22 +124,18 @@ async fn main() -> std::process::ExitCode {
     // Generated from the parser itself; no logging, broker or key involved.
     match &cli.command {
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "tix-bus",
-                &mut std::io::stdout(),
-            );
-            return std::process::ExitCode::SUCCESS;
+            // Into memory first: clap_complete panics when its writer fails.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "tix-bus", &mut script);
+            return print_generated(&script, "the completion script");
         }
         Some(Command::Man) => {
-            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("tix-bus: writing the manual page: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            };
+            let mut page = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                eprintln!("tix-bus: rendering the manual page: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            return print_generated(&page, "the manual page");
         }
         _ => {}
     }
@@ -215,6 +211,21 @@ async fn connect(target: &Target) -> anyhow::Result<Client> {
             e => anyhow::anyhow!("{e}: is tix-bus running? (scripts/stack up)"),
         })?;
     Ok(client)
+}
+
+/// Writes a generated script or page to stdout. A reader that went away (`| head -1`)
+/// is not an error: the output simply ends, quietly, with success.
+fn print_generated(bytes: &[u8], what: &str) -> std::process::ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tix-bus: writing {what}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 async fn operate(cmd: Command) -> anyhow::Result<()> {

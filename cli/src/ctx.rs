@@ -10,6 +10,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tix_client::ApiClient;
+use tix_client::format::printable;
 use tix_client::session::{self, Session};
 
 use crate::failure::{Failure, Outcome};
@@ -119,7 +120,8 @@ impl Ctx {
     /// The result of a command: one JSON document for scripts, or text for people (the
     /// text is only built when it is shown). The document goes through a
     /// `serde_json::Value`, so its keys come out sorted whatever the field order: the
-    /// bytes scripts already depend on.
+    /// bytes scripts already depend on. The text goes through [`printable_lines`]; the JSON
+    /// is left exact.
     pub fn print<T: Serialize + ?Sized>(&self, doc: &T, human: impl FnOnce() -> String) -> Outcome {
         if self.json {
             let value = serde_json::to_value(doc).unwrap_or_default();
@@ -129,9 +131,18 @@ impl Ctx {
             if text.is_empty() {
                 return Ok(());
             }
-            emit(&text)
+            emit(&printable_lines(&text))
         }
     }
+}
+
+/// Text for people with the server's text in it, safe for a terminal: each line through
+/// [`printable`] (control and format characters become U+FFFD), the line breaks kept.
+pub fn printable_lines(text: &str) -> String {
+    text.split('\n')
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One line (or block) on stdout. A reader that went away (`| head -c 100`) is not an

@@ -3,6 +3,7 @@
 //! exit themselves, so the codes promised in `tix --help` cannot drift apart command by
 //! command.
 
+use tix_client::format::printable;
 use tix_client::{ClientError, Kind, Network};
 
 /// What a command returns: scripts only see the exit code, people the message.
@@ -88,6 +89,8 @@ impl Failure {
     }
 
     /// What went wrong and, where there is one, what to do next: printed after `error: `.
+    /// The server's words in it went through [`printable`], so a line break or an escape
+    /// sequence in an error body cannot forge a line or reach the terminal.
     pub fn message(&self) -> String {
         match self {
             Failure::NotSignedIn => "not signed in: run `tix signin` (or `tix signup`)".into(),
@@ -97,14 +100,19 @@ impl Failure {
                 order,
                 released: true,
             } => format!(
-                "payment declined: {message}\norder {order} is cancelled and its ticket released: it can be bought again now"
+                "payment declined: {}\norder {order} is cancelled and its ticket released: it can be bought again now",
+                printable(message)
             ),
             Failure::Declined { message, order, .. } => format!(
-                "payment declined: {message}\norder {order} is being cancelled: its ticket can be bought again in a moment (when `tix orders show {order}` says cancelled)"
+                "payment declined: {}\norder {order} is being cancelled: its ticket can be bought again in a moment (when `tix orders show {order}` says cancelled)",
+                printable(message)
             ),
-            Failure::PaidTooLate { order, payment } => format!(
-                "order {order} was cancelled (it expired, or was cancelled elsewhere) before payment {payment} reached it: the order stays cancelled and the charge is refunded\nsee: tix payments show {payment}"
-            ),
+            Failure::PaidTooLate { order, payment } => {
+                let payment = printable(payment);
+                format!(
+                    "order {order} was cancelled (it expired, or was cancelled elsewhere) before payment {payment} reached it: the order stays cancelled and the charge is refunded\nsee: tix payments show {payment}"
+                )
+            }
             Failure::Degraded => "some services are down or degraded".into(),
             Failure::BusUnreachable { endpoint } => format!(
                 "cannot reach the event bus at {endpoint}\nhint: start the stack with `scripts/stack up`, or point --bus / TIX_BUS_URL at a running tix-bus"
@@ -115,15 +123,20 @@ impl Failure {
                 url,
                 reason,
                 network,
-            }) => unreachable(url, reason, *network),
+            }) => unreachable(url, &printable(reason), *network),
             Failure::Client(ClientError::Api { status: 401, .. }) => {
                 "not signed in, or the session expired: run `tix signin`".into()
             }
             Failure::Client(e @ ClientError::Api { status, .. }) if *status >= 500 => {
-                format!("the tix API failed ({status}): {e}")
+                format!(
+                    "the tix API failed ({status}): {}",
+                    printable(&e.to_string())
+                )
             }
-            Failure::Client(e @ ClientError::Api { field: Some(f), .. }) => format!("{e} ({f})"),
-            Failure::Client(e) => e.to_string(),
+            Failure::Client(e @ ClientError::Api { field: Some(f), .. }) => {
+                printable(&format!("{e} ({f})"))
+            }
+            Failure::Client(e) => printable(&e.to_string()),
         }
     }
 }
@@ -140,6 +153,9 @@ fn unreachable(url: &str, reason: &str, network: Network) -> String {
         ),
         Network::Tls => format!(
             "cannot reach the tix API at {url}: {reason}\nhint: does it speak https there? A local stack is plain http://"
+        ),
+        Network::TimedOut if reason.starts_with("could not connect") => format!(
+            "the tix API at {url} timed out: {reason}\nhint: nothing answered at that address; check the host and port in --api / TIX_API (a firewall or VPN may be dropping the connection)"
         ),
         Network::TimedOut => format!(
             "the tix API at {url} timed out: {reason}\nhint: it may be overloaded; try again, or allow longer with --timeout / TIX_TIMEOUT"

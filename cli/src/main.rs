@@ -34,18 +34,47 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) | Err(Failure::PipeClosed) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", f.message());
+            // The message may hold the server's text: nothing in it reaches the terminal
+            // as a control sequence (failure.rs also neutralises line breaks in it).
+            eprintln!("error: {}", ctx::printable_lines(&f.message()));
             ExitCode::from(f.code())
         }
     }
 }
 
-/// `--card …` anywhere before a `--`: a card number on the command line stays in shell
-/// history and shows in `ps`, so it is refused, whatever command it was given to.
+/// `--card …`, or a card number — an argument of its own, an `--option=` value, or typed
+/// in groups as several arguments (`4242 4242 4242 4242` unquoted) — anywhere before a
+/// `--`: a card number on the command line stays in shell history and shows in `ps`, so
+/// it is refused, whatever command it was given to, and before clap, whose "unexpected
+/// argument" error would repeat it.
 fn card_in_argv(args: impl Iterator<Item = OsString>) -> bool {
-    args.skip(1)
-        .take_while(|a| a != "--")
-        .any(|a| a == "--card" || a.to_string_lossy().starts_with("--card="))
+    let mut run = String::new();
+    for a in args.skip(1).take_while(|a| a != "--") {
+        let a = a.to_string_lossy();
+        if a == "--card" || a.starts_with("--card=") {
+            return true;
+        }
+        let value = a
+            .strip_prefix("--")
+            .and_then(|o| o.split_once('='))
+            .map_or(&*a, |(_, v)| v);
+        if commands::pay::is_card_number(value) {
+            return true;
+        }
+        // Consecutive arguments of digits (and spaces, dashes) read as one number.
+        if !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+        {
+            run.push_str(&a);
+            if commands::pay::is_card_number(&run) {
+                return true;
+            }
+        } else {
+            run.clear();
+        }
+    }
+    false
 }
 
 fn run(cli: Cli) -> Outcome {
@@ -112,5 +141,34 @@ mod tests {
         ])));
         assert!(!card_in_argv(argv(&["tix", "--", "--card"])));
         assert!(!card_in_argv(argv(&["tix", "--cardinal"])));
+        // A card number as an argument of its own, or an option's value.
+        assert!(card_in_argv(argv(&[
+            "tix",
+            "pay",
+            "o1",
+            "4242424242424242"
+        ])));
+        assert!(card_in_argv(argv(&[
+            "tix",
+            "pay",
+            "o1",
+            "4242 4242 4242 4242"
+        ])));
+        assert!(card_in_argv(argv(&[
+            "tix",
+            "buy",
+            "--token=4000-0000-0000-0002"
+        ])));
+        assert!(!card_in_argv(argv(&["tix", "pay", "0193a5c2-7e1f-7000"])));
+        assert!(card_in_argv(argv(&[
+            "tix", "pay", "o1", "4242", "4242", "4242", "4242"
+        ])));
+        assert!(!card_in_argv(argv(&["tix", "--", "4242424242424242"])));
+        assert!(!card_in_argv(argv(&[
+            "tix", "sales", "--limit", "100", "--offset", "200"
+        ])));
+        assert!(!card_in_argv(argv(&[
+            "tix", "tickets", "create", "--price", "25.50"
+        ])));
     }
 }

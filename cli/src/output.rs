@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tix_api::health::{Health, HealthStatus};
 use tix_api::{Order, OrderStatus, Payment, PaymentStatus, Sales, Ticket};
-use tix_client::format::{moment, short_id as short};
+use tix_client::format::{moment, printable, short_id as short};
 
 use crate::table::table;
 
@@ -42,6 +42,9 @@ fn expiry_at(o: &Order, now: OffsetDateTime) -> String {
     }
 }
 
+/// Tickets, one a row. Signed in, a `MINE` column says `yes` on the viewer's own tickets:
+/// it is worked out here from the user id, never from a name, so a seller who calls
+/// themselves "you" (or anything else) cannot make a ticket look like the viewer's.
 pub fn tickets(list: &[Ticket], me: Option<&str>) -> String {
     if list.is_empty() {
         return "No tickets.".into();
@@ -54,24 +57,35 @@ pub fn tickets(list: &[Ticket], me: Option<&str>) -> String {
             } else {
                 "on sale"
             };
-            vec![
-                t.id.clone(),
-                t.title.clone(),
-                t.price.display(),
-                seller(t, me),
-                state.into(),
-            ]
+            let mut row = vec![t.id.clone(), t.title.clone(), t.price.display(), seller(t)];
+            if me.is_some() {
+                row.push(if mine(t, me) { "yes" } else { "" }.into());
+            }
+            row.push(state.into());
+            row
         })
         .collect();
-    table(&["id", "title", "price", "seller", "state"], &rows, &[1, 3])
+    if me.is_some() {
+        table(
+            &["id", "title", "price", "seller", "mine", "state"],
+            &rows,
+            &[1, 3],
+        )
+    } else {
+        table(&["id", "title", "price", "seller", "state"], &rows, &[1, 3])
+    }
 }
 
-/// The seller as other people know them: "you", their display name, or — for a ticket
-/// from before display names — the end of their id.
-fn seller(t: &Ticket, me: Option<&str>) -> String {
-    if Some(t.user_id.as_str()) == me {
-        "you".into()
-    } else if t.seller_name.is_empty() {
+/// Whether the signed-in viewer sells `t`.
+fn mine(t: &Ticket, me: Option<&str>) -> bool {
+    Some(t.user_id.as_str()) == me
+}
+
+/// The seller as other people know them: their display name, or — for a ticket from
+/// before display names — the end of their id. Never "you": whether a ticket is the
+/// viewer's is said apart (`MINE`), where no name can imitate it.
+fn seller(t: &Ticket) -> String {
+    if t.seller_name.is_empty() {
         short(&t.user_id)
     } else {
         t.seller_name.clone()
@@ -79,24 +93,25 @@ fn seller(t: &Ticket, me: Option<&str>) -> String {
 }
 
 pub fn ticket(t: &Ticket, me: Option<&str>) -> String {
-    table(
-        &["field", "value"],
-        &[
-            vec!["id".into(), t.id.clone()],
-            vec!["title".into(), t.title.clone()],
-            vec!["price".into(), t.price.display()],
-            vec!["seller".into(), seller(t, me)],
-            vec![
-                "state".into(),
-                t.order_id
-                    .as_ref()
-                    .map(|o| format!("reserved by order {o}"))
-                    .unwrap_or_else(|| "on sale".into()),
-            ],
-            vec!["version".into(), t.version.to_string()],
-        ],
-        &[1],
-    )
+    let mut rows = vec![
+        vec!["id".into(), t.id.clone()],
+        vec!["title".into(), t.title.clone()],
+        vec!["price".into(), t.price.display()],
+        vec!["seller".into(), seller(t)],
+    ];
+    if me.is_some() {
+        let yours = if mine(t, me) { "yes" } else { "no" };
+        rows.push(vec!["mine".into(), yours.into()]);
+    }
+    rows.push(vec![
+        "state".into(),
+        t.order_id
+            .as_ref()
+            .map(|o| format!("reserved by order {o}"))
+            .unwrap_or_else(|| "on sale".into()),
+    ]);
+    rows.push(vec!["version".into(), t.version.to_string()]);
+    table(&["field", "value"], &rows, &[1])
 }
 
 pub fn orders(list: &[Order]) -> String {
@@ -249,7 +264,8 @@ fn sales_at(s: &Sales, now: OffsetDateTime) -> String {
 }
 
 /// One event as `tix events tail` prints it: time, subject, producer, the request that
-/// caused it (`req=<id>`, when known), and its data.
+/// caused it (`req=<id>`, when known), and its data; control and format characters as
+/// U+FFFD ([`printable`]).
 pub fn event(subject: &str, e: &Value) -> String {
     let at = e["occurredAt"].as_str().unwrap_or("");
     let time = at.get(11..23).unwrap_or(at);
@@ -257,11 +273,11 @@ pub fn event(subject: &str, e: &Value) -> String {
         .as_str()
         .map(|id| format!("req={id} "))
         .unwrap_or_default();
-    format!(
+    printable(&format!(
         "{time}  {subject:<20} {:<10} {request}{}",
         e["producer"].as_str().unwrap_or("?"),
         e["data"]
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -288,6 +304,19 @@ mod tests {
             event("order:created", &e),
             r#"12:00:01.234  order:created        orders     {"id":"o1"}"#
         );
+    }
+
+    #[test]
+    fn an_event_line_holds_no_control_characters() {
+        let e = serde_json::json!({
+            "occurredAt": "2026-11-26T12:00:01.234Z",
+            "producer": "\u{1b}]52;c;AAAA\u{7}",
+            "data": {"title": "\u{202E}evil"}
+        });
+        let line = event("ticket:created", &e);
+        assert!(!line.contains(['\u{1b}', '\u{7}', '\u{202E}']), "{line:?}");
+        assert!(line.contains("\u{FFFD}]52;c;AAAA\u{FFFD}"), "{line:?}");
+        assert!(line.contains("\u{FFFD}evil"), "{line:?}");
     }
 
     fn now() -> OffsetDateTime {
@@ -402,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn sellers_are_shown_by_name_and_you_as_you() {
+    fn sellers_are_shown_by_name_and_yours_are_marked_apart() {
         let t = |user: &str, name: &str| Ticket {
             id: "t1".into(),
             order_id: None,
@@ -416,14 +445,31 @@ mod tests {
             t("seller-0000aaaa", "Ann"),
             t("me", "Bob"),
             t("seller-0000bbbb", ""),
+            // Someone else who calls themselves "you".
+            t("seller-0000cccc", "you"),
         ];
-        let text = tickets(&list, Some("me"));
-        let sellers: Vec<&str> = text
-            .lines()
-            .skip(1)
-            .map(|l| l.split_whitespace().nth(3).unwrap())
-            .collect();
-        assert_eq!(sellers, ["Ann", "you", "0000bbbb"], "{text}");
-        assert!(!text.contains("seller-0000aaaa"), "{text}");
+        assert_eq!(
+            tickets(&list, Some("me")),
+            "ID  TITLE  PRICE  SELLER    MINE  STATE\n\
+             t1  Jazz   $5.00  Ann             on sale\n\
+             t1  Jazz   $5.00  Bob       yes   on sale\n\
+             t1  Jazz   $5.00  0000bbbb        on sale\n\
+             t1  Jazz   $5.00  you             on sale"
+        );
+        assert_eq!(
+            tickets(&list[..1], None),
+            "ID  TITLE  PRICE  SELLER  STATE\n\
+             t1  Jazz   $5.00  Ann     on sale"
+        );
+        let mine_row = |t: &Ticket| {
+            ticket(t, Some("me"))
+                .lines()
+                .find(|l| l.starts_with("mine"))
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(mine_row(&list[1]), "mine     yes");
+        assert_eq!(mine_row(&list[3]), "mine     no");
+        assert!(ticket(&list[3], Some("me")).contains("seller   you"));
     }
 }

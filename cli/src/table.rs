@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 
 use comfy_table::{ColumnConstraint, ContentArrangement, Row, Table, presets};
+use tix_client::format::printable;
 
 /// The width tables must fit: the terminal's when stdout is one; else `COLUMNS` when set
 /// (a script or a test asking for a width); else none, so a pipe gets whole lines.
@@ -27,6 +28,7 @@ pub fn width() -> Option<u16> {
 }
 
 /// Left-aligned columns two spaces apart under a header in capitals, fitted to [`width`].
+/// Control and format characters in the cells show as U+FFFD ([`printable`]).
 /// Only the `flexible` columns (free text: titles, names) give up width, ending in `…`;
 /// the others (ids, money, states) are always whole, since people copy and compare them.
 pub fn table(header: &[&str], rows: &[Vec<String>], flexible: &[usize]) -> String {
@@ -49,7 +51,9 @@ pub fn render(
         t.set_width(w);
     }
     for cells in rows {
-        let mut row = Row::from(cells);
+        // Cells hold the server's text (titles, names): nothing in them may reach the
+        // terminal as a control sequence, and U+FFFD is measured like any character.
+        let mut row = Row::from(cells.iter().map(|c| printable(c)));
         // One line per row: what does not fit is cut, not wrapped onto a second line.
         row.max_height(1);
         t.add_row(row);

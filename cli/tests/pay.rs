@@ -52,6 +52,12 @@ fn a_card_number_on_the_command_line_is_refused_and_not_repeated() {
         &["pay", "o1", "--card=4242 4242 4242 4242"],
         &["buy", "t1", "--card", "4242", "4242", "4242", "4242"],
         &["pay", "o1", "--token", "4242 4242 4242 4242"],
+        // Not a flag at all: clap would say "unexpected argument '4242…'".
+        &["pay", "o1", "4242424242424242"],
+        &["pay", "o1", "4242 4242 4242 4242"],
+        &["pay", "o1", "4242", "4242", "4242", "4242"],
+        &["buy", "4242-4242-4242-4242"],
+        &["--json", "pay", "--token=4242424242424242", "o1"],
     ] {
         let r = run(tix(&api, dir.path()), args, None);
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);

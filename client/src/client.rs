@@ -131,10 +131,9 @@ impl ApiClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| unreachable(&self.base, self.timeout, &e))?;
+        let resp = req.send().await.map_err(|e| {
+            unreachable(&self.base, self.timeout, connect_timeout(self.timeout), &e)
+        })?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -143,7 +142,7 @@ impl ApiClient {
             .and_then(|v| v.trim().parse().ok());
         let body = resp.bytes().await.map_err(|e| {
             if e.is_timeout() {
-                unreachable(&self.base, self.timeout, &e)
+                unreachable(&self.base, self.timeout, connect_timeout(self.timeout), &e)
             } else {
                 ClientError::Decode(e.to_string())
             }
@@ -313,10 +312,15 @@ impl ApiClient {
 /// Tries of a request that creates something, the first included.
 const CREATE_ATTEMPTS: u32 = 4;
 
+/// The limit on opening a connection, under a limit of `timeout` on the whole request.
+fn connect_timeout(timeout: Duration) -> Duration {
+    CONNECT_TIMEOUT.min(timeout)
+}
+
 fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
-        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .connect_timeout(connect_timeout(timeout))
         .build()
         .expect("a client with these settings builds")
 }

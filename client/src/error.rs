@@ -105,26 +105,44 @@ fn with_retry(message: &str, retry_after: Option<u64>) -> String {
 
 /// Classifies a failed request from reqwest's error and the chain of causes under it
 /// (hyper-util's "dns error", the OS's connection refused, tokio-rustls's handshake
-/// errors, which it wraps as `InvalidData`).
-pub(crate) fn unreachable(base: &str, timeout: Duration, e: &reqwest::Error) -> ClientError {
+/// errors, which it wraps as `InvalidData`). `timeout` is the limit on the whole request,
+/// `connect` the shorter one on opening the connection: a connection that never opened
+/// is told as such, with its own limit.
+pub(crate) fn unreachable(
+    base: &str,
+    timeout: Duration,
+    connect: Duration,
+    e: &reqwest::Error,
+) -> ClientError {
     let https = e.url().is_some_and(|u| u.scheme() == "https") || base.starts_with("https:");
     let host = e
         .url()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| base.to_string());
-    let (network, reason) = if e.is_timeout() {
-        (
+    let (network, reason) = match cause(e, https, &host) {
+        Some((Network::TimedOut, _)) if e.is_connect() => connect_timed_out(connect),
+        _ if e.is_connect() && e.is_timeout() => connect_timed_out(connect),
+        _ if e.is_timeout() => (
             Network::TimedOut,
             format!("no answer within {} s", timeout.as_secs_f64()),
-        )
-    } else {
-        cause(e, https, &host).unwrap_or_else(|| (Network::Other, chain(e)))
+        ),
+        Some(found) => found,
+        None => (Network::Other, chain(e)),
     };
     ClientError::Unreachable {
         url: base.to_string(),
         reason,
         network,
     }
+}
+
+/// The connection did not open within `connect`: nothing answered at that address at
+/// all (a firewall dropping packets, a host that is down), not a slow server.
+fn connect_timed_out(connect: Duration) -> (Network, String) {
+    (
+        Network::TimedOut,
+        format!("could not connect within {} s", connect.as_secs_f64()),
+    )
 }
 
 fn cause(e: &reqwest::Error, https: bool, host: &str) -> Option<(Network, String)> {

@@ -5,6 +5,48 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use tix_api::UnixMillis;
 
+/// Text from the server, made safe to print on a terminal: every control character
+/// (Unicode Cc: ESC, BEL, CR, newlines, …), every format character (Cf: the bidi
+/// overrides and isolates U+202A–U+202E and U+2066–U+2069, zero-width characters
+/// U+200B–U+200F, U+2060–U+206F, U+FEFF, the soft hyphen U+00AD, U+061C, the tags
+/// U+E0000–U+E007F, …) and the line and paragraph separators U+2028/U+2029 become U+FFFD
+/// (�). An escape sequence in a title or an error body could otherwise write the
+/// clipboard or retitle the window, and a right-to-left override reverse a row. Only
+/// for text meant for people: `--json` keeps the server's bytes exactly.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if unsafe_char(c) { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// Whether `c` must not reach a terminal as it is: see [`printable`].
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            // Unicode's Cf (format) characters, by range.
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
+}
+
 /// The last 8 characters of an id: enough to tell sellers apart in a table.
 pub fn short_id(id: &str) -> String {
     let n = id.chars().count();
@@ -33,6 +75,39 @@ pub fn moment(at: UnixMillis, now: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_and_format_characters_are_replaced() {
+        assert_eq!(
+            printable("\u{1b}]52;c;AAAA\u{7}ok\n"),
+            "\u{FFFD}]52;c;AAAA\u{FFFD}ok\u{FFFD}"
+        );
+        for c in [
+            '\u{202E}',
+            '\u{2066}',
+            '\u{200B}',
+            '\u{200F}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{061C}',
+            '\u{E0041}',
+            '\u{2028}',
+            '\u{9B}',
+            '\u{7F}',
+            '\u{0}',
+        ] {
+            assert_eq!(
+                printable(&format!("a{c}b")),
+                "a\u{FFFD}b",
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        // Letters, accents, CJK, emoji (with its variation selector) and spaces stay.
+        let fine = "Café 東京 🎸 ❤\u{FE0F} São Paulo";
+        assert_eq!(printable(fine), fine);
+    }
 
     #[test]
     fn short_ids_keep_the_end() {

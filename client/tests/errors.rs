@@ -95,3 +95,52 @@ async fn a_429_carries_its_retry_after_into_the_message() {
     assert_eq!((e.retry_after(), e.kind()), (None, Kind::Unavailable));
     assert_eq!(e.to_string(), "Orders is unavailable");
 }
+
+/// A listener whose accept queue is full and never drained: the kernel drops further
+/// SYNs, so a connection to it never opens (as with a firewall that drops packets). The
+/// queue is filled before returning; the sockets are kept open by the spawned task.
+async fn never_connecting() -> String {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut filling = Vec::new();
+    // Backlog 0 still queues one or two; connect until one hangs.
+    loop {
+        match tokio::time::timeout(
+            Duration::from_millis(300),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(s)) => filling.push(s),
+            Ok(Err(e)) => panic!("filling the queue: {e}"),
+            Err(_) => break,
+        }
+        assert!(filling.len() < 64, "the accept queue never filled");
+    }
+    tokio::spawn(async move {
+        let _held = (listener, filling);
+        std::future::pending::<()>().await;
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_connection_that_never_opens_says_so_with_the_connect_limit() {
+    let url = never_connecting().await;
+    // The request may take 30 s, but opening the connection only 3: it is the 3 s that
+    // ran out, and the message says so rather than "no answer within 30 s".
+    let started = std::time::Instant::now();
+    let e = ApiClient::new(&url, None)
+        .tickets(&TicketQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.network(), Some(Network::TimedOut), "{e:?}");
+    assert_eq!(e.kind(), Kind::Unavailable);
+    assert_eq!(
+        e.to_string(),
+        format!("cannot reach {url}: could not connect within 3 s")
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -38,7 +38,8 @@ pub async fn tail(
         .await
         .map_err(|e| match e {
             tix_bus_client::Error::Refused(why) => Failure::local(anyhow::anyhow!(
-                "the event bus refused client {client}: {why}\nhint: its key goes in TIX_BUS_KEY, --bus-key-file, or {}",
+                "the event bus refused client {client}: {}\nhint: its key goes in TIX_BUS_KEY, --bus-key-file, or {}",
+                tix_client::format::printable(&why.to_string()),
                 fallback.display()
             )),
             _ => Failure::BusUnreachable {

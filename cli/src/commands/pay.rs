@@ -66,7 +66,7 @@ fn source(card: &Card) -> Result<String, Failure> {
 }
 
 /// 12 to 19 digits, grouped by spaces or dashes as people copy them.
-fn is_card_number(s: &str) -> bool {
+pub(crate) fn is_card_number(s: &str) -> bool {
     let digits = s.chars().filter(char::is_ascii_digit).count();
     (12..=19).contains(&digits)
         && s.chars()
@@ -175,7 +175,7 @@ async fn completed(
         )
         .await?;
     if let Some(note) = note {
-        eprintln!("note: {note}");
+        eprintln!("note: {}", crate::ctx::printable_lines(&note));
     }
     Ok(order)
 }
