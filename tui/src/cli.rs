@@ -74,17 +74,22 @@ impl Cli {
     }
 
     /// `--man` or `--completions`: writes it to `out` and says so (then there is nothing
-    /// else to do).
+    /// else to do). Generated whole first, then written: clap_complete panics on a write
+    /// error. A reader that went away (`tix-tui --man | head -1`) is not an error: what it
+    /// wanted, it got.
     pub fn print_docs(&self, out: &mut impl Write) -> std::io::Result<bool> {
         let mut cmd = Cli::command();
+        let mut text = Vec::new();
         if self.man {
-            clap_mangen::Man::new(cmd).render(out)?;
-            return Ok(true);
+            clap_mangen::Man::new(cmd).render(&mut text)?;
+        } else if let Some(shell) = self.completions {
+            clap_complete::generate(shell, &mut cmd, "tix-tui", &mut text);
+        } else {
+            return Ok(false);
         }
-        if let Some(shell) = self.completions {
-            clap_complete::generate(shell, &mut cmd, "tix-tui", out);
-            return Ok(true);
+        match out.write_all(&text).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+            _ => Ok(true),
         }
-        Ok(false)
     }
 }

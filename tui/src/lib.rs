@@ -13,10 +13,10 @@
 //! |---|---|
 //! | [`app`] | the state, the messages, navigation (back stack), the keys that work everywhere, and `update`, which routes the rest to a screen |
 //! | [`screens`] | one module per screen: its state, its keys, the answers it handles, its drawing |
-//! | [`widgets`] | what screens share: the paged list, text inputs and forms, themes, click targets |
+//! | [`widgets`] | what screens share: the paged list, text inputs and forms, themes, click targets, and [`widgets::clean`], which every string from the server goes through before it is drawn |
 //! | [`pointer`](mod@pointer) | mouse clicks, the wheel and paste, turned into what keys do |
 //! | [`ui`] | the frame: title bar, status bar, the screen's body between them, help on top |
-//! | [`term`] | terminal setup (ratatui's `init`/`restore`, mouse, paste), restored on exit, error or panic |
+//! | [`term`] | terminal setup (ratatui's `init`/`restore`, mouse, paste), restored on exit, error or panic (which then ends the program, whatever thread or task it was in) |
 //! | [`cli`] | flags, the theme choice, `--man` and `--completions` |
 //! | `main.rs` | the event loop: keys, mouse, paste, ticks, running effects with the HTTP client |
 //!
@@ -33,7 +33,8 @@
 //! form focus, so mouse and keyboard cannot drift apart.
 //!
 //! Tests: `tests/update.rs` drives `update` key by key, `tests/render.rs` snapshots screens
-//! on ratatui's `TestBackend`, `tests/pty.rs` runs the real binary against the real stack.
+//! on ratatui's `TestBackend`, `tests/hostile.rs` draws hostile server text,
+//! `tests/pty.rs` runs the real binary against the real stack.
 
 pub mod app;
 pub mod cli;

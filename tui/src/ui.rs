@@ -17,6 +17,7 @@ use crate::screens::help::{self, Footer};
 use crate::screens::{
     market, my_tickets, orders, reservation, sales, sign_in, ticket, ticket_form,
 };
+use crate::widgets::clean;
 use crate::widgets::hits::{Hits, Target};
 
 const SPINNER: [&str; 4] = ["⠋", "⠙", "⠹", "⠸"];
@@ -95,15 +96,15 @@ fn status_bar(app: &App, width: u16) -> Paragraph<'static> {
         .unwrap_or_else(|| "not signed in".into());
     // On a narrow terminal the API would push the message onto a line of its own.
     let place = if width >= 60 {
-        format!("{spinner} {who} @ {} ", app.api)
+        format!("{spinner} {} @ {} ", clean(&who), clean(&app.api))
     } else {
-        format!("{spinner} {who} ")
+        format!("{spinner} {} ", clean(&who))
     };
     let mut spans = vec![Span::raw(place)];
     if let Some(e) = &app.last_error {
-        spans.push(Span::styled(format!(" ✗ {e}"), theme.error));
+        spans.push(Span::styled(format!(" ✗ {}", clean(e)), theme.error));
     } else if let Some(n) = &app.notice {
-        spans.push(Span::styled(format!(" ✓ {n}"), theme.ok));
+        spans.push(Span::styled(format!(" ✓ {}", clean(n)), theme.ok));
     }
     Paragraph::new(Line::from(spans))
         .style(theme.bar)

@@ -50,3 +50,26 @@ fn an_unknown_theme_is_refused_with_the_choices() {
     assert!(!ok);
     assert!(err.contains("default") && err.contains("mono"), "{err}");
 }
+
+/// `tix-tui --man | head -1`: the reader goes away early. That is success, quietly, not
+/// "Error: Broken pipe" (man) or a panic (completions).
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    for args in [
+        &["--man"][..],
+        &["--completions", "bash"],
+        &["--completions", "zsh"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_tix-tui"))
+            .args(args)
+            .env("TIX_THEME", "mono")
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}

@@ -179,6 +179,28 @@ fn keys_pause_scroll_and_leave() {
 }
 
 #[test]
+fn what_the_bus_carries_never_reaches_the_terminal_raw() {
+    let mut ops = known();
+    ops.apply(Msg::Event {
+        subject: "order:created\u{1b}]52;c;AAAA\u{7}".into(),
+        envelope: serde_json::json!({
+            "producer": "orders\u{202E}",
+            "correlationId": "\u{1b}[2J",
+            "data": {"id": "x", "status": "cre\u{202E}ated", "title": "a\u{200B}b"},
+        }),
+    });
+    let (_, buf) = screen(&ops, 100, 30, &Theme::colour());
+    for cell in buf.content() {
+        for c in cell.symbol().chars() {
+            assert!(
+                !c.is_control() && !('\u{200B}'..='\u{206F}').contains(&c),
+                "{c:?} reached the terminal"
+            );
+        }
+    }
+}
+
+#[test]
 fn shift_o_in_the_marketplace_opens_it() {
     let mut app = common::signed_in();
     let effects = tix_tui::app::update(

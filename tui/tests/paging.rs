@@ -189,3 +189,46 @@ fn my_tickets_and_sales_page_too() {
         }]
     );
 }
+
+/// Past the API's largest page (200 rows), the timed refresh reloads the first 200 and
+/// keeps the rest: the list does not shrink to 200 and the cursor stays on its ticket.
+#[test]
+fn a_refresh_past_200_rows_keeps_the_rest_and_the_cursor() {
+    let mut app = signed_in();
+    update(&mut app, tickets(many(0, 50)));
+    for at in (50..250).step_by(50) {
+        assert_eq!(update(&mut app, key(KeyCode::End)), next(at as u32));
+        update(&mut app, market_page("", at as u32, many(at, 50)));
+    }
+    assert_eq!(app.market.tickets.list.len(), 250);
+    assert_eq!(update(&mut app, key(KeyCode::End)), next(250));
+    for _ in 0..10 {
+        update(&mut app, key(KeyCode::Up));
+    }
+    assert_eq!(app.market.tickets.list.selected_item().unwrap().id, "t239");
+    // The timed refresh, every few ticks.
+    let mut asked = Vec::new();
+    for _ in 0..3 {
+        asked.extend(update(&mut app, Action::Tick(now())));
+    }
+    let refresh = Effect::LoadTickets {
+        search: String::new(),
+        offset: 0,
+        limit: 200,
+    };
+    assert_eq!(asked, vec![refresh]);
+    update(
+        &mut app,
+        Action::Tickets {
+            search: String::new(),
+            page: Page {
+                offset: 0,
+                limit: 200,
+                result: Ok(many(0, 200)),
+            },
+        },
+    );
+    assert_eq!(app.market.tickets.list.len(), 250);
+    assert_eq!(app.market.tickets.list.selected_item().unwrap().id, "t239");
+    assert_eq!(app.market.tickets.position(), "240 of 250+");
+}

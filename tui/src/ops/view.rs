@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Sparkline, Table, Wrap};
 
 use super::model::{Ops, ProcessState, TailState};
+use crate::widgets::clean;
 use crate::widgets::theme::Theme;
 
 /// The keys of this screen, shown in its footer and in the help overlay.
@@ -127,7 +128,7 @@ fn render_compact(f: &mut Frame, area: Rect, ops: &Ops, theme: &Theme) {
             Line::from(vec![
                 Span::raw(format!(
                     "{:<9} {:>3} {:>7} ",
-                    truncate(name, 9),
+                    truncate(&clean(name), 9),
                     g.lag,
                     g.pending
                 )),
@@ -171,17 +172,17 @@ fn process_line(ops: &Ops, theme: &Theme) -> Line<'static> {
     for p in &ops.processes {
         let (mark, style, note) = match &p.state {
             ProcessState::Ready => ("●", theme.ok, String::new()),
-            ProcessState::NotReady(why) => ("◐", theme.error, format!(" ({why})")),
+            ProcessState::NotReady(why) => ("◐", theme.error, format!(" ({})", clean(why))),
             ProcessState::Down => ("○", theme.error, " (down)".into()),
             ProcessState::Unknown => ("?", theme.dim, String::new()),
         };
         spans.push(Span::styled(format!("{mark} "), style));
-        spans.push(Span::raw(p.name.clone()));
+        spans.push(Span::raw(clean(&p.name).into_owned()));
         spans.push(Span::styled(note, style));
         spans.push(Span::raw("  "));
     }
     if let Some(e) = &ops.readiness_error {
-        spans.push(Span::styled(format!("gateway: {e}"), theme.error));
+        spans.push(Span::styled(format!("gateway: {}", clean(e)), theme.error));
     }
     Line::from(spans)
 }
@@ -203,7 +204,7 @@ fn rate_rows(
 ) {
     if let Some(e) = &ops.metrics_error {
         f.render_widget(
-            Paragraph::new(format!("bus metrics: {e}"))
+            Paragraph::new(format!("bus metrics: {}", clean(e)))
                 .style(theme.error)
                 .wrap(Wrap { trim: true }),
             inner,
@@ -242,7 +243,7 @@ fn rate_rows(
             Constraint::Length(7),
         ])
         .areas(row);
-        f.render_widget(Paragraph::new(truncate(name, name_w)), label);
+        f.render_widget(Paragraph::new(truncate(&clean(name), name_w)), label);
         // The newest seconds at the right edge.
         let shown: Vec<u64> = sub
             .rates
@@ -271,7 +272,7 @@ fn render_groups(f: &mut Frame, area: Rect, ops: &Ops, theme: &Theme) {
             Style::new()
         };
         Row::new([
-            Span::raw(name.clone()),
+            Span::raw(clean(name).into_owned()),
             Span::raw(g.lag.to_string()),
             Span::raw(g.pending.to_string()),
             Span::styled(g.dead.to_string(), dead_style),
@@ -307,7 +308,7 @@ fn render_events(f: &mut Frame, area: Rect, ops: &Ops, theme: &Theme) {
 fn event_lines(f: &mut Frame, inner: Rect, ops: &Ops, theme: &Theme) {
     if let TailState::Off(why) = &ops.tail {
         f.render_widget(
-            Paragraph::new(why.as_str())
+            Paragraph::new(clean(why).into_owned())
                 .style(theme.dim)
                 .wrap(Wrap { trim: true }),
             inner,
@@ -324,12 +325,12 @@ fn event_lines(f: &mut Frame, inner: Rect, ops: &Ops, theme: &Theme) {
         .map(|e| {
             let mut spans = vec![
                 Span::styled(format!("{} ", e.at), theme.dim),
-                Span::styled(format!("{:<20} ", e.subject), theme.key),
-                Span::raw(format!("{:<10} ", e.producer)),
-                Span::raw(e.summary.clone()),
+                Span::styled(format!("{:<20} ", clean(&e.subject)), theme.key),
+                Span::raw(format!("{:<10} ", clean(&e.producer))),
+                Span::raw(clean(&e.summary).into_owned()),
             ];
             if let Some(r) = &e.request {
-                let short: String = r.chars().take(8).collect();
+                let short: String = clean(r).chars().take(8).collect();
                 spans.push(Span::styled(format!("  req={short}"), theme.dim));
             }
             Line::from(spans)

@@ -13,7 +13,7 @@ use crate::screens::{orders, sales, ticket_form};
 use crate::widgets::hits::Target;
 use crate::widgets::input::{TextInput, window};
 use crate::widgets::list::{PAGE, Paged};
-use crate::widgets::paged_table;
+use crate::widgets::{clean, paged_table};
 
 /// Kept on [`App`] rather than in [`Screen::Market`]: the list and the search survive a
 /// visit to a ticket and back, and refreshes land whatever screen is showing.
@@ -50,15 +50,26 @@ impl Market {
     }
 }
 
-/// The seller as buyers see them: their display name, or "you".
-pub fn seller(app: &App, t: &Ticket) -> String {
-    if app.user.as_ref().is_some_and(|u| u.id == t.user_id) {
-        "you".into()
+/// Whether `t` is the viewer's own ticket.
+pub fn mine(app: &App, t: &Ticket) -> bool {
+    app.user.as_ref().is_some_and(|u| u.id == t.user_id)
+}
+
+/// What marks the viewer's own ticket: ★ in the theme's `mine` style. Drawn in a column
+/// (or a place) of its own that no server text reaches, so no display name can copy it.
+pub const MINE: &str = "★";
+
+/// The seller as buyers see them: their display name (cleaned of control and invisible
+/// characters), or "you" in the theme's `mine` style, which no name can take on (a
+/// seller who named themselves "you" is drawn plain).
+pub fn seller(app: &App, t: &Ticket) -> Span<'static> {
+    if mine(app, t) {
+        Span::styled("you", app.theme.mine)
     } else if t.seller_name.is_empty() {
         // Tickets put on sale before display names existed carry none.
-        "—".into()
+        Span::raw("—")
     } else {
-        t.seller_name.clone()
+        Span::raw(clean(&t.seller_name).into_owned())
     }
 }
 
@@ -171,7 +182,8 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     };
     let prompt_w = prompt.len() as u16;
     let width = search.width.saturating_sub(prompt_w) as usize;
-    let (text, cursor) = window(market.search.value(), market.search.cursor(), width);
+    // Pasted text can hold invisible characters too.
+    let (text, cursor) = window(&clean(market.search.value()), market.search.cursor(), width);
     let mut spans = vec![Span::styled(prompt, theme.dim), Span::raw(text)];
     if market.searching {
         f.set_cursor_position(Position::new(search.x + prompt_w + cursor as u16, search.y));
@@ -192,8 +204,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .items()
         .iter()
         .map(|t| {
+            let marker = if mine(app, t) {
+                Cell::from(Span::styled(MINE, theme.mine))
+            } else {
+                Cell::from("")
+            };
             Row::new(vec![
-                Cell::from(t.title.clone()),
+                marker,
+                Cell::from(clean(&t.title).into_owned()),
                 Cell::from(t.price.display()),
                 Cell::from(seller(app, t)),
             ])
@@ -204,12 +222,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let table = Table::new(
         rows,
         [
+            // ★ on the viewer's own tickets.
+            Constraint::Length(1),
             Constraint::Min(10),
             Constraint::Length(12),
             Constraint::Length(seller_w),
         ],
     )
-    .header(Row::new(vec!["TITLE", "PRICE", "SELLER"]).style(theme.header));
+    .header(Row::new(vec!["", "TITLE", "PRICE", "SELLER"]).style(theme.header));
     let empty = if market.search.value().is_empty() {
         "No tickets for sale. Press s to sell one."
     } else {

@@ -8,7 +8,7 @@ use tix_api::Ticket;
 
 use crate::app::{App, Effect, Nav, Page, Screen};
 use crate::screens::ticket_form;
-use crate::widgets::paged_table;
+use crate::widgets::{clean, paged_table};
 
 /// Reloads every row loaded so far.
 pub(crate) fn load(app: &App) -> Effect {
@@ -73,7 +73,11 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
             } else {
                 "on sale"
             };
-            Row::new(vec![t.title.clone(), t.price.display(), state.to_string()])
+            Row::new(vec![
+                clean(&t.title).into_owned(),
+                t.price.display(),
+                state.to_string(),
+            ])
         })
         .collect();
     let table = Table::new(

@@ -11,7 +11,7 @@ use tix_client::format::moment;
 
 use crate::app::{App, Effect, Nav, Problem, Screen};
 use crate::screens::reservation::Reservation;
-use crate::widgets::{buttons, countdown, paged_table};
+use crate::widgets::{buttons, clean, countdown, paged_table};
 
 /// What the screen shows: the orders, and the payments alongside (for refunds).
 pub(crate) fn load() -> Vec<Effect> {
@@ -129,7 +129,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
                 _ if when.starts_with("refund") => theme.dim,
                 _ => Default::default(),
             };
-            let mut cells = vec![o.ticket.title.clone(), o.ticket.price.display()];
+            let mut cells = vec![
+                clean(&o.ticket.title).into_owned(),
+                o.ticket.price.display(),
+            ];
             if wide {
                 cells.push(o.status.to_string());
             }

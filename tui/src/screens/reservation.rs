@@ -22,7 +22,7 @@ use crate::app::{App, Effect, Nav, Problem, Screen};
 use crate::screens::orders;
 use crate::widgets::form::Field;
 use crate::widgets::input::window;
-use crate::widgets::{boxed, buttons, countdown};
+use crate::widgets::{boxed, buttons, clean, countdown};
 
 /// How many ticks (about seconds) to wait for a declined order's ticket to be released.
 pub const RELEASE_POLLS: u32 = 5;
@@ -216,7 +216,10 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, r: &Reservation) {
     let [text, actions] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     let mut lines = vec![
-        Line::from(Span::styled(r.order.ticket.title.clone(), theme.header)),
+        Line::from(Span::styled(
+            clean(&r.order.ticket.title).into_owned(),
+            theme.header,
+        )),
         Line::from(format!(
             "{} — held for you, {}",
             r.order.ticket.price.display(),
@@ -233,14 +236,14 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, r: &Reservation) {
         None => {
             let label = "Card or token: ";
             let w = text.width.saturating_sub(label.len() as u16) as usize;
-            let (shown, at) = window(&mask(r.card.value()), r.card.input.cursor(), w);
+            let (shown, at) = window(&clean(&mask(r.card.value())), r.card.input.cursor(), w);
             // Lines above may wrap: the card's row is counted as drawn.
             let above = Paragraph::new(lines.clone()).wrap(Wrap { trim: true });
             let row = above.line_count(text.width.max(1)) as u16;
             cursor = Some((row, label.len() as u16 + at as u16));
             lines.push(Line::from(vec![Span::raw(label), Span::raw(shown)]));
             if let Some(e) = &r.card.error {
-                lines.push(Line::from(Span::styled(e.clone(), theme.error)));
+                lines.push(Line::from(Span::styled(clean(e).into_owned(), theme.error)));
             }
             lines.push(Line::from(Span::styled(
                 "try tok_visa or 4242 4242 4242 4242 — Enter: pay, Esc: leave",
@@ -273,7 +276,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App, r: &Reservation) {
         }
         Some(Outcome::Declined(m)) => {
             lines.push(Line::from(Span::styled(
-                format!("✗ Declined: {m}"),
+                format!("✗ Declined: {}", clean(m)),
                 theme.error.patch(theme.header),
             )));
             lines.push(Line::from(match r.release {

@@ -11,7 +11,7 @@ use tix_api::Sales;
 use tix_client::format::moment;
 
 use crate::app::{App, Effect, Nav, Page, Screen};
-use crate::widgets::paged_table;
+use crate::widgets::{clean, paged_table};
 
 /// Reloads every row loaded so far.
 pub(crate) fn load(app: &App) -> Effect {
@@ -70,7 +70,7 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
         .iter()
         .map(|s| {
             Row::new(vec![
-                s.ticket.title.clone(),
+                clean(&s.ticket.title).into_owned(),
                 s.amount.display(),
                 moment(s.paid_at, app.now),
             ])

@@ -8,8 +8,8 @@ use ratatui::widgets::{Paragraph, Wrap};
 use tix_api::Ticket;
 
 use crate::app::{App, Effect, Nav, Problem, Screen};
-use crate::screens::market::seller;
-use crate::widgets::{boxed, buttons};
+use crate::screens::market::{MINE, mine, seller};
+use crate::widgets::{boxed, buttons, clean};
 
 pub(crate) fn on_ticket(app: &mut App, r: Result<Ticket, Problem>) -> Vec<Effect> {
     match r {
@@ -61,10 +61,15 @@ pub fn render(f: &mut Frame, area: Rect, app: &App) {
     };
     let [text, actions] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let mut who = vec![Span::raw("Seller  "), seller(app, t)];
+    if mine(app, t) {
+        who.push(Span::raw(" "));
+        who.push(Span::styled(format!("{MINE} your ticket"), theme.mine));
+    }
     let lines = vec![
-        Line::from(Span::styled(t.title.clone(), theme.header)),
+        Line::from(Span::styled(clean(&t.title).into_owned(), theme.header)),
         Line::from(format!("Price   {}", t.price.display())),
-        Line::from(format!("Seller  {}", seller(app, t))),
+        Line::from(who),
         Line::from(format!("State   {state}")),
     ];
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), text);

@@ -11,10 +11,10 @@ use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::boxed;
 use super::hits::{Hits, Target};
 use super::input::{TextInput, window};
 use super::theme::Theme;
+use super::{boxed, clean};
 
 /// One text field of a form.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -189,7 +189,9 @@ pub fn render(
         } else {
             Default::default()
         };
-        let (text, cursor) = window(&field.shown(), field.input.cursor(), text_w as usize);
+        // The edit form starts with the server's title in it.
+        let shown = field.shown();
+        let (text, cursor) = window(&clean(&shown), field.input.cursor(), text_w as usize);
         let mut spans = vec![
             Span::styled(format!("{marker}{:<9} ", field.label), label_style),
             Span::raw(text),
@@ -216,7 +218,8 @@ pub fn render(
         }
         y += 1;
         if let Some(e) = &field.error {
-            let p = Paragraph::new(Span::styled(e.clone(), theme.error)).wrap(Wrap { trim: true });
+            let p = Paragraph::new(Span::styled(clean(e).into_owned(), theme.error))
+                .wrap(Wrap { trim: true });
             let w = inner.width.saturating_sub(LABEL).max(1);
             let h = (p.line_count(w) as u16).min(bottom - y);
             f.render_widget(p, Rect::new(inner.x + LABEL.min(inner.width), y, w, h));

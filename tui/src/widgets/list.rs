@@ -2,8 +2,9 @@
 //! and [`Paged`]: such a list loaded from the API a page at a time.
 //!
 //! The one rule all of them need lives here: the cursor is on an item, or at 0 when there
-//! are none. Lists are replaced wholesale on every refresh, so keeping that rule is the
-//! list's job, not each screen's.
+//! are none. Lists are replaced on every refresh (wholesale, or their first rows when more
+//! are loaded than one request reloads), so keeping that rule is the list's job, not
+//! each screen's.
 
 use ratatui::crossterm::event::KeyCode;
 use ratatui::widgets::TableState;
@@ -65,6 +66,26 @@ impl<T> SelectList<T> {
     /// item is gone, the cursor keeps its place as with [`replace`](Self::replace).
     pub fn replace_keeping<K: PartialEq>(&mut self, items: Vec<T>, key: impl Fn(&T) -> K) {
         let kept = self.selected_item().map(&key);
+        self.items = items;
+        self.selected = kept
+            .and_then(|k| self.items.iter().position(|t| key(t) == k))
+            .unwrap_or(self.selected.min(self.last_index()));
+    }
+
+    /// A reload of the first `head.len()` rows only (a list longer than one request can
+    /// reload): they replace the rows in front, the rows loaded beyond them stay (less
+    /// any the new rows now hold), and the cursor follows its item as with
+    /// [`replace_keeping`](Self::replace_keeping).
+    pub fn replace_head<K: PartialEq>(&mut self, head: Vec<T>, key: impl Fn(&T) -> K) {
+        let kept = self.selected_item().map(&key);
+        let tail = self.items.split_off(head.len().min(self.items.len()));
+        let mut items = head;
+        let fresh = items.len();
+        for t in tail {
+            if !items[..fresh].iter().any(|h| key(h) == key(&t)) {
+                items.push(t);
+            }
+        }
         self.items = items;
         self.selected = kept
             .and_then(|k| self.items.iter().position(|t| key(t) == k))
@@ -178,7 +199,9 @@ impl<T> Default for Paged<T> {
 
 impl<T> Paged<T> {
     /// How many rows a refresh reloads: every loaded row (whole pages), within the API's
-    /// maximum, so a refresh keeps the cursor where the user scrolled to.
+    /// maximum, so a refresh keeps the cursor where the user scrolled to. Beyond that
+    /// maximum the reload covers the first rows and [`on_page`](Self::on_page) keeps the
+    /// rest.
     pub fn refresh_limit(&self) -> u32 {
         let len = self.list.len() as u32;
         len.div_ceil(PAGE).max(1).saturating_mul(PAGE).min(MAX_PAGE)
@@ -195,7 +218,9 @@ impl<T> Paged<T> {
     }
 
     /// An answer for `offset`..`offset+limit`: offset 0 is a reload (the cursor follows
-    /// its item), a later offset the next page. A page that no longer fits (a reload
+    /// its item), a later offset the next page. A full reload shorter than what is loaded
+    /// (more than [`MAX_PAGE`] rows) replaces only the rows in front and keeps the rest,
+    /// so the list does not shrink under the cursor. A page that no longer fits (a reload
     /// landed first) is dropped; the cursor reaching the end asks again.
     pub fn on_page<K: PartialEq>(
         &mut self,
@@ -209,8 +234,13 @@ impl<T> Paged<T> {
         let full = items.len() as u32 >= limit;
         if offset == 0 {
             self.loading = false;
-            self.list.replace_keeping(items, key);
-            self.more = full;
+            if full && items.len() < self.list.len() {
+                // Rows past the reload are still as loaded, and so is whether more follow.
+                self.list.replace_head(items, key);
+            } else {
+                self.list.replace_keeping(items, key);
+                self.more = full;
+            }
         } else if offset as usize == self.list.len() {
             self.loading = false;
             self.list.append(items, key);
@@ -335,5 +365,35 @@ mod tests {
         assert_eq!(p.list.len(), 3, "a page that no longer fits is dropped");
         p.total = Some(73);
         assert_eq!(p.position(), "2 of 73");
+    }
+
+    #[test]
+    fn a_refresh_past_the_largest_page_keeps_the_rows_beyond_it() {
+        let mut p: Paged<u32> = Paged::default();
+        for at in (0..250).step_by(50) {
+            p.on_page(at, PAGE, (at..at + 50).collect(), |x| *x);
+        }
+        assert_eq!(p.list.len(), 250);
+        assert!(p.more);
+        p.list.select(240);
+        assert_eq!(p.refresh_limit(), MAX_PAGE);
+        // Row 0 went, a new row came first: the first 200 rows, shifted.
+        let mut fresh: Vec<u32> = vec![1000];
+        fresh.extend(1..200);
+        p.on_page(0, MAX_PAGE, fresh, |x| *x);
+        assert_eq!(p.list.len(), 250, "the rows past 200 stay");
+        assert_eq!(
+            p.list.selected_item(),
+            Some(&240),
+            "the cursor stays on its row"
+        );
+        assert_eq!(p.list.items()[0], 1000);
+        assert_eq!(p.list.items()[199], 199);
+        assert_eq!(p.list.items()[200], 200);
+        assert!(p.more, "more may still follow");
+        // A short reload is the whole list: it ends there.
+        p.on_page(0, MAX_PAGE, vec![1, 2, 3], |x| *x);
+        assert_eq!(p.list.len(), 3);
+        assert!(!p.more);
     }
 }

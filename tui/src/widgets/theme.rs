@@ -23,6 +23,9 @@ pub struct Theme {
     /// Key names in the footer and the help.
     pub key: Style,
     pub header: Style,
+    /// What marks the viewer's own tickets (with the ★ column): a style no text from the
+    /// server can take, so a seller named "you" is not mistaken for the viewer.
+    pub mine: Style,
 }
 
 /// The names `--theme` accepts, in the order `--help` lists them.
@@ -44,6 +47,9 @@ impl Theme {
             bar: Style::new().bg(Color::DarkGray),
             key: Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
             header: Style::new().add_modifier(Modifier::BOLD),
+            mine: Style::new()
+                .fg(Color::Yellow)
+                .add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
         }
     }
 
@@ -62,6 +68,7 @@ impl Theme {
             bar: reversed,
             key: bold,
             header: bold,
+            mine: bold.add_modifier(Modifier::UNDERLINED),
         }
     }
 
