@@ -293,5 +293,37 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
     println!("peak RSS (VmHWM)           {}", peaks.join(", "));
+    // Disk per purchase: every SQLite file (with its WAL) in the data dir, the figures
+    // behind docs/operations.md's "Disk".
+    let purchases = (bought + race_ids.len() as u64).max(1);
+    let mut files = Vec::new();
+    collect_dbs(&stack.data_dir, &mut files);
+    files.sort();
+    let sizes: Vec<String> = files
+        .iter()
+        .map(|(name, bytes)| format!("{name} {} B", bytes / purchases))
+        .collect();
+    println!("disk per purchase          {}", sizes.join(", "));
     Ok(())
+}
+
+/// Every `*.db` under `dir` with the bytes it and its `-wal` hold.
+fn collect_dbs(dir: &std::path::Path, out: &mut Vec<(String, u64)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            collect_dbs(&path, out);
+        } else if path.extension().is_some_and(|x| x == "db") {
+            let wal = std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            out.push((name, len + wal));
+        }
+    }
 }

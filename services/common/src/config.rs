@@ -72,6 +72,10 @@ pub struct ServiceArgs {
     #[arg(long, env = "TIX_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
     /// `full` fsyncs every commit; `normal` survives a process crash but not power loss.
+    /// How long a consumer remembers the ids of events it applied (its inbox), against
+    /// redeliveries; pruned only while subscribed (docs/operations.md, "Disk").
+    #[arg(long, env = "TIX_INBOX_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub inbox_retention: Duration,
     #[arg(long, env = "TIX_DB_DURABILITY", value_enum, default_value = "full")]
     pub durability: Durability,
     /// Log filter, e.g. `info`, `warn`, `tix_tickets=debug`.
@@ -85,6 +89,11 @@ impl ServiceArgs {
             body_bytes: self.body_limit,
             timeout: self.request_timeout,
         }
+    }
+
+    /// What the service's consumer may forget, and when.
+    pub fn pruning(&self) -> crate::inbox::Pruning {
+        crate::inbox::Pruning::new(self.inbox_retention)
     }
 
     pub fn db_path(&self, file: &str) -> PathBuf {

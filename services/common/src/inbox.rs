@@ -64,6 +64,116 @@ enum BatchError {
     Handler(anyhow::Error),
 }
 
+/// Added to a consuming service's migrations: the inbox is pruned by age.
+pub const PRUNE_SCHEMA: &str = "CREATE INDEX inbox_received ON inbox (received_at);";
+
+/// How often a subscribed consumer forgets what can no longer come back.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per write transaction, so pruning never holds the writer for long.
+const PRUNE_BATCH: usize = 5_000;
+
+/// Forgets rows of a service's own that only guard against redeliveries (e.g. tickets'
+/// tombstones of cancelled orders) older than the cutoff (unix seconds); how many it did.
+pub type Pruner = Arc<dyn Fn(&Connection, i64) -> rusqlite::Result<usize> + Send + Sync>;
+
+/// What a consumer may forget, and when (docs/operations.md, "Disk").
+///
+/// The inbox holds the ids of applied events so that a redelivery changes nothing. An
+/// applied event comes back only if its ack was lost — the consumer stopped between its
+/// commit and its ack, or the broker stopped before storing the ack — and then the broker
+/// delivers it again within the group's ack wait of the consumer joining the group. So
+/// the consumer prunes only while it is subscribed, starting twice the ack wait after it
+/// joined (whatever could come back has come back by then), and only ids older than
+/// `retention`, a margin far beyond that.
+#[derive(Clone)]
+pub struct Pruning {
+    pub retention: Duration,
+    /// How often ([`PRUNE_EVERY`] unless a test needs it sooner).
+    pub every: Duration,
+    pub extra: Option<Pruner>,
+}
+
+impl std::fmt::Debug for Pruning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pruning")
+            .field("retention", &self.retention)
+            .field("every", &self.every)
+            .field("extra", &self.extra.is_some())
+            .finish()
+    }
+}
+
+impl Pruning {
+    pub fn new(retention: Duration) -> Pruning {
+        Pruning {
+            retention,
+            every: PRUNE_EVERY,
+            extra: None,
+        }
+    }
+
+    pub fn every(mut self, every: Duration) -> Pruning {
+        self.every = every;
+        self
+    }
+
+    pub fn with(mut self, extra: Pruner) -> Pruning {
+        self.extra = Some(extra);
+        self
+    }
+}
+
+/// Deletes up to `limit` inbox rows received before `before` (unix seconds).
+pub fn prune(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM inbox WHERE event_id IN
+           (SELECT event_id FROM inbox WHERE received_at < ?1 LIMIT ?2)",
+    )?
+    .execute((before, limit as i64))
+}
+
+/// Prunes every `pruning.every` while the subscription that started it lasts (the caller
+/// aborts it when the subscription ends).
+async fn prune_while_subscribed(db: Db, pruning: Pruning, ack_wait: Duration) {
+    tokio::time::sleep(ack_wait * 2).await;
+    loop {
+        let cutoff = time::OffsetDateTime::now_utc().unix_timestamp()
+            - i64::try_from(pruning.retention.as_secs()).unwrap_or(i64::MAX);
+        let mut forgotten = 0;
+        loop {
+            let extra = pruning.extra.clone();
+            let done = db
+                .write(move |c| -> Result<usize, DbError> {
+                    let mut n = prune(c, cutoff, PRUNE_BATCH)?;
+                    if let Some(extra) = &extra {
+                        n += extra(c, cutoff)?;
+                    }
+                    Ok(n)
+                })
+                .await;
+            match done {
+                Ok(n) => {
+                    forgotten += n;
+                    if n < PRUNE_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning the inbox failed; trying again later");
+                    break;
+                }
+            }
+        }
+        if forgotten > 0 {
+            tracing::info!(
+                rows = forgotten,
+                "pruned applied-event ids past their retention"
+            );
+        }
+        tokio::time::sleep(pruning.every).await;
+    }
+}
+
 /// Whether the inbox already holds this event id.
 pub fn seen(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM inbox WHERE event_id = ?1")?
@@ -79,12 +189,19 @@ pub async fn run_consumer(
     opts: SubscribeOptions,
     handler: Handler,
     health: Part,
+    pruning: Pruning,
 ) {
     let ack_wait = Duration::from_millis(opts.ack_wait_ms);
     loop {
         let mut sub = subscribe(&bus, &opts, &health).await;
         health.ok();
+        let pruner = tokio::spawn(prune_while_subscribed(
+            db.clone(),
+            pruning.clone(),
+            ack_wait,
+        ));
         consume(&db, &handler, &mut sub, ack_wait, &health).await;
+        pruner.abort();
         tracing::warn!(group = %opts.group, "the subscription ended; joining the group again");
         health.failing("the subscription ended; joining the group again");
     }

@@ -88,6 +88,7 @@ impl Service {
         bus: ClientOptions,
         group: SubscribeOptions,
         handler: Handler,
+        pruning: crate::inbox::Pruning,
     ) -> Self {
         let db = self
             .db
@@ -105,6 +106,7 @@ impl Service {
                     group.clone(),
                     handler.clone(),
                     part.clone(),
+                    pruning.clone(),
                 )
             })
         };

@@ -3,6 +3,7 @@
 //! the bus will never take do to them, and what `/healthz` says meanwhile.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tix_api::Money;
@@ -11,7 +12,7 @@ use tix_api::health::{Check, Health, HealthStatus};
 use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 use tix_common::db::{Db, DbError, Durability, EVENTS_SCHEMA};
 use tix_common::health::{CONSUMER_STUCK_AFTER, Monitor, PartKind};
-use tix_common::inbox::{self, Handler, Outcome};
+use tix_common::inbox::{self, Handler, Outcome, Pruning};
 use tix_common::outbox::{self, OUTBOX_DEAD_SCHEMA};
 use tix_testkit::Bus;
 use tix_testkit::events::{WAIT, connect, next_event, test_key};
@@ -57,11 +58,19 @@ struct Consumer {
 
 impl Consumer {
     fn start(bus: &Bus, opts: SubscribeOptions) -> Consumer {
+        Self::start_pruning(bus, opts, Pruning::new(Duration::from_secs(86_400)))
+    }
+
+    fn start_pruning(bus: &Bus, opts: SubscribeOptions, pruning: Pruning) -> Consumer {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(
             &dir.path().join("svc.db"),
             Durability::Normal,
-            &[EVENTS_SCHEMA, "CREATE TABLE applied (title TEXT NOT NULL);"],
+            &[
+                EVENTS_SCHEMA,
+                "CREATE TABLE applied (title TEXT NOT NULL);",
+                inbox::PRUNE_SCHEMA,
+            ],
         )
         .unwrap();
         let client = Client::connect(
@@ -76,6 +85,7 @@ impl Consumer {
             opts,
             recorder(),
             monitor.part(PartKind::Consumer),
+            pruning,
         ));
         Consumer {
             _dir: dir,
@@ -92,6 +102,15 @@ impl Consumer {
                 let mut st = c.prepare("SELECT title FROM applied ORDER BY title")?;
                 let rows = st.query_map([], |r| r.get(0))?;
                 Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn remembered(&self) -> i64 {
+        self.db
+            .read(|c| -> Result<i64, DbError> {
+                Ok(c.query_row("SELECT count(*) FROM inbox", [], |r| r.get(0))?)
             })
             .await
             .unwrap()
@@ -354,4 +373,34 @@ async fn without_the_outbox_dead_table_a_refused_event_stays_and_health_says_why
     // Nothing lost: the refused event and the one behind it wait; the first went out.
     assert_eq!(relay.rows("SELECT subject FROM outbox").len(), 2);
     assert!(!relay.task.is_finished(), "the relay goes on");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_ids_are_forgotten_past_their_retention_and_not_before() {
+    let bus = Bus::start();
+    let publisher = connect(&bus.endpoint, "test").await;
+    // Retention 0: every id may go once the consumer has been in the group twice its ack
+    // wait (0.4 s); it looks every 0.2 s. The other keeps a day's worth.
+    let forgetful = Consumer::start_pruning(
+        &bus,
+        group("forgetful", 200, 5),
+        Pruning::new(Duration::ZERO).every(Duration::from_millis(200)),
+    );
+    let keeper = Consumer::start(&bus, group("keeper", 200, 5));
+    for title in ["a", "b", "c"] {
+        publish(&publisher, &ticket(title)).await;
+    }
+    for c in [&forgetful, &keeper] {
+        eventually("all three applied", WAIT, || async {
+            c.applied().await.len() == 3
+        })
+        .await;
+    }
+    // Ids are kept at least a second (they are stamped in whole seconds), then go.
+    eventually("the forgetful consumer's inbox emptied", WAIT, || async {
+        forgetful.remembered().await == 0
+    })
+    .await;
+    assert_eq!(forgetful.applied().await, ["a", "b", "c"], "effects stay");
+    assert_eq!(keeper.remembered().await, 3, "a day's retention keeps them");
 }

@@ -51,6 +51,8 @@ const MIGRATIONS: &[&str] = &[
     // The reservation's request id, so the expiry it leads to carries it on
     // (docs/observability.md).
     "ALTER TABLE timers ADD COLUMN correlation_id TEXT;",
+    // Applied-event ids are forgotten once no redelivery can bring their event back.
+    tix_common::inbox::PRUNE_SCHEMA,
 ];
 
 fn now_ms() -> i64 {
@@ -157,7 +159,12 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)
         .await?
         .with_db(db)
-        .with_events(cfg.common.bus_options(PRODUCER)?, group, Arc::new(on_event))
+        .with_events(
+            cfg.common.bus_options(PRODUCER)?,
+            group,
+            Arc::new(on_event),
+            cfg.common.pruning(),
+        )
         .with_task(scheduler);
     Ok(service)
 }

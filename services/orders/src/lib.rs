@@ -120,6 +120,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             cfg.common.bus_options(PRODUCER)?,
             group,
             sessions::with_revocations(&keys, consumer::apply),
+            cfg.common.pruning(),
         )
         .with_task(revocations)
         .with_task(prune);

@@ -59,6 +59,8 @@ pub const MIGRATIONS: &[&str] = &[
     // A seller's sales (GET /api/orders/sales): the seller's tickets in the replica, then
     // their completed orders through the one-active-order-per-ticket index.
     "CREATE INDEX tickets_seller ON tickets (user_id);",
+    // Applied-event ids are forgotten once no redelivery can bring their event back.
+    tix_common::inbox::PRUNE_SCHEMA,
 ];
 
 /// The replica of a ticket, as `ticket:*` events describe it.

@@ -69,6 +69,8 @@ pub const MIGRATIONS: &[&str] = &[
      CREATE INDEX payments_pending ON payments (id) WHERE status = 'pending';",
     // Events the bus refuses for good are set aside here instead of blocking the outbox.
     tix_common::outbox::OUTBOX_DEAD_SCHEMA,
+    // Applied-event ids are forgotten once no redelivery can bring their event back.
+    tix_common::inbox::PRUNE_SCHEMA,
 ];
 
 /// An order as replicated from `order:*` events.

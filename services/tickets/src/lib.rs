@@ -82,6 +82,10 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
             cfg.common.bus_options(PRODUCER)?,
             group,
             sessions::with_revocations(&keys, consumer::apply),
+            // Tombstones of cancelled orders guard against the same redeliveries.
+            cfg.common
+                .pruning()
+                .with(std::sync::Arc::new(store::prune_cancelled)),
         )
         .with_task(revocations);
     Ok(service)

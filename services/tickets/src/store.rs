@@ -28,12 +28,31 @@ pub const MIGRATIONS: &[&str] = &[
     // The seller's public display name when the ticket was put on sale (docs/api.md);
     // tickets from before show the seller's id cut to eight characters.
     "ALTER TABLE tickets ADD COLUMN seller_name TEXT NOT NULL DEFAULT '';",
+    // Applied-event ids and tombstones are forgotten once no redelivery can bring their
+    // event back (tix_common::inbox::Pruning); tombstones from before count from now.
+    tix_common::inbox::PRUNE_SCHEMA,
+    "ALTER TABLE cancelled_orders ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+     UPDATE cancelled_orders SET at = unixepoch();
+     CREATE INDEX cancelled_orders_at ON cancelled_orders (at);",
 ];
 
 pub fn mark_cancelled(c: &Connection, order_id: &str) -> rusqlite::Result<()> {
-    c.prepare_cached("INSERT INTO cancelled_orders (order_id) VALUES (?1) ON CONFLICT DO NOTHING")?
-        .execute([order_id])?;
+    c.prepare_cached(
+        "INSERT INTO cancelled_orders (order_id, at) VALUES (?1, unixepoch()) ON CONFLICT DO NOTHING",
+    )?
+    .execute([order_id])?;
     Ok(())
+}
+
+/// Forgets tombstones older than `before` (unix seconds), a batch at a time: an
+/// order:created can only overtake its cancellation by a redelivery, which the inbox's
+/// pruning rules out past the same age.
+pub fn prune_cancelled(c: &Connection, before: i64) -> rusqlite::Result<usize> {
+    c.prepare_cached(
+        "DELETE FROM cancelled_orders WHERE order_id IN
+           (SELECT order_id FROM cancelled_orders WHERE at < ?1 LIMIT 5000)",
+    )?
+    .execute([before])
 }
 
 pub fn is_cancelled(c: &Connection, order_id: &str) -> rusqlite::Result<bool> {
@@ -179,4 +198,36 @@ pub fn list(c: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<Ticket>> {
         Ticket::from_row,
     )?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tombstones_are_forgotten_by_age_and_old_ones_count_from_the_migration() {
+        let mut c = Connection::open_in_memory().unwrap();
+        // A database from before tombstones had an age: its tombstones count from the
+        // migration, not from 1970.
+        tix_common::db::migrate(&mut c, &MIGRATIONS[..MIGRATIONS.len() - 2]).unwrap();
+        c.execute("INSERT INTO cancelled_orders (order_id) VALUES ('old')", [])
+            .unwrap();
+        tix_common::db::migrate(&mut c, MIGRATIONS).unwrap();
+        mark_cancelled(&c, "new").unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert_eq!(
+            prune_cancelled(&c, now - 3600).unwrap(),
+            0,
+            "nothing is an hour old"
+        );
+        assert!(is_cancelled(&c, "old").unwrap() && is_cancelled(&c, "new").unwrap());
+        c.execute(
+            "UPDATE cancelled_orders SET at = at - 7200 WHERE order_id = 'old'",
+            [],
+        )
+        .unwrap();
+        assert_eq!(prune_cancelled(&c, now - 3600).unwrap(), 1);
+        assert!(!is_cancelled(&c, "old").unwrap());
+        assert!(is_cancelled(&c, "new").unwrap());
+    }
 }
