@@ -101,7 +101,15 @@ pub struct JwtKeys {
     validation: Validation,
     ttl: Duration,
     revoked: Arc<Revocations>,
+    /// Tokens whose signature was checked, with their claims: a client sends the same
+    /// token with every request, and checking its HMAC again each time was a sixth of a
+    /// ticket POST's instructions (docs/benchmarks.md). Expiry and revocation are still
+    /// checked on every request; the map holds at most [`VERIFIED_CACHE`] tokens.
+    verified: Arc<RwLock<HashMap<String, Claims>>>,
 }
+
+/// How many verified tokens a process remembers.
+pub const VERIFIED_CACHE: usize = 4096;
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,6 +137,7 @@ impl JwtKeys {
             validation,
             ttl,
             revoked: Arc::new(Revocations::default()),
+            verified: Arc::default(),
         })
     }
 
@@ -176,10 +185,33 @@ impl JwtKeys {
     /// was not signed out; `None` otherwise (tampered, expired, revoked, `alg: none`,
     /// another algorithm, garbage).
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|d| d.claims)
-            .filter(|c| !self.revoked.is_revoked(&c.jti))
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let cached = self
+            .verified
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token)
+            .cloned();
+        let claims = match cached {
+            // As jsonwebtoken checks it with no leeway: expired once `exp` is past.
+            Some(c) if c.exp >= now => c,
+            Some(_) => return None,
+            None => {
+                let c = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+                    .ok()?
+                    .claims;
+                let mut verified = self.verified.write().unwrap_or_else(|e| e.into_inner());
+                if verified.len() >= VERIFIED_CACHE {
+                    verified.retain(|_, c| c.exp >= now);
+                    if verified.len() >= VERIFIED_CACHE {
+                        verified.clear();
+                    }
+                }
+                verified.insert(token.to_string(), c.clone());
+                c
+            }
+        };
+        (!self.revoked.is_revoked(&claims.jti)).then_some(claims)
     }
 
     /// The sessions this process refuses.
@@ -301,6 +333,39 @@ mod tests {
 
     fn keys() -> JwtKeys {
         JwtKeys::new(SECRET, Duration::from_secs(3600)).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_can_still_be_signed_out() {
+        let k = JwtKeys::new(SECRET, Duration::from_secs(1)).unwrap();
+        let (token, claims) = k.sign("u1", "u@x.io").unwrap();
+        assert_eq!(k.verify(&token), Some(claims.clone()));
+        assert_eq!(k.verify(&token), Some(claims.clone()), "served from memory");
+        assert_eq!(k.verified.read().unwrap().len(), 1);
+        // A tampered copy is not the remembered token: its signature is checked.
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(k.verify(&forged), None);
+        // Expiry is checked on every request, remembered or not (exp is in whole seconds,
+        // so a token of 1 s is past after at most 2).
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(k.verify(&token), None, "expired while remembered");
+        // And signing out refuses a remembered token at once.
+        let (token, claims) = k.sign("u2", "v@x.io").unwrap();
+        assert!(k.verify(&token).is_some());
+        k.revocations().revoke(&claims.jti, claims.exp);
+        assert_eq!(k.verify(&token), None, "signed out while remembered");
+    }
+
+    #[test]
+    fn the_memory_of_verified_tokens_is_bounded() {
+        let k = keys();
+        for i in 0..VERIFIED_CACHE + 10 {
+            let (t, _) = k.sign(&format!("u{i}"), "u@x.io").unwrap();
+            assert!(k.verify(&t).is_some());
+        }
+        assert!(k.verified.read().unwrap().len() <= VERIFIED_CACHE);
     }
 
     #[test]
