@@ -1,6 +1,8 @@
 //! How people see values, shared by the CLI's text output and the TUI. Money has its
 //! own [`tix_api::Money::display`].
 
+use std::borrow::Cow;
+
 use time::OffsetDateTime;
 use time::macros::format_description;
 use tix_api::UnixMillis;
@@ -9,22 +11,35 @@ use tix_api::UnixMillis;
 /// (Unicode Cc: ESC, BEL, CR, newlines, …), every format character (Cf: the bidi
 /// overrides and isolates U+202A–U+202E and U+2066–U+2069, zero-width characters
 /// U+200B–U+200F, U+2060–U+206F, U+FEFF, the soft hyphen U+00AD, U+061C, the tags
-/// U+E0000–U+E007F, …) and the line and paragraph separators U+2028/U+2029 become U+FFFD
-/// (�). An escape sequence in a title or an error body could otherwise write the
-/// clipboard or retitle the window, and a right-to-left override reverse a row. Only
-/// for text meant for people: `--json` keeps the server's bytes exactly.
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if unsafe_char(c) { '\u{FFFD}' } else { c })
-        .collect()
+/// U+E0000–U+E007F, …), the line and paragraph separators U+2028/U+2029 and the Hangul
+/// fillers drawn as blank space become U+FFFD (�), one character for one (so cursor
+/// positions and widths stay right). An escape sequence in a title or an error body could
+/// otherwise write the clipboard or retitle the window, and a right-to-left override
+/// reverse a row. Only for text meant for people: `--json` keeps the server's bytes
+/// exactly. Borrows when there is nothing to replace (the TUI draws every frame).
+pub fn clean(s: &str) -> Cow<'_, str> {
+    if s.chars().any(unsafe_char) {
+        Cow::Owned(
+            s.chars()
+                .map(|c| if unsafe_char(c) { '\u{FFFD}' } else { c })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
-/// Whether `c` must not reach a terminal as it is: see [`printable`].
+/// [`clean`], owned.
+pub fn printable(s: &str) -> String {
+    clean(s).into_owned()
+}
+
+/// Whether `c` must not reach a terminal as it is: see [`clean`].
 fn unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            // Unicode's Cf (format) characters, by range.
+            // Cf, the whole category as of Unicode 16.
             '\u{00AD}'
                 | '\u{0600}'..='\u{0605}'
                 | '\u{061C}'
@@ -34,7 +49,7 @@ fn unsafe_char(c: char) -> bool {
                 | '\u{08E2}'
                 | '\u{180E}'
                 | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
+                | '\u{202A}'..='\u{202E}'
                 | '\u{2060}'..='\u{206F}'
                 | '\u{FEFF}'
                 | '\u{FFF9}'..='\u{FFFB}'
@@ -44,6 +59,14 @@ fn unsafe_char(c: char) -> bool {
                 | '\u{1BCA0}'..='\u{1BCA3}'
                 | '\u{1D173}'..='\u{1D17A}'
                 | '\u{E0000}'..='\u{E007F}'
+                // Zl, Zp: a line break in the middle of a cell.
+                | '\u{2028}'
+                | '\u{2029}'
+                // Letters drawn as blank space, a favourite for invisible names.
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{FFA0}'
         )
 }
 
@@ -75,6 +98,39 @@ pub fn moment(at: UnixMillis, now: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_replaces_controls_and_invisibles_one_for_one() {
+        assert!(matches!(clean("Zoë — 🎟 ok"), Cow::Borrowed(_)));
+        for bad in [
+            '\u{1b}',
+            '\u{7}',
+            '\r',
+            '\n',
+            '\t',
+            '\u{7f}',
+            '\u{9b}',
+            '\u{AD}',
+            '\u{61C}',
+            '\u{200B}',
+            '\u{200D}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{E0001}',
+            '\u{E0041}',
+            '\u{2028}',
+            '\u{3164}',
+        ] {
+            let s = format!("a{bad}b");
+            assert_eq!(clean(&s), "a\u{FFFD}b", "{:?}", bad);
+        }
+        assert_eq!(clean("\u{1b}]52;c;AAAA\u{7}"), "\u{FFFD}]52;c;AAAA\u{FFFD}");
+    }
 
     #[test]
     fn control_and_format_characters_are_replaced() {
