@@ -31,6 +31,16 @@ pub fn key_file_in(data_dir: &Path, name: &str) -> PathBuf {
     data_dir.join("keys").join(format!("{name}.key"))
 }
 
+/// Where a tool run beside a local stack finds client `name`'s key when given none:
+/// `$TIX_DATA_DIR/keys/<name>.key`, `.tix/keys/<name>.key` when that is unset (what
+/// `scripts/stack` writes).
+pub fn local_key_file(name: &str) -> PathBuf {
+    let data_dir = std::env::var_os("TIX_DATA_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from(".tix"), PathBuf::from);
+    key_file_in(&data_dir, name)
+}
+
 /// The key from `TIX_BUS_KEY`, or from `file` (the flag, or `TIX_BUS_KEY_FILE`), or from
 /// `fallback` when that file exists; `None` when there is none at all.
 pub fn resolve(

@@ -1,7 +1,7 @@
 //! `events tail`: watching the bus directly (not through the gateway), to see the
 //! services talk to each other while debugging or demoing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::ctx::{Ctx, emit};
@@ -25,10 +25,7 @@ pub async fn tail(
     key_file: Option<&Path>,
 ) -> Outcome {
     // The key scripts/stack leaves for this client, when no other is given.
-    let data_dir = std::env::var_os("TIX_DATA_DIR")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| PathBuf::from(".tix"), PathBuf::from);
-    let fallback = tix_bus_client::key::key_file_in(&data_dir, client);
+    let fallback = tix_bus_client::key::local_key_file(client);
     let key = tix_bus_client::key::resolve(key_file, Some(&fallback))
         .map_err(|e| Failure::local(anyhow::anyhow!(e)))?;
     let mut opts = tix_bus_client::ClientOptions::new(endpoint, client);

@@ -138,10 +138,7 @@ async fn metrics(http: reqwest::Client, base: String, every: Duration, tx: Unbou
 }
 
 async fn tail(cfg: Config, tx: UnboundedSender<Msg>) {
-    let data_dir = std::env::var_os("TIX_DATA_DIR")
-        .filter(|d| !d.is_empty())
-        .map_or_else(|| PathBuf::from(".tix"), PathBuf::from);
-    let fallback = tix_bus_client::key::key_file_in(&data_dir, &cfg.bus_client);
+    let fallback = tix_bus_client::key::local_key_file(&cfg.bus_client);
     let off = |why: String| {
         let _ = tx.send(Msg::Tail(TailState::Off(why)));
     };
