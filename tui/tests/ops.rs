@@ -341,6 +341,22 @@ async fn fed_from_a_stack_it_shows_every_process_the_traffic_the_groups_and_the_
                 assert!(text.contains(s), "{s} at {w}x{h}:\n{text}");
             }
             assert!(text.contains("orders") && text.contains("lag"), "{text}");
+        } else {
+            // The compact layout: every section is there, each with the stack's own rows.
+            for heading in ["Events per second", "Groups", "Latest events"] {
+                assert!(text.contains(heading), "{heading} at {w}x{h}:\n{text}");
+            }
+            assert!(text.contains("● gateway"), "{w}x{h}:\n{text}");
+            assert!(
+                ops.subjects
+                    .keys()
+                    .any(|s| text.contains(&s[..s.len().min(12)])),
+                "no subject at {w}x{h}:\n{text}"
+            );
+            assert!(
+                ops.groups.keys().any(|g| text.contains(g.as_str())),
+                "no group at {w}x{h}:\n{text}"
+            );
         }
     }
 }
