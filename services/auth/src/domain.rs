@@ -54,7 +54,7 @@ impl DisplayName {
                 ),
             ));
         }
-        if name.chars().any(hidden) {
+        if name.chars().any(tix_common::text::hidden_in_text) {
             return Err(FieldError::new(
                 "displayName",
                 "Display name must not contain control or invisible characters",
@@ -161,6 +161,7 @@ mod tests {
     #[test]
     fn display_names_are_trimmed_visible_and_not_addresses() {
         assert_eq!(DisplayName::parse("  Ana B  ").unwrap().as_str(), "Ana B");
+        assert_eq!(DisplayName::parse("Ana ❤️").unwrap().as_str(), "Ana ❤️");
         assert_eq!(
             DisplayName::parse("東京のチケット屋 🎫").unwrap().as_str(),
             "東京のチケット屋 🎫"

@@ -18,9 +18,26 @@ pub fn hidden(c: char) -> bool {
             | '\u{E0000}'..='\u{E0FFF}')
 }
 
+/// [`hidden`], for text shown rather than compared (titles, display names): variation
+/// selectors are allowed there, since emoji need them (`❤️` is U+2764 U+FE0F) and they
+/// only choose how the character before them is drawn. An email keeps refusing them: two
+/// addresses must not look alike.
+pub fn hidden_in_text(c: char) -> bool {
+    hidden(c) && !matches!(c, '\u{FE00}'..='\u{FE0F}')
+}
+
 #[cfg(test)]
 mod tests {
-    use super::hidden;
+    use super::{hidden, hidden_in_text};
+
+    #[test]
+    fn text_takes_variation_selectors_and_nothing_else_hidden() {
+        assert!("I ❤️ NY ☀️".chars().all(|c| !hidden_in_text(c)));
+        assert!(hidden('\u{FE0F}'));
+        for c in ['\u{202E}', '\u{200B}', '\u{1b}'] {
+            assert!(hidden_in_text(c), "{c:?}");
+        }
+    }
 
     #[test]
     fn hidden_characters_are_found_and_letters_are_not() {

@@ -21,7 +21,7 @@ impl Title {
                     Err(err("Title is required"))
                 } else if t.chars().count() > Self::MAX {
                     Err(err("Title must be at most 200 characters"))
-                } else if t.chars().any(tix_common::text::hidden) {
+                } else if t.chars().any(tix_common::text::hidden_in_text) {
                     // Bidi overrides and invisible characters too: a title is shown to
                     // everyone, and could reverse the rest of a row or pass for another.
                     Err(err(
@@ -166,6 +166,10 @@ mod tests {
         assert_eq!(
             Title::parse(Some(&json!("東京 🎫 Live"))).unwrap().as_str(),
             "東京 🎫 Live"
+        );
+        assert!(
+            Title::parse(Some(&json!("I ❤️ NY"))).is_ok(),
+            "emoji with a variation selector"
         );
         // A bidi override would reverse the rest of a table row on some terminals; an
         // escape would reach the terminal; a zero-width space makes a look-alike.
