@@ -167,6 +167,20 @@ fn auth_cpu(batch: usize) -> f64 {
     (with.saturating_sub(without)).as_nanos() as f64 / (rounds * batch) as f64
 }
 
+/// CPU time (ns) the threads of process `pid` (`"self"` for this one) have used so far,
+/// from the scheduler's per-thread accounting, which counts in nanoseconds where
+/// `/proc/<pid>/stat` counts in 10 ms ticks.
+fn cpu_ns(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn report(name: &str, value: String) {
     println!("{name:<44} {value}");
 }
@@ -239,6 +253,8 @@ async fn main() {
                 pipelined_publish(&c, "c", a.events, a.window).await;
                 let mut o = SubscribeOptions::new("consumers", &["bench"]);
                 o.max_in_flight = 8192;
+                let broker_pid = bus.proc.pid().to_string();
+                let cpu_before = (cpu_ns(&broker_pid), cpu_ns("self"));
                 let start = Instant::now();
                 let mut sub = c.subscribe(o).await.unwrap();
                 for i in 0..a.events {
@@ -250,9 +266,14 @@ async fn main() {
                     }
                 }
                 let rate = a.events as f64 / start.elapsed().as_secs_f64();
+                let per_event = |before: u64, after: u64| (after - before) / a.events as u64;
+                let broker_ns = per_event(cpu_before.0, cpu_ns(&broker_pid));
+                let consumer_ns = per_event(cpu_before.1, cpu_ns("self"));
                 report(
                     format!("{} {}", "consume + ack (one member)", tag).as_str(),
-                    format!("{rate:>10.0} events/s"),
+                    format!(
+                        "{rate:>10.0} events/s  CPU per event: broker {broker_ns} ns, consumer {consumer_ns} ns"
+                    ),
                 );
             }
 

@@ -481,7 +481,6 @@ mod tests {
                 id: Bytes::from_static(b"e1"),
                 subject: Bytes::copy_from_slice(subject.as_bytes()),
                 payload: Bytes::copy_from_slice(payload.as_bytes()),
-                payload_digest: None,
             }],
         )
     }

@@ -410,13 +410,14 @@ async fn without_a_policy_the_broker_starts_only_when_told_it_is_insecure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keyed_client_of_another_protocol_version_is_told_so() {
     let bus = Bus::start();
-    // A protocol-2 client: it would seal long frames whole, where this broker seals them
-    // over their digest, so its first message would fail its check. It is told at once.
+    // A protocol-3 client: it would seal with HMAC-SHA256 over payload digests, where this
+    // broker seals with BLAKE3 over the frames, so its first message would fail its check.
+    // It is told at once.
     let mut old = RawPeer::connect(&bus.endpoint).await;
     old.send_raw(frames(&[
         b"HELLO",
         &1u64.to_le_bytes(),
-        br#"{"client":"payments","heartbeatMs":500,"protocol":2}"#,
+        br#"{"client":"payments","heartbeatMs":500,"protocol":3}"#,
         &[7u8; 32],
     ]))
     .await;
@@ -424,7 +425,7 @@ async fn a_keyed_client_of_another_protocol_version_is_told_so() {
     assert_eq!(text(&answer[0]), "ERR", "{answer:?}");
     let why = text(&answer[2]);
     assert!(
-        why.contains("protocol 2 is not spoken here") && why.contains("protocol 3"),
+        why.contains("protocol 3 is not spoken here") && why.contains("protocol 4"),
         "{why}"
     );
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tix_bus_client::protocol::auth::{Digest, Direction, NONCE_LEN, SessionMac};
+use tix_bus_client::protocol::auth::{Direction, NONCE_LEN, SessionMac};
 use tix_bus_client::protocol::{self, Request};
 
 use super::core::{Core, hex};
@@ -200,27 +200,15 @@ impl Core {
     /// session's next seal, which is checked and removed; without a session, only the
     /// handshake may be spoken. Returns whether the peer has a session, or `None` when the
     /// message was refused (answered, logged, and the session, if any, dropped).
-    ///
-    /// With the seal checked, `digests` holds each long frame's digest from the check (by
-    /// index), to be kept with published payloads.
-    pub(super) fn admit(
-        &mut self,
-        peer: &Bytes,
-        frames: &mut Vec<Bytes>,
-        digests: &mut Vec<Option<Digest>>,
-    ) -> Option<bool> {
+    pub(super) fn admit(&mut self, peer: &Bytes, frames: &mut Vec<Bytes>) -> Option<bool> {
         if let Some(s) = self.sessions.get_mut(peer) {
             s.last_seen = Instant::now();
             let Some(seal) = &mut s.sealing else {
                 return Some(true);
             };
-            match seal
-                .mac
-                .open_keeping_digests(Direction::ToBroker, seal.received, frames)
-            {
-                Ok(d) => {
+            match seal.mac.open(Direction::ToBroker, seal.received, frames) {
+                Ok(()) => {
                     seal.received += 1;
-                    *digests = d;
                     return Some(true);
                 }
                 Err(e) => {

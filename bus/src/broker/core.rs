@@ -21,7 +21,7 @@ use super::auth::{Auth, Sealing};
 use super::group::{Group, Pending, Slot};
 use crate::policy::{Permissions, Policy};
 use crate::store::{self, Done, Event, Job, Reader, Write};
-use tix_bus_client::protocol::auth::{Digest, Direction};
+use tix_bus_client::protocol::auth::Direction;
 use tix_bus_client::protocol::{self, Request};
 
 /// Everything the core reacts to.
@@ -277,13 +277,7 @@ impl Core {
         }
     }
 
-    pub(super) fn send(&self, frames: Vec<Bytes>) {
-        self.send_with_digests(frames, &[]);
-    }
-
-    /// [`Core::send`], with the digests of long frames known already (by index in
-    /// `frames`, the peer's frame first): a delivery's payloads, hashed when published.
-    pub(super) fn send_with_digests(&self, mut frames: Vec<Bytes>, known: &[Option<Digest>]) {
+    pub(super) fn send(&self, mut frames: Vec<Bytes>) {
         // An authenticated session's messages are sealed, in the order they are sent.
         if let Some(sealing) = self
             .sessions
@@ -292,11 +286,7 @@ impl Core {
         {
             let seq = sealing.sent.get();
             sealing.sent.set(seq + 1);
-            let seal = sealing
-                .mac
-                .seal_with(Direction::ToClient, seq, &frames[1..], |i| {
-                    known.get(i + 1).copied().flatten()
-                });
+            let seal = sealing.mac.seal(Direction::ToClient, seq, &frames[1..]);
             frames.push(seal);
         }
         // The send task only goes away when the process stops.
@@ -336,8 +326,7 @@ impl Core {
         }
         let peer = frames.remove(0);
         // Seal checked and removed, or the message refused (auth.rs).
-        let mut digests = Vec::new();
-        let Some(known) = self.admit(&peer, &mut frames, &mut digests) else {
+        let Some(known) = self.admit(&peer, &mut frames) else {
             return;
         };
         if self.stopping {
@@ -349,14 +338,6 @@ impl Core {
             return;
         }
         let request = match Request::parse(&frames) {
-            // The payload digests the seal check computed go with the events (frames:
-            // PUB, corr, then id, subject, payload for each), for their deliveries' seals.
-            Ok(Request::Publish(corr, mut events)) if !digests.is_empty() => {
-                for (k, e) in events.iter_mut().enumerate() {
-                    e.payload_digest = digests.get(4 + 3 * k).copied().flatten();
-                }
-                Request::Publish(corr, events)
-            }
             Ok(r) => r,
             Err((corr, e)) => {
                 tracing::warn!(peer = %hex(&peer), error = %e, "refused a bad message");

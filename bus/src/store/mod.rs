@@ -14,7 +14,6 @@ use bytes::Bytes;
 use rusqlite::Connection;
 
 use tix_bus_client::protocol::WireEvent;
-use tix_bus_client::protocol::auth::Digest;
 use tix_files as files;
 
 mod reader;
@@ -41,10 +40,6 @@ pub struct Event {
     bytes: Bytes,
     id_end: u32,
     subject_end: u32,
-    /// The payload's digest from the publish's seal check, when there was one: deliveries
-    /// are sealed over it instead of hashing the payload again. Events read back from
-    /// disk have none (their deliveries hash the payload).
-    pub payload_digest: Option<Digest>,
 }
 
 impl Event {
@@ -62,14 +57,7 @@ impl Event {
             bytes: Bytes::from(buf),
             id_end,
             subject_end,
-            payload_digest: None,
         }
-    }
-
-    /// The same event, with the payload digest its publish's seal check computed.
-    pub fn with_digest(mut self, digest: Option<Digest>) -> Self {
-        self.payload_digest = digest;
-        self
     }
 
     pub fn id(&self) -> &[u8] {
@@ -95,11 +83,11 @@ impl Event {
         ]
     }
 
-    /// Memory the event holds — its bytes, the event in its `Arc` (112 bytes, the payload digest's 33 included), the buffer's
+    /// Memory the event holds — its bytes, the event in its `Arc` (72 bytes), the buffer's
     /// shared header once it is sliced, the allocator's headers — for the size-bounded
     /// tail cache.
     pub fn weight(&self) -> usize {
-        168 + self.bytes.len()
+        128 + self.bytes.len()
     }
 }
 
@@ -276,7 +264,6 @@ mod tests {
             id: Bytes::from(id.to_string()),
             subject: Bytes::from(subject.to_string()),
             payload: Bytes::from_static(b"{}"),
-            payload_digest: None,
         }
     }
 
@@ -359,8 +346,8 @@ mod tests {
         assert_eq!(id.as_ptr() as usize, base);
         assert_eq!(subject.as_ptr() as usize, base + 2);
         assert_eq!(payload.as_ptr() as usize, base + 9);
-        assert_eq!(e.weight(), 168 + 109);
-        assert_eq!(std::mem::size_of::<Event>(), 96);
+        assert_eq!(e.weight(), 128 + 109);
+        assert_eq!(std::mem::size_of::<Event>(), 56);
     }
 
     #[test]

@@ -145,16 +145,13 @@ fn apply(
                     insert.execute(params![text(&e.id), text(&e.subject), &e.payload[..], now])?;
                 if changed == 1 {
                     // Copied out of the receive buffer: see `Event`.
-                    fx.inserted.push(Arc::new(
-                        Event::new(
-                            tx.last_insert_rowid() as u64,
-                            &e.id,
-                            &e.subject,
-                            &e.payload,
-                            now,
-                        )
-                        .with_digest(e.payload_digest),
-                    ));
+                    fx.inserted.push(Arc::new(Event::new(
+                        tx.last_insert_rowid() as u64,
+                        &e.id,
+                        &e.subject,
+                        &e.payload,
+                        now,
+                    )));
                 }
             }
         }

@@ -71,9 +71,6 @@ pub struct WireEvent {
     pub id: Bytes,
     pub subject: Bytes,
     pub payload: Bytes,
-    /// The payload's digest when the message's seal computed it (a long payload): the
-    /// broker keeps it to seal deliveries without hashing the payload again.
-    pub payload_digest: Option<auth::Digest>,
 }
 
 /// A parsed client request.
@@ -172,7 +169,6 @@ impl Request {
                         id: t[0].clone(),
                         subject: t[1].clone(),
                         payload: t[2].clone(),
-                        payload_digest: None,
                     });
                 }
                 Request::Publish(corr, events)
