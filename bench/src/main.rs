@@ -56,6 +56,10 @@ struct Args {
     /// The services' log format (`TIX_LOG_FORMAT`): `text` or `json`.
     #[arg(long, default_value = "text")]
     log_format: String,
+    /// nginx, run in front of tickets as the reference proxy (one worker, keep-alive
+    /// upstream, no access log); looked up on `PATH`, skipped with a note when absent.
+    #[arg(long, default_value = "nginx")]
+    nginx: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,6 +321,75 @@ fn ticks_per_second() -> f64 {
     100.0
 }
 
+/// nginx proxying to `upstream` the way the gateway does: one process, keep-alive
+/// connections to the upstream, the client's address in X-Forwarded-For, no access log.
+struct Nginx {
+    proc: Proc,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+fn start_nginx(bin: &std::path::Path, upstream: SocketAddr) -> anyhow::Result<Option<Nginx>> {
+    let found = if bin.components().count() > 1 {
+        bin.exists().then(|| bin.to_path_buf())
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .chain([PathBuf::from("/usr/sbin")])
+                .map(|d| d.join(bin))
+                .find(|p| p.exists())
+        })
+    };
+    let Some(bin) = found else {
+        return Ok(None);
+    };
+    let dir = tempfile::tempdir()?;
+    let d = dir.path().display();
+    let port = tix_testkit::free_port();
+    // `master_process off`: one process doing all the work, as the gateway is one process,
+    // and its CPU is read from one pid.
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\nevents {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n\
+         proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
+         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         keepalive_requests 100000000;\n\
+         upstream tickets {{ server {upstream}; keepalive 128; keepalive_requests 100000000; }}\n\
+         server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+         proxy_pass http://tickets;\n      proxy_http_version 1.1;\n\
+         proxy_set_header Connection \"\";\n\
+         proxy_set_header X-Forwarded-For $remote_addr;\n\
+         proxy_set_header X-Forwarded-Proto http;\n    }}\n  }}\n}}\n"
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf)?;
+    let conf_arg = conf_path.to_string_lossy().into_owned();
+    let prefix = format!("{d}/");
+    let err = format!("{d}/error.log");
+    let proc = Proc::spawn(
+        "nginx",
+        &bin,
+        &["-p", &prefix, "-e", &err, "-c", &conf_arg],
+        dir.path(),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "nginx did not start listening: {}",
+            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Some(Nginx {
+        proc,
+        addr,
+        _dir: dir,
+    }))
+}
+
 fn addr_of(url: &str) -> SocketAddr {
     url.trim_start_matches("http://")
         .parse()
@@ -377,6 +450,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let tickets = addr_of(&stack.url("tickets"));
     let gateway = addr_of(&stack.url("gateway"));
     let ceiling_addr = addr_of(&ceiling_url);
+    let nginx = start_nginx(&args.nginx, tickets)?;
+    if nginx.is_none() {
+        println!(
+            "(nginx not found as {}: the reference proxy row is skipped; apt-get install nginx-light)",
+            args.nginx.display()
+        );
+    }
     let ids = Arc::new(seed(tickets, &token, 1000).await?);
     let ceiling_ids = Arc::new(seed(ceiling_addr, &token, 1000).await?);
 
@@ -385,8 +465,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         args.connections, args.duration, args.durability, args.log, args.log_format
     );
     println!(
-        "{:<36} {:>10} {:>9} {:>9} {:>7} {:>11}",
-        "", "req/s", "p50 µs", "p99 µs", "errors", "CPU µs/req"
+        "{:<36} {:>10} {:>9} {:>9} {:>7} {:>11} {:>9}",
+        "", "req/s", "p50 µs", "p99 µs", "errors", "CPU µs/req", "proxy's"
     );
     for post in [false, true] {
         let kind = if post { "post" } else { "get" };
@@ -401,7 +481,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let ceiling_pid = ceiling.pid();
         let tickets_pid = stack.service("tickets").proc.pid();
         let gateway_pid = stack.service("gateway").proc.pid();
-        for (name, addr, ids, pids) in [
+        let mut targets = vec![
             (
                 "ceiling (axum + SQLite group commit)",
                 ceiling_addr,
@@ -415,29 +495,47 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 ids.clone(),
                 vec![gateway_pid, tickets_pid],
             ),
-        ] {
+        ];
+        if let Some(n) = &nginx {
+            targets.push((
+                "tickets, through nginx",
+                n.addr,
+                ids.clone(),
+                vec![n.proc.pid(), tickets_pid],
+            ));
+        }
+        for (name, addr, ids, pids) in targets {
             let t = Target {
                 addr,
                 post,
                 token: token.clone(),
                 ids,
             };
-            let cpu_before: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
+            let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
             let o = load(t, args.connections, args.duration).await?;
-            let cpu_after: u64 = pids.iter().map(|p| cpu_ticks(*p)).sum();
             // CPU the serving processes spent per request: unlike req/s, it does not move
             // with what else shares the cores (the load generator included).
-            let cpu_us = (cpu_after - cpu_before) as f64 * 1e6
-                / ticks_per_second()
-                / o.hist.len().max(1) as f64;
+            let per_request = |i: usize| {
+                (cpu_ticks(pids[i]) - cpu_before[i]) as f64 * 1e6
+                    / ticks_per_second()
+                    / o.hist.len().max(1) as f64
+            };
+            let cpu_us: Vec<f64> = (0..pids.len()).map(per_request).collect();
+            // A proxy's own share is its first process's.
+            let proxy = if pids.len() > 1 {
+                format!("{:.1}", cpu_us[0])
+            } else {
+                "-".to_string()
+            };
             println!(
-                "{:<36} {:>10.0} {:>9} {:>9} {:>7} {:>11.1}",
+                "{:<36} {:>10.0} {:>9} {:>9} {:>7} {:>11.1} {:>9}",
                 format!("{label} — {name}"),
                 o.rps,
                 o.hist.value_at_quantile(0.5),
                 o.hist.value_at_quantile(0.99),
                 o.errors,
-                cpu_us
+                cpu_us.iter().sum::<f64>(),
+                proxy
             );
         }
     }

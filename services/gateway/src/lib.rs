@@ -62,6 +62,12 @@ pub struct Config {
     pub body_limit: usize,
     #[arg(long, env = "TIX_LOG", default_value = "info")]
     pub log: String,
+    /// Threads serving requests. One (the default) runs everything on one thread, as one
+    /// nginx worker does: a request then never wakes another thread, which measured ~20 %
+    /// less CPU per proxied request than two (docs/benchmarks.md). Run more replicas, or
+    /// raise this, to use more cores.
+    #[arg(long, env = "TIX_GATEWAY_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
 }
 
 /// One service behind the gateway.
