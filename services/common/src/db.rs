@@ -346,23 +346,27 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
     let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
     let result = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
+        // Cached statements: `execute_batch` parsed these three on every job.
+        let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut st| st.execute([]));
         for job in batch {
-            tx.execute_batch("SAVEPOINT job")?;
+            run("SAVEPOINT job")?;
             // A panicking job must not take the writer thread (and every later write of the
             // service) with it: its changes are rolled back and its caller gets an error
             // (the reply channel is dropped with the job).
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tx))) {
                 Ok((true, completion)) => {
-                    tx.execute_batch("RELEASE job")?;
+                    run("RELEASE job")?;
                     done.push(completion);
                 }
                 Ok((false, completion)) => {
-                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                    run("ROLLBACK TO job")?;
+                    run("RELEASE job")?;
                     done.push(completion);
                 }
                 Err(_) => {
                     tracing::error!("a database job panicked; its changes are rolled back");
-                    tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                    run("ROLLBACK TO job")?;
+                    run("RELEASE job")?;
                 }
             }
         }
