@@ -331,13 +331,14 @@ struct Nginx {
 
 fn start_nginx(bin: &std::path::Path, upstream: SocketAddr) -> anyhow::Result<Option<Nginx>> {
     let found = if bin.components().count() > 1 {
-        bin.exists().then(|| bin.to_path_buf())
+        bin.is_file().then(|| bin.to_path_buf())
     } else {
         std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
                 .chain([PathBuf::from("/usr/sbin")])
+                .filter(|d| !d.as_os_str().is_empty())
                 .map(|d| d.join(bin))
-                .find(|p| p.exists())
+                .find(|p| p.is_file())
         })
     };
     let Some(bin) = found else {
@@ -367,7 +368,7 @@ fn start_nginx(bin: &std::path::Path, upstream: SocketAddr) -> anyhow::Result<Op
     let conf_arg = conf_path.to_string_lossy().into_owned();
     let prefix = format!("{d}/");
     let err = format!("{d}/error.log");
-    let proc = Proc::spawn(
+    let mut proc = Proc::spawn(
         "nginx",
         &bin,
         &["-p", &prefix, "-e", &err, "-c", &conf_arg],
@@ -376,10 +377,16 @@ fn start_nginx(bin: &std::path::Path, upstream: SocketAddr) -> anyhow::Result<Op
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(addr).is_err() {
+        let error_log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+        anyhow::ensure!(
+            !proc.has_exited(),
+            "nginx exited: {} {error_log}",
+            proc.log_tail()
+        );
         anyhow::ensure!(
             Instant::now() < deadline,
-            "nginx did not start listening: {}",
-            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+            "nginx did not start listening: {} {error_log}",
+            proc.log_tail()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -450,13 +457,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let tickets = addr_of(&stack.url("tickets"));
     let gateway = addr_of(&stack.url("gateway"));
     let ceiling_addr = addr_of(&ceiling_url);
-    let nginx = start_nginx(&args.nginx, tickets)?;
-    if nginx.is_none() {
-        println!(
-            "(nginx not found as {}: the reference proxy row is skipped; apt-get install nginx-light)",
-            args.nginx.display()
-        );
-    }
+    let nginx = match start_nginx(&args.nginx, tickets) {
+        Ok(Some(n)) => Some(n),
+        Ok(None) => {
+            println!(
+                "(nginx not found as {}: the reference proxy row is skipped; apt-get install nginx-light)",
+                args.nginx.display()
+            );
+            None
+        }
+        Err(e) => {
+            println!("(nginx did not start, so its row is skipped: {e:#})");
+            None
+        }
+    };
     let ids = Arc::new(seed(tickets, &token, 1000).await?);
     let ceiling_ids = Arc::new(seed(ceiling_addr, &token, 1000).await?);
 
@@ -516,7 +530,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // CPU the serving processes spent per request: unlike req/s, it does not move
             // with what else shares the cores (the load generator included).
             let per_request = |i: usize| {
-                (cpu_ticks(pids[i]) - cpu_before[i]) as f64 * 1e6
+                cpu_ticks(pids[i]).saturating_sub(cpu_before[i]) as f64 * 1e6
                     / ticks_per_second()
                     / o.hist.len().max(1) as f64
             };

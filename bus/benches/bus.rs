@@ -266,7 +266,9 @@ async fn main() {
                     }
                 }
                 let rate = a.events as f64 / start.elapsed().as_secs_f64();
-                let per_event = |before: u64, after: u64| (after - before) / a.events as u64;
+                // Threads that ended during the phase drop out of the sum: never below 0.
+                let per_event =
+                    |before: u64, after: u64| after.saturating_sub(before) / a.events as u64;
                 let broker_ns = per_event(cpu_before.0, cpu_ns(&broker_pid));
                 let consumer_ns = per_event(cpu_before.1, cpu_ns("self"));
                 report(

@@ -133,6 +133,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// Whether the process has ended (without waiting for it).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// The last lines of the process's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

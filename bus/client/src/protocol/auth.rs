@@ -5,7 +5,7 @@
 //! The handshake proves that both ends know it:
 //!
 //! ```text
-//! client → broker   HELLO     corr json{client,heartbeatMs,protocol:3} client_nonce(32)
+//! client → broker   HELLO     corr json{client,heartbeatMs,protocol:4} client_nonce(32)
 //! broker → client   CHALLENGE corr broker_nonce(32)
 //! client → broker   AUTH      corr proof(32)
 //! broker → client   OK        corr json{heartbeatMs,maxEventBytes} seal(40)   (seq 0)
@@ -233,7 +233,14 @@ impl SessionMac {
         thread_local! {
             static GATHER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        let mut buf = GATHER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        let mut buf = GATHER
+            .try_with(|b| std::mem::take(&mut *b.borrow_mut()))
+            .unwrap_or_default();
+        let gathered: usize = frames
+            .iter()
+            .map(|f| 8 + if f.len() < HASH_IN_PLACE { f.len() } else { 0 })
+            .sum();
+        buf.reserve(9 + gathered);
         let mut h = blake3::Hasher::new_keyed(&self.0);
         buf.push(dir as u8);
         buf.extend_from_slice(&seq.to_le_bytes());
@@ -250,7 +257,7 @@ impl SessionMac {
         h.update(&buf);
         if buf.capacity() <= KEEP_GATHERED {
             buf.clear();
-            GATHER.with(|b| *b.borrow_mut() = buf);
+            let _ = GATHER.try_with(|b| *b.borrow_mut() = buf);
         }
         h.finalize()
     }
@@ -343,6 +350,29 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_seal_is_keyed_blake3_of_direction_sequence_and_length_prefixed_frames() {
+        // The wire format pinned against BLAKE3 computed here by hand, so a mistake both
+        // ends would share (a length left out on one path) cannot pass as a round trip.
+        let mac = SessionMac::derive(&BusKey::generate(), &nonce(), &nonce(), "orders");
+        let frames = vec![
+            Bytes::from_static(b"MSG"),
+            Bytes::from(vec![b'a'; HASH_IN_PLACE + 3]),
+            Bytes::new(),
+            Bytes::from(vec![b'b'; 700]),
+        ];
+        let mut input = vec![Direction::ToClient as u8];
+        input.extend_from_slice(&9u64.to_le_bytes());
+        for f in &frames {
+            input.extend_from_slice(&(f.len() as u64).to_le_bytes());
+            input.extend_from_slice(f);
+        }
+        let want = blake3::keyed_hash(&mac.0, &input);
+        let seal = mac.seal(Direction::ToClient, 9, &frames);
+        assert_eq!(&seal[..8], &9u64.to_le_bytes());
+        assert_eq!(&seal[8..], want.as_bytes());
     }
 
     #[test]
