@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use procfs::peak_rss_kib;
+use procfs::{cpu_time, peak_rss_kib};
 use serde_json::json;
 use tix_testkit::Stack;
 
@@ -197,19 +197,6 @@ async fn flood(
         latency,
         offered_per_s,
     })
-}
-
-/// User + system CPU time a process has used so far (all its threads), from
-/// `/proc/<pid>/stat` in clock ticks of 1/100 s (USER_HZ on Linux).
-fn cpu_time(pid: &str) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14,
-    // stime 15.
-    let rest = stat.rsplit_once(") ")?.1;
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// "default limits", or which limits auth inherits from this process's environment.

@@ -10,6 +10,8 @@
 //! load comes from this process over loopback, one HTTP/1.1 keep-alive connection per
 //! simulated client.
 
+mod procfs;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -295,32 +297,6 @@ async fn load(t: Target, connections: usize, duration: Duration) -> anyhow::Resu
     Ok(Outcome { rps, hist, errors })
 }
 
-/// User + system CPU a process has used, in clock ticks (`/proc/<pid>/stat`); 0 when it
-/// cannot be read (not Linux).
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // Fields after the command (which may hold spaces) start after its closing parenthesis;
-    // utime and stime are the 14th and 15th fields of the line.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`): 100 on Linux.
-fn ticks_per_second() -> f64 {
-    100.0
-}
-
 /// nginx proxying to `upstream` the way the gateway does: one process, keep-alive
 /// connections to the upstream, the client's address in X-Forwarded-For, no access log.
 struct Nginx {
@@ -525,13 +501,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 token: token.clone(),
                 ids,
             };
-            let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
+            let cpu = |pid: u32| procfs::cpu_time(&pid.to_string()).unwrap_or_default();
+            let cpu_before: Vec<Duration> = pids.iter().map(|p| cpu(*p)).collect();
             let o = load(t, args.connections, args.duration).await?;
             // CPU the serving processes spent per request: unlike req/s, it does not move
             // with what else shares the cores (the load generator included).
             let per_request = |i: usize| {
-                cpu_ticks(pids[i]).saturating_sub(cpu_before[i]) as f64 * 1e6
-                    / ticks_per_second()
+                cpu(pids[i]).saturating_sub(cpu_before[i]).as_secs_f64() * 1e6
                     / o.hist.len().max(1) as f64
             };
             let cpu_us: Vec<f64> = (0..pids.len()).map(per_request).collect();
