@@ -173,3 +173,32 @@ async fn one_clients_unread_body_never_fails_another_clients_request() {
         "0 = the connection failed, 502 = a pooled connection broken by another request"
     );
 }
+
+/// One thread is the default; `--workers N` runs a multi-thread runtime instead, and a
+/// count of 0 is refused before anything starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_serves_on_several_worker_threads_when_asked_and_refuses_none() {
+    let mut stack = Stack::start_with_env(&["tickets", "gateway"], &[("TIX_GATEWAY_WORKERS", "2")]);
+    let r = reqwest::get(format!("{}/api/tickets", stack.url("gateway")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let threads = std::fs::read_dir(format!(
+        "/proc/{}/task",
+        stack.service("gateway").proc.pid()
+    ))
+    .map(|d| d.count())
+    .unwrap_or(0);
+    assert!(threads >= 3, "main thread and two workers, got {threads}");
+
+    let out = std::process::Command::new(tix_testkit::bin("tix-gateway"))
+        .args(["--workers", "0", "--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--workers"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
