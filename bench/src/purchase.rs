@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use procfs::peak_rss_kib;
+use procfs::{cpu_time, peak_rss_kib};
 use serde_json::{Value, json};
 use tix_api::events::{Envelope, Event};
 use tix_bus_client::{BusKey, Client, ClientOptions, SubscribeOptions};
@@ -154,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
     // The sale: each buyer takes the next ticket, reserves it and pays.
     let sale = Arc::new(sale_ids.to_vec());
     let cursor = Arc::new(AtomicUsize::new(0));
+    let cpu_before = cpu_of_each(&mut stack);
     let started = Instant::now();
     let results = futures::future::join_all((0..args.buyers).map(|b| {
         let (http, gw, sale, cursor, ordered_at) = (
@@ -205,6 +206,10 @@ async fn main() -> anyhow::Result<()> {
     }))
     .await;
     let elapsed = started.elapsed();
+    // The events a sale set off (payments completing orders, tickets following) are still
+    // being applied: let them settle before reading what each process spent.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu_after = cpu_of_each(&mut stack);
     let mut reserve = Histogram::<u64>::new(3)?;
     let mut pay = Histogram::<u64>::new(3)?;
     let mut failed = 0;
@@ -276,6 +281,25 @@ async fn main() -> anyhow::Result<()> {
         race_winners,
         oversold
     );
+    // Where a purchase's CPU goes, process by process, the bench's own load included (it
+    // shares the 2 cores): the profile behind docs/benchmarks.md's "CPU per purchase".
+    let mut total = 0u64;
+    let per: Vec<String> = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|((name, b), (_, a))| match (b, a) {
+            (Some(b), Some(a)) => {
+                let us = a.saturating_sub(*b).as_micros() as u64 / bought.max(1);
+                total += us;
+                format!("{name} {us}")
+            }
+            _ => format!("{name} ?"),
+        })
+        .collect();
+    println!(
+        "CPU µs per purchase        {} (total {total})",
+        per.join(", ")
+    );
     // What each process needed at its peak (its resident high-water mark): the figures
     // behind the Kubernetes manifests' memory requests and limits (docs/deploy.md).
     let mut peaks = vec![("bus".to_string(), peak_rss_kib(stack.bus.proc.pid()))];
@@ -305,6 +329,20 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     println!("disk per purchase          {}", sizes.join(", "));
     Ok(())
+}
+
+/// CPU time used so far by the bus, every service and this bench, in that order.
+fn cpu_of_each(stack: &mut Stack) -> Vec<(String, Option<Duration>)> {
+    let mut each = vec![(
+        "bus".to_string(),
+        cpu_time(&stack.bus.proc.pid().to_string()),
+    )];
+    for name in ALL {
+        let pid = stack.service(name).proc.pid().to_string();
+        each.push((name.to_string(), cpu_time(&pid)));
+    }
+    each.push(("bench".to_string(), cpu_time("self")));
+    each
 }
 
 /// Every `*.db` under `dir` with the bytes it and its `-wal` hold.

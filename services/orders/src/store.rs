@@ -61,6 +61,11 @@ pub const MIGRATIONS: &[&str] = &[
     "CREATE INDEX tickets_seller ON tickets (user_id);",
     // Applied-event ids are forgotten once no redelivery can bring their event back.
     tix_common::inbox::PRUNE_SCHEMA,
+    // A reservation counts the buyer's unpaid holds (`unpaid_holds`): through `orders_user`
+    // that read every order the buyer ever made, so a reservation grew slower with each
+    // purchase (a third of orders' CPU at 190 orders a buyer). This one answers from the
+    // index alone, whatever the history.
+    "CREATE INDEX orders_user_holds ON orders (user_id, status, expires_at);",
 ];
 
 /// The replica of a ticket, as `ticket:*` events describe it.
@@ -442,6 +447,50 @@ pub fn reject_payment(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counting a buyer's unpaid holds reads only those holds, from an index, not every
+    /// order the buyer ever made.
+    #[test]
+    fn unpaid_holds_are_counted_from_an_index_alone() {
+        let mut c = Connection::open_in_memory().unwrap();
+        tix_common::db::migrate(&mut c, MIGRATIONS).unwrap();
+        let plan: String = c
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM orders
+                 WHERE user_id = ?1 AND status IN (?3, ?4) AND expires_at > ?2",
+                ("u", 0, "created", "awaiting:payment"),
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(
+            plan.contains("COVERING INDEX orders_user_holds") && plan.contains("expires_at>?"),
+            "{plan}"
+        );
+        c.execute_batch(
+            "INSERT INTO tickets VALUES ('t1', 'Jazz', 2550, 'seller', 3);
+             INSERT INTO tickets VALUES ('t2', 'Jazz', 2550, 'seller', 3);
+             INSERT INTO tickets VALUES ('t3', 'Jazz', 2550, 'seller', 3);",
+        )
+        .unwrap();
+        let now = UnixMillis::now().as_i64();
+        for (id, ticket, status, expires) in [
+            ("o1", "t1", "created", now + 60_000),
+            ("o2", "t2", "complete", now + 60_000),
+            ("o3", "t3", "created", now - 1),
+        ] {
+            c.execute(
+                "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, created_at)
+                 VALUES (?1, 'buyer', ?2, ?3, ?4, 1, 0)",
+                (id, ticket, status, expires),
+            )
+            .unwrap();
+        }
+        assert_eq!(unpaid_holds(&c, "buyer", UnixMillis::now()).unwrap(), 1);
+        assert_eq!(
+            unpaid_holds(&c, "someone else", UnixMillis::now()).unwrap(),
+            0
+        );
+    }
 
     /// An orders.db from before orders kept the reserved ticket: its orders take the
     /// replica's title, price and version, and stay unpaid as far as `paid_at` knows.
