@@ -94,8 +94,15 @@ impl Revocations {
 }
 
 /// Signing and checking keys, built once from the secret, and the revoked sessions.
+/// Cheap to clone: every clone shares one set (axum clones it out of the state for each
+/// request, and a deep copy — keys, the validation's claim sets — was 11 % of a ticket
+/// POST's instructions: docs/benchmarks.md).
 #[derive(Clone)]
 pub struct JwtKeys {
+    shared: Arc<Keys>,
+}
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -105,7 +112,7 @@ pub struct JwtKeys {
     /// token with every request, and checking its HMAC again each time was a sixth of a
     /// ticket POST's instructions (docs/benchmarks.md). Expiry and revocation are still
     /// checked on every request; the map holds at most [`VERIFIED_CACHE`] tokens.
-    verified: Arc<RwLock<HashMap<String, Claims>>>,
+    verified: RwLock<HashMap<String, Claims>>,
 }
 
 /// How many verified tokens a process remembers.
@@ -114,7 +121,7 @@ pub const VERIFIED_CACHE: usize = 4096;
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtKeys")
-            .field("ttl", &self.ttl)
+            .field("ttl", &self.shared.ttl)
             .finish_non_exhaustive()
     }
 }
@@ -132,12 +139,14 @@ impl JwtKeys {
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iat"]);
         Ok(JwtKeys {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
-            validation,
-            ttl,
-            revoked: Arc::new(Revocations::default()),
-            verified: Arc::default(),
+            shared: Arc::new(Keys {
+                encoding: EncodingKey::from_secret(secret.as_bytes()),
+                decoding: DecodingKey::from_secret(secret.as_bytes()),
+                validation,
+                ttl,
+                revoked: Arc::new(Revocations::default()),
+                verified: RwLock::default(),
+            }),
         })
     }
 
@@ -173,11 +182,15 @@ impl JwtKeys {
             id: id.to_string(),
             email: email.to_string(),
             iat,
-            exp: iat + self.ttl.as_secs() as i64,
+            exp: iat + self.shared.ttl.as_secs() as i64,
             jti,
             name: name.to_string(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.shared.encoding,
+        )?;
         Ok((token, claims))
     }
 
@@ -187,6 +200,7 @@ impl JwtKeys {
     pub fn verify(&self, token: &str) -> Option<Claims> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let cached = self
+            .shared
             .verified
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -197,10 +211,18 @@ impl JwtKeys {
             Some(c) if c.exp >= now => c,
             Some(_) => return None,
             None => {
-                let c = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-                    .ok()?
-                    .claims;
-                let mut verified = self.verified.write().unwrap_or_else(|e| e.into_inner());
+                let c = jsonwebtoken::decode::<Claims>(
+                    token,
+                    &self.shared.decoding,
+                    &self.shared.validation,
+                )
+                .ok()?
+                .claims;
+                let mut verified = self
+                    .shared
+                    .verified
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
                 if verified.len() >= VERIFIED_CACHE {
                     verified.retain(|_, c| c.exp >= now);
                     if verified.len() >= VERIFIED_CACHE {
@@ -211,23 +233,23 @@ impl JwtKeys {
                 c
             }
         };
-        (!self.revoked.is_revoked(&claims.jti)).then_some(claims)
+        (!self.shared.revoked.is_revoked(&claims.jti)).then_some(claims)
     }
 
     /// The sessions this process refuses.
     pub fn revocations(&self) -> &Arc<Revocations> {
-        &self.revoked
+        &self.shared.revoked
     }
 
     /// Until when a session signed out now must be refused: no token of it, however
     /// recently renewed, lives longer.
     pub fn revoke_until(&self, claims: &Claims) -> i64 {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        claims.exp.max(now + self.ttl.as_secs() as i64)
+        claims.exp.max(now + self.shared.ttl.as_secs() as i64)
     }
 
     pub fn ttl(&self) -> Duration {
-        self.ttl
+        self.shared.ttl
     }
 }
 
@@ -341,7 +363,7 @@ mod tests {
         let (token, claims) = k.sign("u1", "u@x.io").unwrap();
         assert_eq!(k.verify(&token), Some(claims.clone()));
         assert_eq!(k.verify(&token), Some(claims.clone()), "served from memory");
-        assert_eq!(k.verified.read().unwrap().len(), 1);
+        assert_eq!(k.shared.verified.read().unwrap().len(), 1);
         // A tampered copy is not the remembered token: its signature is checked.
         let mut forged = token.clone();
         forged.pop();
@@ -365,7 +387,7 @@ mod tests {
             let (t, _) = k.sign(&format!("u{i}"), "u@x.io").unwrap();
             assert!(k.verify(&t).is_some());
         }
-        assert!(k.verified.read().unwrap().len() <= VERIFIED_CACHE);
+        assert!(k.shared.verified.read().unwrap().len() <= VERIFIED_CACHE);
     }
 
     #[test]

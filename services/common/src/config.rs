@@ -68,14 +68,20 @@ pub struct ServiceArgs {
     /// Largest request body accepted, in bytes (larger gets 413).
     #[arg(long, env = "TIX_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
+    /// Threads serving requests and events. One (the default) runs them all on one thread
+    /// beside the database writer: nothing then wakes another thread to go on with a
+    /// request, which measured less CPU per request than two (docs/benchmarks.md). Raise
+    /// it on a machine with cores to spare for one service.
+    #[arg(long, env = "TIX_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
     /// Longest a request may take before it is answered 503.
     #[arg(long, env = "TIX_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
-    /// `full` fsyncs every commit; `normal` survives a process crash but not power loss.
     /// How long a consumer remembers the ids of events it applied (its inbox), against
     /// redeliveries; pruned only while subscribed (docs/operations.md, "Disk").
     #[arg(long, env = "TIX_INBOX_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub inbox_retention: Duration,
+    /// `full` fsyncs every commit; `normal` survives a process crash but not power loss.
     #[arg(long, env = "TIX_DB_DURABILITY", value_enum, default_value = "full")]
     pub durability: Durability,
     /// Log filter, e.g. `info`, `warn`, `tix_tickets=debug`.

@@ -226,6 +226,33 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".to_string())
 }
 
+/// A service binary's `main`: its runtime of `workers` threads (one: everything on the
+/// thread that calls this), then [`run`].
+pub fn main(
+    name: &str,
+    workers: u16,
+    log: &str,
+    build: impl std::future::Future<Output = anyhow::Result<Service>>,
+) -> std::process::ExitCode {
+    let runtime = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.into())
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(name, log, build)),
+        Err(e) => {
+            eprintln!("{name}: cannot start its runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The whole `main` of a service binary: logs, build, announce, serve until a signal. A
 /// service that cannot start (or fails while running) says so in one line on stderr —
 /// `tix-orders: opening …/orders.db: …` — and exits 1, without a backtrace whatever

@@ -7,6 +7,7 @@
 //! the gateway knows no service crate, and `tix-openapi`'s test keeps the file current.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -79,7 +80,6 @@ struct Upstream {
     base: String,
 }
 
-#[derive(Clone)]
 struct Gateway {
     upstreams: Vec<Upstream>,
     client: Client<HttpConnector, Body>,
@@ -130,12 +130,12 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 async fn proxy(
-    State(gw): State<Gateway>,
+    State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Response {
     let with_body = carries_body(req.headers());
-    let Some(up) = gw.route(req.uri().path()).cloned() else {
+    let Some(up) = gw.route(req.uri().path()) else {
         let mut resp = status_error(StatusCode::NOT_FOUND, "Not found");
         if with_body {
             // Left unread: this connection cannot carry another request.
@@ -267,7 +267,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ),
     security(()),
 )]
-async fn health(State(gw): State<Gateway>) -> Response {
+async fn health(State(gw): State<Arc<Gateway>>) -> Response {
     let results = ask_upstreams(&gw, "/healthz").await;
     let all_up = results.iter().all(|(_, u)| u.status == UpstreamStatus::Up);
     aggregate(results, all_up)
@@ -286,7 +286,7 @@ async fn health(State(gw): State<Gateway>) -> Response {
     ),
     security(()),
 )]
-async fn ready(State(gw): State<Gateway>) -> Response {
+async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
     let results = ask_upstreams(&gw, "/readyz").await;
     let all_ready = results
         .iter()
@@ -437,7 +437,8 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         .route("/metrics", axum::routing::get(metrics))
         .route("/api/openapi.json", axum::routing::get(openapi_json))
         .fallback(proxy)
-        .with_state(gw);
+        // Shared, not cloned per request: axum clones the state for every extraction.
+        .with_state(Arc::new(gw));
     let limits = Limits {
         body_bytes: cfg.body_limit,
         timeout: cfg.request_timeout,
