@@ -30,6 +30,11 @@ use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Value, json};
 use tix_testkit::{Proc, Stack, TEST_JWT_SECRET};
 
+// The ceiling (this binary, `ceiling-server`) allocates as the services do: the best known
+// way includes the allocator.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tix-http-bench",
@@ -62,6 +67,9 @@ struct Args {
     /// upstream, no access log); looked up on `PATH`, skipped with a note when absent.
     #[arg(long, default_value = "nginx")]
     nginx: PathBuf,
+    /// Threads of the ceiling's runtime.
+    #[arg(long, default_value_t = 2)]
+    ceiling_workers: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,19 +80,32 @@ enum Mode {
         data_dir: PathBuf,
         #[arg(long, default_value = "full")]
         durability: String,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
     },
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let workers = match args.mode {
+        Some(Mode::CeilingServer { workers, .. }) => workers,
+        None => 2,
+    };
+    let rt = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?
+    };
     match args.mode {
         Some(Mode::CeilingServer {
             ref data_dir,
             ref durability,
+            ..
         }) => rt.block_on(ceiling_server(data_dir.clone(), durability.clone())),
         None => rt.block_on(run(args)),
     }
@@ -422,6 +443,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "ceiling-server",
             "--data-dir",
             &tmp.path().to_string_lossy(),
+            "--durability",
+            &args.durability,
+            "--workers",
+            &args.ceiling_workers.to_string(),
         ],
         tmp.path(),
     );
