@@ -424,8 +424,14 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
     if seen(conn, &env.id).map_err(DbError::from)? {
         return Ok(Verdict::Duplicate);
     }
-    conn.execute_batch("SAVEPOINT event")
-        .map_err(DbError::from)?;
+    // Cached statements, as the writer's own savepoints: `execute_batch` parsed these
+    // again for every event applied.
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map_err(DbError::from)
+    };
+    run("SAVEPOINT event")?;
     // A handler that panics fails on this event alone, like one that returns an error.
     // What the handler publishes carries on the event's correlation id.
     let correlation = env
@@ -437,8 +443,8 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
     }))
     .unwrap_or_else(|_| Err(anyhow::anyhow!("the handler panicked")));
     let rollback = || -> Result<(), BatchError> {
-        conn.execute_batch("ROLLBACK TO event; RELEASE event")
-            .map_err(DbError::from)?;
+        run("ROLLBACK TO event")?;
+        run("RELEASE event")?;
         Ok(())
     };
     match outcome {
@@ -454,7 +460,7 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
                 ))
             })
             .map_err(DbError::from)?;
-            conn.execute_batch("RELEASE event").map_err(DbError::from)?;
+            run("RELEASE event")?;
             Ok(Verdict::Applied)
         }
         Ok(Outcome::Retry(why)) => {
