@@ -68,8 +68,8 @@ struct Args {
     #[arg(long, default_value = "nginx")]
     nginx: PathBuf,
     /// Threads of the ceiling's runtime.
-    #[arg(long, default_value_t = 2)]
-    ceiling_workers: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    ceiling_workers: u16,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,8 +80,8 @@ enum Mode {
         data_dir: PathBuf,
         #[arg(long, default_value = "full")]
         durability: String,
-        #[arg(long, default_value_t = 2)]
-        workers: usize,
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+        workers: u16,
     },
 }
 
@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
             .build()?
     } else {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
+            .worker_threads(workers.into())
             .enable_all()
             .build()?
     };

@@ -266,6 +266,10 @@ pub async fn run(
     let served = async {
         let service = build.await?;
         println!("{name} listening on http://{}", service.addr());
+        tracing::info!(
+            workers = tokio::runtime::Handle::current().metrics().num_workers(),
+            "serving"
+        );
         service.run_until_stopped(http::shutdown_signal()).await
     };
     match served.await {

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -78,6 +79,53 @@ struct Upstream {
     /// The paths it serves; `None` for one only checked for health (expiration).
     prefix: Option<&'static str>,
     base: String,
+    /// The base's scheme and authority when it has no path of its own: a request's URI is
+    /// then put together from parts, not formatted and parsed again.
+    origin: Option<(Scheme, Authority)>,
+}
+
+impl Upstream {
+    fn new(name: &'static str, prefix: Option<&'static str>, base: &str) -> Upstream {
+        let base = base.trim_end_matches('/').to_string();
+        let origin = base.parse::<Uri>().ok().and_then(|uri| {
+            let parts = uri.into_parts();
+            match (parts.scheme, parts.authority, parts.path_and_query) {
+                (Some(scheme), Some(authority), pq)
+                    if pq.as_ref().is_none_or(|pq| pq.as_str() == "/") =>
+                {
+                    Some((scheme, authority))
+                }
+                _ => None,
+            }
+        });
+        Upstream {
+            name,
+            prefix,
+            base,
+            origin,
+        }
+    }
+
+    /// Where a request for `path_and_query` goes on this upstream.
+    fn uri(&self, path_and_query: Option<&PathAndQuery>) -> Option<Uri> {
+        match &self.origin {
+            Some((scheme, authority)) => {
+                let mut parts = axum::http::uri::Parts::default();
+                parts.scheme = Some(scheme.clone());
+                parts.authority = Some(authority.clone());
+                parts.path_and_query = Some(
+                    path_and_query
+                        .cloned()
+                        .unwrap_or_else(|| PathAndQuery::from_static("/")),
+                );
+                Uri::from_parts(parts).ok()
+            }
+            None => {
+                let pq = path_and_query.map_or("/", |p| p.as_str());
+                format!("{}{pq}", self.base).parse().ok()
+            }
+        }
+    }
 }
 
 struct Gateway {
@@ -129,6 +177,16 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// Removes the hop-by-hop headers. Most messages carry none: one pass over the names
+/// present is cheaper than looking each of the eight up (and hashing it) to remove it.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        for h in &HOP_BY_HOP {
+            headers.remove(h);
+        }
+    }
+}
+
 async fn proxy(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -159,20 +217,12 @@ async fn proxy(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let uri: Uri = match format!("{}{}", up.base, path_and_query).parse() {
-        Ok(u) => u,
-        Err(_) => return status_error(StatusCode::BAD_REQUEST, "Invalid request path"),
+    let Some(uri) = up.uri(req.uri().path_and_query()) else {
+        return status_error(StatusCode::BAD_REQUEST, "Invalid request path");
     };
     *req.uri_mut() = uri;
     let headers = req.headers_mut();
-    for h in &HOP_BY_HOP {
-        headers.remove(h);
-    }
+    strip_hop_by_hop(headers);
     headers.remove(header::HOST);
     // The gateway is the edge: it states the client's address, it does not relay one.
     if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
@@ -181,9 +231,7 @@ async fn proxy(
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     let mut resp = match gw.client.request(req).await {
         Ok(mut resp) => {
-            for h in &HOP_BY_HOP {
-                resp.headers_mut().remove(h);
-            }
+            strip_hop_by_hop(resp.headers_mut());
             resp.map(Body::new).into_response()
         }
         Err(e) => {
@@ -379,35 +427,14 @@ async fn ask_upstreams(gw: &Gateway, path: &'static str) -> Vec<(&'static str, U
 
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
-    let trim = |s: &str| s.trim_end_matches('/').to_string();
     let mut upstreams = vec![
-        Upstream {
-            name: "auth",
-            prefix: Some("/api/users"),
-            base: trim(&cfg.auth_url),
-        },
-        Upstream {
-            name: "tickets",
-            prefix: Some("/api/tickets"),
-            base: trim(&cfg.tickets_url),
-        },
-        Upstream {
-            name: "orders",
-            prefix: Some("/api/orders"),
-            base: trim(&cfg.orders_url),
-        },
-        Upstream {
-            name: "payments",
-            prefix: Some("/api/payments"),
-            base: trim(&cfg.payments_url),
-        },
+        Upstream::new("auth", Some("/api/users"), &cfg.auth_url),
+        Upstream::new("tickets", Some("/api/tickets"), &cfg.tickets_url),
+        Upstream::new("orders", Some("/api/orders"), &cfg.orders_url),
+        Upstream::new("payments", Some("/api/payments"), &cfg.payments_url),
     ];
     if !cfg.expiration_url.is_empty() {
-        upstreams.push(Upstream {
-            name: "expiration",
-            prefix: None,
-            base: trim(&cfg.expiration_url),
-        });
+        upstreams.push(Upstream::new("expiration", None, &cfg.expiration_url));
     }
     for u in &upstreams {
         anyhow::ensure!(
@@ -446,4 +473,54 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let router = http::layers(routes, limits);
     let service = Service::bind(SocketAddr::new(cfg.host, cfg.port), router).await?;
     Ok(service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(base: &str, pq: &str) -> String {
+        let pq: PathAndQuery = pq.parse().unwrap();
+        Upstream::new("t", Some("/api/t"), base)
+            .uri(Some(&pq))
+            .unwrap()
+            .to_string()
+    }
+
+    /// A request keeps its path and query on the way to the upstream, whether the base is
+    /// a bare origin (put together from parts) or carries a path of its own.
+    #[test]
+    fn a_request_goes_to_the_upstream_with_its_path_and_query() {
+        assert_eq!(
+            uri("http://127.0.0.1:4002/", "/api/t/1?x=%20y&z"),
+            "http://127.0.0.1:4002/api/t/1?x=%20y&z"
+        );
+        assert_eq!(
+            uri("http://tickets.internal:80", "/api/t"),
+            "http://tickets.internal:80/api/t"
+        );
+        assert_eq!(
+            uri("http://10.0.0.7:4002/base/", "/api/t?q=1"),
+            "http://10.0.0.7:4002/base/api/t?q=1"
+        );
+        assert!(Upstream::new("t", None, "http://h:1").origin.is_some());
+        assert!(Upstream::new("t", None, "http://h:1/base").origin.is_none());
+    }
+
+    /// Hop-by-hop headers go, whichever of them a message carries; the rest stay.
+    #[test]
+    fn hop_by_hop_headers_are_stripped_and_the_rest_kept() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        h.insert("x-request-id", HeaderValue::from_static("r1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["content-type", "x-request-id"]);
+    }
 }

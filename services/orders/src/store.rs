@@ -318,13 +318,12 @@ pub fn sales_of(
     })
 }
 
+const UNPAID_HOLDS: &str = "SELECT count(*) FROM orders
+    WHERE user_id = ?1 AND status IN (?3, ?4) AND expires_at > ?2";
+
 /// The buyer's orders that hold a ticket unpaid and have not expired.
 pub fn unpaid_holds(c: &Connection, user: &str, now: UnixMillis) -> rusqlite::Result<i64> {
-    c.prepare_cached(
-        "SELECT count(*) FROM orders
-         WHERE user_id = ?1 AND status IN (?3, ?4) AND expires_at > ?2",
-    )?
-    .query_row(
+    c.prepare_cached(UNPAID_HOLDS)?.query_row(
         (
             user,
             now.as_i64(),
@@ -456,8 +455,7 @@ mod tests {
         tix_common::db::migrate(&mut c, MIGRATIONS).unwrap();
         let plan: String = c
             .query_row(
-                "EXPLAIN QUERY PLAN SELECT count(*) FROM orders
-                 WHERE user_id = ?1 AND status IN (?3, ?4) AND expires_at > ?2",
+                &format!("EXPLAIN QUERY PLAN {UNPAID_HOLDS}"),
                 ("u", 0, "created", "awaiting:payment"),
                 |r| r.get(3),
             )
@@ -469,7 +467,8 @@ mod tests {
         c.execute_batch(
             "INSERT INTO tickets VALUES ('t1', 'Jazz', 2550, 'seller', 3);
              INSERT INTO tickets VALUES ('t2', 'Jazz', 2550, 'seller', 3);
-             INSERT INTO tickets VALUES ('t3', 'Jazz', 2550, 'seller', 3);",
+             INSERT INTO tickets VALUES ('t3', 'Jazz', 2550, 'seller', 3);
+             INSERT INTO tickets VALUES ('t4', 'Jazz', 2550, 'seller', 3);",
         )
         .unwrap();
         let now = UnixMillis::now().as_i64();
@@ -477,6 +476,7 @@ mod tests {
             ("o1", "t1", "created", now + 60_000),
             ("o2", "t2", "complete", now + 60_000),
             ("o3", "t3", "created", now - 1),
+            ("o4", "t4", "awaiting:payment", now + 60_000),
         ] {
             c.execute(
                 "INSERT INTO orders (id, user_id, ticket_id, status, expires_at, version, created_at)
@@ -485,7 +485,7 @@ mod tests {
             )
             .unwrap();
         }
-        assert_eq!(unpaid_holds(&c, "buyer", UnixMillis::now()).unwrap(), 1);
+        assert_eq!(unpaid_holds(&c, "buyer", UnixMillis::now()).unwrap(), 2);
         assert_eq!(
             unpaid_holds(&c, "someone else", UnixMillis::now()).unwrap(),
             0
