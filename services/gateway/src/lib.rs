@@ -6,6 +6,8 @@
 //! `/api/openapi.json` is the whole API's OpenAPI document, `docs/openapi.json`, built in:
 //! the gateway knows no service crate, and `tix-openapi`'s test keeps the file current.
 
+mod upstream;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +84,8 @@ struct Upstream {
     /// The base's scheme and authority when it has no path of its own: a request's URI is
     /// then put together from parts, not formatted and parsed again.
     origin: Option<(Scheme, Authority)>,
+    /// Its own keep-alive connections (an `http` origin); otherwise the shared client.
+    conns: Option<Arc<upstream::Upstream>>,
 }
 
 impl Upstream {
@@ -98,11 +102,17 @@ impl Upstream {
                 _ => None,
             }
         });
+        let conns = origin
+            .as_ref()
+            .filter(|(scheme, _)| *scheme == Scheme::HTTP)
+            .and_then(|(_, authority)| upstream::Upstream::new(authority))
+            .map(Arc::new);
         Upstream {
             name,
             prefix,
             base,
             origin,
+            conns,
         }
     }
 
@@ -217,7 +227,21 @@ async fn proxy(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
-    let Some(uri) = up.uri(req.uri().path_and_query()) else {
+    // Its own connections take the path and query alone; the shared client, the whole URI.
+    let uri = match &up.conns {
+        Some(_) => {
+            let mut parts = axum::http::uri::Parts::default();
+            parts.path_and_query = Some(
+                req.uri()
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            );
+            Uri::from_parts(parts).ok()
+        }
+        None => up.uri(req.uri().path_and_query()),
+    };
+    let Some(uri) = uri else {
         return status_error(StatusCode::BAD_REQUEST, "Invalid request path");
     };
     *req.uri_mut() = uri;
@@ -229,10 +253,23 @@ async fn proxy(
         headers.insert("x-forwarded-for", v);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    let mut resp = match gw.client.request(req).await {
+    let answer = match &up.conns {
+        Some(conns) => conns
+            .send(req)
+            .await
+            .map(|r| r.map(Body::new))
+            .map_err(|e| e.to_string()),
+        None => gw
+            .client
+            .request(req)
+            .await
+            .map(|r| r.map(Body::new))
+            .map_err(|e| e.to_string()),
+    };
+    let mut resp = match answer {
         Ok(mut resp) => {
             strip_hop_by_hop(resp.headers_mut());
-            resp.map(Body::new).into_response()
+            resp.into_response()
         }
         Err(e) => {
             tracing::warn!(upstream = up.name, error = %e, "upstream unreachable");
