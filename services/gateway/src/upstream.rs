@@ -7,10 +7,11 @@
 //! a request takes the most recently used one (or opens one), and the connection goes back
 //! on the stack when the response body has been read to its end.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, header};
@@ -21,6 +22,14 @@ use hyper_util::rt::TokioIo;
 /// Idle connections kept per upstream; more than this many at once are closed when done.
 const MAX_IDLE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// An idle connection older than this is closed rather than used: something between the
+/// gateway and the upstream (or the upstream itself) may have dropped it meanwhile, and a
+/// request written on it then fails for good.
+const IDLE_AT_MOST: Duration = Duration::from_secs(30);
+/// How long a connection taken from the stack may take to be ready for the next request
+/// (it is, at once, unless the upstream stopped reading a request body) before another is
+/// used instead.
+const READY_WITHIN: Duration = Duration::from_millis(50);
 
 /// Why a request did not reach an upstream or got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +48,8 @@ pub struct Upstream {
     addr: String,
     /// The `Host` header every request to it carries.
     host: HeaderValue,
-    idle: Mutex<Vec<SendRequest<Body>>>,
+    /// Most recently used last, each with when it went idle.
+    idle: Mutex<VecDeque<(SendRequest<Body>, Instant)>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -53,11 +63,17 @@ impl std::fmt::Debug for Upstream {
 impl Upstream {
     /// An upstream at `authority` (`host:port`; port 80 when it has none).
     pub fn new(authority: &axum::http::uri::Authority) -> Option<Upstream> {
+        let host = authority.host();
         let port = authority.port_u16().unwrap_or(80);
+        // As a client sends it: no user info, and no port when it is the default.
+        let header = match authority.port_u16() {
+            Some(p) if p != 80 => format!("{host}:{p}"),
+            _ => host.to_string(),
+        };
         Some(Upstream {
-            addr: format!("{}:{port}", authority.host()),
-            host: HeaderValue::from_str(authority.as_str()).ok()?,
-            idle: Mutex::new(Vec::new()),
+            addr: format!("{host}:{port}"),
+            host: HeaderValue::from_str(&header).ok()?,
+            idle: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -67,7 +83,10 @@ impl Upstream {
         // An idle connection may have been closed by the upstream meanwhile: a request it
         // could not take is handed back unsent and goes on a fresh connection.
         while let Some(mut sender) = self.take_idle() {
-            if sender.ready().await.is_err() {
+            if !matches!(
+                tokio::time::timeout(READY_WITHIN, sender.ready()).await,
+                Ok(Ok(()))
+            ) {
                 continue;
             }
             match sender.try_send_request(req).await {
@@ -84,9 +103,15 @@ impl Upstream {
     }
 
     fn take_idle(&self) -> Option<SendRequest<Body>> {
+        let now = Instant::now();
+        let fresh = |since: Instant| now.duration_since(since) < IDLE_AT_MOST;
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        while let Some(sender) = idle.pop() {
-            if !sender.is_closed() {
+        // The oldest wait at the front: those idle too long go, whichever is taken.
+        while idle.front().is_some_and(|(_, since)| !fresh(*since)) {
+            idle.pop_front();
+        }
+        while let Some((sender, since)) = idle.pop_back() {
+            if !sender.is_closed() && fresh(since) {
                 return Some(sender);
             }
         }
@@ -95,9 +120,11 @@ impl Upstream {
 
     fn put_back(&self, sender: SendRequest<Body>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(sender);
+        if idle.len() >= MAX_IDLE {
+            // Full: the one idle longest is closed to make room.
+            idle.pop_front();
         }
+        idle.push_back((sender, Instant::now()));
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, Error> {
@@ -176,6 +203,30 @@ impl Drop for Pooled {
         // on its way, so it is closed rather than reused.
         if hyper::body::Body::is_end_stream(&self.body) {
             self.release();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `Host` a request carries is the upstream's as a client would write it; the
+    /// address connected to always has its port.
+    #[test]
+    fn host_and_address_of_an_upstream() {
+        for (authority, host, addr) in [
+            ("127.0.0.1:4002", "127.0.0.1:4002", "127.0.0.1:4002"),
+            ("tickets:80", "tickets", "tickets:80"),
+            ("tickets", "tickets", "tickets:80"),
+            ("user:pw@tickets:4002", "tickets:4002", "tickets:4002"),
+        ] {
+            let u = Upstream::new(&authority.parse().unwrap()).unwrap();
+            assert_eq!(
+                (u.host.to_str().unwrap(), u.addr.as_str()),
+                (host, addr),
+                "{authority}"
+            );
         }
     }
 }
