@@ -91,16 +91,7 @@ fn main() -> anyhow::Result<()> {
         Some(Mode::CeilingServer { workers, .. }) => workers,
         None => 2,
     };
-    let rt = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers.into())
-            .enable_all()
-            .build()?
-    };
+    let rt = tix_common::service::runtime(workers)?;
     match args.mode {
         Some(Mode::CeilingServer {
             ref data_dir,

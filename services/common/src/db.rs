@@ -129,6 +129,12 @@ impl std::fmt::Debug for Db {
     }
 }
 
+/// Runs a statement without parameters (a savepoint, a release) from the connection's
+/// statement cache: `execute_batch` would parse it again on every call.
+pub(crate) fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql).and_then(|mut st| st.execute([]))
+}
+
 fn open_conn(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     // rusqlite keeps 16 prepared statements by default; the writer's savepoints take three
@@ -350,8 +356,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
     let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
     let result = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
-        // Cached statements: `execute_batch` parsed these three on every job.
-        let run = |sql: &str| tx.prepare_cached(sql).and_then(|mut st| st.execute([]));
+        let run = |sql: &str| execute_cached(&tx, sql);
         for job in batch {
             run("SAVEPOINT job")?;
             // A panicking job must not take the writer thread (and every later write of the

@@ -424,13 +424,7 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
     if seen(conn, &env.id).map_err(DbError::from)? {
         return Ok(Verdict::Duplicate);
     }
-    // Cached statements, as the writer's own savepoints: `execute_batch` parsed these
-    // again for every event applied.
-    let run = |sql: &str| {
-        conn.prepare_cached(sql)
-            .and_then(|mut st| st.execute([]))
-            .map_err(DbError::from)
-    };
+    let run = |sql: &str| crate::db::execute_cached(conn, sql).map_err(DbError::from);
     run("SAVEPOINT event")?;
     // A handler that panics fails on this event alone, like one that returns an error.
     // What the handler publishes carries on the event's correlation id.

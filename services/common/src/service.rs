@@ -226,15 +226,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".to_string())
 }
 
-/// A service binary's `main`: its runtime of `workers` threads (one: everything on the
-/// thread that calls this), then [`run`].
-pub fn main(
-    name: &str,
-    workers: u16,
-    log: &str,
-    build: impl std::future::Future<Output = anyhow::Result<Service>>,
-) -> std::process::ExitCode {
-    let runtime = if workers <= 1 {
+/// A runtime of `workers` threads; one runs everything on the thread that blocks on it.
+pub fn runtime(workers: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    if workers <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -243,8 +237,17 @@ pub fn main(
             .worker_threads(workers.into())
             .enable_all()
             .build()
-    };
-    match runtime {
+    }
+}
+
+/// A service binary's `main`: its [`runtime`] of `workers` threads, then [`run`].
+pub fn main(
+    name: &str,
+    workers: u16,
+    log: &str,
+    build: impl std::future::Future<Output = anyhow::Result<Service>>,
+) -> std::process::ExitCode {
+    match runtime(workers) {
         Ok(runtime) => runtime.block_on(run(name, log, build)),
         Err(e) => {
             eprintln!("{name}: cannot start its runtime: {e}");

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::uri::{PathAndQuery, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
@@ -81,48 +81,40 @@ struct Upstream {
     /// The paths it serves; `None` for one only checked for health (expiration).
     prefix: Option<&'static str>,
     base: String,
-    /// The base's scheme and authority when it has no path of its own: a request's URI is
-    /// then put together from parts, not formatted and parsed again.
-    origin: Option<(Scheme, Authority)>,
-    /// Its own keep-alive connections (an `http` origin); otherwise the shared client.
+    /// Its own keep-alive connections when the base is a bare `http` origin; a base with a
+    /// path of its own goes through the shared client.
     conns: Option<Arc<upstream::Upstream>>,
 }
 
 impl Upstream {
     fn new(name: &'static str, prefix: Option<&'static str>, base: &str) -> Upstream {
         let base = base.trim_end_matches('/').to_string();
-        let origin = base.parse::<Uri>().ok().and_then(|uri| {
+        let conns = base.parse::<Uri>().ok().and_then(|uri| {
             let parts = uri.into_parts();
             match (parts.scheme, parts.authority, parts.path_and_query) {
                 (Some(scheme), Some(authority), pq)
-                    if pq.as_ref().is_none_or(|pq| pq.as_str() == "/") =>
+                    if scheme == Scheme::HTTP
+                        && pq.as_ref().is_none_or(|pq| pq.as_str() == "/") =>
                 {
-                    Some((scheme, authority))
+                    upstream::Upstream::new(&authority).map(Arc::new)
                 }
                 _ => None,
             }
         });
-        let conns = origin
-            .as_ref()
-            .filter(|(scheme, _)| *scheme == Scheme::HTTP)
-            .and_then(|(_, authority)| upstream::Upstream::new(authority))
-            .map(Arc::new);
         Upstream {
             name,
             prefix,
             base,
-            origin,
             conns,
         }
     }
 
-    /// Where a request for `path_and_query` goes on this upstream.
+    /// The URI a request for `path_and_query` is sent with: the path and query alone on
+    /// its own connections, the whole URL through the shared client.
     fn uri(&self, path_and_query: Option<&PathAndQuery>) -> Option<Uri> {
-        match &self.origin {
-            Some((scheme, authority)) => {
+        match &self.conns {
+            Some(_) => {
                 let mut parts = axum::http::uri::Parts::default();
-                parts.scheme = Some(scheme.clone());
-                parts.authority = Some(authority.clone());
                 parts.path_and_query = Some(
                     path_and_query
                         .cloned()
@@ -227,21 +219,7 @@ async fn proxy(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
-    // Its own connections take the path and query alone; the shared client, the whole URI.
-    let uri = match &up.conns {
-        Some(_) => {
-            let mut parts = axum::http::uri::Parts::default();
-            parts.path_and_query = Some(
-                req.uri()
-                    .path_and_query()
-                    .cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
-            );
-            Uri::from_parts(parts).ok()
-        }
-        None => up.uri(req.uri().path_and_query()),
-    };
-    let Some(uri) = uri else {
+    let Some(uri) = up.uri(req.uri().path_and_query()) else {
         return status_error(StatusCode::BAD_REQUEST, "Invalid request path");
     };
     *req.uri_mut() = uri;
@@ -524,24 +502,22 @@ mod tests {
             .to_string()
     }
 
-    /// A request keeps its path and query on the way to the upstream, whether the base is
-    /// a bare origin (put together from parts) or carries a path of its own.
+    /// A request keeps its path and query on the way to the upstream: alone on the
+    /// gateway's own connections to a bare origin, after the base's path through the
+    /// shared client.
     #[test]
     fn a_request_goes_to_the_upstream_with_its_path_and_query() {
         assert_eq!(
             uri("http://127.0.0.1:4002/", "/api/t/1?x=%20y&z"),
-            "http://127.0.0.1:4002/api/t/1?x=%20y&z"
+            "/api/t/1?x=%20y&z"
         );
-        assert_eq!(
-            uri("http://tickets.internal:80", "/api/t"),
-            "http://tickets.internal:80/api/t"
-        );
+        assert_eq!(uri("http://tickets.internal:80", "/api/t"), "/api/t");
         assert_eq!(
             uri("http://10.0.0.7:4002/base/", "/api/t?q=1"),
             "http://10.0.0.7:4002/base/api/t?q=1"
         );
-        assert!(Upstream::new("t", None, "http://h:1").origin.is_some());
-        assert!(Upstream::new("t", None, "http://h:1/base").origin.is_none());
+        assert!(Upstream::new("t", None, "http://h:1").conns.is_some());
+        assert!(Upstream::new("t", None, "http://h:1/base").conns.is_none());
     }
 
     /// Hop-by-hop headers go, whichever of them a message carries; the rest stay.

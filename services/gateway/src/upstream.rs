@@ -43,6 +43,7 @@ pub enum Error {
 }
 
 /// One upstream's address and its idle connections.
+#[derive(Debug)]
 pub struct Upstream {
     /// `host:port`, as `TcpStream::connect` takes it.
     addr: String,
@@ -50,14 +51,6 @@ pub struct Upstream {
     host: HeaderValue,
     /// Most recently used last, each with when it went idle.
     idle: Mutex<VecDeque<(SendRequest<Body>, Instant)>>,
-}
-
-impl std::fmt::Debug for Upstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Upstream {
