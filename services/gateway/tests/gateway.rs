@@ -208,3 +208,50 @@ async fn the_gateway_serves_on_several_worker_threads_when_asked_and_refuses_non
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Sockets on this machine, in any state (TIME_WAIT included), whose far end is `port`.
+fn sockets_to(port: u16) -> usize {
+    let want = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|t| {
+            t.lines()
+                .skip(1)
+                .filter(|l| {
+                    l.split_whitespace()
+                        .nth(2)
+                        .is_some_and(|r| r.ends_with(&want))
+                })
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .count()
+}
+
+/// Requests one after another through the gateway share one kept-alive connection to the
+/// service: a connection not handed back when its response ended would leave a socket per
+/// request behind (closed ones linger in TIME_WAIT).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_turn_reuse_one_upstream_connection() {
+    let stack = Stack::start(&["tickets", "gateway"]);
+    let tickets_port: u16 = stack
+        .url("tickets")
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..20 {
+        let r = http
+            .get(format!("{}/api/tickets", stack.url("gateway")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes().await.unwrap();
+    }
+    // One from the gateway's side and its peer's, plus a health check's, at most.
+    let n = sockets_to(tickets_port);
+    assert!(n <= 3, "{n} sockets to tickets after 20 requests");
+}
