@@ -155,6 +155,8 @@ async fn main() -> anyhow::Result<()> {
     let sale = Arc::new(sale_ids.to_vec());
     let cursor = Arc::new(AtomicUsize::new(0));
     let cpu_before = cpu_of_each(&mut stack);
+    // On stderr, so that a profiler can be started on the sale alone.
+    eprintln!("sale: started");
     let started = Instant::now();
     let results = futures::future::join_all((0..args.buyers).map(|b| {
         let (http, gw, sale, cursor, ordered_at) = (
@@ -206,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
     }))
     .await;
     let elapsed = started.elapsed();
+    eprintln!("sale: ended");
     // The events a sale set off (payments completing orders, tickets following) are still
     // being applied: let them settle before reading what each process spent.
     tokio::time::sleep(Duration::from_secs(1)).await;
