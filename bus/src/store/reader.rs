@@ -75,7 +75,7 @@ impl Reader {
         max_bytes: usize,
     ) -> Result<Vec<Arc<Event>>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT seq, id, subject, payload, published_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, id, subject, payload, published_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT +?2",
         )?;
         let rows = st.query_map(params![after as i64, limit as i64], |r| {
             Ok(Arc::new(Event::new(
@@ -128,7 +128,7 @@ impl Reader {
         let mut st = self.conn.prepare_cached(
             "SELECT grp, seq, event_id, subject, payload, deliveries, dead_at, replaying FROM dead_letters
              WHERE (?1 IS NULL OR grp = ?1) AND (?2 = 0 OR replaying = 0)
-             ORDER BY grp, seq LIMIT ?3",
+             ORDER BY grp, seq LIMIT +?3",
         )?;
         let rows = st.query_map(params![group, only_dead as i64, limit], |r| {
             Ok(DeadLetter {
@@ -175,7 +175,7 @@ impl Reader {
             "SELECT seq, event_id, subject, payload FROM dead_letters
              WHERE grp = ?1 AND replaying = 0
                AND (?2 IS NULL OR seq IN (SELECT value FROM json_each(?2)))
-             ORDER BY seq LIMIT ?3",
+             ORDER BY seq LIMIT +?3",
         )?;
         let only = seqs.map(|s| serde_json::to_string(s).unwrap_or_default());
         let rows = st.query_map(params![group, only, limit as i64], |r| {

@@ -127,7 +127,7 @@ impl Pruning {
 pub fn prune(conn: &Connection, before: i64, limit: usize) -> rusqlite::Result<usize> {
     conn.prepare_cached(
         "DELETE FROM inbox WHERE event_id IN
-           (SELECT event_id FROM inbox WHERE received_at < ?1 LIMIT ?2)",
+           (SELECT event_id FROM inbox WHERE received_at < ?1 LIMIT +?2)",
     )?
     .execute((before, limit as i64))
 }

@@ -77,6 +77,26 @@ struct Row {
 }
 
 const BATCH: usize = 512;
+
+/// `LIMIT +?1`, not `LIMIT ?1`: SQLite plans with the value of a bare parameter in LIMIT,
+/// so binding it (every run) expires the cached statement and every read would parse and
+/// plan the query again (docs/benchmarks.md, "SQLite's own build"). The unary plus makes
+/// it an expression the planner leaves alone, SQLite's own idiom for that.
+const WAITING: &str = "SELECT seq, id, subject, payload FROM outbox ORDER BY seq LIMIT +?1";
+
+/// The oldest events waiting to be published, up to a batch.
+fn waiting(c: &Connection) -> rusqlite::Result<Vec<Row>> {
+    let mut st = c.prepare_cached(WAITING)?;
+    let rows = st.query_map([BATCH as i64], |r| {
+        Ok(Row {
+            seq: r.get(0)?,
+            id: r.get(1)?,
+            subject: r.get(2)?,
+            payload: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -89,24 +109,7 @@ pub async fn run_relay(db: Db, bus: Client, health: Part) {
         // Mark every commit so far as seen before reading: one landing after this read
         // wakes the wait below.
         commits.borrow_and_update();
-        let rows = match db
-            .read(|c| {
-                let mut st = c.prepare_cached(
-                    "SELECT seq, id, subject, payload FROM outbox ORDER BY seq LIMIT ?1",
-                )?;
-                let rows = st.query_map([BATCH as i64], |r| {
-                    Ok(Row {
-                        seq: r.get(0)?,
-                        id: r.get(1)?,
-                        subject: r.get(2)?,
-                        payload: r.get(3)?,
-                    })
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(DbError::from)
-            })
-            .await
-        {
+        let rows = match db.read(|c| waiting(c).map_err(DbError::from)).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(error = %e, "reading the outbox failed");
@@ -280,4 +283,37 @@ fn settle(c: &Connection, upto: i64, dead: Vec<Dead>) -> Result<Settled, DbError
     c.prepare_cached("DELETE FROM outbox WHERE seq <= ?1")?
         .execute([upto])?;
     Ok(Settled { moved, stuck })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus::RePrepare;
+
+    /// The relay reads the outbox after every commit: its query must come from the
+    /// statement cache as it is, not be parsed again each time.
+    #[test]
+    fn reading_the_outbox_again_does_not_prepare_its_query_again() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(crate::db::EVENTS_SCHEMA).unwrap();
+        c.execute(
+            "INSERT INTO outbox (id, subject, payload, created_at) VALUES ('e1', 's', x'00', 1)",
+            [],
+        )
+        .unwrap();
+        for _ in 0..3 {
+            assert_eq!(waiting(&c).unwrap().len(), 1);
+        }
+        assert_eq!(c.prepare_cached(WAITING).unwrap().get_status(RePrepare), 0);
+
+        // What the unary plus avoids: the same query with a bare parameter.
+        let bare = WAITING.replace("+?1", "?1");
+        for _ in 0..3 {
+            let mut st = c.prepare_cached(&bare).unwrap();
+            st.query_map([BATCH as i64], |r| r.get::<_, i64>(0))
+                .unwrap()
+                .for_each(drop);
+        }
+        assert_eq!(c.prepare_cached(&bare).unwrap().get_status(RePrepare), 3);
+    }
 }

@@ -196,11 +196,16 @@ pub fn has_pending_attempt(c: &Connection, order_id: &str) -> rusqlite::Result<b
 /// Attempts whose outcome is not known yet, oldest first, with what asking again needs.
 /// An attempt from before attempts kept their card token cannot be asked about again; it
 /// is listed with an empty source and left to an operator.
+// `LIMIT +?1` in both sweeps keeps the cached statements from being planned again on
+// every run (tix_common's outbox says why).
+const PENDING_ATTEMPTS: &str =
+    "SELECT id, order_id, amount_cents, created_ms, coalesce(currency, ''), coalesce(source, '')
+     FROM payments WHERE status = 'pending' ORDER BY id LIMIT +?1";
+const PENDING_REFUNDS: &str = "SELECT id, order_id, charge_id, amount_cents FROM payments
+     WHERE status = 'refund_pending' ORDER BY id LIMIT +?1";
+
 pub fn pending_attempts(c: &Connection, limit: i64) -> rusqlite::Result<Vec<Claim>> {
-    let mut st = c.prepare_cached(
-        "SELECT id, order_id, amount_cents, created_ms, coalesce(currency, ''), coalesce(source, '')
-         FROM payments WHERE status = 'pending' ORDER BY id LIMIT ?1",
-    )?;
+    let mut st = c.prepare_cached(PENDING_ATTEMPTS)?;
     let rows = st.query_map([limit], |r| {
         Ok(Claim {
             id: r.get(0)?,
@@ -435,10 +440,7 @@ pub struct PendingRefund {
 }
 
 pub fn pending_refunds(c: &Connection, limit: i64) -> rusqlite::Result<Vec<PendingRefund>> {
-    let mut st = c.prepare_cached(
-        "SELECT id, order_id, charge_id, amount_cents FROM payments
-         WHERE status = 'refund_pending' ORDER BY id LIMIT ?1",
-    )?;
+    let mut st = c.prepare_cached(PENDING_REFUNDS)?;
     let rows = st.query_map([limit], |r| {
         Ok(PendingRefund {
             payment_id: r.get(0)?,
@@ -472,4 +474,29 @@ pub fn refunded(c: &Connection, r: &PendingRefund, refund_id: &str) -> rusqlite:
             }),
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reconciler and the refunder sweep after commits: their queries must come from
+    /// the statement cache as they are, not be parsed and planned again on every sweep.
+    #[test]
+    fn the_sweeps_do_not_prepare_their_queries_again() {
+        let mut c = Connection::open_in_memory().unwrap();
+        tix_common::db::migrate(&mut c, MIGRATIONS).unwrap();
+        for _ in 0..3 {
+            assert_eq!(pending_attempts(&c, 100).unwrap(), vec![]);
+            assert_eq!(pending_refunds(&c, 100).unwrap(), vec![]);
+        }
+        for sql in [PENDING_ATTEMPTS, PENDING_REFUNDS] {
+            let st = c.prepare_cached(sql).unwrap();
+            assert_eq!(
+                st.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
+        }
+    }
 }
