@@ -100,7 +100,10 @@ fn commit_batch_timed<T>(
     let started = Instant::now();
     let mut commit = Duration::ZERO;
     let mut attempt = || -> Result<Vec<Effects>> {
-        let tx = conn.transaction()?;
+        // BEGIN and COMMIT from the statement cache: `Connection::transaction` parses both
+        // again for every batch.
+        let tx = &*conn;
+        tx.prepare_cached("BEGIN")?.execute([])?;
         let now = now_ms();
         let mut out = Vec::with_capacity(batch.len());
         {
@@ -110,17 +113,22 @@ fn commit_batch_timed<T>(
             for job in batch {
                 let mut fx = Effects::default();
                 for w in &job.writes {
-                    apply(&tx, &mut insert, w, now, &mut fx)?;
+                    apply(tx, &mut insert, w, now, &mut fx)?;
                 }
                 out.push(fx);
             }
         }
         let committing = Instant::now();
-        tx.commit()?;
+        tx.prepare_cached("COMMIT")?.execute([])?;
         commit = committing.elapsed();
         Ok(out)
     };
-    let results = match attempt() {
+    let attempted = attempt();
+    if attempted.is_err() && !conn.is_autocommit() {
+        // What dropping a failed `Transaction` did: nothing of the batch stays.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let results = match attempted {
         Ok(fx) => fx.into_iter().map(Ok).collect(),
         Err(e) => {
             tracing::error!(error = %e, jobs = batch.len(), "bus.db commit failed; the batch is refused");
@@ -132,7 +140,7 @@ fn commit_batch_timed<T>(
 }
 
 fn apply(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     insert: &mut rusqlite::CachedStatement<'_>,
     w: &Write,
     now: i64,

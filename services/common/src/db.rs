@@ -344,7 +344,7 @@ impl Db {
 
 const MAX_BATCH: usize = 1024;
 
-fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>, commits: watch::Sender<u64>) {
+fn run_writer(conn: Connection, jobs: mpsc::Receiver<WriteJob>, commits: watch::Sender<u64>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -353,22 +353,25 @@ fn run_writer(mut conn: Connection, jobs: mpsc::Receiver<WriteJob>, commits: wat
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, batch);
+        commit_batch(&conn, batch);
         commits.send_modify(|n| *n += 1);
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
+fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) {
     let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
     let result = (|| -> rusqlite::Result<()> {
-        let tx = conn.transaction()?;
-        let run = |sql: &str| execute_cached(&tx, sql);
+        // BEGIN and COMMIT from the statement cache too: `Connection::transaction` parses
+        // both again for every batch.
+        let tx = conn;
+        let run = |sql: &str| execute_cached(tx, sql);
+        run("BEGIN")?;
         for job in batch {
             run("SAVEPOINT job")?;
             // A panicking job must not take the writer thread (and every later write of the
             // service) with it: its changes are rolled back and its caller gets an error
             // (the reply channel is dropped with the job).
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tx))) {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(tx))) {
                 Ok((true, completion)) => {
                     run("RELEASE job")?;
                     done.push(completion);
@@ -385,8 +388,12 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
                 }
             }
         }
-        tx.commit()
+        run("COMMIT").map(drop)
     })();
+    if result.is_err() && !conn.is_autocommit() {
+        // What dropping a failed `Transaction` did: nothing of the batch stays.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     let error = result.err().map(|e| {
         tracing::error!(error = %e, "database commit failed");
         e.to_string()
@@ -601,5 +608,50 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 200);
+    }
+
+    /// A batch whose COMMIT fails (here a deferred foreign key) leaves nothing behind, and
+    /// the writer goes on: the next batch begins afresh instead of finding the failed one
+    /// still open ("cannot start a transaction within a transaction", forever).
+    #[tokio::test]
+    async fn a_failed_commit_rolls_the_batch_back_and_the_next_one_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("fk.db"),
+            Durability::Normal,
+            &["CREATE TABLE p (id INTEGER PRIMARY KEY);
+               CREATE TABLE c (pid INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);"],
+        )
+        .unwrap();
+        let err = db
+            .write(|c| -> Result<usize, DbError> {
+                Ok(c.execute("INSERT INTO c VALUES (42)", [])?)
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, DbError::Commit(e) if e.contains("FOREIGN KEY")),
+            "{err}"
+        );
+        db.write(|c| -> Result<usize, DbError> {
+            Ok(c.execute("INSERT INTO p VALUES (1)", [])?
+                + c.execute("INSERT INTO c VALUES (1)", [])?)
+        })
+        .await
+        .unwrap();
+        let rows: Vec<i64> = db
+            .read(|c| -> Result<Vec<i64>, DbError> {
+                let mut st = c.prepare("SELECT pid FROM c")?;
+                Ok(st
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            [1],
+            "the failed batch's row is gone, the next one's is there"
+        );
     }
 }

@@ -102,11 +102,10 @@ pub async fn run_scheduler(db: Db) {
         commits.borrow_and_update();
         let next: Result<Option<i64>, DbError> = db
             .read(|c| {
-                Ok(c.query_row("SELECT min(due_at) FROM timers", [], |r| {
-                    r.get::<_, Option<i64>>(0)
-                })
-                .optional()?
-                .flatten())
+                Ok(c.prepare_cached("SELECT min(due_at) FROM timers")?
+                    .query_row([], |r| r.get::<_, Option<i64>>(0))
+                    .optional()?
+                    .flatten())
             })
             .await;
         let wait = match next {
