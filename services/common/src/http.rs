@@ -2,8 +2,14 @@
 //! timeouts, panics turned into 500s, `GET /healthz`, errors in the tix shape for unknown
 //! routes and methods, and graceful shutdown.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use axum::body::Body;
+use futures::future::BoxFuture;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
@@ -125,9 +131,27 @@ fn drop_unusable_request_id<B>(mut req: Request<B>) -> Request<B> {
     req
 }
 
+/// The request's id as [`layers`] settles it, for a [`Front`]: a client's own
+/// `x-request-id` is kept when it is a plain token, anything else is replaced by a new
+/// UUID. It is set on the request (so the upstream gets it) and returned.
+pub fn settle_request_id<B>(req: &mut Request<B>) -> http::HeaderValue {
+    use tower_http::request_id::MakeRequestId;
+    if let Some(v) = req.headers().get(X_REQUEST_ID)
+        && v.to_str().is_ok_and(crate::correlation::is_valid)
+    {
+        return v.clone();
+    }
+    let id = MakeRequestUuid
+        .make_request_id(req)
+        .map(|id| id.header_value().clone())
+        .unwrap_or_else(|| http::HeaderValue::from_static("-"));
+    req.headers_mut().insert(X_REQUEST_ID, id.clone());
+    id
+}
+
 /// The header, as a name rather than a string: a lookup by `&str` parses the name first,
 /// which on every request was measurable (docs/benchmarks.md).
-pub(crate) const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+pub const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// Reads the whole body (within the limit) before any handler or extractor runs. A handler
 /// that answers without reading it (a 401 before the JSON is parsed) would otherwise leave
@@ -139,25 +163,9 @@ async fn read_whole_body(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => {
-            next.run(axum::extract::Request::from_parts(
-                parts,
-                axum::body::Body::from(bytes),
-            ))
-            .await
-        }
-        Err(e) => {
-            if e.into_inner()
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::PayloadTooLarge.into_response()
-            } else {
-                ApiError::BadRequest("The request body could not be read".into()).into_response()
-            }
-        }
+    match whole_body(req, limit).await {
+        Ok(req) => next.run(req).await,
+        Err(refused) => refused,
     }
 }
 
@@ -176,18 +184,126 @@ impl Listener {
     }
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish.
+/// Requests a service answers ahead of its router: given a request and the client's
+/// address, a front either takes it (and returns the answer's future) or hands it back to
+/// the router. The gateway's proxy is one: for a forwarded request, axum's routing and the
+/// boxed layers of [`layers`] cost more than the forwarding itself (docs/benchmarks.md),
+/// so the front does what they do for it in one place.
+pub type Front = Arc<dyn Fn(Request<Body>, SocketAddr) -> FrontAnswer + Send + Sync>;
+
+/// What a [`Front`] does with a request.
+pub type FrontAnswer = Result<BoxFuture<'static, Response>, Request<Body>>;
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish. With a `front`,
+/// each request goes to it first and to `app` only when the front hands it back.
 pub async fn serve(
     listener: Listener,
     app: Router,
+    front: Option<Front>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener.listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    match front {
+        None => {
+            axum::serve(
+                listener.listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+        Some(front) => {
+            axum::serve(listener.listener, FrontMake { front, app })
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// Makes one [`FrontConn`] per accepted connection, with the client's address.
+#[derive(Clone)]
+struct FrontMake {
+    front: Front,
+    app: Router,
+}
+
+impl<'a> tower::Service<axum::serve::IncomingStream<'a, tokio::net::TcpListener>> for FrontMake {
+    type Response = FrontConn;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<FrontConn, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(
+        &mut self,
+        stream: axum::serve::IncomingStream<'a, tokio::net::TcpListener>,
+    ) -> Self::Future {
+        std::future::ready(Ok(FrontConn {
+            front: self.front.clone(),
+            app: self.app.clone(),
+            peer: *stream.remote_addr(),
+        }))
+    }
+}
+
+#[derive(Clone)]
+struct FrontConn {
+    front: Front,
+    app: Router,
+    peer: SocketAddr,
+}
+
+type FrontFuture = futures::future::Either<
+    futures::future::Map<
+        BoxFuture<'static, Response>,
+        fn(Response) -> Result<Response, Infallible>,
+    >,
+    tower::util::Oneshot<Router, Request<Body>>,
+>;
+
+impl tower::Service<Request<Body>> for FrontConn {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = FrontFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> FrontFuture {
+        use futures::FutureExt;
+        use tower::ServiceExt;
+        match (self.front)(req, self.peer) {
+            Ok(answer) => futures::future::Either::Left(answer.map(Ok as fn(_) -> _)),
+            Err(mut req) => {
+                // What `into_make_service_with_connect_info` gives the router's requests.
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(self.peer));
+                futures::future::Either::Right(self.app.clone().oneshot(req))
+            }
+        }
+    }
+}
+
+/// Reads a request's whole body within `limit` (what every service's routes get from
+/// [`layers`]): the request with its body in memory, or the answer to give instead (413
+/// over the limit, 400 when it cannot be read).
+pub async fn whole_body(req: Request<Body>, limit: usize) -> Result<Request<Body>, Response> {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Err(e) => Err(
+            if e.into_inner()
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::PayloadTooLarge.into_response()
+            } else {
+                ApiError::BadRequest("The request body could not be read".into()).into_response()
+            },
+        ),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -367,18 +367,29 @@ where
                     .take()
                     .map_or(Route::Named(Cow::Borrowed("unmatched")), Route::Matched),
             };
-            let labels = HttpLabels {
-                method: *this.method,
+            observe_request(
+                *this.method,
                 route,
-                status: response.status().as_u16(),
-            };
-            get()
-                .http_duration
-                .get_or_create(&labels)
-                .observe(this.started.elapsed().as_secs_f64());
+                response.status().as_u16(),
+                this.started.elapsed(),
+            );
         }
         std::task::Poll::Ready(result)
     }
+}
+
+/// Counts and times one answered request (what [`ObserveLayer`] does for the routers'
+/// requests; the gateway's front calls it for the requests it forwards).
+pub fn observe_request(method: HttpMethod, route: Route, status: u16, took: std::time::Duration) {
+    let labels = HttpLabels {
+        method,
+        route,
+        status,
+    };
+    get()
+        .http_duration
+        .get_or_create(&labels)
+        .observe(took.as_secs_f64());
 }
 
 /// `GET /metrics`.

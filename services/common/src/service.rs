@@ -33,6 +33,20 @@ pub struct Service {
     finish: Option<TaskTracker>,
     /// What `/healthz` reports about the background parts.
     monitor: Monitor,
+    /// Requests answered ahead of the router (the gateway's proxy).
+    front: FrontSlot,
+}
+
+struct FrontSlot(Option<http::Front>);
+
+impl std::fmt::Debug for FrontSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(front)"
+        } else {
+            "None"
+        })
+    }
 }
 
 impl Service {
@@ -56,7 +70,14 @@ impl Service {
             tasks: Vec::new(),
             finish: None,
             monitor,
+            front: FrontSlot(None),
         })
+    }
+
+    /// Lets `front` answer requests before the router sees them ([`http::Front`]).
+    pub fn with_front(mut self, front: http::Front) -> Self {
+        self.front = FrontSlot(Some(front));
+        self
     }
 
     /// What the service's `/healthz` reports on.
@@ -160,7 +181,7 @@ impl Service {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        http::serve(self.listener, self.router, shutdown).await?;
+        http::serve(self.listener, self.router, self.front.0, shutdown).await?;
         if let Some(tracker) = &self.finish {
             tracker.close();
             if tokio::time::timeout(FINISH_WITHIN, tracker.wait())

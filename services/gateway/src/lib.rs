@@ -6,6 +6,7 @@
 //! `/api/openapi.json` is the whole API's OpenAPI document, `docs/openapi.json`, built in:
 //! the gateway knows no service crate, and `tix-openapi`'s test keeps the file current.
 
+mod front;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -189,11 +190,17 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The router's fallback: what the front handed back, a path no upstream serves (404).
 async fn proxy(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut req: Request,
+    req: Request,
 ) -> Response {
+    forward(&gw, peer, req).await
+}
+
+/// Sends `req` on to the upstream its path belongs to and returns the upstream's answer.
+async fn forward(gw: &Gateway, peer: SocketAddr, mut req: Request) -> Response {
     let with_body = carries_body(req.headers());
     let Some(up) = gw.route(req.uri().path()) else {
         let mut resp = status_error(StatusCode::NOT_FOUND, "Not found");
@@ -468,11 +475,11 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(256)
         .build(connector);
-    let gw = Gateway {
+    let gw = Arc::new(Gateway {
         upstreams,
         client,
         body_limit: cfg.body_limit,
-    };
+    });
     let routes = Router::new()
         .route("/healthz", axum::routing::get(health))
         .route("/readyz", axum::routing::get(ready))
@@ -480,13 +487,15 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         .route("/api/openapi.json", axum::routing::get(openapi_json))
         .fallback(proxy)
         // Shared, not cloned per request: axum clones the state for every extraction.
-        .with_state(Arc::new(gw));
+        .with_state(gw.clone());
     let limits = Limits {
         body_bytes: cfg.body_limit,
         timeout: cfg.request_timeout,
     };
     let router = http::layers(routes, limits);
-    let service = Service::bind(SocketAddr::new(cfg.host, cfg.port), router).await?;
+    let service = Service::bind(SocketAddr::new(cfg.host, cfg.port), router)
+        .await?
+        .with_front(front::front(gw, limits));
     Ok(service)
 }
 

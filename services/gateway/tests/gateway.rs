@@ -3,7 +3,7 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tix_testkit::{Stack, message};
+use tix_testkit::{Proc, Stack, bin, free_port, message};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_routes_and_passes_cookies_headers_and_statuses_through() {
@@ -254,4 +254,56 @@ async fn requests_in_turn_reuse_one_upstream_connection() {
     // One from the gateway's side and its peer's, plus a health check's, at most.
     let n = sockets_to(tickets_port);
     assert!(n <= 3, "{n} sockets to tickets after 20 requests");
+}
+
+/// A forwarded request has the gateway's own deadline (`--request-timeout`): an upstream
+/// that takes the connection and never answers gets the client a 503 with the error body
+/// and its request id, instead of a wait as long as the client's patience; the gateway
+/// goes on answering. Tried: a listener that accepts (the kernel's backlog) and never reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_never_answers_is_cut_off_at_the_request_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "--port".to_string(),
+        "0".into(),
+        "--request-timeout".into(),
+        "1s".into(),
+        "--tickets-url".into(),
+        format!("http://{}", silent.local_addr().unwrap()),
+    ];
+    for other in ["auth", "orders", "payments", "expiration"] {
+        args.push(format!("--{other}-url"));
+        args.push(format!("http://127.0.0.1:{}", free_port()));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut gateway = Proc::spawn_env("tix-gateway", &bin("tix-gateway"), &argv, &[], logs.path());
+    let line = gateway.wait_for_line("listening on", std::time::Duration::from_secs(30));
+    let gw = line.rsplit(' ').next().unwrap().to_string();
+    // The client's own limit only keeps a broken gateway from hanging the test.
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap();
+
+    let r = http
+        .get(format!("{gw}/api/tickets/abc"))
+        .header("x-request-id", "slow-upstream-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["x-request-id"], "slow-upstream-1");
+    assert_eq!(
+        message(&r.json().await.unwrap()),
+        "The request took too long"
+    );
+
+    let r = http
+        .get(format!("{gw}/api/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the gateway still answers");
+    drop(silent);
 }
