@@ -135,16 +135,16 @@ fn drop_unusable_request_id<B>(mut req: Request<B>) -> Request<B> {
 /// `x-request-id` is kept when it is a plain token, anything else is replaced by a new
 /// UUID. It is set on the request (so the upstream gets it) and returned.
 pub fn settle_request_id<B>(req: &mut Request<B>) -> http::HeaderValue {
-    use tower_http::request_id::MakeRequestId;
     if let Some(v) = req.headers().get(X_REQUEST_ID)
         && v.to_str().is_ok_and(crate::correlation::is_valid)
     {
         return v.clone();
     }
-    let id = MakeRequestUuid
-        .make_request_id(req)
-        .map(|id| id.header_value().clone())
-        .unwrap_or_else(|| http::HeaderValue::from_static("-"));
+    // Written into a buffer, with no String or formatter in between. Version 7: unique,
+    // and in time order.
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id = http::HeaderValue::from_str(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text))
+        .unwrap_or_else(|_| http::HeaderValue::from_static("-"));
     req.headers_mut().insert(X_REQUEST_ID, id.clone());
     id
 }
@@ -184,12 +184,16 @@ impl Listener {
     }
 }
 
-/// Requests a service answers ahead of its router: given a request and the client's
-/// address, a front either takes it (and returns the answer's future) or hands it back to
-/// the router. The gateway's proxy is one: for a forwarded request, axum's routing and the
-/// boxed layers of [`layers`] cost more than the forwarding itself (docs/benchmarks.md),
-/// so the front does what they do for it in one place.
-pub type Front = Arc<dyn Fn(Request<Body>, SocketAddr) -> FrontAnswer + Send + Sync>;
+/// Requests a service answers ahead of its router: made once per connection from the
+/// client's address, a front gets each request first and either takes it (and returns the
+/// answer's future) or hands it back to the router. The gateway's proxy is one: for a
+/// forwarded request, axum's routing and the boxed layers of [`layers`] cost more than the
+/// forwarding itself (docs/benchmarks.md), so the front does what they do for it in one
+/// place.
+pub type Front = Arc<dyn Fn(SocketAddr) -> ConnFront + Send + Sync>;
+
+/// A [`Front`] for one connection.
+pub type ConnFront = Arc<dyn Fn(Request<Body>) -> FrontAnswer + Send + Sync>;
 
 /// What a [`Front`] does with a request.
 pub type FrontAnswer = Result<BoxFuture<'static, Response>, Request<Body>>;
@@ -239,17 +243,18 @@ impl<'a> tower::Service<axum::serve::IncomingStream<'a, tokio::net::TcpListener>
         &mut self,
         stream: axum::serve::IncomingStream<'a, tokio::net::TcpListener>,
     ) -> Self::Future {
+        let peer = *stream.remote_addr();
         std::future::ready(Ok(FrontConn {
-            front: self.front.clone(),
+            front: (self.front)(peer),
             app: self.app.clone(),
-            peer: *stream.remote_addr(),
+            peer,
         }))
     }
 }
 
 #[derive(Clone)]
 struct FrontConn {
-    front: Front,
+    front: ConnFront,
     app: Router,
     peer: SocketAddr,
 }
@@ -274,7 +279,7 @@ impl tower::Service<Request<Body>> for FrontConn {
     fn call(&mut self, req: Request<Body>) -> FrontFuture {
         use futures::FutureExt;
         use tower::ServiceExt;
-        match (self.front)(req, self.peer) {
+        match (self.front)(req) {
             Ok(answer) => futures::future::Either::Left(answer.map(Ok as fn(_) -> _)),
             Err(mut req) => {
                 // What `into_make_service_with_connect_info` gives the router's requests.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use tix_common::error::{ApiError, error_response};
@@ -20,17 +20,28 @@ use tix_common::http::{self, Front, Limits, X_REQUEST_ID};
 use tix_common::metrics::{HttpMethod, Route, observe_request};
 use tracing::Instrument;
 
-use crate::{Gateway, forward};
+use crate::{Gateway, client_address, forward};
 
 // Handing a request back moves it (a few hundred bytes), as the router's own call would;
 // boxing it instead would allocate for every request the router serves.
 #[allow(clippy::result_large_err)]
 pub(crate) fn front(gw: Arc<Gateway>, limits: Limits) -> Front {
-    Arc::new(move |req: Request, peer: SocketAddr| {
-        let Some(prefix) = gw.route(req.uri().path()).and_then(|u| u.prefix) else {
-            return Err(req);
-        };
-        Ok(Box::pin(forwarded(gw.clone(), limits, prefix, peer, req)))
+    Arc::new(move |peer: SocketAddr| {
+        // Once per connection: the address it states upstream.
+        let client = client_address(peer);
+        let gw = gw.clone();
+        Arc::new(move |req: Request| {
+            let Some(prefix) = gw.route(req.uri().path()).and_then(|u| u.prefix) else {
+                return Err(req);
+            };
+            Ok(Box::pin(forwarded(
+                gw.clone(),
+                limits,
+                prefix,
+                client.clone(),
+                req,
+            )))
+        })
     })
 }
 
@@ -42,7 +53,7 @@ async fn forwarded(
     gw: Arc<Gateway>,
     limits: Limits,
     prefix: &'static str,
-    peer: SocketAddr,
+    client: HeaderValue,
     mut req: Request,
 ) -> Response {
     let started = Instant::now();
@@ -56,7 +67,7 @@ async fn forwarded(
     );
     let work = async {
         match http::whole_body(req, limits.body_bytes).await {
-            Ok(req) => forward(&gw, peer, req).await,
+            Ok(req) => forward(&gw, &client, req).await,
             Err(refused) => refused,
         }
     };

@@ -169,22 +169,32 @@ fn carries_body(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// Headers that describe one hop, not the message: never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
+/// Names are lower case in a `HeaderMap`; comparing the text costs nothing, where a
+/// `[HeaderName; N]` constant is built and dropped again at every use.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
 
 /// Removes the hop-by-hop headers. Most messages carry none: one pass over the names
-/// present is cheaper than looking each of the eight up (and hashing it) to remove it.
+/// present finds out.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        for h in &HOP_BY_HOP {
+    if headers.keys().any(is_hop_by_hop) {
+        let hop: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| is_hop_by_hop(k))
+            .cloned()
+            .collect();
+        for h in hop {
             headers.remove(h);
         }
     }
@@ -196,11 +206,17 @@ async fn proxy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    forward(&gw, peer, req).await
+    forward(&gw, &client_address(peer), req).await
+}
+
+/// The client's address as the gateway states it upstream (`X-Forwarded-For`).
+fn client_address(peer: SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.ip().to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// Sends `req` on to the upstream its path belongs to and returns the upstream's answer.
-async fn forward(gw: &Gateway, peer: SocketAddr, mut req: Request) -> Response {
+async fn forward(gw: &Gateway, client: &HeaderValue, mut req: Request) -> Response {
     let with_body = carries_body(req.headers());
     let Some(up) = gw.route(req.uri().path()) else {
         let mut resp = status_error(StatusCode::NOT_FOUND, "Not found");
@@ -234,9 +250,7 @@ async fn forward(gw: &Gateway, peer: SocketAddr, mut req: Request) -> Response {
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
     // The gateway is the edge: it states the client's address, it does not relay one.
-    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
-        headers.insert("x-forwarded-for", v);
-    }
+    headers.insert("x-forwarded-for", client.clone());
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     let answer = match &up.conns {
         Some(conns) => conns
