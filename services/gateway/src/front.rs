@@ -20,7 +20,7 @@ use tix_common::http::{self, Front, Limits, X_REQUEST_ID};
 use tix_common::metrics::{HttpMethod, Route, observe_request};
 use tracing::Instrument;
 
-use crate::{Gateway, client_address, forward};
+use crate::{Gateway, carries_body, client_address, forward};
 
 // Handing a request back moves it (a few hundred bytes), as the router's own call would;
 // boxing it instead would allocate for every request the router serves.
@@ -66,10 +66,16 @@ async fn forwarded(
         request_id = %id.to_str().unwrap_or("-"),
     );
     let work = async {
-        match http::whole_body(req, limits.body_bytes).await {
-            Ok(req) => forward(&gw, &client, req).await,
-            Err(refused) => refused,
-        }
+        // Without a length or chunks an HTTP/1.1 request has no body: nothing to read.
+        let req = if carries_body(req.headers()) {
+            match http::whole_body(req, limits.body_bytes).await {
+                Ok(req) => req,
+                Err(refused) => return refused,
+            }
+        } else {
+            req
+        };
+        forward(&gw, &client, req).await
     };
     let answer = tokio::time::timeout(limits.timeout, AssertUnwindSafe(work).catch_unwind())
         .instrument(span.clone())
