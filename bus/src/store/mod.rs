@@ -267,6 +267,50 @@ mod tests {
         }
     }
 
+    /// A batch that fails part-way leaves nothing behind (its event is not stored), and
+    /// the writer's next batch begins afresh: had the failed one stayed open, every later
+    /// BEGIN would fail ("cannot start a transaction within a transaction").
+    #[test]
+    fn a_failed_batch_is_rolled_back_and_the_next_one_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("bus.db"), Durability::Normal).unwrap();
+        // The ack cannot be written: its table is out of the way.
+        conn.execute_batch("ALTER TABLE acked RENAME TO acked_away")
+            .unwrap();
+        let failed = commit_batch(
+            &mut conn,
+            &[Job {
+                writes: vec![
+                    Write::Publish(vec![ev("a", "s")]),
+                    Write::Acked {
+                        group: Arc::from("g"),
+                        seqs: vec![1],
+                    },
+                ],
+                token: (),
+            }],
+        );
+        assert!(failed[0].is_err(), "{failed:?}");
+        conn.execute_batch("ALTER TABLE acked_away RENAME TO acked")
+            .unwrap();
+        let ok = commit_batch(
+            &mut conn,
+            &[Job {
+                writes: vec![Write::Publish(vec![ev("b", "s")])],
+                token: (),
+            }],
+        );
+        assert!(ok[0].is_ok(), "{ok:?}");
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM events ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(ids, ["b"]);
+    }
+
     #[test]
     fn bus_db_and_its_wal_and_shm_are_0600_in_a_0700_directory() {
         use std::os::unix::fs::PermissionsExt;

@@ -14,6 +14,10 @@ pub struct Reader {
     conn: Connection,
 }
 
+/// `LIMIT +?2`: SQLite plans with a bare LIMIT parameter's value, so binding it would
+/// have the cached statement parsed and planned again on every read.
+const EVENTS_AFTER: &str = "SELECT seq, id, subject, payload, published_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT +?2";
+
 impl Reader {
     pub fn new(conn: Connection) -> Self {
         Self { conn }
@@ -74,9 +78,7 @@ impl Reader {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Vec<Arc<Event>>> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT seq, id, subject, payload, published_at FROM events WHERE seq > ?1 ORDER BY seq LIMIT +?2",
-        )?;
+        let mut st = self.conn.prepare_cached(EVENTS_AFTER)?;
         let rows = st.query_map(params![after as i64, limit as i64], |r| {
             Ok(Arc::new(Event::new(
                 r.get::<_, i64>(0)? as u64,
@@ -208,5 +210,26 @@ impl Reader {
             ))
         })?;
         rows.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The broker reads the log back again and again (a consumer behind the cache): the
+    /// query comes from the statement cache as it is.
+    #[test]
+    fn reading_the_log_again_does_not_prepare_the_query_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let reader = Reader::new(
+            super::super::open(&dir.path().join("bus.db"), super::super::Durability::Normal)
+                .unwrap(),
+        );
+        for after in [0, 5, 9] {
+            assert!(reader.events_after(after, 100, 1 << 20).unwrap().is_empty());
+        }
+        let st = reader.conn.prepare_cached(EVENTS_AFTER).unwrap();
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 }

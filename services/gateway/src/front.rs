@@ -97,10 +97,11 @@ async fn forwarded(
             "finished processing request"
         );
         if resp.status().is_server_error() {
+            // tower-http's failure line, in its default unit (ms).
             tracing::error!(
                 target: "tower_http::trace::on_failure",
                 classification = %format_args!("Status code: {}", resp.status()),
-                latency = %Micros(took),
+                latency = %format_args!("{} ms", took.as_millis()),
                 "response failed"
             );
         }
