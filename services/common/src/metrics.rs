@@ -111,11 +111,6 @@ pub struct StatusLabels {
     pub status: String,
 }
 
-/// The route label a handler may set on its response (the gateway names the upstream it
-/// forwarded to), winning over the matched pattern.
-#[derive(Debug, Clone)]
-pub struct RouteLabel(pub Cow<'static, str>);
-
 type Reader = Arc<dyn Fn() -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// Every metric of this process.
@@ -360,13 +355,10 @@ where
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
         if let Ok(response) = &result {
-            let route = match response.extensions().get::<RouteLabel>() {
-                Some(RouteLabel(r)) => Route::Named(r.clone()),
-                None => this
-                    .matched
-                    .take()
-                    .map_or(Route::Named(Cow::Borrowed("unmatched")), Route::Matched),
-            };
+            let route = this
+                .matched
+                .take()
+                .map_or(Route::Named(Cow::Borrowed("unmatched")), Route::Matched);
             observe_request(
                 *this.method,
                 route,

@@ -20,7 +20,7 @@ use tix_common::http::{self, Front, Limits, X_REQUEST_ID};
 use tix_common::metrics::{HttpMethod, Route, observe_request};
 use tracing::Instrument;
 
-use crate::{Gateway, carries_body, client_address, forward};
+use crate::{Gateway, Upstream, carries_body, client_address, forward};
 
 // Handing a request back moves it (a few hundred bytes), as the router's own call would;
 // boxing it instead would allocate for every request the router serves.
@@ -31,11 +31,13 @@ pub(crate) fn front(gw: Arc<Gateway>, limits: Limits) -> Front {
         let client = client_address(peer);
         let gw = gw.clone();
         Arc::new(move |req: Request| {
-            let Some(prefix) = gw.route(req.uri().path()).and_then(|u| u.prefix) else {
+            let Some((prefix, up)) = gw.route(req.uri().path()) else {
                 return Err(req);
             };
+            let up = up.clone();
             Ok(Box::pin(forwarded(
                 gw.clone(),
+                up,
                 limits,
                 prefix,
                 client.clone(),
@@ -51,6 +53,7 @@ pub(crate) fn front(gw: Arc<Gateway>, limits: Limits) -> Front {
 /// answer, the metrics (labelled by upstream) and the access log line.
 async fn forwarded(
     gw: Arc<Gateway>,
+    up: Arc<Upstream>,
     limits: Limits,
     prefix: &'static str,
     client: HeaderValue,
@@ -75,7 +78,7 @@ async fn forwarded(
         } else {
             req
         };
-        forward(&gw, &client, req).await
+        forward(&gw, &up, &client, req).await
     };
     let answer = tokio::time::timeout(limits.timeout, AssertUnwindSafe(work).catch_unwind())
         .instrument(span.clone())

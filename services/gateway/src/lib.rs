@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::uri::{PathAndQuery, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tix_api::health::{Health, HealthStatus, UpstreamHealth, UpstreamStatus};
 use tix_common::http::{self, Limits, status_error};
-use tix_common::metrics::RouteLabel;
 use tix_common::service::Service;
 
 #[derive(Debug, Clone, clap::Parser)]
@@ -132,9 +131,8 @@ impl Upstream {
 }
 
 struct Gateway {
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<Arc<Upstream>>,
     client: Client<HttpConnector, Body>,
-    body_limit: usize,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -146,14 +144,15 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    fn route(&self, path: &str) -> Option<&Upstream> {
-        self.upstreams.iter().find(|u| {
-            u.prefix.is_some_and(|prefix| {
-                path == prefix
-                    || path
-                        .strip_prefix(prefix)
-                        .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'))
-            })
+    /// The upstream serving `path`, with the prefix that matched.
+    fn route(&self, path: &str) -> Option<(&'static str, &Arc<Upstream>)> {
+        self.upstreams.iter().find_map(|u| {
+            let prefix = u.prefix?;
+            let serves = path == prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'));
+            serves.then_some((prefix, u))
         })
     }
 }
@@ -200,13 +199,16 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The router's fallback: what the front handed back, a path no upstream serves (404).
-async fn proxy(
-    State(gw): State<Arc<Gateway>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> Response {
-    forward(&gw, &client_address(peer), req).await
+/// The router's fallback: the front takes every path an upstream serves, so what reaches
+/// here is a path none does.
+async fn not_found(req: Request) -> Response {
+    let mut resp = status_error(StatusCode::NOT_FOUND, "Not found");
+    if carries_body(req.headers()) {
+        // Left unread: this connection cannot carry another request.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// The client's address as the gateway states it upstream (`X-Forwarded-For`).
@@ -215,33 +217,8 @@ fn client_address(peer: SocketAddr) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
-/// Sends `req` on to the upstream its path belongs to and returns the upstream's answer.
-async fn forward(gw: &Gateway, client: &HeaderValue, mut req: Request) -> Response {
-    let with_body = carries_body(req.headers());
-    let Some(up) = gw.route(req.uri().path()) else {
-        let mut resp = status_error(StatusCode::NOT_FOUND, "Not found");
-        if with_body {
-            // Left unread: this connection cannot carry another request.
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        return resp;
-    };
-    // A body announced as too large is refused here rather than streamed to a service that
-    // will refuse it anyway. (A chunked body is left to the service's own limit.)
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > gw.body_limit) {
-        let mut resp = status_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large");
-        // The body is left unread, so this connection cannot carry another request: say
-        // so, or a keep-alive client would reuse it and fail.
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return resp;
-    }
+/// Sends `req` on to `up` and returns its answer (a 502 when it cannot be reached).
+async fn forward(gw: &Gateway, up: &Upstream, client: &HeaderValue, mut req: Request) -> Response {
     let Some(uri) = up.uri(req.uri().path_and_query()) else {
         return status_error(StatusCode::BAD_REQUEST, "Invalid request path");
     };
@@ -265,7 +242,7 @@ async fn forward(gw: &Gateway, client: &HeaderValue, mut req: Request) -> Respon
             .map(|r| r.map(Body::new))
             .map_err(|e| e.to_string()),
     };
-    let mut resp = match answer {
+    match answer {
         Ok(mut resp) => {
             strip_hop_by_hop(resp.headers_mut());
             resp.into_response()
@@ -277,13 +254,7 @@ async fn forward(gw: &Gateway, client: &HeaderValue, mut req: Request) -> Respon
                 &format!("The {} service is unavailable", up.name),
             )
         }
-    };
-    // The gateway's request metrics count by upstream (the services count by route).
-    if let Some(prefix) = up.prefix {
-        resp.extensions_mut()
-            .insert(RouteLabel(std::borrow::Cow::Borrowed(prefix)));
     }
-    resp
 }
 
 /// The OpenAPI 3.1 document of the whole API, generated from every service's handlers by
@@ -490,16 +461,15 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         .pool_max_idle_per_host(256)
         .build(connector);
     let gw = Arc::new(Gateway {
-        upstreams,
+        upstreams: upstreams.into_iter().map(Arc::new).collect(),
         client,
-        body_limit: cfg.body_limit,
     });
     let routes = Router::new()
         .route("/healthz", axum::routing::get(health))
         .route("/readyz", axum::routing::get(ready))
         .route("/metrics", axum::routing::get(metrics))
         .route("/api/openapi.json", axum::routing::get(openapi_json))
-        .fallback(proxy)
+        .fallback(not_found)
         // Shared, not cloned per request: axum clones the state for every extraction.
         .with_state(gw.clone());
     let limits = Limits {

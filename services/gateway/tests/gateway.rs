@@ -90,6 +90,15 @@ async fn the_gateway_routes_and_passes_cookies_headers_and_statuses_through() {
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
         assert_eq!(message(&r.json().await.unwrap()), "Not found");
     }
+    // With a body the gateway leaves unread, it says the connection ends with the answer.
+    let r = http
+        .post(format!("{gw}/api/nothing"))
+        .json(&json!({"x": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["connection"], "close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
