@@ -129,7 +129,7 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// Runs a statement without parameters (a savepoint, a release) from the connection's
+/// Runs a statement without parameters (BEGIN, COMMIT, a savepoint) from the connection's
 /// statement cache: `execute_batch` would parse it again on every call.
 pub(crate) fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
     conn.prepare_cached(sql).and_then(|mut st| st.execute([]))
@@ -357,15 +357,14 @@ fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) {
     let result = (|| -> rusqlite::Result<()> {
         // BEGIN and COMMIT from the statement cache too: `Connection::transaction` parses
         // both again for every batch.
-        let tx = conn;
-        let run = |sql: &str| execute_cached(tx, sql);
+        let run = |sql: &str| execute_cached(conn, sql);
         run("BEGIN")?;
         for job in batch {
             run("SAVEPOINT job")?;
             // A panicking job must not take the writer thread (and every later write of the
             // service) with it: its changes are rolled back and its caller gets an error
             // (the reply channel is dropped with the job).
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(tx))) {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))) {
                 Ok((true, completion)) => {
                     run("RELEASE job")?;
                     done.push(completion);

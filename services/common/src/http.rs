@@ -121,14 +121,17 @@ pub fn layers(routes: Router, limits: Limits) -> Router {
 /// A client's own `x-request-id` is kept (a proxy in front may have assigned it) only when
 /// it is a plain short token: it goes into every log line and event of the request.
 fn drop_unusable_request_id<B>(mut req: Request<B>) -> Request<B> {
-    let usable = req
-        .headers()
-        .get(X_REQUEST_ID)
-        .is_none_or(|v| v.to_str().is_ok_and(crate::correlation::is_valid));
+    let usable = req.headers().get(X_REQUEST_ID).is_none_or(is_usable_id);
     if !usable {
         req.headers_mut().remove(X_REQUEST_ID);
     }
     req
+}
+
+/// A client's `x-request-id` goes into every log line and event of its request: only a
+/// plain short token is kept.
+fn is_usable_id(v: &http::HeaderValue) -> bool {
+    v.to_str().is_ok_and(crate::correlation::is_valid)
 }
 
 /// The request's id as [`layers`] settles it, for a [`Front`]: a client's own
@@ -136,7 +139,7 @@ fn drop_unusable_request_id<B>(mut req: Request<B>) -> Request<B> {
 /// UUID. It is set on the request (so the upstream gets it) and returned.
 pub fn settle_request_id<B>(req: &mut Request<B>) -> http::HeaderValue {
     if let Some(v) = req.headers().get(X_REQUEST_ID)
-        && v.to_str().is_ok_and(crate::correlation::is_valid)
+        && is_usable_id(v)
     {
         return v.clone();
     }

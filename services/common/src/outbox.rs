@@ -77,6 +77,8 @@ struct Row {
 }
 
 const BATCH: usize = 512;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// `LIMIT +?1`, not `LIMIT ?1`: SQLite plans with the value of a bare parameter in LIMIT,
 /// so binding it (every run) expires the cached statement and every read would parse and
@@ -97,8 +99,6 @@ fn waiting(c: &Connection) -> rusqlite::Result<Vec<Row>> {
     })?;
     rows.collect()
 }
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Publishes the outbox forever: woken by every commit, and every second regardless.
 /// Reports to `health` while publishing fails.

@@ -193,9 +193,6 @@ pub fn has_pending_attempt(c: &Connection, order_id: &str) -> rusqlite::Result<b
         .exists([order_id])
 }
 
-/// Attempts whose outcome is not known yet, oldest first, with what asking again needs.
-/// An attempt from before attempts kept their card token cannot be asked about again; it
-/// is listed with an empty source and left to an operator.
 // `LIMIT +?1` in both sweeps keeps the cached statements from being planned again on
 // every run (tix_common's outbox says why).
 const PENDING_ATTEMPTS: &str =
@@ -204,6 +201,9 @@ const PENDING_ATTEMPTS: &str =
 const PENDING_REFUNDS: &str = "SELECT id, order_id, charge_id, amount_cents FROM payments
      WHERE status = 'refund_pending' ORDER BY id LIMIT +?1";
 
+/// Attempts whose outcome is not known yet, oldest first, with what asking again needs.
+/// An attempt from before attempts kept their card token cannot be asked about again; it
+/// is listed with an empty source and left to an operator.
 pub fn pending_attempts(c: &Connection, limit: i64) -> rusqlite::Result<Vec<Claim>> {
     let mut st = c.prepare_cached(PENDING_ATTEMPTS)?;
     let rows = st.query_map([limit], |r| {
