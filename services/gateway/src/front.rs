@@ -47,7 +47,7 @@ pub(crate) fn front(gw: Arc<Gateway>, limits: Limits) -> Front {
     })
 }
 
-/// What `http::layers` and the router's fallback do for a forwarded request, in order:
+/// What `http::layers` would do around [`forward`] for a forwarded request, in order:
 /// its id, its span (the access log's), the timeout around everything, a panic turned
 /// into a 500, the body read within the limit, the forwarding; then the id on the
 /// answer, the metrics (labelled by upstream) and the access log line.
