@@ -411,32 +411,109 @@ async fn apply_batch(
     events: Arc<Vec<Envelope>>,
 ) -> Result<Vec<Verdict>, BatchError> {
     let handler = handler.clone();
-    db.write(move |conn| -> Result<Vec<Verdict>, BatchError> {
-        let mut verdicts = Vec::with_capacity(events.len());
-        for env in events.iter() {
-            verdicts.push(apply_one(conn, &handler, env)?);
-        }
-        Ok(verdicts)
-    })
-    .await
+    db.write(move |conn| apply_events(conn, &handler, &events))
+        .await
 }
 
+/// Applies a batch in the writer's transaction. Each event has to be undone alone when it
+/// does not apply, which a savepoint per event allows — at the price of SQLite copying,
+/// for every event, each page it is about to change (a few percent of a consumer's CPU
+/// under load, docs/benchmarks.md). Events nearly always apply, and one that does not
+/// nearly always decides so before writing anything; so the batch first runs without
+/// them, and only an event that wrote and then did not apply sends the whole batch back
+/// to be applied again with a savepoint per event.
+fn apply_events(
+    conn: &Connection,
+    handler: &Handler,
+    events: &[Envelope],
+) -> Result<Vec<Verdict>, BatchError> {
+    let run = |sql: &str| crate::db::execute_cached(conn, sql).map_err(DbError::from);
+    run("SAVEPOINT batch")?;
+    let mut verdicts = Vec::with_capacity(events.len());
+    for env in events {
+        if seen(conn, &env.id).map_err(DbError::from)? {
+            verdicts.push(Verdict::Duplicate);
+            continue;
+        }
+        // Every row a statement inserts, changes or deletes counts here once the statement
+        // has completed (a failed statement undoes its own rows): an unchanged count means
+        // the handler left the database as it found it.
+        let before = conn.total_changes();
+        let outcome = run_handler(conn, handler, env);
+        let wrote = conn.total_changes() != before;
+        let verdict = match outcome {
+            Ok(Outcome::Applied) => {
+                record(conn, env)?;
+                Verdict::Applied
+            }
+            Err(e) if is_transient_cause(e.as_ref()) => {
+                // The database's trouble, not the event's: the whole batch is tried again.
+                run("ROLLBACK TO batch")?;
+                run("RELEASE batch")?;
+                return Err(BatchError::Handler(e));
+            }
+            _ if wrote => {
+                run("ROLLBACK TO batch")?;
+                run("RELEASE batch")?;
+                return events
+                    .iter()
+                    .map(|env| apply_one(conn, handler, env))
+                    .collect();
+            }
+            Ok(Outcome::Retry(why)) => not_yet(env, &why),
+            Err(e) => failed(env, &e),
+        };
+        verdicts.push(verdict);
+    }
+    run("RELEASE batch")?;
+    Ok(verdicts)
+}
+
+/// Runs the handler; one that panics fails on this event alone, like one that returns an
+/// error. What the handler publishes carries on the event's correlation id.
+fn run_handler(conn: &Connection, handler: &Handler, env: &Envelope) -> anyhow::Result<Outcome> {
+    let correlation = env
+        .correlation_id
+        .as_deref()
+        .and_then(crate::correlation::from_text);
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::correlation::on_this_thread(correlation, || handler(conn, env))
+    }))
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("the handler panicked")))
+}
+
+/// Records an applied event as seen.
+fn record(conn: &Connection, env: &Envelope) -> Result<(), BatchError> {
+    conn.prepare_cached("INSERT INTO inbox (event_id, subject, received_at) VALUES (?1, ?2, ?3)")
+        .and_then(|mut st| {
+            st.execute((
+                &env.id,
+                env.subject().as_str(),
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            ))
+        })
+        .map_err(DbError::from)?;
+    Ok(())
+}
+
+fn not_yet(env: &Envelope, why: &str) -> Verdict {
+    tracing::debug!(id = %env.id, subject = %env.subject(), %why, "not yet; will retry");
+    Verdict::Retry
+}
+
+fn failed(env: &Envelope, e: &anyhow::Error) -> Verdict {
+    tracing::error!(id = %env.id, subject = %env.subject(), error = ?e, "handler failed; will retry");
+    Verdict::Failed
+}
+
+/// Applies one event under a savepoint of its own, undone if the event does not apply.
 fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Verdict, BatchError> {
     if seen(conn, &env.id).map_err(DbError::from)? {
         return Ok(Verdict::Duplicate);
     }
     let run = |sql: &str| crate::db::execute_cached(conn, sql).map_err(DbError::from);
     run("SAVEPOINT event")?;
-    // A handler that panics fails on this event alone, like one that returns an error.
-    // What the handler publishes carries on the event's correlation id.
-    let correlation = env
-        .correlation_id
-        .as_deref()
-        .and_then(crate::correlation::from_text);
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        crate::correlation::on_this_thread(correlation, || handler(conn, env))
-    }))
-    .unwrap_or_else(|_| Err(anyhow::anyhow!("the handler panicked")));
+    let outcome = run_handler(conn, handler, env);
     let rollback = || -> Result<(), BatchError> {
         run("ROLLBACK TO event")?;
         run("RELEASE event")?;
@@ -444,34 +521,21 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
     };
     match outcome {
         Ok(Outcome::Applied) => {
-            conn.prepare_cached(
-                "INSERT INTO inbox (event_id, subject, received_at) VALUES (?1, ?2, ?3)",
-            )
-            .and_then(|mut st| {
-                st.execute((
-                    &env.id,
-                    env.subject().as_str(),
-                    time::OffsetDateTime::now_utc().unix_timestamp(),
-                ))
-            })
-            .map_err(DbError::from)?;
+            record(conn, env)?;
             run("RELEASE event")?;
             Ok(Verdict::Applied)
         }
         Ok(Outcome::Retry(why)) => {
             rollback()?;
-            tracing::debug!(id = %env.id, subject = %env.subject(), %why, "not yet; will retry");
-            Ok(Verdict::Retry)
+            Ok(not_yet(env, &why))
         }
         Err(e) if is_transient_cause(e.as_ref()) => {
-            // The database's trouble, not the event's: the whole batch is tried again.
             rollback()?;
             Err(BatchError::Handler(e))
         }
         Err(e) => {
             rollback()?;
-            tracing::error!(id = %env.id, subject = %env.subject(), error = ?e, "handler failed; will retry");
-            Ok(Verdict::Failed)
+            Ok(failed(env, &e))
         }
     }
 }
@@ -479,6 +543,157 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tix_api::events::{Event, ExpirationComplete};
+
+    /// A database with the inbox and a table handlers write to, in a transaction as the
+    /// writer runs a job.
+    fn store() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(crate::db::EVENTS_SCHEMA).unwrap();
+        c.execute_batch("CREATE TABLE done (order_id TEXT PRIMARY KEY); BEGIN")
+            .unwrap();
+        c
+    }
+
+    fn event(order: &str) -> Envelope {
+        Envelope::new(
+            "expiration",
+            Event::ExpirationComplete(ExpirationComplete {
+                order_id: order.into(),
+            }),
+        )
+    }
+
+    /// Writes the order's row, then decides by the order's name: `retry-*` is not yet
+    /// applicable and `bad-*` fails (both after writing when the name ends in `-late`,
+    /// before when it ends in `-early`), `panic-late` panics after writing.
+    fn handler() -> Handler {
+        Arc::new(|conn: &Connection, env: &Envelope| {
+            let Event::ExpirationComplete(e) = &env.event else {
+                anyhow::bail!("unexpected event");
+            };
+            let id = e.order_id.as_str();
+            if id.ends_with("-early") {
+                if id.starts_with("retry") {
+                    return Ok(Outcome::Retry("later".into()));
+                }
+                anyhow::bail!("refused before writing");
+            }
+            conn.execute("INSERT INTO done (order_id) VALUES (?1)", [id])?;
+            match id {
+                "retry-late" => Ok(Outcome::Retry("later".into())),
+                "bad-late" => anyhow::bail!("refused after writing"),
+                "panic-late" => panic!("the handler broke after writing"),
+                _ => Ok(Outcome::Applied),
+            }
+        })
+    }
+
+    fn done(c: &Connection) -> Vec<String> {
+        c.prepare("SELECT order_id FROM done ORDER BY order_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    fn seen_count(c: &Connection) -> i64 {
+        c.query_row("SELECT count(*) FROM inbox", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// How often the per-event savepoint ran on this connection.
+    fn event_savepoints(c: &Connection) -> i32 {
+        c.prepare_cached("SAVEPOINT event")
+            .unwrap()
+            .get_status(rusqlite::StatementStatus::Run)
+    }
+
+    #[test]
+    fn a_batch_that_applies_runs_without_a_savepoint_per_event() {
+        let c = store();
+        let batch = [event("a"), event("b"), event("c")];
+        let verdicts = apply_events(&c, &handler(), &batch).unwrap();
+        assert_eq!(verdicts, [Verdict::Applied; 3]);
+        assert_eq!(done(&c), ["a", "b", "c"]);
+        assert_eq!(seen_count(&c), 3);
+        assert_eq!(event_savepoints(&c), 0);
+        // The same events again are duplicates, and change nothing.
+        let verdicts = apply_events(&c, &handler(), &batch).unwrap();
+        assert_eq!(verdicts, [Verdict::Duplicate; 3]);
+        assert_eq!(seen_count(&c), 3);
+    }
+
+    #[test]
+    fn an_event_refused_before_writing_leaves_the_others_applied() {
+        let c = store();
+        let batch = [
+            event("a"),
+            event("retry-early"),
+            event("bad-early"),
+            event("b"),
+        ];
+        let verdicts = apply_events(&c, &handler(), &batch).unwrap();
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Applied,
+                Verdict::Retry,
+                Verdict::Failed,
+                Verdict::Applied
+            ]
+        );
+        assert_eq!(done(&c), ["a", "b"]);
+        // Only the applied events are recorded as seen: the others come back.
+        assert_eq!(seen_count(&c), 2);
+        assert_eq!(event_savepoints(&c), 0);
+    }
+
+    #[test]
+    fn an_event_refused_after_writing_is_undone_alone() {
+        for refused in ["retry-late", "bad-late", "panic-late"] {
+            let c = store();
+            let batch = [event("a"), event(refused), event("b")];
+            let verdicts = apply_events(&c, &handler(), &batch).unwrap();
+            let expected = if refused.starts_with("retry") {
+                Verdict::Retry
+            } else {
+                Verdict::Failed
+            };
+            assert_eq!(
+                verdicts,
+                [Verdict::Applied, expected, Verdict::Applied],
+                "{refused}"
+            );
+            // Its row is gone, the others' rows are there once each.
+            assert_eq!(done(&c), ["a", "b"], "{refused}");
+            assert_eq!(seen_count(&c), 2, "{refused}");
+            // Applied again with a savepoint per event.
+            assert_eq!(event_savepoints(&c), 3, "{refused}");
+        }
+    }
+
+    #[test]
+    fn the_databases_trouble_fails_the_batch_and_undoes_it() {
+        let c = store();
+        let busy: Handler = Arc::new(|conn: &Connection, env: &Envelope| {
+            conn.execute("INSERT INTO done (order_id) VALUES (?1)", [&env.id])?;
+            Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some("database is locked".into()),
+            )
+            .into())
+        });
+        let batch = [event("a"), event("b")];
+        assert!(matches!(
+            apply_events(&c, &busy, &batch),
+            Err(BatchError::Handler(_))
+        ));
+        assert!(done(&c).is_empty());
+        assert_eq!(seen_count(&c), 0);
+    }
 
     /// Pruning runs again and again: its statement comes from the cache as it is.
     #[test]
