@@ -7,6 +7,7 @@
 //! commit is durable. Reads run on pooled read connections (WAL lets them run beside the
 //! writer) on a blocking-capable thread.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
@@ -103,6 +104,42 @@ pub const EVENTS_SCHEMA: &str = "
         received_at INTEGER NOT NULL
     ) WITHOUT ROWID;";
 
+/// Something a transaction changed that a task of the service waits for: the outbox's
+/// new rows (the relay), a service's own (payments' refunds to make, expiration's timers).
+/// The job that changes it says so with [`touched`]; the tasks waiting on it through
+/// [`Db::changes`] are woken once that transaction has committed, and not by the commits
+/// that did not touch it (each wake-up is a read, and most commits are someone else's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topic(u8);
+
+const TOPICS: usize = 8;
+
+impl Topic {
+    /// Rows added to the outbox.
+    pub const OUTBOX: Topic = Topic(0);
+
+    /// A topic of the service's own, `1..=7`.
+    pub const fn own(n: u8) -> Topic {
+        assert!(
+            n >= 1 && (n as usize) < TOPICS,
+            "a service's own topics are 1..=7"
+        );
+        Topic(n)
+    }
+}
+
+thread_local! {
+    /// The topics the writer thread's current batch touched.
+    static TOUCHED: Cell<u8> = const { Cell::new(0) };
+}
+
+/// Says, from inside a [`Db::write`] job, that its transaction changes `topic`. A job that
+/// is rolled back afterwards only causes a wake-up that finds nothing; outside a writer job
+/// (a test's bare connection) it does nothing.
+pub fn touched(topic: Topic) {
+    TOUCHED.with(|t| t.set(t.get() | 1 << topic.0));
+}
+
 type Completion = Box<dyn FnOnce(Option<String>) + Send>;
 type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 
@@ -118,6 +155,7 @@ struct Inner {
     jobs: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Mutex<Vec<Connection>>,
     commits: watch::Sender<u64>,
+    topics: Arc<[watch::Sender<u64>; TOPICS]>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -195,13 +233,16 @@ impl Db {
         let (tx, rx) = mpsc::channel::<WriteJob>();
         let (commits, _) = watch::channel(0u64);
         let notify = commits.clone();
+        let topics: Arc<[watch::Sender<u64>; TOPICS]> =
+            Arc::new(std::array::from_fn(|_| watch::channel(0u64).0));
+        let notify_topics = topics.clone();
         let name = format!(
             "db-writer-{}",
             path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
         );
         let writer = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run_writer(conn, rx, notify))
+            .spawn(move || run_writer(conn, rx, notify, &notify_topics))
             .map_err(|e| DbError::Commit(e.to_string()))?;
         Ok(Db {
             inner: Arc::new(Inner {
@@ -210,6 +251,7 @@ impl Db {
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
                 commits,
+                topics,
                 writer: Mutex::new(Some(writer)),
             }),
         })
@@ -223,6 +265,12 @@ impl Db {
     /// scheduler) holds its own receiver, so no task can miss a commit another one saw.
     pub fn commits(&self) -> watch::Receiver<u64> {
         self.inner.commits.subscribe()
+    }
+
+    /// A counter of the commits that [`touched`] `topic`, for a task that waits for that
+    /// alone: mark it seen before reading, as with [`Db::commits`].
+    pub fn changes(&self, topic: Topic) -> watch::Receiver<u64> {
+        self.inner.topics[topic.0 as usize].subscribe()
     }
 
     /// Runs `f` in the next group commit and returns its result once the commit is durable.
@@ -338,7 +386,12 @@ impl Db {
 
 const MAX_BATCH: usize = 1024;
 
-fn run_writer(conn: Connection, jobs: mpsc::Receiver<WriteJob>, commits: watch::Sender<u64>) {
+fn run_writer(
+    conn: Connection,
+    jobs: mpsc::Receiver<WriteJob>,
+    commits: watch::Sender<u64>,
+    topics: &[watch::Sender<u64>; TOPICS],
+) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -347,8 +400,15 @@ fn run_writer(conn: Connection, jobs: mpsc::Receiver<WriteJob>, commits: watch::
                 Err(_) => break,
             }
         }
+        TOUCHED.with(|t| t.set(0));
         commit_batch(&conn, batch);
         commits.send_modify(|n| *n += 1);
+        let touched = TOUCHED.with(|t| t.replace(0));
+        for (i, topic) in topics.iter().enumerate() {
+            if touched & 1 << i != 0 {
+                topic.send_modify(|n| *n += 1);
+            }
+        }
     }
 }
 
@@ -603,6 +663,48 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_topic_wakes_only_for_the_commits_that_touched_it() {
+        let (_dir, db) = db();
+        let mut outbox = db.changes(Topic::OUTBOX);
+        let mut own = db.changes(Topic::own(3));
+        let all = db.commits();
+        let put = |k: &'static str, topic: Option<Topic>| {
+            let db = db.clone();
+            async move {
+                db.write(move |c| -> Result<(), DbError> {
+                    c.execute("INSERT INTO t (k, v) VALUES (?1, 1)", [k])?;
+                    if let Some(t) = topic {
+                        touched(t);
+                    }
+                    Ok(())
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let soon = Duration::from_secs(5);
+        put("a", None).await;
+        put("b", Some(Topic::own(3))).await;
+        // The writer announces batches in order: once the second is announced, the first
+        // one's announcements have all been made.
+        tokio::time::timeout(soon, own.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(all.has_changed().unwrap(), "every commit counts");
+        assert!(
+            !outbox.has_changed().unwrap(),
+            "commits that touched no outbox row do not wake the relay"
+        );
+        put("c", Some(Topic::OUTBOX)).await;
+        tokio::time::timeout(soon, outbox.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!own.has_changed().unwrap(), "topics are apart");
     }
 
     /// A batch whose COMMIT fails (here a deferred foreign key) leaves nothing behind, and

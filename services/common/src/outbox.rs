@@ -15,7 +15,7 @@ use rusqlite::Connection;
 use tix_api::events::Envelope;
 use tix_bus_client::Client;
 
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Topic};
 use crate::health::Part;
 
 /// Events the bus refused for good, out of the way of the others: each row is the outbox
@@ -56,6 +56,7 @@ pub fn enqueue(conn: &Connection, env: &Envelope) -> rusqlite::Result<()> {
         env.to_json_correlated(correlation),
         env.occurred_at.unix_timestamp(),
     ))?;
+    crate::db::touched(Topic::OUTBOX);
     Ok(())
 }
 
@@ -100,10 +101,10 @@ fn waiting(c: &Connection) -> rusqlite::Result<Vec<Row>> {
     rows.collect()
 }
 
-/// Publishes the outbox forever: woken by every commit, and every second regardless.
-/// Reports to `health` while publishing fails.
+/// Publishes the outbox forever: woken by every commit that added to it, and every second
+/// regardless. Reports to `health` while publishing fails.
 pub async fn run_relay(db: Db, bus: Client, health: Part) {
-    let mut commits = db.commits();
+    let mut commits = db.changes(Topic::OUTBOX);
     let mut retry = Retry::new(health);
     loop {
         // Mark every commit so far as seen before reading: one landing after this read

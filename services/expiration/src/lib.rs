@@ -17,7 +17,7 @@ use tix_api::UnixMillis;
 use tix_api::events::{Envelope, Event, ExpirationComplete, Subject};
 use tix_bus_client::SubscribeOptions;
 use tix_common::config::ServiceArgs;
-use tix_common::db::{Db, DbError};
+use tix_common::db::{self, Db, DbError, Topic};
 use tix_common::http;
 use tix_common::inbox::Outcome;
 use tix_common::outbox;
@@ -62,11 +62,27 @@ fn now_ms() -> i64 {
 fn on_event(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
     if let Event::OrderCreated(o) = &env.event {
         let due = o.expires_at.as_i64();
-        c.prepare_cached("INSERT INTO timers (order_id, due_at, correlation_id) VALUES (?1, ?2, ?3) ON CONFLICT (order_id) DO NOTHING")?
-            .execute((&o.id, due, env.correlation_id.as_deref()))?;
+        set_timer(c, &o.id, due, env.correlation_id.as_deref())?;
         tracing::debug!(order = %o.id, due, "timer set");
     }
     Ok(Outcome::Applied)
+}
+
+/// The scheduler's wake-up: a commit that set a timer.
+const TIMERS: Topic = Topic::own(1);
+
+/// Sets the order's timer (a second one for the same order is ignored), inside a writer
+/// job: the scheduler wakes once it has committed.
+fn set_timer(
+    c: &Connection,
+    order_id: &str,
+    due: i64,
+    correlation_id: Option<&str>,
+) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT INTO timers (order_id, due_at, correlation_id) VALUES (?1, ?2, ?3) ON CONFLICT (order_id) DO NOTHING")?
+        .execute((order_id, due, correlation_id))?;
+    db::touched(TIMERS);
+    Ok(())
 }
 
 /// Fires every timer due by `now`: one `expiration:complete` each, timer deleted with it.
@@ -97,7 +113,7 @@ fn fire_due(c: &Connection, now: i64) -> rusqlite::Result<Vec<String>> {
 
 /// Sleeps until the earliest timer, fires what is due, and starts over.
 pub async fn run_scheduler(db: Db) {
-    let mut commits = db.commits();
+    let mut commits = db.changes(TIMERS);
     loop {
         commits.borrow_and_update();
         let next: Result<Option<i64>, DbError> = db
@@ -133,7 +149,8 @@ pub async fn run_scheduler(db: Db) {
                 Some(Duration::from_millis(500))
             }
         };
-        // Any commit may have added an earlier timer: wake for it, or for the earliest one.
+        // A commit that set a timer may have set an earlier one: wake for it, or for the
+        // earliest one.
         match wait {
             Some(d) => {
                 tokio::select! {
@@ -188,10 +205,7 @@ mod tests {
                 ("soon", now + 300),
                 ("later", now + 60_000),
             ] {
-                c.execute(
-                    "INSERT INTO timers (order_id, due_at) VALUES (?1, ?2)",
-                    (id, due),
-                )?;
+                set_timer(c, id, due, None)?;
             }
             Ok(())
         })
@@ -225,14 +239,9 @@ mod tests {
         assert_eq!(fired(db.clone()).await, ["overdue", "soon"]);
         // A new, earlier timer wakes the sleeping scheduler.
         let now = now_ms();
-        db.write(move |c| -> Result<usize, DbError> {
-            Ok(c.execute(
-                "INSERT INTO timers (order_id, due_at) VALUES ('new', ?1)",
-                [now + 100],
-            )?)
-        })
-        .await
-        .unwrap();
+        db.write(move |c| -> Result<(), DbError> { Ok(set_timer(c, "new", now + 100, None)?) })
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(
             fired(db.clone()).await,

@@ -1,8 +1,8 @@
 //! Giving back the charges orders rejected (docs/events.md, "payment:rejected").
 //!
 //! The consumer only marks a payment `refund_pending` inside its transaction; this task
-//! makes the provider calls, outside any transaction, woken by every commit and every
-//! `--reconcile-every`. Each refund carries the payment's own idempotency key (`refund-<payment id>`),
+//! makes the provider calls, outside any transaction, woken by every commit that marked one
+//! (`store::REFUNDS`) and every `--reconcile-every`. Each refund carries the payment's own idempotency key (`refund-<payment id>`),
 //! so a refund retried after a crash or a timeout is made once. Until the provider
 //! answers, the payment stays `refund_pending`: it is never forgotten.
 
@@ -16,7 +16,7 @@ use crate::store::{self, PendingRefund};
 
 /// Runs forever; pending refunds are retried every `every` when nothing wakes the task.
 pub async fn run(db: Db, provider: Arc<dyn PaymentProvider>, every: Duration) {
-    let mut commits = db.commits();
+    let mut commits = db.changes(store::REFUNDS);
     loop {
         commits.borrow_and_update();
         let pending = db

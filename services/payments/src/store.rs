@@ -420,8 +420,14 @@ pub fn reject(c: &Connection, payment_id: &str, reason: &str) -> rusqlite::Resul
              WHERE id = ?1 AND status = 'succeeded'",
         )?
         .execute((payment_id, reason))?;
+    if n == 1 {
+        tix_common::db::touched(REFUNDS);
+    }
     Ok(n == 1)
 }
+
+/// The refunder's wake-up: a commit that left a charge to give back.
+pub const REFUNDS: tix_common::db::Topic = tix_common::db::Topic::own(1);
 
 /// Whether a payment exists, with its status as stored.
 pub fn stored_status(c: &Connection, payment_id: &str) -> rusqlite::Result<Option<String>> {
