@@ -400,7 +400,6 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        TOUCHED.with(|t| t.set(0));
         commit_batch(&conn, batch);
         commits.send_modify(|n| *n += 1);
         let touched = TOUCHED.with(|t| t.replace(0));
@@ -622,8 +621,8 @@ mod tests {
         assert_eq!(n, 0);
     }
 
-    /// A consumer's batch takes a savepoint per event, one after another, inside its job's
-    /// savepoint, so the sub-journal of pages they may restore grows with the batch. Past
+    /// A consumer's batch applied again with a savepoint per event (after an event wrote and
+    /// then refused) takes them one after another inside its job's savepoint, so the sub-journal of pages they may restore grows with the batch. Past
     /// SQLite's spill size (64 KiB unless built with `SQLITE_STMTJRNL_SPILL`, which
     /// `.cargo/config.toml` sets to 8 MiB) it goes to a temporary file (an unnamed
     /// `/var/tmp/#<inode>` here, `etilqs_…` where `O_TMPFILE` is missing) created, written

@@ -35,7 +35,9 @@ pub enum Outcome {
     Retry(String),
 }
 
-/// Applies one event inside the consumer's transaction.
+/// Applies one event inside the consumer's transaction. What it changes must go through
+/// INSERT, UPDATE or DELETE statements (no DDL, pragma or blob writes): whether it changed
+/// anything is read from SQLite's count of changed rows (see `apply_events`).
 pub type Handler = Arc<dyn Fn(&Connection, &Envelope) -> anyhow::Result<Outcome> + Send + Sync>;
 
 /// How many already-delivered events are applied in one transaction.
@@ -430,6 +432,9 @@ fn apply_events(
     let run = |sql: &str| crate::db::execute_cached(conn, sql).map_err(DbError::from);
     run("SAVEPOINT batch")?;
     let mut verdicts = Vec::with_capacity(events.len());
+    // Logged once the batch stands: applied again with a savepoint per event, it would
+    // say so a second time.
+    let mut refused: Vec<(&Envelope, anyhow::Result<Outcome>)> = Vec::new();
     for env in events {
         if seen(conn, &env.id).map_err(DbError::from)? {
             verdicts.push(Verdict::Duplicate);
@@ -440,11 +445,12 @@ fn apply_events(
         // the handler left the database as it found it.
         let before = conn.total_changes();
         let outcome = run_handler(conn, handler, env);
+        still_in_transaction(conn)?;
         let wrote = conn.total_changes() != before;
-        let verdict = match outcome {
+        match outcome {
             Ok(Outcome::Applied) => {
                 record(conn, env)?;
-                Verdict::Applied
+                verdicts.push(Verdict::Applied);
             }
             Err(e) if is_transient_cause(e.as_ref()) => {
                 // The database's trouble, not the event's: the whole batch is tried again.
@@ -460,12 +466,27 @@ fn apply_events(
                     .map(|env| apply_one(conn, handler, env))
                     .collect();
             }
-            Ok(Outcome::Retry(why)) => not_yet(env, &why),
-            Err(e) => failed(env, &e),
-        };
-        verdicts.push(verdict);
+            outcome => {
+                verdicts.push(match &outcome {
+                    Ok(_) => Verdict::Retry,
+                    Err(_) => Verdict::Failed,
+                });
+                refused.push((env, outcome));
+            }
+        }
     }
     run("RELEASE batch")?;
+    for (env, outcome) in refused {
+        match outcome {
+            Ok(Outcome::Retry(why)) => {
+                not_yet(env, &why);
+            }
+            Ok(Outcome::Applied) => {}
+            Err(e) => {
+                failed(env, &e);
+            }
+        }
+    }
     Ok(verdicts)
 }
 
@@ -480,6 +501,18 @@ fn run_handler(conn: &Connection, handler: &Handler, env: &Envelope) -> anyhow::
         crate::correlation::on_this_thread(correlation, || handler(conn, env))
     }))
     .unwrap_or_else(|_| Err(anyhow::anyhow!("the handler panicked")))
+}
+
+/// Some errors (I/O, a full disk, an interrupt) make SQLite roll the whole transaction back
+/// itself, whatever a handler made of the error: then nothing of the batch is left to go
+/// on with, and what came next would commit statement by statement.
+fn still_in_transaction(conn: &Connection) -> Result<(), BatchError> {
+    if conn.is_autocommit() {
+        return Err(BatchError::Db(DbError::Commit(
+            "the transaction was rolled back while applying an event".into(),
+        )));
+    }
+    Ok(())
 }
 
 /// Records an applied event as seen.
@@ -514,6 +547,7 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
     let run = |sql: &str| crate::db::execute_cached(conn, sql).map_err(DbError::from);
     run("SAVEPOINT event")?;
     let outcome = run_handler(conn, handler, env);
+    still_in_transaction(conn)?;
     let rollback = || -> Result<(), BatchError> {
         run("ROLLBACK TO event")?;
         run("RELEASE event")?;
@@ -567,13 +601,20 @@ mod tests {
 
     /// Writes the order's row, then decides by the order's name: `retry-*` is not yet
     /// applicable and `bad-*` fails (both after writing when the name ends in `-late`,
-    /// before when it ends in `-early`), `panic-late` panics after writing.
+    /// before when it ends in `-early`), `panic-late` panics after writing; `lost` rolls
+    /// the whole transaction back, as SQLite does on an I/O error.
     fn handler() -> Handler {
         Arc::new(|conn: &Connection, env: &Envelope| {
             let Event::ExpirationComplete(e) = &env.event else {
                 anyhow::bail!("unexpected event");
             };
             let id = e.order_id.as_str();
+            if id == "lost" {
+                // As SQLite does on an I/O error or a full disk; the handler's own error no
+                // longer says why.
+                conn.execute_batch("ROLLBACK")?;
+                anyhow::bail!("something went wrong");
+            }
             if id.ends_with("-early") {
                 if id.starts_with("retry") {
                     return Ok(Outcome::Retry("later".into()));
@@ -693,6 +734,22 @@ mod tests {
         ));
         assert!(done(&c).is_empty());
         assert_eq!(seen_count(&c), 0);
+    }
+
+    #[test]
+    fn a_transaction_sqlite_threw_away_fails_the_batch() {
+        // In the first run, and in the run with a savepoint per event.
+        for first in ["a", "bad-late"] {
+            let c = store();
+            let batch = [event(first), event("lost"), event("b")];
+            assert!(
+                matches!(apply_events(&c, &handler(), &batch), Err(BatchError::Db(_))),
+                "{first}"
+            );
+            // Nothing was committed statement by statement after the loss.
+            assert!(done(&c).is_empty(), "{first}");
+            assert_eq!(seen_count(&c), 0, "{first}");
+        }
     }
 
     /// Pruning runs again and again: its statement comes from the cache as it is.

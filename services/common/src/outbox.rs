@@ -104,12 +104,12 @@ fn waiting(c: &Connection) -> rusqlite::Result<Vec<Row>> {
 /// Publishes the outbox forever: woken by every commit that added to it, and every second
 /// regardless. Reports to `health` while publishing fails.
 pub async fn run_relay(db: Db, bus: Client, health: Part) {
-    let mut commits = db.changes(Topic::OUTBOX);
+    let mut changes = db.changes(Topic::OUTBOX);
     let mut retry = Retry::new(health);
     loop {
-        // Mark every commit so far as seen before reading: one landing after this read
+        // Mark every change so far as seen before reading: one landing after this read
         // wakes the wait below.
-        commits.borrow_and_update();
+        changes.borrow_and_update();
         let rows = match db.read(|c| waiting(c).map_err(DbError::from)).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -122,7 +122,7 @@ pub async fn run_relay(db: Db, bus: Client, health: Part) {
         if rows.is_empty() {
             retry.succeeded();
             tokio::select! {
-                _ = commits.changed() => {}
+                _ = changes.changed() => {}
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             continue;
@@ -291,8 +291,8 @@ mod tests {
     use super::*;
     use rusqlite::StatementStatus::RePrepare;
 
-    /// The relay reads the outbox after every commit: its query must come from the
-    /// statement cache as it is, not be parsed again each time.
+    /// The relay reads the outbox after every commit that added to it: its query must come
+    /// from the statement cache as it is, not be parsed again each time.
     #[test]
     fn reading_the_outbox_again_does_not_prepare_its_query_again() {
         let c = Connection::open_in_memory().unwrap();

@@ -1,8 +1,8 @@
 //! The expiration service: an order not paid in time is cancelled.
 //!
 //! On `order:created` it stores a due timer in `expiration.db`. A scheduler sleeps until
-//! the earliest due time — not a loop scanning every second — and woken early by any commit
-//! (a new timer may be earlier), publishes `expiration:complete` through the outbox and
+//! the earliest due time — not a loop scanning every second — and woken early by a commit
+//! that set a timer (it may be earlier), publishes `expiration:complete` through the outbox and
 //! deletes the timer in the same transaction. Timers survive restarts: one that fell due
 //! while the service was down fires right after it starts. Firing for an order that was
 //! paid or cancelled meanwhile is harmless: orders ignores it.
@@ -79,9 +79,11 @@ fn set_timer(
     due: i64,
     correlation_id: Option<&str>,
 ) -> rusqlite::Result<()> {
-    c.prepare_cached("INSERT INTO timers (order_id, due_at, correlation_id) VALUES (?1, ?2, ?3) ON CONFLICT (order_id) DO NOTHING")?
+    let n = c.prepare_cached("INSERT INTO timers (order_id, due_at, correlation_id) VALUES (?1, ?2, ?3) ON CONFLICT (order_id) DO NOTHING")?
         .execute((order_id, due, correlation_id))?;
-    db::touched(TIMERS);
+    if n == 1 {
+        db::touched(TIMERS);
+    }
     Ok(())
 }
 
@@ -113,9 +115,9 @@ fn fire_due(c: &Connection, now: i64) -> rusqlite::Result<Vec<String>> {
 
 /// Sleeps until the earliest timer, fires what is due, and starts over.
 pub async fn run_scheduler(db: Db) {
-    let mut commits = db.changes(TIMERS);
+    let mut changes = db.changes(TIMERS);
     loop {
-        commits.borrow_and_update();
+        changes.borrow_and_update();
         let next: Result<Option<i64>, DbError> = db
             .read(|c| {
                 Ok(c.prepare_cached("SELECT min(due_at) FROM timers")?
@@ -155,11 +157,11 @@ pub async fn run_scheduler(db: Db) {
             Some(d) => {
                 tokio::select! {
                     _ = tokio::time::sleep(d) => {}
-                    _ = commits.changed() => {}
+                    _ = changes.changed() => {}
                 }
             }
             None => {
-                let _ = commits.changed().await;
+                let _ = changes.changed().await;
             }
         }
     }
