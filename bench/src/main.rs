@@ -310,7 +310,8 @@ async fn load(t: Target, connections: usize, duration: Duration) -> anyhow::Resu
 }
 
 /// nginx proxying to `upstream` the way the gateway does: one process, keep-alive
-/// connections to the upstream, the client's address in X-Forwarded-For, no access log.
+/// connections to the upstream, the client's address in X-Forwarded-For, a request id sent
+/// on and given back (`$request_id`, as the gateway's `X-Request-Id`), no access log.
 struct Nginx {
     proc: Proc,
     addr: SocketAddr,
@@ -349,7 +350,9 @@ fn start_nginx(bin: &std::path::Path, upstream: SocketAddr) -> anyhow::Result<Op
          proxy_pass http://tickets;\n      proxy_http_version 1.1;\n\
          proxy_set_header Connection \"\";\n\
          proxy_set_header X-Forwarded-For $remote_addr;\n\
-         proxy_set_header X-Forwarded-Proto http;\n    }}\n  }}\n}}\n"
+         proxy_set_header X-Forwarded-Proto http;\n\
+         proxy_set_header X-Request-Id $request_id;\n\
+         add_header X-Request-Id $request_id always;\n    }}\n  }}\n}}\n"
     );
     let conf_path = dir.path().join("nginx.conf");
     std::fs::write(&conf_path, conf)?;
