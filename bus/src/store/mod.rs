@@ -273,12 +273,12 @@ mod tests {
     #[test]
     fn a_failed_batch_is_rolled_back_and_the_next_one_commits() {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = open(&dir.path().join("bus.db"), Durability::Normal).unwrap();
+        let conn = open(&dir.path().join("bus.db"), Durability::Normal).unwrap();
         // The ack cannot be written: its table is out of the way.
         conn.execute_batch("ALTER TABLE acked RENAME TO acked_away")
             .unwrap();
         let failed = commit_batch(
-            &mut conn,
+            &conn,
             &[Job {
                 writes: vec![
                     Write::Publish(vec![ev("a", "s")]),
@@ -294,7 +294,7 @@ mod tests {
         conn.execute_batch("ALTER TABLE acked_away RENAME TO acked")
             .unwrap();
         let ok = commit_batch(
-            &mut conn,
+            &conn,
             &[Job {
                 writes: vec![Write::Publish(vec![ev("b", "s")])],
                 token: (),
@@ -321,9 +321,9 @@ mod tests {
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
         let dir = shared.join("a").join("data");
         let path = dir.join("bus.db");
-        let mut conn = open(&path, Durability::Normal).unwrap();
+        let conn = open(&path, Durability::Normal).unwrap();
         commit_batch(
-            &mut conn,
+            &conn,
             &[Job {
                 writes: vec![Write::Publish(vec![ev("a", "s")])],
                 token: (),
@@ -352,7 +352,7 @@ mod tests {
     fn a_dead_letter_listing_stops_at_its_count_or_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bus.db");
-        let mut conn = open(&path, Durability::Normal).unwrap();
+        let conn = open(&path, Durability::Normal).unwrap();
         let writes = (1..=5)
             .map(|seq| Write::DeadLetter {
                 group: Arc::from("g"),
@@ -360,7 +360,7 @@ mod tests {
                 deliveries: 3,
             })
             .collect();
-        commit_batch(&mut conn, &[Job { writes, token: () }]);
+        commit_batch(&conn, &[Job { writes, token: () }]);
         let reader = Reader::new(connect_read_only(&path).unwrap());
         let seqs = |limit, bytes| -> Vec<u64> {
             let list = reader.dead_letters(Some("g"), limit, bytes, false).unwrap();
@@ -398,13 +398,13 @@ mod tests {
     fn a_duplicate_id_is_stored_once_and_positions_only_grow() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bus.db");
-        let mut conn = open(&path, Durability::Full).unwrap();
+        let conn = open(&path, Durability::Full).unwrap();
         let job = |w| Job {
             writes: vec![Write::Publish(w)],
             token: (),
         };
         let r = commit_batch(
-            &mut conn,
+            &conn,
             &[job(vec![ev("a", "s"), ev("b", "s"), ev("a", "s")])],
         );
         let inserted = &r[0].as_ref().unwrap().inserted;
@@ -414,7 +414,7 @@ mod tests {
         );
         // Prune everything, then publish again: positions continue, never restart at 1.
         commit_batch(
-            &mut conn,
+            &conn,
             &[Job {
                 writes: vec![Write::Prune {
                     upto: 2,
@@ -424,7 +424,7 @@ mod tests {
             }],
         );
         // Positions only grow; a skipped duplicate may leave a gap, which readers tolerate.
-        let r = commit_batch(&mut conn, &[job(vec![ev("c", "s")])]);
+        let r = commit_batch(&conn, &[job(vec![ev("c", "s")])]);
         let seq = r[0].as_ref().unwrap().inserted[0].seq;
         assert!(seq > 2, "{seq}");
         let reader = Reader::new(open(&path, Durability::Full).unwrap());

@@ -52,7 +52,6 @@ pub fn run_writer<T: Send + 'static>(
     mut done: impl FnMut(Vec<Done<T>>, CommitTimes) + Send + 'static,
     max_batch_writes: usize,
 ) {
-    let mut conn = conn;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         let mut size: usize = batch[0].writes.iter().map(write_weight).sum();
@@ -65,7 +64,7 @@ pub fn run_writer<T: Send + 'static>(
                 Err(_) => break,
             }
         }
-        let (results, times) = commit_batch_timed(&mut conn, &batch);
+        let (results, times) = commit_batch_timed(&conn, &batch);
         let out = batch
             .into_iter()
             .zip(results)
@@ -87,14 +86,14 @@ fn write_weight(w: &Write) -> usize {
 
 #[cfg(test)]
 pub(super) fn commit_batch<T>(
-    conn: &mut Connection,
+    conn: &Connection,
     batch: &[Job<T>],
 ) -> Vec<std::result::Result<Effects, String>> {
     commit_batch_timed(conn, batch).0
 }
 
 fn commit_batch_timed<T>(
-    conn: &mut Connection,
+    conn: &Connection,
     batch: &[Job<T>],
 ) -> (Vec<std::result::Result<Effects, String>>, CommitTimes) {
     let started = Instant::now();
@@ -102,24 +101,23 @@ fn commit_batch_timed<T>(
     let mut attempt = || -> Result<Vec<Effects>> {
         // BEGIN and COMMIT from the statement cache: `Connection::transaction` parses both
         // again for every batch.
-        let tx = &*conn;
-        tx.prepare_cached("BEGIN")?.execute([])?;
+        conn.prepare_cached("BEGIN")?.execute([])?;
         let now = now_ms();
         let mut out = Vec::with_capacity(batch.len());
         {
-            let mut insert = tx.prepare_cached(
+            let mut insert = conn.prepare_cached(
                 "INSERT OR IGNORE INTO events (id, subject, payload, published_at) VALUES (?1, ?2, ?3, ?4)",
             )?;
             for job in batch {
                 let mut fx = Effects::default();
                 for w in &job.writes {
-                    apply(tx, &mut insert, w, now, &mut fx)?;
+                    apply(conn, &mut insert, w, now, &mut fx)?;
                 }
                 out.push(fx);
             }
         }
         let committing = Instant::now();
-        tx.prepare_cached("COMMIT")?.execute([])?;
+        conn.prepare_cached("COMMIT")?.execute([])?;
         commit = committing.elapsed();
         Ok(out)
     };

@@ -261,8 +261,9 @@ impl Db {
         &self.inner.path
     }
 
-    /// A counter of commits: each task waiting for new data (the outbox relay, a
-    /// scheduler) holds its own receiver, so no task can miss a commit another one saw.
+    /// A counter of commits: each task waiting for new data (a request waiting for a replica
+    /// to catch up) holds its own receiver, so no task can miss a commit another one saw. A
+    /// task that waits for one kind of change waits on [`Db::changes`] instead.
     pub fn commits(&self) -> watch::Receiver<u64> {
         self.inner.commits.subscribe()
     }
@@ -622,7 +623,8 @@ mod tests {
     }
 
     /// A consumer's batch applied again with a savepoint per event (after an event wrote and
-    /// then refused) takes them one after another inside its job's savepoint, so the sub-journal of pages they may restore grows with the batch. Past
+    /// then refused) takes them one after another inside its job's savepoint, so the
+    /// sub-journal of pages they may restore grows with the batch. Past
     /// SQLite's spill size (64 KiB unless built with `SQLITE_STMTJRNL_SPILL`, which
     /// `.cargo/config.toml` sets to 8 MiB) it goes to a temporary file (an unnamed
     /// `/var/tmp/#<inode>` here, `etilqs_…` where `O_TMPFILE` is missing) created, written

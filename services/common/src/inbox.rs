@@ -434,7 +434,7 @@ fn apply_events(
     let mut verdicts = Vec::with_capacity(events.len());
     // Logged once the batch stands: applied again with a savepoint per event, it would
     // say so a second time.
-    let mut refused: Vec<(&Envelope, anyhow::Result<Outcome>)> = Vec::new();
+    let mut refused: Vec<(&Envelope, Refusal)> = Vec::new();
     for env in events {
         if seen(conn, &env.id).map_err(DbError::from)? {
             verdicts.push(Verdict::Duplicate);
@@ -466,28 +466,30 @@ fn apply_events(
                     .map(|env| apply_one(conn, handler, env))
                     .collect();
             }
-            outcome => {
-                verdicts.push(match &outcome {
-                    Ok(_) => Verdict::Retry,
-                    Err(_) => Verdict::Failed,
-                });
-                refused.push((env, outcome));
+            Ok(Outcome::Retry(why)) => {
+                verdicts.push(Verdict::Retry);
+                refused.push((env, Refusal::NotYet(why)));
+            }
+            Err(e) => {
+                verdicts.push(Verdict::Failed);
+                refused.push((env, Refusal::Failed(e)));
             }
         }
     }
     run("RELEASE batch")?;
-    for (env, outcome) in refused {
-        match outcome {
-            Ok(Outcome::Retry(why)) => {
-                not_yet(env, &why);
-            }
-            Ok(Outcome::Applied) => {}
-            Err(e) => {
-                failed(env, &e);
-            }
-        }
+    for (env, refusal) in refused {
+        match refusal {
+            Refusal::NotYet(why) => not_yet(env, &why),
+            Refusal::Failed(e) => failed(env, &e),
+        };
     }
     Ok(verdicts)
+}
+
+/// Why an event of a batch did not apply, to be logged once the batch stands.
+enum Refusal {
+    NotYet(String),
+    Failed(anyhow::Error),
 }
 
 /// Runs the handler; one that panics fails on this event alone, like one that returns an

@@ -2,8 +2,9 @@
 //!
 //! The consumer only marks a payment `refund_pending` inside its transaction; this task
 //! makes the provider calls, outside any transaction, woken by every commit that marked one
-//! (`store::REFUNDS`) and every `--reconcile-every`. Each refund carries the payment's own idempotency key (`refund-<payment id>`),
-//! so a refund retried after a crash or a timeout is made once. Until the provider
+//! (`store::REFUNDS`) and every `--reconcile-every`. Each refund carries the payment's own
+//! idempotency key (`refund-<payment id>`), so a refund retried after a crash or a timeout
+//! is made once. Until the provider
 //! answers, the payment stays `refund_pending`: it is never forgotten.
 
 use std::sync::Arc;
@@ -30,15 +31,13 @@ pub async fn run(db: Db, provider: Arc<dyn PaymentProvider>, every: Duration) {
         match pending {
             Ok(list) => {
                 let full = list.len() as i64 == BATCH;
-                let mut recorded = 0;
+                let mut recorded = false;
                 for r in list {
-                    if refund(&db, provider.as_ref(), r).await {
-                        recorded += 1;
-                    }
+                    recorded |= refund(&db, provider.as_ref(), r).await;
                 }
                 // A backlog (after the provider was down, at start-up) is worked through
                 // at once, as long as refunds go through: recording one wakes nobody.
-                if full && recorded > 0 {
+                if full && recorded {
                     continue;
                 }
             }
