@@ -10,6 +10,7 @@
 //! load comes from this process over loopback, one HTTP/1.1 keep-alive connection per
 //! simulated client.
 
+mod http1;
 mod procfs;
 
 use std::net::SocketAddr;
@@ -25,7 +26,6 @@ use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
-use hyper_util::rt::TokioIo;
 use rusqlite::{Connection, OptionalExtension};
 use serde_json::{Value, json};
 use tix_testkit::{Proc, Stack, TEST_JWT_SECRET};
@@ -262,11 +262,7 @@ async fn load(t: Target, connections: usize, duration: Duration) -> anyhow::Resu
     for conn_no in 0..connections {
         let t = t.clone();
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(t.addr).await?;
-            stream.set_nodelay(true)?;
-            let (mut send, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
+            let mut send = http1::connect(t.addr).await?;
             let mut hist = Histogram::<u64>::new(3)?;
             let mut errors = 0u64;
             let mut i = conn_no;
@@ -395,9 +391,7 @@ fn addr_of(url: &str) -> SocketAddr {
 }
 
 async fn seed(addr: SocketAddr, token: &str, n: usize) -> anyhow::Result<Vec<String>> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    let mut send = http1::connect(addr).await?;
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
         let body = json!({"title": format!("Seeded show {i}"), "price": 10 + i % 90}).to_string();

@@ -7,6 +7,7 @@
 //! target/release/tix-purchase-bench --tickets 4000 --buyers 64 --races 20
 //! ```
 
+mod http1;
 mod procfs;
 
 use std::collections::HashMap;
@@ -20,7 +21,6 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use procfs::{cpu_time, peak_rss_kib};
 use tix_api::events::{Envelope, Event};
 use tix_bus_client::{BusKey, Client, ClientOptions, SubscribeOptions};
@@ -59,20 +59,18 @@ fn bearer(user: &str) -> String {
     format!("Bearer {token}")
 }
 
-/// One buyer's keep-alive HTTP/1.1 connection to the gateway, as `wrk` keeps one per
-/// connection: a general-purpose client's pool, redirects and header maps were a tenth of
-/// the sale's CPU, spent by the load generator rather than the stack it measures.
+/// One buyer's connection to the gateway ([`http1`]: a general-purpose client's pool,
+/// redirects and header maps were a tenth of the sale's CPU, spent by the load generator
+/// rather than the stack it measures).
 struct Conn {
     send: SendRequest<Full<Bytes>>,
 }
 
 impl Conn {
     async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        Ok(Conn { send })
+        Ok(Conn {
+            send: http1::connect(addr).await?,
+        })
     }
 
     /// `POST path` with a JSON body; the status and the body, or status 0 when the call
@@ -84,41 +82,35 @@ impl Conn {
         bearer: &str,
         body: String,
     ) -> (u16, Bytes) {
-        let body = Bytes::from(body);
-        for _ in 0..2 {
-            if self.send.ready().await.is_err() {
-                // Closed while idle: nothing went out on it, so the call is made again on a
-                // new connection.
-                match Conn::open(addr).await {
-                    Ok(fresh) => *self = fresh,
-                    Err(_) => return (0, Bytes::new()),
-                }
-                continue;
+        if self.send.ready().await.is_err() {
+            // Closed while idle: nothing went out on it, so the call goes on a new one.
+            match Conn::open(addr).await {
+                Ok(fresh) => *self = fresh,
+                Err(_) => return (0, Bytes::new()),
             }
-            return match self.exchange(path, bearer, body.clone()).await {
-                Ok(answer) => answer,
-                Err(_) => {
-                    if let Ok(fresh) = Conn::open(addr).await {
-                        *self = fresh;
-                    }
-                    (0, Bytes::new())
-                }
-            };
         }
-        (0, Bytes::new())
+        match self.exchange(path, bearer, body).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                if let Ok(fresh) = Conn::open(addr).await {
+                    *self = fresh;
+                }
+                (0, Bytes::new())
+            }
+        }
     }
 
     async fn exchange(
         &mut self,
         path: &str,
         bearer: &str,
-        body: Bytes,
+        body: String,
     ) -> anyhow::Result<(u16, Bytes)> {
         let req = hyper::Request::post(path)
             .header("host", "bench")
             .header("content-type", "application/json")
             .header("authorization", bearer)
-            .body(Full::new(body))?;
+            .body(Full::new(Bytes::from(body)))?;
         let resp = self.send.send_request(req).await?;
         let status = resp.status().as_u16();
         Ok((status, resp.into_body().collect().await?.to_bytes()))
