@@ -291,6 +291,35 @@ mod tests {
     use super::*;
     use rusqlite::StatementStatus::RePrepare;
 
+    /// The relay waits on the outbox's topic: a commit that enqueued an event wakes it.
+    #[tokio::test]
+    async fn an_enqueued_event_wakes_the_relay() {
+        use tix_api::events::{Event, ExpirationComplete};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("o.db"),
+            crate::db::Durability::Normal,
+            &[crate::db::EVENTS_SCHEMA],
+        )
+        .unwrap();
+        let mut changes = db.changes(Topic::OUTBOX);
+        db.write(|c| -> Result<(), DbError> {
+            let env = Envelope::new(
+                "expiration",
+                Event::ExpirationComplete(ExpirationComplete {
+                    order_id: "o-1".into(),
+                }),
+            );
+            Ok(enqueue(c, &env)?)
+        })
+        .await
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), changes.changed())
+            .await
+            .expect("the relay is woken")
+            .unwrap();
+    }
+
     /// The relay reads the outbox after every commit that added to it: its query must come
     /// from the statement cache as it is, not be parsed again each time.
     #[test]
