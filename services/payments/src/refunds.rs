@@ -110,7 +110,7 @@ mod tests {
             store::MIGRATIONS,
         )
         .unwrap();
-        let sandbox = Arc::new(Sandbox::in_memory());
+        let sandbox = Arc::new(Sandbox::open(&dir.path().join("ledger.db")).unwrap());
         let mut charged = Vec::new();
         for i in 0..2 * BATCH + 10 {
             let claim = Claim {
