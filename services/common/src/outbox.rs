@@ -32,6 +32,39 @@ pub const OUTBOX_DEAD_SCHEMA: &str = "
         dead_at INTEGER NOT NULL
     );";
 
+/// The outbox rebuilt without what each enqueue paid for and nothing used: `AUTOINCREMENT`
+/// (a write to `sqlite_sequence`, one more page per commit) and a unique index on `id`
+/// (another page per insert and per delete; ids are fresh UUIDv7s, and the bus and the
+/// consumers deduplicate on them anyway). Sequence numbers may now be used again once the
+/// rows holding them are gone, so `outbox_dead` keeps `seq` as a plain column.
+/// Append it to a service's migrations (after [`OUTBOX_DEAD_SCHEMA`]).
+pub const OUTBOX_REBUILD: &str = "
+    CREATE TABLE outbox_new (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    INSERT INTO outbox_new (seq, id, subject, payload, created_at)
+        SELECT seq, id, subject, payload, created_at FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_new RENAME TO outbox;
+    DELETE FROM sqlite_sequence WHERE name = 'outbox';
+    CREATE TABLE outbox_dead_new (
+        seq INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        dead_at INTEGER NOT NULL
+    );
+    INSERT INTO outbox_dead_new SELECT seq, id, subject, payload, created_at, error, dead_at
+        FROM outbox_dead;
+    DROP TABLE outbox_dead;
+    ALTER TABLE outbox_dead_new RENAME TO outbox_dead;";
+
 /// Records an event to publish once the surrounding transaction commits. An event without
 /// a correlation id gets the one of the work enqueueing it ([`crate::correlation`]).
 pub fn enqueue(conn: &Connection, env: &Envelope) -> rusqlite::Result<()> {
@@ -345,5 +378,100 @@ mod tests {
                 .for_each(drop);
         }
         assert_eq!(c.prepare_cached(&bare).unwrap().get_status(RePrepare), 3);
+    }
+
+    const MIGRATIONS: [&str; 3] = [crate::db::EVENTS_SCHEMA, OUTBOX_DEAD_SCHEMA, OUTBOX_REBUILD];
+
+    fn insert(c: &Connection, id: &str) {
+        c.execute(
+            "INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, 's', x'00', 1)",
+            [id],
+        )
+        .unwrap();
+    }
+
+    /// A service upgraded with events still waiting, and some dead: they are all kept.
+    #[test]
+    fn the_rebuild_keeps_what_was_waiting_and_what_was_dead() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut c, &MIGRATIONS[..2]).unwrap();
+        insert(&c, "e1");
+        insert(&c, "e2");
+        c.execute(
+            "INSERT INTO outbox_dead (seq, id, subject, payload, created_at, error, dead_at)
+             VALUES (7, 'd7', 's', x'00', 1, 'too large', 2)",
+            [],
+        )
+        .unwrap();
+        crate::db::migrate(&mut c, &MIGRATIONS).unwrap();
+        let ids: Vec<(i64, String)> = waiting(&c)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.seq, r.id))
+            .collect();
+        assert_eq!(ids, [(1, "e1".to_string()), (2, "e2".to_string())]);
+        let dead: (i64, String, String) = c
+            .query_row("SELECT seq, id, error FROM outbox_dead", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(dead, (7, "d7".into(), "too large".into()));
+        insert(&c, "e3");
+        assert_eq!(waiting(&c).unwrap()[2].seq, 3);
+    }
+
+    /// Without AUTOINCREMENT a sequence number comes back once the outbox has emptied: an
+    /// event refused for good at a number an earlier dead one had is still moved aside,
+    /// not left blocking the outbox.
+    #[test]
+    fn an_event_refused_at_a_number_used_before_is_still_moved() {
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut c, &MIGRATIONS).unwrap();
+        for id in ["big-1", "big-2"] {
+            insert(&c, id);
+            let row = waiting(&c).unwrap().remove(0);
+            assert_eq!(row.seq, 1, "the emptied outbox starts again at 1");
+            let dead = vec![Dead {
+                seq: row.seq,
+                id: row.id,
+                subject: row.subject,
+                error: "too large".into(),
+            }];
+            let s = settle(&c, row.seq, dead).unwrap();
+            assert_eq!((s.moved.len(), s.stuck), (1, None));
+        }
+        assert!(waiting(&c).unwrap().is_empty());
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM outbox_dead WHERE seq = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+
+    /// What an event costs the commit that enqueues it, and the one that clears it: one
+    /// page each (the outbox's own), where AUTOINCREMENT and the index on `id` made it three
+    /// and two. Counted as WAL frames, one per page a commit writes.
+    #[test]
+    fn an_event_costs_one_page_to_enqueue_and_one_to_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Connection::open(dir.path().join("o.db")).unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        crate::db::migrate(&mut c, &MIGRATIONS).unwrap();
+        insert(&c, "warm-up");
+        settle(&c, 1, Vec::new()).unwrap();
+        // The frames in the log since the last call, which empties it.
+        let frames = |c: &Connection| -> i64 {
+            let log: i64 = c
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                .unwrap();
+            c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+            log
+        };
+        frames(&c);
+        insert(&c, "e1");
+        assert_eq!(frames(&c), 1, "enqueue");
+        settle(&c, waiting(&c).unwrap()[0].seq, Vec::new()).unwrap();
+        assert_eq!(frames(&c), 1, "clear");
     }
 }

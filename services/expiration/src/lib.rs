@@ -53,6 +53,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE timers ADD COLUMN correlation_id TEXT;",
     // Applied-event ids are forgotten once no redelivery can bring their event back.
     tix_common::inbox::PRUNE_SCHEMA,
+    // One page per event enqueued and cleared, not three and two (docs/benchmarks.md).
+    tix_common::outbox::OUTBOX_REBUILD,
 ];
 
 fn now_ms() -> i64 {

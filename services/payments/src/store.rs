@@ -71,6 +71,8 @@ pub const MIGRATIONS: &[&str] = &[
     tix_common::outbox::OUTBOX_DEAD_SCHEMA,
     // Applied-event ids are forgotten once no redelivery can bring their event back.
     tix_common::inbox::PRUNE_SCHEMA,
+    // One page per event enqueued and cleared, not three and two (docs/benchmarks.md).
+    tix_common::outbox::OUTBOX_REBUILD,
 ];
 
 /// An order as replicated from `order:*` events.
