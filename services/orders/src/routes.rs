@@ -78,68 +78,103 @@ pub async fn create(
             rate::wait_time(&not_until),
         ));
     }
-    wait_for_replica(&state, &ticket_id).await?;
-    let ttl = state.order_ttl;
-    let max_active = state.max_active_orders;
-    let order = state
-        .db
-        .write(move |c| -> Result<Order, ApiError> {
-            // Again here, where two retries racing each other are serialized.
-            if let Some(k) = &key
-                && let Some(id) = idempotency::find(c, &user.id, k, &request)?
-                && let Some(order) = store::order(c, &id)?
-            {
-                return Ok(order);
-            }
-            let ticket = store::ticket(c, &ticket_id)?.ok_or(ApiError::NotFound)?;
-            if ticket.user_id == user.id {
-                return Err(ApiError::BadRequest(
-                    "You cannot buy your own ticket".into(),
-                ));
-            }
-            // Counted where no other reservation of this buyer can slip in between: every
-            // write goes through this one writer.
-            if store::unpaid_holds(c, &user.id, UnixMillis::now())? >= i64::from(max_active) {
-                return Err(ApiError::BadRequest(format!(
-                    "You already hold {max_active} unpaid reservations: pay for or cancel one first"
-                )));
-            }
-            let order = Order {
-                id: uuid::Uuid::now_v7().to_string(),
-                user_id: user.id,
-                status: OrderStatus::Created,
-                expires_at: UnixMillis::now().after(ttl),
-                version: 0,
-                // The price agreed: kept with the order, whatever the seller does next.
-                ticket: Reserved::from(&ticket),
-                paid_at: None,
-                payment_id: None,
-                cancelled_because: None,
-            };
-            match store::insert_order(c, &order) {
-                Ok(()) => {
-                    if let Some(k) = &key {
-                        idempotency::record(
-                            c,
-                            &order.user_id,
-                            k,
-                            &request,
-                            &order.id,
-                            UnixMillis::now().as_i64(),
-                        )?;
-                    }
-                    Ok(order)
-                }
-                // The partial unique index: another active order holds this ticket.
-                Err(e) if store::is_unique_violation(&e) => {
-                    Err(ApiError::BadRequest("Ticket is already reserved".into()))
-                }
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await?;
+    // The ticket is nearly always in this replica: looked up where the order is written,
+    // with no read before it. One created a moment ago may not be yet: its event is given
+    // a little time, and the reservation tried again.
+    let attempt = Reservation {
+        user_id: user.id,
+        ticket_id,
+        key,
+        request,
+    };
+    let order = match attempt.clone().make(&state).await {
+        Err(ApiError::NotFound) => {
+            wait_for_replica(&state, &attempt.ticket_id).await?;
+            attempt.make(&state).await?
+        }
+        made => made?,
+    };
     tracing::info!(order = %order.id, ticket = %order.ticket.id, "reserved");
     Ok((StatusCode::CREATED, Json(order.view())))
+}
+
+/// One buyer's reservation of one ticket, as the writer makes it.
+#[derive(Clone)]
+struct Reservation {
+    user_id: String,
+    ticket_id: String,
+    key: Option<String>,
+    request: String,
+}
+
+impl Reservation {
+    async fn make(self, state: &AppState) -> Result<Order, ApiError> {
+        let Reservation {
+            user_id,
+            ticket_id,
+            key,
+            request,
+        } = self;
+        let ttl = state.order_ttl;
+        let max_active = state.max_active_orders;
+        state
+            .db
+            .write(move |c| -> Result<Order, ApiError> {
+                // Again here, where two retries racing each other are serialized.
+                if let Some(k) = &key
+                    && let Some(id) = idempotency::find(c, &user_id, k, &request)?
+                    && let Some(order) = store::order(c, &id)?
+                {
+                    return Ok(order);
+                }
+                let ticket = store::ticket(c, &ticket_id)?.ok_or(ApiError::NotFound)?;
+                if ticket.user_id == user_id {
+                    return Err(ApiError::BadRequest(
+                        "You cannot buy your own ticket".into(),
+                    ));
+                }
+                // Counted where no other reservation of this buyer can slip in between: every
+                // write goes through this one writer.
+                if store::unpaid_holds(c, &user_id, UnixMillis::now())? >= i64::from(max_active) {
+                    return Err(ApiError::BadRequest(format!(
+                        "You already hold {max_active} unpaid reservations: pay for or cancel one first"
+                    )));
+                }
+                let order = Order {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    user_id,
+                    status: OrderStatus::Created,
+                    expires_at: UnixMillis::now().after(ttl),
+                    version: 0,
+                    // The price agreed: kept with the order, whatever the seller does next.
+                    ticket: Reserved::from(&ticket),
+                    paid_at: None,
+                    payment_id: None,
+                    cancelled_because: None,
+                };
+                match store::insert_order(c, &order) {
+                    Ok(()) => {
+                        if let Some(k) = &key {
+                            idempotency::record(
+                                c,
+                                &order.user_id,
+                                k,
+                                &request,
+                                &order.id,
+                                UnixMillis::now().as_i64(),
+                            )?;
+                        }
+                        Ok(order)
+                    }
+                    // The partial unique index: another active order holds this ticket.
+                    Err(e) if store::is_unique_violation(&e) => {
+                        Err(ApiError::BadRequest("Ticket is already reserved".into()))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await
+    }
 }
 
 /// A ticket created a moment ago may not have reached this replica yet: give its

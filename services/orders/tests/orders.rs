@@ -71,6 +71,30 @@ async fn a_reservation_of_a_replicated_ticket_announces_order_created() {
     assert_eq!(s, StatusCode::UNAUTHORIZED, "listing orders needs a user");
 }
 
+/// A reservation looks the ticket up where it writes the order. One made before the
+/// ticket's creation reaches the replica waits for it (up to 1.5 s) and then succeeds; one
+/// for a ticket that never comes is 404 and holds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_made_before_its_ticket_arrives_waits_for_it() {
+    let stack = Stack::start(&["orders"]);
+    let (api, bus) = (
+        Api::at(&stack.url("orders")),
+        events::connect(&stack.bus.endpoint, "test").await,
+    );
+    let buyer = User::new("early");
+    let (reserved, ()) = tokio::join!(api.reserve(&buyer, "late"), async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        publish(&bus, &Envelope::new("tickets", created("late", 700))).await;
+    });
+    assert_eq!(reserved.0, StatusCode::CREATED, "{}", reserved.1);
+    assert_eq!(reserved.1["ticket"]["id"], "late");
+
+    let (s, body) = api.reserve(&buyer, "never").await;
+    assert_eq!((s, message(&body).as_str()), (404, "Not found"));
+    let (_, mine) = api.call("GET", "/api/orders", Some(&buyer), None).await;
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticket_versions_apply_in_order_even_when_they_arrive_out_of_order() {
     // The probe reserves and cancels in a loop: lift the per-buyer rate for it.
