@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -154,10 +154,39 @@ struct Inner {
     durability: Durability,
     jobs: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Mutex<Vec<Connection>>,
-    commits: watch::Sender<u64>,
-    topics: Arc<[watch::Sender<u64>; TOPICS]>,
+    signals: Arc<Signals>,
+    handback: Arc<OnceLock<HandBack>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+/// What a commit wakes: the callers whose jobs it held, then the tasks waiting on commits
+/// and on the topics it touched.
+struct Signals {
+    commits: watch::Sender<u64>,
+    topics: [watch::Sender<u64>; TOPICS],
+}
+
+impl Signals {
+    fn committed(&self, done: Vec<Completion>, error: Option<String>, touched: u8) {
+        for d in done {
+            d(error.clone());
+        }
+        self.commits.send_modify(|n| *n += 1);
+        for (i, topic) in self.topics.iter().enumerate() {
+            if touched & 1 << i != 0 {
+                topic.send_modify(|n| *n += 1);
+            }
+        }
+    }
+}
+
+/// One commit's wake-ups, handed from the writer thread to a task on the callers' runtime.
+///
+/// Waking a task of a tokio runtime from another thread writes the runtime's `eventfd`
+/// once per task woken; a commit ends many jobs and wakes the tasks waiting on it. Sent as
+/// one message, they cost one such wake-up per commit, and the rest are wake-ups from the
+/// runtime's own thread (docs/benchmarks.md).
+type HandBack = tokio::sync::mpsc::UnboundedSender<(Vec<Completion>, Option<String>, u8)>;
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -231,18 +260,19 @@ impl Db {
             source,
         })?;
         let (tx, rx) = mpsc::channel::<WriteJob>();
-        let (commits, _) = watch::channel(0u64);
-        let notify = commits.clone();
-        let topics: Arc<[watch::Sender<u64>; TOPICS]> =
-            Arc::new(std::array::from_fn(|_| watch::channel(0u64).0));
-        let notify_topics = topics.clone();
+        let signals = Arc::new(Signals {
+            commits: watch::channel(0u64).0,
+            topics: std::array::from_fn(|_| watch::channel(0u64).0),
+        });
+        let handback: Arc<OnceLock<HandBack>> = Arc::default();
+        let (writer_signals, writer_handback) = (signals.clone(), handback.clone());
         let name = format!(
             "db-writer-{}",
             path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
         );
         let writer = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run_writer(conn, rx, notify, &notify_topics))
+            .spawn(move || run_writer(conn, rx, &writer_signals, &writer_handback))
             .map_err(|e| DbError::Commit(e.to_string()))?;
         Ok(Db {
             inner: Arc::new(Inner {
@@ -250,8 +280,8 @@ impl Db {
                 durability,
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
-                commits,
-                topics,
+                signals,
+                handback,
                 writer: Mutex::new(Some(writer)),
             }),
         })
@@ -265,13 +295,13 @@ impl Db {
     /// to catch up) holds its own receiver, so no task can miss a commit another one saw. A
     /// task that waits for one kind of change waits on [`Db::changes`] instead.
     pub fn commits(&self) -> watch::Receiver<u64> {
-        self.inner.commits.subscribe()
+        self.inner.signals.commits.subscribe()
     }
 
     /// A counter of the commits that [`touched`] `topic`, for a task that waits for that
     /// alone: mark it seen before reading, as with [`Db::commits`].
     pub fn changes(&self, topic: Topic) -> watch::Receiver<u64> {
-        self.inner.topics[topic.0 as usize].subscribe()
+        self.inner.signals.topics[topic.0 as usize].subscribe()
     }
 
     /// Runs `f` in the next group commit and returns its result once the commit is durable.
@@ -282,6 +312,7 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        self.hand_back_here();
         let (tx, rx) = oneshot::channel::<Result<T, E>>();
         // The job runs on the writer thread: the request's correlation id goes with it, for
         // the events it enqueues.
@@ -310,6 +341,29 @@ impl Db {
             return Err(E::from(DbError::Closed));
         }
         rx.await.unwrap_or_else(|_| Err(E::from(DbError::Closed)))
+    }
+
+    /// Has the writer hand each commit's wake-ups to a task on the runtime this is called
+    /// from, once: the first write from a tokio runtime chooses it. Without one (a caller
+    /// on another executor), or once that runtime is gone, the writer wakes everyone
+    /// itself, as it always may.
+    fn hand_back_here(&self) {
+        if self.inner.handback.get().is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let signals = self.inner.signals.clone();
+        self.inner.handback.get_or_init(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            runtime.spawn(async move {
+                while let Some((done, error, touched)) = rx.recv().await {
+                    signals.committed(done, error, touched);
+                }
+            });
+            tx
+        });
     }
 
     fn with_reader<T, E: From<DbError>>(
@@ -390,8 +444,8 @@ const MAX_BATCH: usize = 1024;
 fn run_writer(
     conn: Connection,
     jobs: mpsc::Receiver<WriteJob>,
-    commits: watch::Sender<u64>,
-    topics: &[watch::Sender<u64>; TOPICS],
+    signals: &Signals,
+    handback: &OnceLock<HandBack>,
 ) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -401,18 +455,20 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        commit_batch(&conn, batch);
-        commits.send_modify(|n| *n += 1);
+        let (done, error) = commit_batch(&conn, batch);
         let touched = TOUCHED.with(|t| t.replace(0));
-        for (i, topic) in topics.iter().enumerate() {
-            if touched & 1 << i != 0 {
-                topic.send_modify(|n| *n += 1);
-            }
+        let woken = match handback.get() {
+            Some(to_runtime) => to_runtime.send((done, error, touched)).map_err(|e| e.0),
+            None => Err((done, error, touched)),
+        };
+        if let Err((done, error, touched)) = woken {
+            signals.committed(done, error, touched);
         }
     }
 }
 
-fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) {
+/// Runs a batch in one transaction; what to tell its jobs' callers, and the commit's error.
+fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) -> (Vec<Completion>, Option<String>) {
     let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
     let result = (|| -> rusqlite::Result<()> {
         // BEGIN and COMMIT from the statement cache too: `Connection::transaction` parses
@@ -451,9 +507,7 @@ fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) {
         tracing::error!(error = %e, "database commit failed");
         e.to_string()
     });
-    for d in done {
-        d(error.clone());
-    }
+    (done, error)
 }
 
 impl Drop for Inner {
@@ -525,6 +579,48 @@ mod tests {
         let db = Db::open(&path, Durability::Normal, &["CREATE TABLE t (k);"]).unwrap();
         assert_eq!(mode(&path), 0o600);
         db.close();
+    }
+
+    /// A commit's wake-ups go through a task on the runtime that wrote first. Once that
+    /// runtime is gone, writes from another runtime or from no runtime at all still get
+    /// their answers, and a task waiting on a topic is still woken.
+    #[test]
+    fn writes_are_answered_after_the_runtime_that_wrote_first_is_gone() {
+        let (_dir, db) = db();
+        let insert = |k: &'static str| {
+            let db = db.clone();
+            async move {
+                db.write(move |c| -> Result<usize, DbError> {
+                    touched(Topic::OUTBOX);
+                    Ok(c.execute("INSERT INTO t (k, v) VALUES (?1, 1)", [k])?)
+                })
+                .await
+            }
+        };
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let first = runtime();
+        let answers = first.block_on(async {
+            futures::future::join_all(["a", "b", "c"].map(|k| tokio::spawn(insert(k)))).await
+        });
+        assert!(answers.into_iter().all(|a| a.unwrap().unwrap() == 1));
+        drop(first);
+
+        let second = runtime();
+        second.block_on(async {
+            let mut outbox = db.changes(Topic::OUTBOX);
+            outbox.borrow_and_update();
+            assert_eq!(insert("d").await.unwrap(), 1);
+            tokio::time::timeout(Duration::from_secs(5), outbox.changed())
+                .await
+                .expect("the waiter is woken")
+                .unwrap();
+        });
+        assert_eq!(futures::executor::block_on(insert("e")).unwrap(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
