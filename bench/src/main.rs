@@ -133,9 +133,8 @@ async fn ceiling_server(data_dir: PathBuf, durability: String) -> anyhow::Result
         "CREATE TABLE IF NOT EXISTS tickets (id TEXT PRIMARY KEY, title TEXT NOT NULL,
             price_cents INTEGER NOT NULL, user_id TEXT NOT NULL, version INTEGER NOT NULL,
             order_id TEXT, created_at INTEGER NOT NULL);
-         CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE, subject TEXT NOT NULL, payload BLOB NOT NULL,
-            created_at INTEGER NOT NULL);",
+         CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,
+            subject TEXT NOT NULL, payload BLOB NOT NULL, created_at INTEGER NOT NULL);",
     )?;
     let readers = (0..4)
         .map(|_| ceiling_conn(&path, &durability).map(Mutex::new))

@@ -89,7 +89,9 @@ pub enum Durability {
 }
 
 /// The outbox and inbox tables every service has (see [`crate::outbox`], [`crate::inbox`]).
-/// Put it first in a service's migrations.
+/// Put it first in a service's migrations, and [`crate::outbox::OUTBOX_DEAD_SCHEMA`] then
+/// [`crate::outbox::OUTBOX_REBUILD`] after it: this first outbox is the one that shipped
+/// (migrations are never edited), the rebuild is the one the relay is measured with.
 pub const EVENTS_SCHEMA: &str = "
     CREATE TABLE outbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -186,7 +188,28 @@ impl Signals {
 /// once per task woken; a commit ends many jobs and wakes the tasks waiting on it. Sent as
 /// one message, they cost one such wake-up per commit, and the rest are wake-ups from the
 /// runtime's own thread (docs/benchmarks.md).
-type HandBack = tokio::sync::mpsc::UnboundedSender<(Vec<Completion>, Option<String>, u8)>;
+type HandBack = tokio::sync::mpsc::UnboundedSender<Committed>;
+
+/// A commit's completions, its error, and the topics it touched.
+type Committed = (Vec<Completion>, Option<String>, u8);
+
+/// The runtime's end of the hand-back. Dropped with its task when the runtime goes away,
+/// it wakes whatever commits were still queued to it: a committed write must never be
+/// answered as failed, nor a commit go unannounced, because a runtime stopped.
+struct Waker {
+    rx: tokio::sync::mpsc::UnboundedReceiver<Committed>,
+    signals: Arc<Signals>,
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        // Closed first, so the writer falls back to waking by itself from now on.
+        self.rx.close();
+        while let Ok((done, error, touched)) = self.rx.try_recv() {
+            self.signals.committed(done, error, touched);
+        }
+    }
+}
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -347,6 +370,11 @@ impl Db {
     /// from, once: the first write from a tokio runtime chooses it. Without one (a caller
     /// on another executor), or once that runtime is gone, the writer wakes everyone
     /// itself, as it always may.
+    ///
+    /// That runtime must keep running its tasks while the Db is written from elsewhere: a
+    /// current-thread runtime left idle outside `block_on`, or blocked in synchronous code
+    /// waiting for a write, would hold every other caller's answer. A service runs one
+    /// runtime for its whole life, which is what this is for.
     fn hand_back_here(&self) {
         if self.inner.handback.get().is_some() {
             return;
@@ -356,10 +384,11 @@ impl Db {
         };
         let signals = self.inner.signals.clone();
         self.inner.handback.get_or_init(|| {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut waker = Waker { rx, signals };
             runtime.spawn(async move {
-                while let Some((done, error, touched)) = rx.recv().await {
-                    signals.committed(done, error, touched);
+                while let Some((done, error, touched)) = waker.rx.recv().await {
+                    waker.signals.committed(done, error, touched);
                 }
             });
             tx
@@ -581,9 +610,10 @@ mod tests {
         db.close();
     }
 
-    /// A commit's wake-ups go through a task on the runtime that wrote first. Once that
-    /// runtime is gone, writes from another runtime or from no runtime at all still get
-    /// their answers, and a task waiting on a topic is still woken.
+    /// A commit's wake-ups go through a task on the runtime that wrote first. A write whose
+    /// answer was queued to that runtime when it went away is still answered; once it is
+    /// gone, writes from another runtime or from no runtime at all still get their
+    /// answers, and a task waiting on a topic is still woken.
     #[test]
     fn writes_are_answered_after_the_runtime_that_wrote_first_is_gone() {
         let (_dir, db) = db();
@@ -608,7 +638,17 @@ mod tests {
             futures::future::join_all(["a", "b", "c"].map(|k| tokio::spawn(insert(k)))).await
         });
         assert!(answers.into_iter().all(|a| a.unwrap().unwrap() == 1));
+        // The first runtime idles (nothing drives it) while another thread writes: that
+        // write's answer waits in the hand-back until the runtime is dropped.
+        let queued = insert("queued");
+        let elsewhere = std::thread::spawn(move || futures::executor::block_on(queued));
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !elsewhere.is_finished(),
+            "answered through the idle runtime"
+        );
         drop(first);
+        assert_eq!(elsewhere.join().unwrap().unwrap(), 1);
 
         let second = runtime();
         second.block_on(async {

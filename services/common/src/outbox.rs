@@ -19,7 +19,8 @@ use crate::db::{Db, DbError, Topic};
 use crate::health::Part;
 
 /// Events the bus refused for good, out of the way of the others: each row is the outbox
-/// row as it was (`seq` its position there), the bus's answer and when it was moved.
+/// row as it was (`seq` its number there, which a later event may have too since
+/// [`OUTBOX_REBUILD`]), the bus's answer and when it was moved.
 /// Append it to a service's migrations (after [`crate::db::EVENTS_SCHEMA`]).
 pub const OUTBOX_DEAD_SCHEMA: &str = "
     CREATE TABLE outbox_dead (
@@ -50,7 +51,6 @@ pub const OUTBOX_REBUILD: &str = "
         SELECT seq, id, subject, payload, created_at FROM outbox;
     DROP TABLE outbox;
     ALTER TABLE outbox_new RENAME TO outbox;
-    DELETE FROM sqlite_sequence WHERE name = 'outbox';
     CREATE TABLE outbox_dead_new (
         seq INTEGER NOT NULL,
         id TEXT NOT NULL,

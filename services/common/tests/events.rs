@@ -13,7 +13,7 @@ use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 use tix_common::db::{Db, DbError, Durability, EVENTS_SCHEMA};
 use tix_common::health::{CONSUMER_STUCK_AFTER, Monitor, PartKind};
 use tix_common::inbox::{self, Handler, Outcome, Pruning};
-use tix_common::outbox::{self, OUTBOX_DEAD_SCHEMA};
+use tix_common::outbox::{self, OUTBOX_DEAD_SCHEMA, OUTBOX_REBUILD};
 use tix_testkit::Bus;
 use tix_testkit::events::{WAIT, connect, next_event, test_key};
 use tix_testkit::eventually;
@@ -325,7 +325,8 @@ async fn an_event_the_bus_refuses_for_good_goes_to_outbox_dead_and_the_rest_are_
         .subscribe(SubscribeOptions::new("test", &[SUBJECT]))
         .await
         .unwrap();
-    let relay = Relay::start(&bus, &[EVENTS_SCHEMA, OUTBOX_DEAD_SCHEMA]).await;
+    // The outbox as every service has it.
+    let relay = Relay::start(&bus, &[EVENTS_SCHEMA, OUTBOX_DEAD_SCHEMA, OUTBOX_REBUILD]).await;
     let huge = ticket(&"x".repeat(2000));
     let huge_id = huge.id.clone();
     relay

@@ -94,9 +94,10 @@ pub trait PaymentProvider: Send + Sync {
 }
 
 /// A built-in provider that answers like Stripe's test mode, without a network. It keeps
-/// a ledger of its own (`sandbox-ledger.db` beside payments.db, written in its own
-/// transactions as a real provider's books would be), so the same key asked again —
-/// even after payments crashed between charging and recording — gets the same answer.
+/// a ledger of its own (`sandbox-ledger.db` beside payments.db, written in transactions
+/// apart from payments' own, as a real provider's books would be), so the same key asked
+/// again — even after payments crashed between charging and recording — gets the same
+/// answer.
 ///
 /// The ledger has a writer thread of its own with group commit, as a service's database
 /// does: the charges of concurrent payments share one transaction, and none of them runs
@@ -203,7 +204,7 @@ impl Sandbox {
                 })
             })
             .await;
-        booked.unwrap_or_else(|e| Err(ChargeError::Unknown(format!("sandbox ledger: {e}"))))
+        settled(booked)
     }
 
     async fn refund_in_ledger(&self, req: &RefundRequest) -> Result<Refund, ChargeError> {
@@ -250,8 +251,13 @@ impl Sandbox {
                 })
             })
             .await;
-        booked.unwrap_or_else(|e| Err(ChargeError::Unknown(format!("sandbox ledger: {e}"))))
+        settled(booked)
     }
+}
+
+/// The ledger's answer, or, when the ledger failed, an outcome to settle by asking again.
+fn settled<T>(booked: Booked<T>) -> Result<T, ChargeError> {
+    booked.unwrap_or_else(|e| Err(ChargeError::Unknown(format!("sandbox ledger: {e}"))))
 }
 
 impl PaymentProvider for Sandbox {
@@ -544,8 +550,8 @@ mod tests {
         );
     }
 
-    /// Concurrent charges share the ledger's commits: each gets its own charge, and asking
-    /// each key again gives that charge back.
+    /// Charges made at once (as the ledger's writer batches them into one transaction):
+    /// each is booked under its own key, and asking each key again gives that answer back.
     #[tokio::test]
     async fn concurrent_charges_are_each_booked_once() {
         let dir = tempfile::tempdir().unwrap();
