@@ -91,7 +91,7 @@ pub enum Durability {
 /// The outbox and inbox tables every service has (see [`crate::outbox`], [`crate::inbox`]).
 /// Put it first in a service's migrations, and [`crate::outbox::OUTBOX_DEAD_SCHEMA`] then
 /// [`crate::outbox::OUTBOX_REBUILD`] after it: this first outbox is the one that shipped
-/// (migrations are never edited), the rebuild is the one the relay is measured with.
+/// (migrations are never edited), the rebuild is the one services run with.
 pub const EVENTS_SCHEMA: &str = "
     CREATE TABLE outbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -531,14 +531,12 @@ fn record(conn: &Connection, env: &Envelope) -> Result<(), BatchError> {
     Ok(())
 }
 
-fn not_yet(env: &Envelope, why: &str) -> Verdict {
+fn not_yet(env: &Envelope, why: &str) {
     tracing::debug!(id = %env.id, subject = %env.subject(), %why, "not yet; will retry");
-    Verdict::Retry
 }
 
-fn failed(env: &Envelope, e: &anyhow::Error) -> Verdict {
+fn failed(env: &Envelope, e: &anyhow::Error) {
     tracing::error!(id = %env.id, subject = %env.subject(), error = ?e, "handler failed; will retry");
-    Verdict::Failed
 }
 
 /// Applies one event under a savepoint of its own, undone if the event does not apply.
@@ -563,7 +561,8 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
         }
         Ok(Outcome::Retry(why)) => {
             rollback()?;
-            Ok(not_yet(env, &why))
+            not_yet(env, &why);
+            Ok(Verdict::Retry)
         }
         Err(e) if is_transient_cause(e.as_ref()) => {
             rollback()?;
@@ -571,7 +570,8 @@ fn apply_one(conn: &Connection, handler: &Handler, env: &Envelope) -> Result<Ver
         }
         Err(e) => {
             rollback()?;
-            Ok(failed(env, &e))
+            failed(env, &e);
+            Ok(Verdict::Failed)
         }
     }
 }

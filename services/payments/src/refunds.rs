@@ -90,8 +90,6 @@ async fn refund(db: &Db, provider: &dyn PaymentProvider, r: PendingRefund) -> bo
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use tix_api::{Money, UnixMillis};
     use tix_common::db::Durability;
 
@@ -152,15 +150,12 @@ mod tests {
         };
         assert_eq!(waiting(db.clone()).await, 2 * BATCH as usize + 10);
         let task = tokio::spawn(run(db.clone(), sandbox, Duration::from_secs(3600)));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = waiting(db.clone()).await;
-            if left == 0 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{left} refunds still waiting");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        tix_testkit::eventually(
+            "every pending refund made",
+            Duration::from_secs(20),
+            || async { waiting(db.clone()).await == 0 },
+        )
+        .await;
         task.abort();
     }
 }
