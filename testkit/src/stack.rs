@@ -34,6 +34,9 @@ pub struct Bus {
     pub proc: Proc,
     /// `tcp://127.0.0.1:<port>`.
     pub endpoint: String,
+    /// `http://127.0.0.1:<port>` of `/metrics` and `/healthz`, when started with
+    /// `--metrics-addr`.
+    pub metrics: Option<String>,
     pub data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -47,13 +50,16 @@ impl Bus {
     /// Like [`Bus::start`], with extra flags.
     pub fn start_with(extra: &[&str]) -> Bus {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let mut bus = Self::start_in(tmp.path(), free_port(), extra);
+        // Port 0: the broker binds whatever the kernel gives it and says which. A port
+        // found free first and bound later can be taken by another test in between.
+        let mut bus = Self::start_in(tmp.path(), 0, extra);
         bus._tmp = Some(tmp);
         bus
     }
 
-    /// A broker on `port` using `data_dir` (which the caller keeps). Unless `extra` has
-    /// `--insecure-no-auth`, the data dir gets keys and a policy first, when it has none.
+    /// A broker on `port` (0: any free one) using `data_dir` (which the caller keeps).
+    /// Unless `extra` has `--insecure-no-auth`, the data dir gets keys and a policy first,
+    /// when it has none.
     pub fn start_in(data_dir: &Path, port: u16, extra: &[&str]) -> Bus {
         if !extra.contains(&"--insecure-no-auth") {
             init_policy(data_dir);
@@ -69,6 +75,13 @@ impl Bus {
             .next()
             .expect("the line ends with the endpoint")
             .to_string();
+        // Printed right after the endpoint when the broker serves metrics.
+        let metrics = extra.contains(&"--metrics-addr").then(|| {
+            let line = proc.wait_for_line("tix-bus metrics on ", Duration::from_secs(20));
+            line.strip_prefix("tix-bus metrics on ")
+                .expect("the line is exactly the documented one")
+                .to_string()
+        });
         if let Ok(mut insecure) = INSECURE.lock() {
             insecure.retain(|e| e != &endpoint);
             if extra.contains(&"--insecure-no-auth") {
@@ -78,6 +91,7 @@ impl Bus {
         Bus {
             proc,
             endpoint,
+            metrics,
             data_dir: data_dir.to_path_buf(),
             _tmp: None,
         }
@@ -213,9 +227,9 @@ impl Stack {
         let tmp = tempfile::tempdir().expect("temp dir");
         let data_dir = tmp.path().to_path_buf();
         // The broker's metrics port, as scripts/stack runs it: the operations screen and
-        // the metrics tests read it.
-        let bus_metrics = format!("127.0.0.1:{}", free_port());
-        let bus = Bus::start_in(&data_dir, free_port(), &["--metrics-addr", &bus_metrics]);
+        // the metrics tests read it. Both ports are the kernel's choice (see `start_with`).
+        let bus = Bus::start_in(&data_dir, 0, &["--metrics-addr", "127.0.0.1:0"]);
+        let bus_metrics = bus.metrics.clone().expect("started with --metrics-addr");
         let mut envs: Vec<(String, String)> = vec![
             ("TIX_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
             (
@@ -235,7 +249,7 @@ impl Stack {
         );
         let mut stack = Stack {
             bus,
-            bus_metrics: format!("http://{bus_metrics}"),
+            bus_metrics,
             data_dir,
             services: Vec::new(),
             envs,
