@@ -46,6 +46,11 @@ struct Args {
     /// `full` (fsync every commit) or `normal`.
     #[arg(long, default_value = "full")]
     durability: String,
+    /// How long an order holds its ticket (orders' `TIX_ORDER_TTL`). With a short one the
+    /// bench waits until every sold order's hold has run out and reports what the stack
+    /// spent meanwhile: the part of a purchase that comes back when its timer falls due.
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    order_ttl: Duration,
 }
 
 /// The `Authorization` header of `user`.
@@ -142,10 +147,12 @@ fn pct(h: &Histogram<u64>) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let ttl = humantime::format_duration(args.order_ttl).to_string();
     let mut stack = Stack::start_with_env(
         &ALL,
         &[
             ("TIX_DB_DURABILITY", args.durability.as_str()),
+            ("TIX_ORDER_TTL", ttl.as_str()),
             ("TIX_LOG", "warn"),
             // Each bench buyer buys dozens of tickets back to back, far beyond what one
             // person does: the anti-hoarding limits would measure themselves.
@@ -332,23 +339,29 @@ async fn main() -> anyhow::Result<()> {
     );
     // Where a purchase's CPU goes, process by process, the bench's own load included (it
     // shares the 2 cores): the profile behind docs/benchmarks.md's "CPU per purchase".
-    let mut total = 0u64;
-    let per: Vec<String> = cpu_before
-        .iter()
-        .zip(&cpu_after)
-        .map(|((name, b), (_, a))| match (b, a) {
-            (Some(b), Some(a)) => {
-                let us = a.saturating_sub(*b).as_micros() as u64 / bought.max(1);
-                total += us;
-                format!("{name} {us}")
-            }
-            _ => format!("{name} ?"),
-        })
-        .collect();
     println!(
-        "CPU µs per purchase        {} (total {total})",
-        per.join(", ")
+        "CPU µs per purchase        {}",
+        cpu_per(&cpu_before, &cpu_after, bought)
     );
+    // What comes back once the holds run out (only with a TTL short enough to wait for):
+    // from the end of the sale's window to a second after the last sold order's hold.
+    // from after the races to a second after the last sold order's hold. The first hold
+    // must not run out before that reading: a TTL of 10 s or more leaves room for it.
+    if args.order_ttl <= Duration::from_secs(120) {
+        let first_due = started + args.order_ttl;
+        let last_due = started + elapsed + args.order_ttl + Duration::from_secs(1);
+        let cpu_races_done = cpu_of_each(&mut stack);
+        anyhow::ensure!(
+            Instant::now() < first_due,
+            "--order-ttl {ttl} ran out before the races were over: make it longer"
+        );
+        tokio::time::sleep_until(last_due.into()).await;
+        let cpu_later = cpu_of_each(&mut stack);
+        println!(
+            "CPU µs per purchase later  {} (until its hold of {ttl} ran out)",
+            cpu_per(&cpu_races_done, &cpu_later, bought)
+        );
+    }
     // What each process needed at its peak (its resident high-water mark): the figures
     // behind the Kubernetes manifests' memory requests and limits (docs/deploy.md).
     let mut peaks = vec![("bus".to_string(), peak_rss_kib(stack.bus.proc.pid()))];
@@ -378,6 +391,28 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     println!("disk per purchase          {}", sizes.join(", "));
     Ok(())
+}
+
+/// What each process spent between two readings, per purchase, and the total.
+fn cpu_per(
+    before: &[(String, Option<Duration>)],
+    after: &[(String, Option<Duration>)],
+    bought: u64,
+) -> String {
+    let mut total = 0u64;
+    let per: Vec<String> = before
+        .iter()
+        .zip(after)
+        .map(|((name, b), (_, a))| match (b, a) {
+            (Some(b), Some(a)) => {
+                let us = a.saturating_sub(*b).as_micros() as u64 / bought.max(1);
+                total += us;
+                format!("{name} {us}")
+            }
+            _ => format!("{name} ?"),
+        })
+        .collect();
+    format!("{} (total {total})", per.join(", "))
 }
 
 /// CPU time used so far by the bus, every service and this bench, in that order.

@@ -273,7 +273,7 @@ pub const TIX_CLIENTS: &[Template] = &[
     client(
         "expiration",
         &["expiration:complete"],
-        &["order:created"],
+        &["order:created", "payment:created"],
         &["expiration"],
     ),
     client(

@@ -183,20 +183,41 @@ pub fn seen(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
         .exists([id])
 }
 
+/// A consumer's queue group: the options it joins with, and which of its subjects it can
+/// do without.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub opts: SubscribeOptions,
+    /// Subjects left out of the subscription, with a warning, when the broker's policy does
+    /// not let this client consume them (a policy written by an older `tix-bus
+    /// init-policy`, before the service asked for them), instead of keeping the whole
+    /// group out. Each must be one the service only saves work with.
+    pub optional: Vec<String>,
+}
+
+impl From<SubscribeOptions> for Group {
+    fn from(opts: SubscribeOptions) -> Group {
+        Group {
+            opts,
+            optional: Vec::new(),
+        }
+    }
+}
+
 /// Consumes a queue group forever, applying each event exactly once to `db`, reporting to
 /// `health` how it goes. If the subscription ends (the bus refused it again after a
 /// reconnection), it joins the group again.
 pub async fn run_consumer(
     db: Db,
     bus: Client,
-    opts: SubscribeOptions,
+    group: Group,
     handler: Handler,
     health: Part,
     pruning: Pruning,
 ) {
-    let ack_wait = Duration::from_millis(opts.ack_wait_ms);
+    let ack_wait = Duration::from_millis(group.opts.ack_wait_ms);
     loop {
-        let mut sub = subscribe(&bus, &opts, &health).await;
+        let mut sub = subscribe(&bus, &group, &health).await;
         health.ok();
         let pruner = tokio::spawn(prune_while_subscribed(
             db.clone(),
@@ -205,27 +226,55 @@ pub async fn run_consumer(
         ));
         consume(&db, &handler, &mut sub, ack_wait, &health).await;
         pruner.abort();
-        tracing::warn!(group = %opts.group, "the subscription ended; joining the group again");
+        tracing::warn!(group = %group.opts.group, "the subscription ended; joining the group again");
         health.failing("the subscription ended; joining the group again");
     }
 }
 
-/// Joins the group, retrying with backoff while the bus refuses.
-async fn subscribe(bus: &Client, opts: &SubscribeOptions, health: &Part) -> Subscription {
-    let group = &opts.group;
+/// Joins the group, retrying with backoff while the bus refuses; an optional subject the
+/// policy refuses is left out at once.
+async fn subscribe(bus: &Client, group: &Group, health: &Part) -> Subscription {
+    let mut opts = group.opts.clone();
+    let name = &group.opts.group;
     let started = std::time::Instant::now();
     let mut backoff = FIRST_RETRY;
     loop {
         match bus.subscribe(opts.clone()).await {
             Ok(s) => return s,
             Err(e) => {
-                tracing::warn!(%group, error = %e, retry_in = ?backoff, "subscribing failed; retrying");
-                health.failing_since(started, format!("cannot join group {group}: {e}"));
+                if let Some(subject) = refused_optional(&e, &opts, &group.optional) {
+                    tracing::warn!(
+                        group = %name,
+                        %subject,
+                        "the bus's policy does not let this service consume {subject}: joining without it, \
+                         which only costs work (add it to the client's `consume` list, SIGHUP the broker \
+                         and restart the service; docs/bus.md)"
+                    );
+                    opts.subjects.retain(|s| *s != subject);
+                    continue;
+                }
+                tracing::warn!(group = %name, error = %e, retry_in = ?backoff, "subscribing failed; retrying");
+                health.failing_since(started, format!("cannot join group {name}: {e}"));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_RETRY);
             }
         }
     }
+}
+
+/// The optional subject still in `opts` that the broker's refusal `e` names, if any (the
+/// policy's words, docs/bus.md: "not allowed: client … may not consume <subject>").
+fn refused_optional(
+    e: &tix_bus_client::Error,
+    opts: &SubscribeOptions,
+    optional: &[String],
+) -> Option<String> {
+    let tix_bus_client::Error::Refused(why) = e else {
+        return None;
+    };
+    let subject = why.rsplit_once(" may not consume ")?.1.trim();
+    (optional.iter().any(|s| s == subject) && opts.subjects.iter().any(|s| s == subject))
+        .then(|| subject.to_string())
 }
 
 /// Applies deliveries in batches until the subscription ends.
@@ -581,6 +630,43 @@ mod tests {
     use super::*;
 
     use tix_api::events::{Event, ExpirationComplete};
+
+    /// Only a policy refusal naming an optional subject the group still asks for drops a
+    /// subject; any other refusal (another subject, a group in use, a dead link) is retried.
+    #[test]
+    fn only_the_policys_refusal_of_an_optional_subject_drops_it() {
+        use tix_bus_client::Error;
+        let opts = SubscribeOptions::new("expiration", &["order:created", "payment:created"]);
+        let optional = ["payment:created".to_string()];
+        let refused = |why: &str| Error::Refused(why.into());
+        assert_eq!(
+            refused_optional(
+                &refused("not allowed: client expiration may not consume payment:created"),
+                &opts,
+                &optional
+            )
+            .as_deref(),
+            Some("payment:created")
+        );
+        for other in [
+            refused("not allowed: client expiration may not consume order:created"),
+            refused("not allowed: client expiration may not use group expiration"),
+            refused("group expiration in use with other options"),
+            Error::Disconnected("tcp://127.0.0.1:1".into()),
+        ] {
+            assert_eq!(refused_optional(&other, &opts, &optional), None, "{other}");
+        }
+        let without = SubscribeOptions::new("expiration", &["order:created"]);
+        assert_eq!(
+            refused_optional(
+                &refused("not allowed: client expiration may not consume payment:created"),
+                &without,
+                &optional
+            ),
+            None,
+            "already left out"
+        );
+    }
 
     /// A database with the inbox and a table handlers write to, in a transaction as the
     /// writer runs a job.

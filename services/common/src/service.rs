@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use futures::FutureExt;
-use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
+use tix_bus_client::{Client, ClientOptions};
 use tokio_util::task::TaskTracker;
 
 use crate::db::Db;
@@ -107,7 +107,7 @@ impl Service {
     pub fn with_events(
         self,
         bus: ClientOptions,
-        group: SubscribeOptions,
+        group: impl Into<crate::inbox::Group>,
         handler: Handler,
         pruning: crate::inbox::Pruning,
     ) -> Self {
@@ -116,7 +116,8 @@ impl Service {
             .clone()
             .expect("with_db before with_events: events need the database");
         let bus = Client::connect(bus);
-        self.monitor.set_group(&group.group);
+        let group = group.into();
+        self.monitor.set_group(&group.opts.group);
         let part = self.monitor.part(PartKind::Consumer);
         let consumer = {
             let (db, bus, part) = (db.clone(), bus.clone(), part.clone());

@@ -82,7 +82,7 @@ impl Consumer {
         let task = tokio::spawn(inbox::run_consumer(
             db.clone(),
             client,
-            opts,
+            opts.into(),
             recorder(),
             monitor.part(PartKind::Consumer),
             pruning,

@@ -5,7 +5,9 @@
 //! that set a timer (it may be earlier), publishes `expiration:complete` through the outbox and
 //! deletes the timer in the same transaction. Timers survive restarts: one that fell due
 //! while the service was down fires right after it starts. Firing for an order that was
-//! paid or cancelled meanwhile is harmless: orders ignores it.
+//! cancelled meanwhile is harmless: orders ignores it. A paid order's timer is dropped
+//! when its `payment:created` arrives, so a sale does not come back as one more event,
+//! delivery and commits per purchase 15 minutes later (docs/events.md).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use tix_bus_client::SubscribeOptions;
 use tix_common::config::ServiceArgs;
 use tix_common::db::{self, Db, DbError, Topic};
 use tix_common::http;
-use tix_common::inbox::Outcome;
+use tix_common::inbox::{Group, Outcome};
 use tix_common::outbox;
 use tix_common::service::Service;
 
@@ -62,10 +64,23 @@ fn now_ms() -> i64 {
 }
 
 fn on_event(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
-    if let Event::OrderCreated(o) = &env.event {
-        let due = o.expires_at.as_i64();
-        set_timer(c, &o.id, due, env.correlation_id.as_deref())?;
-        tracing::debug!(order = %o.id, due, "timer set");
+    match &env.event {
+        Event::OrderCreated(o) => {
+            let due = o.expires_at.as_i64();
+            set_timer(c, &o.id, due, env.correlation_id.as_deref())?;
+            tracing::debug!(order = %o.id, due, "timer set");
+        }
+        // A successful charge leaves its order complete, or finds it cancelled or paid
+        // already: in every case nothing is left to expire. A payment that arrives before
+        // its order's `order:created` (the two are different subjects, and a redelivery
+        // can come late) drops nothing; that timer fires later and orders ignores it.
+        Event::PaymentCreated(p) => {
+            let dropped = c
+                .prepare_cached("DELETE FROM timers WHERE order_id = ?1")?
+                .execute([&p.order_id])?;
+            tracing::debug!(order = %p.order_id, dropped, "paid: timer dropped");
+        }
+        _ => {}
     }
     Ok(Outcome::Applied)
 }
@@ -172,8 +187,20 @@ pub async fn run_scheduler(db: Db) {
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let db = cfg.common.open_db("expiration.db", MIGRATIONS)?;
-    let mut group = SubscribeOptions::new(PRODUCER, &[Subject::OrderCreated.as_str()]);
-    group.max_in_flight = 256;
+    let mut opts = SubscribeOptions::new(
+        PRODUCER,
+        &[
+            Subject::OrderCreated.as_str(),
+            Subject::PaymentCreated.as_str(),
+        ],
+    );
+    opts.max_in_flight = 256;
+    // Only saves work: under a policy from before expiration asked for it, timers of paid
+    // orders fire as they used to.
+    let group = Group {
+        opts,
+        optional: vec![Subject::PaymentCreated.as_str().to_string()],
+    };
     let router = http::app(Router::new(), PRODUCER, cfg.common.limits());
     let scheduler = tokio::spawn(run_scheduler(db.clone()));
     let service = Service::bind(SocketAddr::new(cfg.common.host, cfg.port), router)

@@ -1,13 +1,95 @@
 //! The expiration service alone (with the real bus): an order's time runs out, and
-//! `expiration:complete` is published — at the due time, not before.
+//! `expiration:complete` is published — at the due time, not before, and not for an order
+//! that was paid.
 
 use std::time::{Duration, Instant};
 
 use tix_api::UnixMillis;
-use tix_api::events::Event;
+use tix_api::events::{Envelope, Event, PaymentCreated};
 use tix_bus_client::SubscribeOptions;
 use tix_testkit::Stack;
-use tix_testkit::events::{self, next_event, order_created, publish};
+use tix_testkit::events::{self, assert_quiet, next_event, order_created, publish};
+
+/// `payment:created` as payments publishes it for `order`.
+fn payment_created(order: &str) -> Envelope {
+    Envelope::new(
+        "payments",
+        Event::PaymentCreated(PaymentCreated {
+            id: format!("pay-{order}"),
+            order_id: order.into(),
+            charge_id: format!("ch-{order}"),
+        }),
+    )
+}
+
+/// Two orders due in 2 s, one of them paid meanwhile: which of them fire.
+async fn fired_when_one_is_paid(stack: &Stack) -> Vec<String> {
+    let bus = events::connect(&stack.bus.endpoint, "test").await;
+    let mut sub = bus
+        .subscribe(SubscribeOptions::new("test", &["expiration:complete"]))
+        .await
+        .unwrap();
+    let due = UnixMillis::now().after(Duration::from_secs(2));
+    publish(&bus, &order_created("paid", "t1", "buyer", 100, due)).await;
+    publish(&bus, &order_created("unpaid", "t2", "buyer", 100, due)).await;
+    // After its order in the log: the group gets them in that order.
+    publish(&bus, &payment_created("paid")).await;
+    let mut fired = Vec::new();
+    match next_event(&mut sub).await.event {
+        Event::ExpirationComplete(e) => fired.push(e.order_id),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Both were due at the same moment: a second one would be out by now.
+    let quiet = Duration::from_secs(2);
+    if let Ok(Some(d)) = tokio::time::timeout(quiet, sub.next()).await {
+        d.ack_nowait().unwrap();
+        match Envelope::from_bus(&d.subject, &d.payload).unwrap().event {
+            Event::ExpirationComplete(e) => fired.push(e.order_id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_quiet(&mut sub, Duration::from_millis(200)).await;
+    fired
+}
+
+/// A paid order's timer is dropped: the sale does not come back 15 minutes later as an
+/// `expiration:complete` for orders to ignore. The unpaid one beside it still expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_does_not_expire_and_an_unpaid_one_still_does() {
+    let stack = Stack::start(&["expiration"]);
+    assert_eq!(fired_when_one_is_paid(&stack).await, ["unpaid"]);
+}
+
+/// A broker policy written before expiration asked for `payment:created` (the file is kept
+/// across upgrades) refuses that subject. Expiration joins without it, says so in its log,
+/// and expires orders as it used to — the paid one too, which orders ignores — rather
+/// than staying out of its group and expiring nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_an_older_policy_expiration_joins_without_payments_and_still_expires() {
+    let mut stack = Stack::start(&["expiration"]);
+    let policy = stack.bus.policy_file();
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let older = text.replace(
+        "consume = [\"order:created\", \"payment:created\"]",
+        "consume = [\"order:created\"]",
+    );
+    assert_ne!(
+        older, text,
+        "expiration's rights as init-policy writes them"
+    );
+    std::fs::write(&policy, older).unwrap();
+    // The broker reads the policy as it starts; expiration then starts as after an upgrade.
+    stack.bus.crash_and_restart(&[]);
+    stack.restart("expiration");
+    let mut fired = fired_when_one_is_paid(&stack).await;
+    fired.sort();
+    assert_eq!(fired, ["paid", "unpaid"]);
+    let log = stack.service("expiration").proc.log_tail();
+    assert!(
+        log.contains("does not let this service consume payment:created"),
+        "{log}"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_expires_when_its_time_is_up_and_not_before() {
