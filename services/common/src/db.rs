@@ -426,15 +426,22 @@ impl Db {
     ///
     /// For a replica that may not have applied an event yet (a buyer reserves a ticket a
     /// moment after it was created, or pays a moment after reserving): each try is woken
-    /// by a commit (the consumer's included) rather than by a polling timer.
-    pub async fn read_eventually<T, E, F>(&self, within: Duration, f: F) -> Result<Option<T>, E>
+    /// by a commit that [`touched`] `topic` — the consumer's, which writes what `f` looks
+    /// for — rather than by a polling timer or by every commit. Under load most commits
+    /// are other requests' and each wake-up is a read.
+    pub async fn read_eventually<T, E, F>(
+        &self,
+        topic: Topic,
+        within: Duration,
+        f: F,
+    ) -> Result<Option<T>, E>
     where
         F: Fn(&Connection) -> Result<Option<T>, E> + Clone + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
         let deadline = tokio::time::Instant::now() + within;
-        let mut commits = self.commits();
+        let mut commits = self.changes(topic);
         loop {
             commits.borrow_and_update();
             let found = self.read(f.clone()).await?;
@@ -842,6 +849,49 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(!own.has_changed().unwrap(), "topics are apart");
+    }
+
+    /// A read waiting for a row is woken by the commit that touched its topic: with an
+    /// hour to wait, it returns the row as soon as that commit lands (a wait that ignored
+    /// the topic would sleep out the hour and the 20 s bound here fails).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_read_is_woken_by_the_commit_that_touched_its_topic() {
+        use rusqlite::OptionalExtension;
+        let (_dir, db) = db();
+        let topic = Topic::own(2);
+        let waiting = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.read_eventually(topic, Duration::from_secs(3600), |c| {
+                    Ok::<_, DbError>(
+                        c.query_row("SELECT v FROM t WHERE k = 'late'", [], |r| {
+                            r.get::<_, i64>(0)
+                        })
+                        .optional()?,
+                    )
+                })
+                .await
+            }
+        });
+        db.write(|c| -> Result<(), DbError> {
+            c.execute("INSERT INTO t (k, v) VALUES ('other', 1)", [])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        db.write(move |c| -> Result<(), DbError> {
+            c.execute("INSERT INTO t (k, v) VALUES ('late', 7)", [])?;
+            touched(topic);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let found = tokio::time::timeout(Duration::from_secs(20), waiting)
+            .await
+            .expect("woken by the commit that touched the topic")
+            .unwrap()
+            .unwrap();
+        assert_eq!(found, Some(7));
     }
 
     /// A batch whose COMMIT fails (here a deferred foreign key) leaves nothing behind, and

@@ -183,9 +183,11 @@ async fn wait_for_replica(state: &AppState, ticket_id: &str) -> Result<(), ApiEr
     let id = ticket_id.to_string();
     state
         .db
-        .read_eventually(REPLICA_WAIT, move |c| -> Result<Option<()>, ApiError> {
-            Ok(store::ticket(c, &id)?.map(|_| ()))
-        })
+        .read_eventually(
+            store::TICKETS,
+            REPLICA_WAIT,
+            move |c| -> Result<Option<()>, ApiError> { Ok(store::ticket(c, &id)?.map(|_| ())) },
+        )
         .await?;
     Ok(())
 }

@@ -249,12 +249,21 @@ pub fn ticket(c: &Connection, id: &str) -> rusqlite::Result<Option<Ticket>> {
 }
 
 pub fn insert_ticket(c: &Connection, t: &Ticket) -> rusqlite::Result<usize> {
-    c.prepare_cached(
-        "INSERT INTO tickets (id, title, price_cents, user_id, version) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (id) DO NOTHING",
-    )?
-    .execute((&t.id, &t.title, t.price.cents(), &t.user_id, t.version))
+    let n = c
+        .prepare_cached(
+            "INSERT INTO tickets (id, title, price_cents, user_id, version) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute((&t.id, &t.title, t.price.cents(), &t.user_id, t.version))?;
+    if n == 1 {
+        tix_common::db::touched(TICKETS);
+    }
+    Ok(n)
 }
+
+/// Commits that added a ticket to the replica: what a reservation waiting for its ticket
+/// (`routes::wait_for_replica`) is woken by.
+pub const TICKETS: tix_common::db::Topic = tix_common::db::Topic::own(1);
 
 pub fn update_ticket(c: &Connection, t: &Ticket) -> rusqlite::Result<usize> {
     c.prepare_cached("UPDATE tickets SET title = ?2, price_cents = ?3, version = ?4 WHERE id = ?1")?

@@ -64,9 +64,11 @@ async fn wait_for_order(state: &AppState, id: &str) -> Result<Option<Order>, Api
     let key = id.to_string();
     state
         .db
-        .read_eventually(REPLICA_WAIT, move |c| -> Result<Option<Order>, ApiError> {
-            Ok(store::get_order(c, &key)?)
-        })
+        .read_eventually(
+            store::ORDERS,
+            REPLICA_WAIT,
+            move |c| -> Result<Option<Order>, ApiError> { Ok(store::get_order(c, &key)?) },
+        )
         .await
 }
 

@@ -124,14 +124,22 @@ pub fn insert_order(
     version: i64,
     expires_at: UnixMillis,
 ) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "INSERT INTO orders (id, user_id, price_cents, status, version, expires_at)
-         VALUES (?1, ?2, ?3, 'created', ?4, ?5)
-         ON CONFLICT (id) DO NOTHING",
-    )?
-    .execute((id, user_id, price.cents(), version, expires_at.as_i64()))?;
+    let n = c
+        .prepare_cached(
+            "INSERT INTO orders (id, user_id, price_cents, status, version, expires_at)
+             VALUES (?1, ?2, ?3, 'created', ?4, ?5)
+             ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute((id, user_id, price.cents(), version, expires_at.as_i64()))?;
+    if n == 1 {
+        tix_common::db::touched(ORDERS);
+    }
     Ok(())
 }
+
+/// Commits that added an order to the replica: what a payment waiting for its order
+/// (`routes::wait_for_order`) is woken by.
+pub const ORDERS: tix_common::db::Topic = tix_common::db::Topic::own(2);
 
 /// Marks the replica cancelled; false when there is no replica to mark.
 pub fn cancel_order(c: &Connection, id: &str, version: i64) -> rusqlite::Result<bool> {

@@ -163,6 +163,32 @@ async fn an_invalid_card_is_400_on_the_token_and_the_buyer_may_try_another() {
     ));
 }
 
+/// A buyer pays a moment after reserving, before `order:created` has reached payments'
+/// replica: the payment waits for it and is charged, rather than answering 404 for a real
+/// order. (The wait is woken by the commit that adds the order, `store::ORDERS`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_made_before_its_order_arrives_waits_for_it() {
+    let t = start();
+    let (bus, mut sub) = t.watch().await;
+    let (paid, ()) = tokio::join!(t.pay("bob", "early-order", "tok_visa"), async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let env = order_created(
+            "early-order",
+            "ticket-of-early-order",
+            "bob",
+            PRICE_CENTS,
+            in_fifteen_minutes(),
+        );
+        publish(&bus, &env).await;
+    });
+    assert_eq!(paid.0, StatusCode::CREATED, "{}", paid.1);
+    assert_eq!(paid.1["orderId"], "early-order");
+    match next_event(&mut sub).await.event {
+        Event::PaymentCreated(p) => assert_eq!(p.order_id, "early-order"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_order_is_404_once_the_replica_wait_is_over() {
     let t = start();
