@@ -344,7 +344,6 @@ async fn main() -> anyhow::Result<()> {
         cpu_per(&cpu_before, &cpu_after, bought)
     );
     // What comes back once the holds run out (only with a TTL short enough to wait for):
-    // from the end of the sale's window to a second after the last sold order's hold.
     // from after the races to a second after the last sold order's hold. The first hold
     // must not run out before that reading: a TTL of 10 s or more leaves room for it.
     if args.order_ttl <= Duration::from_secs(120) {

@@ -127,12 +127,14 @@ impl Bus {
         self.data_dir.join("bus-policy.toml")
     }
 
-    /// kill -9 the broker, then start a new one on the same port and data dir.
+    /// kill -9 the broker, then start a new one on the same port and data dir (serving
+    /// metrics only when `extra` says where: `metrics` follows).
     pub fn crash_and_restart(&mut self, extra: &[&str]) {
         self.proc.kill9();
         let tmp = self._tmp.take();
         let next = Bus::start_in(&self.data_dir, self.port(), extra);
         self.proc = next.proc;
+        self.metrics = next.metrics;
         self._tmp = tmp;
     }
 }

@@ -107,7 +107,8 @@ pub const EVENTS_SCHEMA: &str = "
     ) WITHOUT ROWID;";
 
 /// Something a transaction changed that a task of the service waits for: the outbox's
-/// new rows (the relay), a service's own (payments' refunds to make, expiration's timers).
+/// new rows (the relay), a service's own (payments' refunds to make and its order replica,
+/// orders' ticket replica, expiration's timers).
 /// The job that changes it says so with [`touched`]; the tasks waiting on it through
 /// [`Db::changes`] are woken once that transaction has committed, and not by the commits
 /// that did not touch it (each wake-up is a read, and most commits are someone else's).
@@ -314,9 +315,9 @@ impl Db {
         &self.inner.path
     }
 
-    /// A counter of commits: each task waiting for new data (a request waiting for a replica
-    /// to catch up) holds its own receiver, so no task can miss a commit another one saw. A
-    /// task that waits for one kind of change waits on [`Db::changes`] instead.
+    /// A counter of every commit, each waiter holding its own receiver so that no task can
+    /// miss a commit another one saw. The services' waits are for one kind of change and
+    /// use [`Db::changes`] (or [`Db::read_eventually`]) instead.
     pub fn commits(&self) -> watch::Receiver<u64> {
         self.inner.signals.commits.subscribe()
     }
@@ -851,18 +852,22 @@ mod tests {
         assert!(!own.has_changed().unwrap(), "topics are apart");
     }
 
-    /// A read waiting for a row is woken by the commit that touched its topic: with an
-    /// hour to wait, it returns the row as soon as that commit lands (a wait that ignored
-    /// the topic would sleep out the hour and the 20 s bound here fails).
+    /// A read waiting for a row is woken by the commit that touched its topic, and not by
+    /// the others: commits that touch nothing leave it asleep (under load they are most
+    /// commits, and each wake-up is a read), and the one that adds the row ends the wait
+    /// at once, though it could last an hour.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_waiting_read_is_woken_by_the_commit_that_touched_its_topic() {
         use rusqlite::OptionalExtension;
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let (_dir, db) = db();
         let topic = Topic::own(2);
+        let reads = Arc::new(AtomicUsize::new(0));
         let waiting = tokio::spawn({
-            let db = db.clone();
+            let (db, reads) = (db.clone(), reads.clone());
             async move {
-                db.read_eventually(topic, Duration::from_secs(3600), |c| {
+                db.read_eventually(topic, Duration::from_secs(3600), move |c| {
+                    reads.fetch_add(1, Ordering::SeqCst);
                     Ok::<_, DbError>(
                         c.query_row("SELECT v FROM t WHERE k = 'late'", [], |r| {
                             r.get::<_, i64>(0)
@@ -873,12 +878,27 @@ mod tests {
                 .await
             }
         });
-        db.write(|c| -> Result<(), DbError> {
-            c.execute("INSERT INTO t (k, v) VALUES ('other', 1)", [])?;
-            Ok(())
-        })
-        .await
-        .unwrap();
+        let soon = Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + soon;
+        while reads.load(Ordering::SeqCst) == 0 {
+            assert!(tokio::time::Instant::now() < deadline, "the first read");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for k in ["other-1", "other-2", "other-3"] {
+            db.write(move |c| -> Result<(), DbError> {
+                c.execute("INSERT INTO t (k, v) VALUES (?1, 1)", [k])?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        }
+        // Time for a wake-up the untouched commits would have caused.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            1,
+            "untouched commits wake nobody"
+        );
         db.write(move |c| -> Result<(), DbError> {
             c.execute("INSERT INTO t (k, v) VALUES ('late', 7)", [])?;
             touched(topic);
@@ -886,12 +906,13 @@ mod tests {
         })
         .await
         .unwrap();
-        let found = tokio::time::timeout(Duration::from_secs(20), waiting)
+        let found = tokio::time::timeout(soon, waiting)
             .await
             .expect("woken by the commit that touched the topic")
             .unwrap()
             .unwrap();
         assert_eq!(found, Some(7));
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
     }
 
     /// A batch whose COMMIT fails (here a deferred foreign key) leaves nothing behind, and

@@ -217,38 +217,65 @@ pub async fn run_consumer(
 ) {
     let ack_wait = Duration::from_millis(group.opts.ack_wait_ms);
     loop {
-        let mut sub = subscribe(&bus, &group, &health).await;
+        let (mut sub, whole) = subscribe(&bus, &group, &health).await;
         health.ok();
         let pruner = tokio::spawn(prune_while_subscribed(
             db.clone(),
             pruning.clone(),
             ack_wait,
         ));
-        consume(&db, &handler, &mut sub, ack_wait, &health).await;
+        if whole {
+            consume(&db, &handler, &mut sub, ack_wait, &health).await;
+        } else {
+            // Joined without a subject the policy refused. The client would join again
+            // with the same subjects after a reconnection; the broker may have a new policy
+            // by then (restarted, or upgraded before this service), so the whole group is
+            // asked for again instead. Leaving mid-batch loses nothing: what was not acked
+            // comes back, and the inbox skips what was applied.
+            let mut link = bus.watch_connected();
+            tokio::select! {
+                () = consume(&db, &handler, &mut sub, ack_wait, &health) => {}
+                () = reconnected(&mut link) => {
+                    pruner.abort();
+                    tracing::info!(group = %group.opts.group, "reconnected: asking for every subject again");
+                    continue;
+                }
+            }
+        }
         pruner.abort();
         tracing::warn!(group = %group.opts.group, "the subscription ended; joining the group again");
         health.failing("the subscription ended; joining the group again");
     }
 }
 
+/// Returns once the link has gone down and come back.
+async fn reconnected(link: &mut tokio::sync::watch::Receiver<bool>) {
+    for wanted in [false, true] {
+        if link.wait_for(|up| *up == wanted).await.is_err() {
+            // The client is gone: nothing to come back.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Joins the group, retrying with backoff while the bus refuses; an optional subject the
-/// policy refuses is left out at once.
-async fn subscribe(bus: &Client, group: &Group, health: &Part) -> Subscription {
+/// policy refuses is left out at once. Says whether it joined with every subject.
+async fn subscribe(bus: &Client, group: &Group, health: &Part) -> (Subscription, bool) {
     let mut opts = group.opts.clone();
     let name = &group.opts.group;
     let started = std::time::Instant::now();
     let mut backoff = FIRST_RETRY;
     loop {
         match bus.subscribe(opts.clone()).await {
-            Ok(s) => return s,
+            Ok(s) => return (s, opts.subjects.len() == group.opts.subjects.len()),
             Err(e) => {
                 if let Some(subject) = refused_optional(&e, &opts, &group.optional) {
                     tracing::warn!(
                         group = %name,
                         %subject,
                         "the bus's policy does not let this service consume {subject}: joining without it, \
-                         which only costs work (add it to the client's `consume` list, SIGHUP the broker \
-                         and restart the service; docs/bus.md)"
+                         which only costs work (add it to the client's `consume` list and restart the broker, \
+                         or SIGHUP it and restart this service; docs/bus.md)"
                     );
                     opts.subjects.retain(|s| *s != subject);
                     continue;

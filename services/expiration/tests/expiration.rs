@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use tix_api::UnixMillis;
 use tix_api::events::{Envelope, Event, PaymentCreated};
-use tix_bus_client::SubscribeOptions;
-use tix_testkit::Stack;
+use tix_bus_client::{Client, SubscribeOptions};
 use tix_testkit::events::{self, assert_quiet, next_event, order_created, publish};
+use tix_testkit::{Stack, eventually};
 
 /// `payment:created` as payments publishes it for `order`.
 fn payment_created(order: &str) -> Envelope {
@@ -20,75 +20,6 @@ fn payment_created(order: &str) -> Envelope {
             charge_id: format!("ch-{order}"),
         }),
     )
-}
-
-/// Two orders due in 2 s, one of them paid meanwhile: which of them fire.
-async fn fired_when_one_is_paid(stack: &Stack) -> Vec<String> {
-    let bus = events::connect(&stack.bus.endpoint, "test").await;
-    let mut sub = bus
-        .subscribe(SubscribeOptions::new("test", &["expiration:complete"]))
-        .await
-        .unwrap();
-    let due = UnixMillis::now().after(Duration::from_secs(2));
-    publish(&bus, &order_created("paid", "t1", "buyer", 100, due)).await;
-    publish(&bus, &order_created("unpaid", "t2", "buyer", 100, due)).await;
-    // After its order in the log: the group gets them in that order.
-    publish(&bus, &payment_created("paid")).await;
-    let mut fired = Vec::new();
-    match next_event(&mut sub).await.event {
-        Event::ExpirationComplete(e) => fired.push(e.order_id),
-        other => panic!("unexpected {other:?}"),
-    }
-    // Both were due at the same moment: a second one would be out by now.
-    let quiet = Duration::from_secs(2);
-    if let Ok(Some(d)) = tokio::time::timeout(quiet, sub.next()).await {
-        d.ack_nowait().unwrap();
-        match Envelope::from_bus(&d.subject, &d.payload).unwrap().event {
-            Event::ExpirationComplete(e) => fired.push(e.order_id),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_quiet(&mut sub, Duration::from_millis(200)).await;
-    fired
-}
-
-/// A paid order's timer is dropped: the sale does not come back 15 minutes later as an
-/// `expiration:complete` for orders to ignore. The unpaid one beside it still expires.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paid_order_does_not_expire_and_an_unpaid_one_still_does() {
-    let stack = Stack::start(&["expiration"]);
-    assert_eq!(fired_when_one_is_paid(&stack).await, ["unpaid"]);
-}
-
-/// A broker policy written before expiration asked for `payment:created` (the file is kept
-/// across upgrades) refuses that subject. Expiration joins without it, says so in its log,
-/// and expires orders as it used to — the paid one too, which orders ignores — rather
-/// than staying out of its group and expiring nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_an_older_policy_expiration_joins_without_payments_and_still_expires() {
-    let mut stack = Stack::start(&["expiration"]);
-    let policy = stack.bus.policy_file();
-    let text = std::fs::read_to_string(&policy).unwrap();
-    let older = text.replace(
-        "consume = [\"order:created\", \"payment:created\"]",
-        "consume = [\"order:created\"]",
-    );
-    assert_ne!(
-        older, text,
-        "expiration's rights as init-policy writes them"
-    );
-    std::fs::write(&policy, older).unwrap();
-    // The broker reads the policy as it starts; expiration then starts as after an upgrade.
-    stack.bus.crash_and_restart(&[]);
-    stack.restart("expiration");
-    let mut fired = fired_when_one_is_paid(&stack).await;
-    fired.sort();
-    assert_eq!(fired, ["paid", "unpaid"]);
-    let log = stack.service("expiration").proc.log_tail();
-    assert!(
-        log.contains("does not let this service consume payment:created"),
-        "{log}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,4 +67,117 @@ async fn an_order_expires_when_its_time_is_up_and_not_before() {
         .await
         .unwrap();
     assert!(r.status().is_success());
+}
+
+/// Waits until expiration's group has one member asking for exactly `subjects`.
+async fn joined_with(bus: &Client, subjects: &[&str]) {
+    eventually(
+        &format!("expiration joined with {subjects:?}"),
+        Duration::from_secs(20),
+        || async {
+            let Ok(stats) = bus.stats().await else {
+                return false;
+            };
+            stats
+                .group("expiration")
+                .is_some_and(|g| g.members == 1 && g.subjects == subjects)
+        },
+    )
+    .await;
+}
+
+/// Two orders due in 4 s, one of them paid at once: which of them fire.
+async fn fired_when_one_is_paid(bus: &Client) -> Vec<String> {
+    let mut sub = bus
+        .subscribe(SubscribeOptions::new("test", &["expiration:complete"]))
+        .await
+        .unwrap();
+    let due = UnixMillis::now().after(Duration::from_secs(4));
+    publish(bus, &order_created("paid", "t1", "buyer", 100, due)).await;
+    publish(bus, &order_created("unpaid", "t2", "buyer", 100, due)).await;
+    // After its order in the log: the group gets them in that order.
+    publish(bus, &payment_created("paid")).await;
+    let mut fired = Vec::new();
+    match next_event(&mut sub).await.event {
+        Event::ExpirationComplete(e) => fired.push(e.order_id),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Both were due at the same moment: a second one would be out by now.
+    let quiet = Duration::from_secs(2);
+    if let Ok(Some(d)) = tokio::time::timeout(quiet, sub.next()).await {
+        d.ack_nowait().unwrap();
+        match Envelope::from_bus(&d.subject, &d.payload).unwrap().event {
+            Event::ExpirationComplete(e) => fired.push(e.order_id),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_quiet(&mut sub, Duration::from_millis(200)).await;
+    drop(sub);
+    bus.close().await;
+    fired.sort();
+    fired
+}
+
+const BOTH: [&str; 2] = ["order:created", "payment:created"];
+
+/// A paid order's timer is dropped: the sale does not come back 15 minutes later as an
+/// `expiration:complete` for orders to ignore. The unpaid one beside it still expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_order_does_not_expire_and_an_unpaid_one_still_does() {
+    let stack = Stack::start(&["expiration"]);
+    let bus = events::connect(&stack.bus.endpoint, "test").await;
+    joined_with(&bus, &BOTH).await;
+    assert_eq!(fired_when_one_is_paid(&bus).await, ["unpaid"]);
+}
+
+/// A broker policy written before expiration asked for `payment:created` (the file is kept
+/// across upgrades) refuses that subject. Expiration joins without it, says so in its log,
+/// and expires orders as it used to — the paid one too, which orders ignores — rather
+/// than staying out of its group and expiring nothing. Once the broker comes back with
+/// the right, expiration asks for every subject again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_an_older_policy_expiration_joins_without_payments_and_still_expires() {
+    let mut stack = Stack::start(&["expiration"]);
+    let policy = stack.bus.policy_file();
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let older = text.replace(
+        "consume = [\"order:created\", \"payment:created\"]",
+        "consume = [\"order:created\"]",
+    );
+    assert_ne!(
+        older, text,
+        "expiration's rights as init-policy writes them"
+    );
+    std::fs::write(&policy, older).unwrap();
+    // The broker reads the policy as it starts; expiration then starts as after an upgrade.
+    stack.bus.crash_and_restart(&[]);
+    stack.restart("expiration");
+    let bus = events::connect(&stack.bus.endpoint, "test").await;
+    joined_with(&bus, &["order:created"]).await;
+    assert_eq!(fired_when_one_is_paid(&bus).await, ["paid", "unpaid"]);
+    let log = stack.service("expiration").proc.log_text();
+    assert!(
+        log.contains("does not let this service consume payment:created"),
+        "{log}"
+    );
+
+    // The operator gives the right back and restarts the broker: expiration reconnects,
+    // asks for both subjects again, and a paid order's timer is dropped once more.
+    std::fs::write(&policy, text).unwrap();
+    stack.bus.crash_and_restart(&[]);
+    let bus = events::connect(&stack.bus.endpoint, "test").await;
+    joined_with(&bus, &BOTH).await;
+    // From the end of the log: the first half's expiries are in it.
+    let mut watch = SubscribeOptions::new("again", &["expiration:complete"]);
+    watch.ephemeral = true;
+    let mut sub = bus.subscribe(watch).await.unwrap();
+    let due = UnixMillis::now().after(Duration::from_secs(4));
+    publish(&bus, &order_created("paid-2", "t3", "buyer", 100, due)).await;
+    publish(&bus, &order_created("unpaid-2", "t4", "buyer", 100, due)).await;
+    publish(&bus, &payment_created("paid-2")).await;
+    match next_event(&mut sub).await.event {
+        Event::ExpirationComplete(e) => assert_eq!(e.order_id, "unpaid-2"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_quiet(&mut sub, Duration::from_secs(2)).await;
 }

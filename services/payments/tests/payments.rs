@@ -165,7 +165,9 @@ async fn an_invalid_card_is_400_on_the_token_and_the_buyer_may_try_another() {
 
 /// A buyer pays a moment after reserving, before `order:created` has reached payments'
 /// replica: the payment waits for it and is charged, rather than answering 404 for a real
-/// order. (The wait is woken by the commit that adds the order, `store::ORDERS`.)
+/// order. (The wait is woken by the commit that adds the order, `store::ORDERS`; that the
+/// wake-up comes from that commit alone is pinned in `tix_common::db`'s tests, since a
+/// wait never woken would still find the order at its deadline.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_made_before_its_order_arrives_waits_for_it() {
     let t = start();
