@@ -162,10 +162,9 @@ struct Inner {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// What a commit wakes: the callers whose jobs it held, then the tasks waiting on commits
-/// and on the topics it touched.
+/// What a commit wakes: the callers whose jobs it held, then the tasks waiting on the
+/// topics it touched.
 struct Signals {
-    commits: watch::Sender<u64>,
     topics: [watch::Sender<u64>; TOPICS],
 }
 
@@ -174,7 +173,6 @@ impl Signals {
         for d in done {
             d(error.clone());
         }
-        self.commits.send_modify(|n| *n += 1);
         for (i, topic) in self.topics.iter().enumerate() {
             if touched & 1 << i != 0 {
                 topic.send_modify(|n| *n += 1);
@@ -285,7 +283,6 @@ impl Db {
         })?;
         let (tx, rx) = mpsc::channel::<WriteJob>();
         let signals = Arc::new(Signals {
-            commits: watch::channel(0u64).0,
             topics: std::array::from_fn(|_| watch::channel(0u64).0),
         });
         let handback: Arc<OnceLock<HandBack>> = Arc::default();
@@ -315,15 +312,9 @@ impl Db {
         &self.inner.path
     }
 
-    /// A counter of every commit, each waiter holding its own receiver so that no task can
-    /// miss a commit another one saw. The services' waits are for one kind of change and
-    /// use [`Db::changes`] (or [`Db::read_eventually`]) instead.
-    pub fn commits(&self) -> watch::Receiver<u64> {
-        self.inner.signals.commits.subscribe()
-    }
-
     /// A counter of the commits that [`touched`] `topic`, for a task that waits for that
-    /// alone: mark it seen before reading, as with [`Db::commits`].
+    /// alone. Each waiter holds its own receiver, so that none misses a commit another one
+    /// saw: mark it seen before reading.
     pub fn changes(&self, topic: Topic) -> watch::Receiver<u64> {
         self.inner.signals.topics[topic.0 as usize].subscribe()
     }
@@ -815,7 +806,6 @@ mod tests {
         let (_dir, db) = db();
         let mut outbox = db.changes(Topic::OUTBOX);
         let mut own = db.changes(Topic::own(3));
-        let all = db.commits();
         let put = |k: &'static str, topic: Option<Topic>| {
             let db = db.clone();
             async move {
@@ -839,7 +829,6 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert!(all.has_changed().unwrap(), "every commit counts");
         assert!(
             !outbox.has_changed().unwrap(),
             "commits that touched no outbox row do not wake the relay"

@@ -224,25 +224,21 @@ pub async fn run_consumer(
             pruning.clone(),
             ack_wait,
         ));
-        if whole {
-            consume(&db, &handler, &mut sub, ack_wait, &health).await;
-        } else {
-            // Joined without a subject the policy refused. The client would join again
-            // with the same subjects after a reconnection; the broker may have a new policy
-            // by then (restarted, or upgraded before this service), so the whole group is
-            // asked for again instead. Leaving mid-batch loses nothing: what was not acked
-            // comes back, and the inbox skips what was applied.
-            let mut link = bus.watch_connected();
-            tokio::select! {
-                () = consume(&db, &handler, &mut sub, ack_wait, &health) => {}
-                () = reconnected(&mut link) => {
-                    pruner.abort();
-                    tracing::info!(group = %group.opts.group, "reconnected: asking for every subject again");
-                    continue;
-                }
-            }
-        }
+        // Joined without a subject the policy refused: the client would join again with the
+        // same subjects after a reconnection, but the broker may have a new policy by then
+        // (restarted, or upgraded before this service), so the whole group is asked for
+        // again instead. Leaving mid-batch loses nothing: what was not acked comes back,
+        // and the inbox skips what was applied.
+        let mut link = bus.watch_connected();
+        let rejoin = tokio::select! {
+            () = consume(&db, &handler, &mut sub, ack_wait, &health) => false,
+            () = reconnected(&mut link), if !whole => true,
+        };
         pruner.abort();
+        if rejoin {
+            tracing::info!(group = %group.opts.group, "reconnected: asking for every subject again");
+            continue;
+        }
         tracing::warn!(group = %group.opts.group, "the subscription ended; joining the group again");
         health.failing("the subscription ended; joining the group again");
     }

@@ -75,9 +75,7 @@ fn on_event(c: &Connection, env: &Envelope) -> anyhow::Result<Outcome> {
         // its order's `order:created` (the two are different subjects, and a redelivery
         // can come late) drops nothing; that timer fires later and orders ignores it.
         Event::PaymentCreated(p) => {
-            let dropped = c
-                .prepare_cached("DELETE FROM timers WHERE order_id = ?1")?
-                .execute([&p.order_id])?;
+            let dropped = delete_timer(c, &p.order_id)?;
             tracing::debug!(order = %p.order_id, dropped, "paid: timer dropped");
         }
         _ => {}
@@ -104,6 +102,12 @@ fn set_timer(
     Ok(())
 }
 
+/// Deletes the order's timer, if it has one; how many were deleted.
+fn delete_timer(c: &Connection, order_id: &str) -> rusqlite::Result<usize> {
+    c.prepare_cached("DELETE FROM timers WHERE order_id = ?1")?
+        .execute([order_id])
+}
+
 /// Fires every timer due by `now`: one `expiration:complete` each, timer deleted with it.
 fn fire_due(c: &Connection, now: i64) -> rusqlite::Result<Vec<String>> {
     let due: Vec<(String, Option<String>)> = c
@@ -124,8 +128,7 @@ fn fire_due(c: &Connection, now: i64) -> rusqlite::Result<Vec<String>> {
             )
         };
         outbox::enqueue(c, &env)?;
-        c.prepare_cached("DELETE FROM timers WHERE order_id = ?1")?
-            .execute([order_id])?;
+        delete_timer(c, order_id)?;
     }
     Ok(due.into_iter().map(|(order_id, _)| order_id).collect())
 }
