@@ -2,10 +2,8 @@
 //! timeouts, panics turned into 500s, `GET /healthz`, errors in the tix shape for unknown
 //! routes and methods, and graceful shutdown.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -133,22 +131,22 @@ fn is_usable_id(v: &http::HeaderValue) -> bool {
     v.to_str().is_ok_and(crate::correlation::is_valid)
 }
 
-/// The request's id as [`layers`] settles it, for a [`Front`]: a client's own
-/// `x-request-id` is kept when it is a plain token, anything else is replaced by a new
-/// UUID. It is set on the request (so the upstream gets it) and returned.
-pub fn settle_request_id<B>(req: &mut Request<B>) -> http::HeaderValue {
-    if let Some(v) = req.headers().get(X_REQUEST_ID)
-        && is_usable_id(v)
+/// A request's id as [`layers`] settles it, for a server of its own (the gateway's
+/// [`Edge`]): the client's `x-request-id` (`given`) when it is a plain token, else a new
+/// UUID.
+pub fn request_id(given: Option<&[u8]>) -> http::HeaderValue {
+    if let Some(v) = given
+        && let Ok(text) = std::str::from_utf8(v)
+        && crate::correlation::is_valid(text)
+        && let Ok(v) = http::HeaderValue::from_str(text)
     {
-        return v.clone();
+        return v;
     }
     // Written into a buffer, with no String or formatter in between. Version 7: unique,
     // and in time order.
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let id = http::HeaderValue::from_str(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text))
-        .unwrap_or_else(|_| http::HeaderValue::from_static("-"));
-    req.headers_mut().insert(X_REQUEST_ID, id.clone());
-    id
+    http::HeaderValue::from_str(uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text))
+        .unwrap_or_else(|_| http::HeaderValue::from_static("-"))
 }
 
 /// The header, as a name rather than a string: a lookup by `&str` parses the name first,
@@ -186,29 +184,33 @@ impl Listener {
     }
 }
 
-/// Requests a service answers ahead of its router: made once per connection from the
-/// client's address, a front gets each request first and either takes it (and returns the
-/// answer's future) or hands it back to the router. The gateway's proxy is one: for a
-/// forwarded request, axum's routing and the boxed layers of [`layers`] cost more than the
-/// forwarding itself (docs/benchmarks.md), so the front does what they do for it in one
-/// place.
-pub type Front = Arc<dyn Fn(SocketAddr) -> ConnFront + Send + Sync>;
+/// A server of whole connections in place of hyper's: the gateway's edge (its proxy
+/// path), which reads and writes HTTP/1.1 itself because hyper's server and client around
+/// a forwarded request cost more than the forwarding (docs/benchmarks.md). It gets every
+/// accepted connection with the service's router, for the requests it does not forward.
+pub type Edge = Arc<dyn Fn(EdgeConn) -> BoxFuture<'static, ()> + Send + Sync>;
 
-/// A [`Front`] for one connection.
-pub type ConnFront = Arc<dyn Fn(Request<Body>) -> FrontAnswer + Send + Sync>;
+/// One accepted connection for an [`Edge`].
+#[derive(Debug)]
+pub struct EdgeConn {
+    pub stream: tokio::net::TcpStream,
+    pub peer: SocketAddr,
+    /// The service's routes (its own endpoints), with the shared layers.
+    pub app: Router,
+    /// Turns true when the service stops: an idle connection closes, a busy one closes
+    /// after the answer it is writing.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
 
-/// What a [`Front`] does with a request.
-pub type FrontAnswer = Result<BoxFuture<'static, Response>, Request<Body>>;
-
-/// Serves until `shutdown` completes, then lets in-flight requests finish. With a `front`,
-/// each request goes to it first and to `app` only when the front hands it back.
+/// Serves until `shutdown` completes, then lets in-flight requests finish. With an `edge`,
+/// the edge serves each connection instead of hyper.
 pub async fn serve(
     listener: Listener,
     app: Router,
-    front: Option<Front>,
+    edge: Option<Edge>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    match front {
+    match edge {
         None => {
             axum::serve(
                 listener.listener,
@@ -217,80 +219,50 @@ pub async fn serve(
             .with_graceful_shutdown(shutdown)
             .await
         }
-        Some(front) => {
-            axum::serve(listener.listener, FrontMake { front, app })
-                .with_graceful_shutdown(shutdown)
-                .await
+        Some(edge) => {
+            serve_edge(listener, app, edge, shutdown).await;
+            Ok(())
         }
     }
 }
 
-/// Makes one [`FrontConn`] per accepted connection, with the client's address.
-#[derive(Clone)]
-struct FrontMake {
-    front: Front,
+async fn serve_edge(
+    listener: Listener,
     app: Router,
-}
-
-impl<'a> tower::Service<axum::serve::IncomingStream<'a, tokio::net::TcpListener>> for FrontMake {
-    type Response = FrontConn;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<FrontConn, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(
-        &mut self,
-        stream: axum::serve::IncomingStream<'a, tokio::net::TcpListener>,
-    ) -> Self::Future {
-        let peer = *stream.remote_addr();
-        std::future::ready(Ok(FrontConn {
-            front: (self.front)(peer),
-            app: self.app.clone(),
-            peer,
-        }))
-    }
-}
-
-#[derive(Clone)]
-struct FrontConn {
-    front: ConnFront,
-    app: Router,
-    peer: SocketAddr,
-}
-
-type FrontFuture = futures::future::Either<
-    futures::future::Map<
-        BoxFuture<'static, Response>,
-        fn(Response) -> Result<Response, Infallible>,
-    >,
-    tower::util::Oneshot<Router, Request<Body>>,
->;
-
-impl tower::Service<Request<Body>> for FrontConn {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = FrontFuture;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Body>) -> FrontFuture {
-        use futures::FutureExt;
-        use tower::ServiceExt;
-        match (self.front)(req) {
-            Ok(answer) => futures::future::Either::Left(answer.map(Ok as fn(_) -> _)),
-            Err(mut req) => {
-                // What `into_make_service_with_connect_info` gives the router's requests.
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(self.peer));
-                futures::future::Either::Right(self.app.clone().oneshot(req))
+    edge: Edge,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let connections = tokio_util::task::TaskTracker::new();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                // Answers go out whole, in one write: nothing for Nagle to gather.
+                let _ = stream.set_nodelay(true);
+                connections.spawn(edge(EdgeConn {
+                    stream,
+                    peer,
+                    app: app.clone(),
+                    stopping: stopping.clone(),
+                }));
+            }
+            Err(e) => {
+                // Out of descriptors, usually: a pause rather than a spin (as hyper's
+                // accept loop does), and the connections already open go on.
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
+    drop(listener);
+    stop.send_replace(true);
+    connections.close();
+    connections.wait().await;
 }
 
 /// Reads a request's whole body within `limit` (what every service's routes get from

@@ -33,16 +33,16 @@ pub struct Service {
     finish: Option<TaskTracker>,
     /// What `/healthz` reports about the background parts.
     monitor: Monitor,
-    /// Requests answered ahead of the router (the gateway's proxy).
-    front: FrontSlot,
+    /// Serves the connections instead of hyper (the gateway's proxy).
+    edge: EdgeSlot,
 }
 
-struct FrontSlot(Option<http::Front>);
+struct EdgeSlot(Option<http::Edge>);
 
-impl std::fmt::Debug for FrontSlot {
+impl std::fmt::Debug for EdgeSlot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() {
-            "Some(front)"
+            "Some(edge)"
         } else {
             "None"
         })
@@ -70,13 +70,14 @@ impl Service {
             tasks: Vec::new(),
             finish: None,
             monitor,
-            front: FrontSlot(None),
+            edge: EdgeSlot(None),
         })
     }
 
-    /// Lets `front` answer requests before the router sees them ([`http::Front`]).
-    pub fn with_front(mut self, front: http::Front) -> Self {
-        self.front = FrontSlot(Some(front));
+    /// Lets `edge` serve the connections, with the router for what it does not answer
+    /// itself ([`http::Edge`]).
+    pub fn with_edge(mut self, edge: http::Edge) -> Self {
+        self.edge = EdgeSlot(Some(edge));
         self
     }
 
@@ -182,7 +183,7 @@ impl Service {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        http::serve(self.listener, self.router, self.front.0, shutdown).await?;
+        http::serve(self.listener, self.router, self.edge.0, shutdown).await?;
         if let Some(tracker) = &self.finish {
             tracker.close();
             if tokio::time::timeout(FINISH_WITHIN, tracker.wait())

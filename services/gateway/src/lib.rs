@@ -6,8 +6,9 @@
 //! `/api/openapi.json` is the whole API's OpenAPI document, `docs/openapi.json`, built in:
 //! the gateway knows no service crate, and `tix-openapi`'s test keeps the file current.
 
-mod front;
+mod edge;
 mod upstream;
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::uri::{PathAndQuery, Scheme};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::extract::State;
+use axum::http::uri::Scheme;
+use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -75,58 +76,34 @@ pub struct Config {
 }
 
 /// One service behind the gateway.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Upstream {
     name: &'static str,
     /// The paths it serves; `None` for one only checked for health (expiration).
     prefix: Option<&'static str>,
     base: String,
-    /// Its own keep-alive connections when the base is a bare `http` origin; a base with a
-    /// path of its own goes through the shared client.
-    conns: Option<Arc<upstream::Upstream>>,
+    /// The base URL's own path (empty for a bare origin), put before every request's.
+    base_path: String,
+    /// Its keep-alive connections.
+    conns: upstream::Upstream,
 }
 
 impl Upstream {
-    fn new(name: &'static str, prefix: Option<&'static str>, base: &str) -> Upstream {
+    /// `None` unless `base` is an `http://` URL.
+    fn new(name: &'static str, prefix: Option<&'static str>, base: &str) -> Option<Upstream> {
         let base = base.trim_end_matches('/').to_string();
-        let conns = base.parse::<Uri>().ok().and_then(|uri| {
-            let parts = uri.into_parts();
-            match (parts.scheme, parts.authority, parts.path_and_query) {
-                (Some(scheme), Some(authority), pq)
-                    if scheme == Scheme::HTTP
-                        && pq.as_ref().is_none_or(|pq| pq.as_str() == "/") =>
-                {
-                    upstream::Upstream::new(&authority).map(Arc::new)
-                }
-                _ => None,
-            }
-        });
-        Upstream {
+        let uri = base.parse::<Uri>().ok()?;
+        if uri.scheme() != Some(&Scheme::HTTP) || uri.query().is_some() {
+            return None;
+        }
+        let conns = upstream::Upstream::new(uri.authority()?);
+        Some(Upstream {
             name,
             prefix,
+            base_path: uri.path().trim_end_matches('/').to_string(),
             base,
             conns,
-        }
-    }
-
-    /// The URI a request for `path_and_query` is sent with: the path and query alone on
-    /// its own connections, the whole URL through the shared client.
-    fn uri(&self, path_and_query: Option<&PathAndQuery>) -> Option<Uri> {
-        match &self.conns {
-            Some(_) => {
-                let mut parts = axum::http::uri::Parts::default();
-                parts.path_and_query = Some(
-                    path_and_query
-                        .cloned()
-                        .unwrap_or_else(|| PathAndQuery::from_static("/")),
-                );
-                Uri::from_parts(parts).ok()
-            }
-            None => {
-                let pq = path_and_query.map_or("/", |p| p.as_str());
-                format!("{}{pq}", self.base).parse().ok()
-            }
-        }
+        })
     }
 }
 
@@ -157,104 +134,16 @@ impl Gateway {
     }
 }
 
-/// Whether a request has a body to send on: a length above zero, or chunks.
-fn carries_body(headers: &axum::http::HeaderMap) -> bool {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        return true;
-    }
-    headers
-        .get(header::CONTENT_LENGTH)
-        .is_some_and(|v| v.to_str().map_or(true, |v| v.trim() != "0"))
-}
-
-/// Headers that describe one hop, not the message: never forwarded (RFC 9110 §7.6.1).
-/// Names are lower case in a `HeaderMap`; comparing the text costs nothing, where a
-/// `[HeaderName; N]` constant is built and dropped again at every use.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
-}
-
-/// Removes the hop-by-hop headers. Most messages carry none: one pass over the names
-/// present finds out.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.keys().any(is_hop_by_hop) {
-        let hop: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| is_hop_by_hop(k))
-            .cloned()
-            .collect();
-        for h in hop {
-            headers.remove(h);
-        }
-    }
-}
-
-/// The router's fallback: the front takes every path an upstream serves, so what reaches
-/// here is a path none does.
-async fn not_found(req: Request) -> Response {
-    let mut resp = status_error(StatusCode::NOT_FOUND, "Not found");
-    if carries_body(req.headers()) {
-        // Left unread: this connection cannot carry another request.
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
+/// The router's fallback: the edge forwards every path an upstream serves, so what
+/// reaches here is a path none does.
+async fn not_found() -> Response {
+    status_error(StatusCode::NOT_FOUND, "Not found")
 }
 
 /// The client's address as the gateway states it upstream (`X-Forwarded-For`).
 fn client_address(peer: SocketAddr) -> HeaderValue {
     HeaderValue::from_str(&peer.ip().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-}
-
-/// Sends `req` on to `up` and returns its answer (a 502 when it cannot be reached).
-async fn forward(gw: &Gateway, up: &Upstream, client: &HeaderValue, mut req: Request) -> Response {
-    let Some(uri) = up.uri(req.uri().path_and_query()) else {
-        return status_error(StatusCode::BAD_REQUEST, "Invalid request path");
-    };
-    *req.uri_mut() = uri;
-    let headers = req.headers_mut();
-    strip_hop_by_hop(headers);
-    headers.remove(header::HOST);
-    // The gateway is the edge: it states the client's address, it does not relay one.
-    headers.insert("x-forwarded-for", client.clone());
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    let answer = match &up.conns {
-        Some(conns) => conns
-            .send(req)
-            .await
-            .map(|r| r.map(Body::new))
-            .map_err(|e| e.to_string()),
-        None => gw
-            .client
-            .request(req)
-            .await
-            .map(|r| r.map(Body::new))
-            .map_err(|e| e.to_string()),
-    };
-    match answer {
-        Ok(mut resp) => {
-            strip_hop_by_hop(resp.headers_mut());
-            resp.into_response()
-        }
-        Err(e) => {
-            tracing::warn!(upstream = up.name, error = %e, "upstream unreachable");
-            status_error(
-                StatusCode::BAD_GATEWAY,
-                &format!("The {} service is unavailable", up.name),
-            )
-        }
-    }
 }
 
 /// The OpenAPI 3.1 document of the whole API, generated from every service's handlers by
@@ -434,24 +323,21 @@ async fn ask_upstreams(gw: &Gateway, path: &'static str) -> Vec<(&'static str, U
 
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
-    let mut upstreams = vec![
-        Upstream::new("auth", Some("/api/users"), &cfg.auth_url),
-        Upstream::new("tickets", Some("/api/tickets"), &cfg.tickets_url),
-        Upstream::new("orders", Some("/api/orders"), &cfg.orders_url),
-        Upstream::new("payments", Some("/api/payments"), &cfg.payments_url),
+    let mut wanted = vec![
+        ("auth", Some("/api/users"), &cfg.auth_url),
+        ("tickets", Some("/api/tickets"), &cfg.tickets_url),
+        ("orders", Some("/api/orders"), &cfg.orders_url),
+        ("payments", Some("/api/payments"), &cfg.payments_url),
     ];
     if !cfg.expiration_url.is_empty() {
-        upstreams.push(Upstream::new("expiration", None, &cfg.expiration_url));
+        wanted.push(("expiration", None, &cfg.expiration_url));
     }
-    for u in &upstreams {
-        anyhow::ensure!(
-            u.base
-                .parse::<Uri>()
-                .is_ok_and(|uri| uri.scheme_str() == Some("http")),
-            "{} upstream {:?} must be an http:// URL",
-            u.name,
-            u.base
-        );
+    let mut upstreams = Vec::new();
+    for (name, prefix, url) in wanted {
+        let Some(u) = Upstream::new(name, prefix, url) else {
+            anyhow::bail!("{name} upstream {url:?} must be an http:// URL");
+        };
+        upstreams.push(u);
     }
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -479,7 +365,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let router = http::layers(routes, limits);
     let service = Service::bind(SocketAddr::new(cfg.host, cfg.port), router)
         .await?
-        .with_front(front::front(gw, limits));
+        .with_edge(edge::edge(gw, limits));
     Ok(service)
 }
 
@@ -487,46 +373,16 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
 mod tests {
     use super::*;
 
-    fn uri(base: &str, pq: &str) -> String {
-        let pq: PathAndQuery = pq.parse().unwrap();
-        Upstream::new("t", Some("/api/t"), base)
-            .uri(Some(&pq))
-            .unwrap()
-            .to_string()
-    }
-
-    /// A request keeps its path and query on the way to the upstream: alone on the
-    /// gateway's own connections to a bare origin, after the base's path through the
-    /// shared client.
+    /// A request keeps its path and query on the way to the upstream, after the base
+    /// URL's own path when it has one; only `http://` URLs are upstreams.
     #[test]
-    fn a_request_goes_to_the_upstream_with_its_path_and_query() {
-        assert_eq!(
-            uri("http://127.0.0.1:4002/", "/api/t/1?x=%20y&z"),
-            "/api/t/1?x=%20y&z"
-        );
-        assert_eq!(uri("http://tickets.internal:80", "/api/t"), "/api/t");
-        assert_eq!(
-            uri("http://10.0.0.7:4002/base/", "/api/t?q=1"),
-            "http://10.0.0.7:4002/base/api/t?q=1"
-        );
-        assert!(Upstream::new("t", None, "http://h:1").conns.is_some());
-        assert!(Upstream::new("t", None, "http://h:1/base").conns.is_none());
-    }
-
-    /// Hop-by-hop headers go, whichever of them a message carries; the rest stay.
-    #[test]
-    fn hop_by_hop_headers_are_stripped_and_the_rest_kept() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        h.insert("x-request-id", HeaderValue::from_static("r1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 2);
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        h.insert(header::TE, HeaderValue::from_static("trailers"));
-        strip_hop_by_hop(&mut h);
-        let mut left: Vec<_> = h.keys().map(|k| k.as_str()).collect();
-        left.sort();
-        assert_eq!(left, ["content-type", "x-request-id"]);
+    fn an_upstreams_base_path_and_scheme() {
+        let base = |url: &str| Upstream::new("t", Some("/api/t"), url).map(|u| u.base_path);
+        assert_eq!(base("http://127.0.0.1:4002/").as_deref(), Some(""));
+        assert_eq!(base("http://tickets.internal:80").as_deref(), Some(""));
+        assert_eq!(base("http://10.0.0.7:4002/base/").as_deref(), Some("/base"));
+        assert!(base("https://10.0.0.7:4002").is_none());
+        assert!(base("10.0.0.7:4002").is_none());
+        assert!(base("http://h:1/?q=1").is_none());
     }
 }

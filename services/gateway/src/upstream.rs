@@ -1,45 +1,49 @@
-//! Keep-alive HTTP/1.1 connections to one upstream, without a general-purpose pool.
+//! Keep-alive HTTP/1.1 connections to one upstream, driven from the request's own task.
 //!
-//! hyper-util's pool keys its idle connections by scheme and authority (hashed with
-//! SipHash byte by byte on every checkout and return) and moves each request's futures
-//! through several boxes (docs/benchmarks.md, "Clones, threads and the allocator"). The
-//! gateway knows its upstreams up front, so each has a plain stack of idle connections:
-//! a request takes the most recently used one (or opens one), and the connection goes back
-//! on the stack when the response body has been read to its end.
+//! The edge writes a forwarded request's bytes on an idle connection (or a new one) and
+//! reads the whole answer back before it writes anything to the client: no task per
+//! connection, no channel between tasks, no header map (docs/benchmarks.md, "The gateway's
+//! own HTTP/1.1"). Answers are read whole, within [`MAX_ANSWER`], so the connection goes
+//! back on its stack at once, whatever the client's speed.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, header};
-use hyper::body::{Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use bytes::BytesMut;
+use futures::FutureExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::wire::{self, Chunked, Framing, ResponseHead};
 
 /// Idle connections kept per upstream; more than this many at once are closed when done.
 const MAX_IDLE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// An idle connection older than this is closed rather than used: something between the
-/// gateway and the upstream (or the upstream itself) may have dropped it meanwhile, and a
-/// request written on it then fails for good.
+/// gateway and the upstream may have dropped it meanwhile without a word.
 const IDLE_AT_MOST: Duration = Duration::from_secs(30);
-/// How long a connection taken from the stack may take to be ready for the next request
-/// (it is, at once, unless the upstream stopped reading a request body) before another is
-/// used instead.
-const READY_WITHIN: Duration = Duration::from_millis(50);
+/// The largest answer body read from an upstream (the services' largest, a page of 200
+/// tickets, is ~60 KB); a larger one is a 502.
+pub const MAX_ANSWER: usize = 8 * 1024 * 1024;
 
-/// Why a request did not reach an upstream or got no answer.
+/// Why a request got no answer from an upstream.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot connect: {0}")]
     Connect(std::io::Error),
     #[error("connecting timed out")]
     ConnectTimeout,
-    #[error(transparent)]
-    Http(#[from] hyper::Error),
+    #[error("sending the request: {0}")]
+    Send(std::io::Error),
+    #[error("the connection closed before an answer")]
+    NoAnswer,
+    #[error("reading the answer: {0}")]
+    Read(std::io::Error),
+    #[error("the connection closed in the middle of the answer")]
+    Cut,
+    #[error("invalid answer: {0}")]
+    Invalid(&'static str),
 }
 
 /// One upstream's address and its idle connections.
@@ -47,55 +51,82 @@ pub enum Error {
 pub struct Upstream {
     /// `host:port`, as `TcpStream::connect` takes it.
     addr: String,
-    /// The `Host` header every request to it carries.
-    host: HeaderValue,
+    /// The `Host` every request to it carries.
+    pub host: String,
     /// Most recently used last, each with when it went idle.
-    idle: Mutex<VecDeque<(SendRequest<Body>, Instant)>>,
+    idle: Mutex<VecDeque<(Conn, Instant)>>,
+}
+
+/// A connection to an upstream, with what has been read from it and not used yet.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+/// An upstream's answer, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub head: ResponseHead,
+    pub body: BytesMut,
 }
 
 impl Upstream {
     /// An upstream at `authority` (`host:port`; port 80 when it has none).
-    pub fn new(authority: &axum::http::uri::Authority) -> Option<Upstream> {
+    pub fn new(authority: &axum::http::uri::Authority) -> Upstream {
         let host = authority.host();
         let port = authority.port_u16().unwrap_or(80);
-        // As a client sends it: no user info, and no port when it is the default.
-        let header = match authority.port_u16() {
-            Some(p) if p != 80 => format!("{host}:{p}"),
-            _ => host.to_string(),
-        };
-        Some(Upstream {
+        Upstream {
             addr: format!("{host}:{port}"),
-            host: HeaderValue::from_str(&header).ok()?,
+            // As a client writes it: no user info, and no port when it is the default.
+            host: match authority.port_u16() {
+                Some(p) if p != 80 => format!("{host}:{p}"),
+                _ => host.to_string(),
+            },
             idle: Mutex::new(VecDeque::new()),
-        })
+        }
     }
 
-    /// Sends `req` (whose URI is the path and query) on an idle connection or a new one.
-    pub async fn send(self: &Arc<Self>, mut req: Request<Body>) -> Result<Response<Pooled>, Error> {
-        req.headers_mut().insert(header::HOST, self.host.clone());
-        // An idle connection may have been closed by the upstream meanwhile: a request it
-        // could not take is handed back unsent and goes on a fresh connection.
-        while let Some(mut sender) = self.take_idle() {
-            if !matches!(
-                tokio::time::timeout(READY_WITHIN, sender.ready()).await,
-                Ok(Ok(()))
-            ) {
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.pooled(resp, sender)),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(Error::Http(e.into_error())),
-                },
+    /// Sends `request` (a whole message) and reads the answer. An idle connection the
+    /// upstream closed meanwhile is passed over. A request that went out on a kept
+    /// connection and got nothing back goes again on a fresh one when `again` (it is
+    /// idempotent): the upstream may have closed it just as it was written.
+    pub async fn exchange(
+        &self,
+        request: &[u8],
+        again: bool,
+        to_head: bool,
+    ) -> Result<Answer, Error> {
+        while let Some(mut conn) = self.take_idle() {
+            match conn.exchange(request, to_head).await {
+                Ok(answer) => return Ok(self.done(conn, answer)),
+                // Refused at the first write: it never reached the upstream.
+                Err(Error::Send(_)) => {}
+                Err(Error::NoAnswer) if again => {}
+                Err(e) => return Err(e),
             }
         }
-        let mut sender = self.connect().await?;
-        let resp = sender.send_request(req).await?;
-        Ok(self.pooled(resp, sender))
+        let mut conn = self.connect().await?;
+        let answer = conn.exchange(request, to_head).await?;
+        Ok(self.done(conn, answer))
     }
 
-    fn take_idle(&self) -> Option<SendRequest<Body>> {
+    /// Puts `conn` back when the answer leaves it ready for another request.
+    fn done(&self, conn: Conn, answer: Answer) -> Answer {
+        let reusable =
+            answer.head.keep_alive && answer.head.body != Framing::Close && conn.buf.is_empty();
+        if reusable {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() >= MAX_IDLE {
+                // Full: the one idle longest is closed to make room.
+                idle.pop_front();
+            }
+            idle.push_back((conn, Instant::now()));
+        }
+        answer
+    }
+
+    fn take_idle(&self) -> Option<Conn> {
         let now = Instant::now();
         let fresh = |since: Instant| now.duration_since(since) < IDLE_AT_MOST;
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -103,100 +134,120 @@ impl Upstream {
         while idle.front().is_some_and(|(_, since)| !fresh(*since)) {
             idle.pop_front();
         }
-        while let Some((sender, since)) = idle.pop_back() {
-            if !sender.is_closed() && fresh(since) {
-                return Some(sender);
+        while let Some((mut conn, _)) = idle.pop_back() {
+            if conn.still_open() {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn put_back(&self, sender: SendRequest<Body>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() >= MAX_IDLE {
-            // Full: the one idle longest is closed to make room.
-            idle.pop_front();
-        }
-        idle.push_back((sender, Instant::now()));
-    }
-
-    async fn connect(&self) -> Result<SendRequest<Body>, Error> {
-        let stream =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&self.addr))
-                .await
-                .map_err(|_| Error::ConnectTimeout)?
-                .map_err(Error::Connect)?;
+    async fn connect(&self) -> Result<Conn, Error> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| Error::ConnectTimeout)?
+            .map_err(Error::Connect)?;
         stream.set_nodelay(true).map_err(Error::Connect)?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "an upstream connection ended");
-            }
-        });
-        Ok(sender)
-    }
-
-    fn pooled(
-        self: &Arc<Self>,
-        resp: Response<Incoming>,
-        sender: SendRequest<Body>,
-    ) -> Response<Pooled> {
-        resp.map(|body| Pooled {
-            body,
-            back: Some((sender, self.clone())),
+        Ok(Conn {
+            stream,
+            buf: BytesMut::with_capacity(8 * 1024),
         })
     }
 }
 
-/// A response body that returns its connection to the idle stack once read to its end.
-pub struct Pooled {
-    body: Incoming,
-    back: Option<(SendRequest<Body>, Arc<Upstream>)>,
-}
+impl Conn {
+    /// Whether an idle connection can take a request: nothing has arrived on it since its
+    /// last answer was read. The reactor's readiness says so without a system call; only
+    /// when it reports something (the upstream's FIN, usually) is the socket read.
+    fn still_open(&mut self) -> bool {
+        if self.stream.readable().now_or_never().is_none() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        matches!(self.stream.try_read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
 
-impl Pooled {
-    fn release(&mut self) {
-        if let Some((sender, upstream)) = self.back.take() {
-            upstream.put_back(sender);
+    async fn exchange(&mut self, request: &[u8], to_head: bool) -> Result<Answer, Error> {
+        self.stream.write_all(request).await.map_err(Error::Send)?;
+        let head = loop {
+            match wire::parse_response(&mut self.buf, to_head) {
+                Ok(Some(head)) if head.status == 101 => {
+                    return Err(Error::Invalid("an upgrade nobody asked for"));
+                }
+                // An interim answer (100 Continue): the real one follows.
+                Ok(Some(head)) if head.status < 200 => continue,
+                Ok(Some(head)) => break head,
+                Ok(None) => {}
+                Err(e) => return Err(Error::Invalid(head_error(e))),
+            }
+            let empty = self.buf.is_empty();
+            match self.stream.read_buf(&mut self.buf).await {
+                Ok(0) if empty => return Err(Error::NoAnswer),
+                Ok(0) => return Err(Error::Cut),
+                Ok(_) => {}
+                Err(e) if empty && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Err(Error::NoAnswer);
+                }
+                Err(e) => return Err(Error::Read(e)),
+            }
+        };
+        let body = match head.body {
+            Framing::None => BytesMut::new(),
+            Framing::Length(n) => {
+                let n = usize::try_from(n)
+                    .ok()
+                    .filter(|n| *n <= MAX_ANSWER)
+                    .ok_or(Error::Invalid("an answer too large"))?;
+                while self.buf.len() < n {
+                    self.buf.reserve(n - self.buf.len());
+                    self.read_some().await?;
+                }
+                self.buf.split_to(n)
+            }
+            Framing::Chunked => {
+                let mut chunked = Chunked::default();
+                let mut body = BytesMut::new();
+                loop {
+                    match chunked.feed(&mut self.buf, &mut body, MAX_ANSWER) {
+                        Ok(true) => break body,
+                        Ok(false) => self.read_some().await?,
+                        Err(wire::ChunkError::TooLarge) => {
+                            return Err(Error::Invalid("an answer too large"));
+                        }
+                        Err(wire::ChunkError::Malformed) => {
+                            return Err(Error::Invalid("malformed chunks"));
+                        }
+                    }
+                }
+            }
+            Framing::Close => loop {
+                if self.buf.len() > MAX_ANSWER {
+                    return Err(Error::Invalid("an answer too large"));
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) => break self.buf.split(),
+                    Ok(_) => {}
+                    Err(e) => return Err(Error::Read(e)),
+                }
+            },
+        };
+        Ok(Answer { head, body })
+    }
+
+    async fn read_some(&mut self) -> Result<(), Error> {
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) => Err(Error::Cut),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::Read(e)),
         }
     }
 }
 
-impl hyper::body::Body for Pooled {
-    type Data = bytes::Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.release(),
-            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.release(),
-            // A body that failed leaves its connection in no state to reuse.
-            Poll::Ready(Some(Err(_))) => self.back = None,
-            _ => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        // Dropped unread (a client gone mid-response): the connection still has a body
-        // on its way, so it is closed rather than reused.
-        if hyper::body::Body::is_end_stream(&self.body) {
-            self.release();
-        }
+fn head_error(e: wire::HeadError) -> &'static str {
+    match e {
+        wire::HeadError::TooLarge => "a head too large",
+        wire::HeadError::UnknownCoding => "an unknown transfer coding",
+        wire::HeadError::Bad(why) => why,
     }
 }
 
@@ -214,9 +265,9 @@ mod tests {
             ("tickets", "tickets", "tickets:80"),
             ("user:pw@tickets:4002", "tickets:4002", "tickets:4002"),
         ] {
-            let u = Upstream::new(&authority.parse().unwrap()).unwrap();
+            let u = Upstream::new(&authority.parse().unwrap());
             assert_eq!(
-                (u.host.to_str().unwrap(), u.addr.as_str()),
+                (u.host.as_str(), u.addr.as_str()),
                 (host, addr),
                 "{authority}"
             );

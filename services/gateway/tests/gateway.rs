@@ -90,7 +90,7 @@ async fn the_gateway_routes_and_passes_cookies_headers_and_statuses_through() {
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
         assert_eq!(message(&r.json().await.unwrap()), "Not found");
     }
-    // With a body the gateway leaves unread, it says the connection ends with the answer.
+    // With a body: read before the answer, so the connection stays open for the next.
     let r = http
         .post(format!("{gw}/api/nothing"))
         .json(&json!({"x": 1}))
@@ -98,7 +98,7 @@ async fn the_gateway_routes_and_passes_cookies_headers_and_statuses_through() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(r.headers()["connection"], "close");
+    assert!(r.headers().get("connection").is_none(), "{:?}", r.headers());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,681 @@
+//! HTTP/1.1 messages as the edge reads them: heads parsed by httparse (hyper's own
+//! parser), each header kept as a place in the head's bytes rather than copied into a
+//! map, and the framing of a body decided strictly (RFC 9112 §6): anything a server and a
+//! proxy could read two ways is refused, so no request can be smuggled past the gateway.
+//! Bodies are forwarded with a `Content-Length` the gateway writes itself, never with the
+//! client's framing.
+
+use std::ops::Range;
+
+use axum::http::Method;
+use bytes::{Buf, BytesMut};
+
+/// The largest request or response head read; a longer one is refused (431).
+pub const MAX_HEAD: usize = 64 * 1024;
+/// The most header fields in one head (hyper's limit too).
+pub const MAX_HEADERS: usize = 100;
+/// The longest chunk-size line or trailer section of a chunked body.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+/// Why a request head is refused, and so its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    /// 431.
+    #[error("The request's headers are too large")]
+    TooLarge,
+    /// 501: a transfer coding the gateway does not decode.
+    #[error("Transfer-Encoding other than chunked is not supported")]
+    UnknownCoding,
+    /// 400.
+    #[error("{0}")]
+    Bad(&'static str),
+}
+
+/// How a message's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the connection closes (a response only).
+    Close,
+}
+
+/// One header field: where its name and value lie in the head.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: Range<usize>,
+    pub value: Range<usize>,
+}
+
+/// What every head has: its bytes and its fields.
+#[derive(Debug)]
+pub struct Head {
+    pub raw: BytesMut,
+    pub fields: Vec<Field>,
+}
+
+impl Head {
+    pub fn name(&self, f: &Field) -> &[u8] {
+        &self.raw[f.name.clone()]
+    }
+
+    pub fn value(&self, f: &Field) -> &[u8] {
+        &self.raw[f.value.clone()]
+    }
+
+    /// The first value of the field named `name` (lower case).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|f| self.name(f).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|f| self.value(f))
+    }
+}
+
+/// A request's head, parsed and judged.
+#[derive(Debug)]
+pub struct RequestHead {
+    pub head: Head,
+    pub method: Method,
+    pub target: Range<usize>,
+    /// HTTP/1.0 rather than 1.1.
+    pub http10: bool,
+    pub body: Framing,
+    /// Whether the client wants the connection kept after the answer.
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    /// `Connection` names other headers than `close`/`keep-alive`: they are hop-by-hop too.
+    pub connection_names_fields: bool,
+}
+
+impl RequestHead {
+    pub fn target(&self) -> &[u8] {
+        &self.head.raw[self.target.clone()]
+    }
+}
+
+/// Parses the request head at the start of `buf`: `Ok(None)` while it is incomplete. On
+/// success the head's bytes are split off `buf`, which keeps what follows (a body, or the
+/// next pipelined request).
+pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            return Err(HeadError::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+        Err(httparse::Error::Version) => return Err(HeadError::Bad("Unsupported HTTP version")),
+        Err(_) => return Err(HeadError::Bad("Malformed request")),
+    };
+    if len > MAX_HEAD {
+        return Err(HeadError::TooLarge);
+    }
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| HeadError::Bad("Malformed request"))?;
+    let target = at(req.path.unwrap_or_default().as_bytes());
+    let http10 = req.version == Some(0);
+    let mut fields = Vec::with_capacity(req.headers.len());
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut codings = 0;
+    let mut hosts = 0;
+    let mut keep_alive = !http10;
+    let mut expect_continue = false;
+    let mut connection_names_fields = false;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = h.value;
+        if name.eq_ignore_ascii_case(b"content-length") {
+            // Every value, in every field, must be the same number: `5, 6`, `+5` or two
+            // fields that disagree are how a body is made to mean two things.
+            for v in value.split(|&b| b == b',') {
+                let n = decimal(trim(v)).ok_or(HeadError::Bad("Invalid Content-Length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(HeadError::Bad("Conflicting Content-Length"));
+                }
+                length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            codings += 1;
+            if !trim(value).eq_ignore_ascii_case(b"chunked") {
+                return Err(HeadError::UnknownCoding);
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in value.split(|&b| b == b',').map(trim) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = keep_alive || http10;
+                } else if !token.is_empty() {
+                    connection_names_fields = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            expect_continue = trim(value).eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        }
+        fields.push(Field {
+            name: at(name),
+            value: at(value),
+        });
+    }
+    // A `Connection: close` anywhere wins over a `keep-alive` before it.
+    if fields.iter().any(|f| {
+        buf[f.name.clone()].eq_ignore_ascii_case(b"connection")
+            && buf[f.value.clone()]
+                .split(|&b| b == b',')
+                .any(|t| trim(t).eq_ignore_ascii_case(b"close"))
+    }) {
+        keep_alive = false;
+    }
+    if hosts > 1 {
+        return Err(HeadError::Bad("More than one Host"));
+    }
+    let body = match (chunked, length) {
+        (true, Some(_)) => {
+            return Err(HeadError::Bad("Both Content-Length and Transfer-Encoding"));
+        }
+        (true, None) if http10 || codings > 1 => {
+            return Err(HeadError::Bad("Invalid Transfer-Encoding"));
+        }
+        (true, None) => Framing::Chunked,
+        (false, Some(0)) | (false, None) => Framing::None,
+        (false, Some(n)) => Framing::Length(n),
+    };
+    let raw = buf.split_to(len);
+    Ok(Some(RequestHead {
+        head: Head { raw, fields },
+        method,
+        target,
+        http10,
+        body,
+        keep_alive,
+        expect_continue,
+        connection_names_fields,
+    }))
+}
+
+/// An upstream's response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub head: Head,
+    pub status: u16,
+    pub reason: Range<usize>,
+    pub body: Framing,
+    /// Whether the upstream keeps the connection for another request.
+    pub keep_alive: bool,
+}
+
+impl ResponseHead {
+    pub fn reason(&self) -> &[u8] {
+        &self.head.raw[self.reason.clone()]
+    }
+}
+
+/// Parses the response head at the start of `buf` (the answer to a `HEAD` request when
+/// `to_head`), splitting it off as [`parse_request`] does.
+pub fn parse_response(
+    buf: &mut BytesMut,
+    to_head: bool,
+) -> Result<Option<ResponseHead>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
+            return Err(HeadError::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(HeadError::Bad("Malformed response")),
+    };
+    if len > MAX_HEAD {
+        return Err(HeadError::TooLarge);
+    }
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    let status = resp.code.unwrap_or_default();
+    let reason = at(resp.reason.unwrap_or_default().as_bytes());
+    let mut keep_alive = resp.version == Some(1);
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut fields = Vec::with_capacity(resp.headers.len());
+    for h in resp.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            for v in h.value.split(|&b| b == b',') {
+                let n = decimal(trim(v)).ok_or(HeadError::Bad("Invalid Content-Length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(HeadError::Bad("Conflicting Content-Length"));
+                }
+                length = Some(n);
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if !trim(h.value).eq_ignore_ascii_case(b"chunked") {
+                return Err(HeadError::UnknownCoding);
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            for token in h.value.split(|&b| b == b',').map(trim) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && resp.version == Some(0) {
+                    keep_alive = true;
+                }
+            }
+        }
+        fields.push(Field {
+            name: at(name),
+            value: at(h.value),
+        });
+    }
+    let body = if to_head || status < 200 || status == 204 || status == 304 {
+        Framing::None
+    } else if chunked {
+        Framing::Chunked
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else {
+        Framing::Close
+    };
+    let raw = buf.split_to(len);
+    Ok(Some(ResponseHead {
+        head: Head { raw, fields },
+        status,
+        reason,
+        body,
+        keep_alive,
+    }))
+}
+
+/// Why a chunked body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkError {
+    /// Its data passed the limit.
+    TooLarge,
+    Malformed,
+}
+
+/// A chunked body being decoded, a piece at a time as its bytes arrive (a client that
+/// sends a byte at a time costs no more than one that sends it whole).
+#[derive(Debug, Default)]
+pub struct Chunked {
+    state: ChunkState,
+    /// Trailer bytes seen so far (read and dropped).
+    trailers: usize,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Data(u64),
+    DataEnd,
+    Trailers,
+}
+
+impl Chunked {
+    /// Moves the data of every whole piece at the start of `input` to `out` (at most
+    /// `limit` bytes in all): `Ok(true)` once the body has ended, `Ok(false)` when more
+    /// bytes are needed. What follows the body stays in `input`.
+    pub fn feed(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut BytesMut,
+        limit: usize,
+    ) -> Result<bool, ChunkError> {
+        loop {
+            match self.state {
+                ChunkState::Size => match httparse::parse_chunk_size(input) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        input.advance(used);
+                        if size == 0 {
+                            self.state = ChunkState::Trailers;
+                        } else if (out.len() as u64).saturating_add(size) > limit as u64 {
+                            return Err(ChunkError::TooLarge);
+                        } else {
+                            self.state = ChunkState::Data(size);
+                        }
+                    }
+                    Ok(httparse::Status::Partial) if input.len() > MAX_CHUNK_LINE => {
+                        return Err(ChunkError::Malformed);
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(false),
+                    Err(_) => return Err(ChunkError::Malformed),
+                },
+                ChunkState::Data(left) => {
+                    if input.is_empty() {
+                        return Ok(false);
+                    }
+                    let take = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
+                    out.extend_from_slice(&input.split_to(take));
+                    let left = left - take as u64;
+                    self.state = if left == 0 {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left)
+                    };
+                }
+                ChunkState::DataEnd => {
+                    if input.len() < 2 {
+                        return Ok(false);
+                    }
+                    if &input[..2] != b"\r\n" {
+                        return Err(ChunkError::Malformed);
+                    }
+                    input.advance(2);
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailers => {
+                    let Some(end) = input.windows(2).position(|w| w == b"\r\n") else {
+                        if self.trailers + input.len() > MAX_CHUNK_LINE {
+                            return Err(ChunkError::Malformed);
+                        }
+                        return Ok(false);
+                    };
+                    self.trailers += end + 2;
+                    if self.trailers > MAX_CHUNK_LINE {
+                        return Err(ChunkError::Malformed);
+                    }
+                    input.advance(end + 2);
+                    if end == 0 {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a header field describes one hop rather than the message (RFC 9110 §7.6.1):
+/// never forwarded. The framing fields are the gateway's to write.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    const HOP: [&[u8]; 10] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+    ];
+    HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Whether `name` is one of the fields a request's `Connection` header names.
+pub fn named_by_connection(head: &Head, name: &[u8]) -> bool {
+    head.fields
+        .iter()
+        .filter(|f| head.name(f).eq_ignore_ascii_case(b"connection"))
+        .flat_map(|f| head.value(f).split(|&b| b == b','))
+        .any(|token| trim(token).eq_ignore_ascii_case(name))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    v.trim_ascii()
+}
+
+/// A decimal number of digits only (no sign, no spaces), as `Content-Length` is.
+fn decimal(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(text: &str) -> Result<Option<RequestHead>, HeadError> {
+        parse_request(&mut BytesMut::from(text))
+    }
+
+    fn body_of(text: &str) -> Framing {
+        request(text).unwrap().unwrap().body
+    }
+
+    /// A request's body is read one way only: a length, chunks, or nothing.
+    #[test]
+    fn framing_of_a_request() {
+        assert_eq!(body_of("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), Framing::None);
+        assert_eq!(
+            body_of("POST / HTTP/1.1\r\nContent-Length: 12\r\n\r\n"),
+            Framing::Length(12)
+        );
+        assert_eq!(
+            body_of("POST / HTTP/1.1\r\ncontent-length: 7, 7\r\n\r\n"),
+            Framing::Length(7)
+        );
+        assert_eq!(
+            body_of("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+            Framing::None
+        );
+        assert_eq!(
+            body_of("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"),
+            Framing::Chunked
+        );
+    }
+
+    /// Everything a server and a proxy could read two ways is refused before anything is
+    /// forwarded: that is how requests are smuggled.
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        for (text, want) in [
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+                HeadError::Bad("Both Content-Length and Transfer-Encoding"),
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                HeadError::Bad("Conflicting Content-Length"),
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n",
+                HeadError::Bad("Conflicting Content-Length"),
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+                HeadError::Bad("Invalid Content-Length"),
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                HeadError::Bad("Invalid Content-Length"),
+            ),
+            (
+                "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                HeadError::Bad("Invalid Content-Length"),
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                HeadError::UnknownCoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
+                HeadError::UnknownCoding,
+            ),
+            (
+                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                HeadError::Bad("Invalid Transfer-Encoding"),
+            ),
+            (
+                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                HeadError::Bad("Invalid Transfer-Encoding"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+                HeadError::Bad("More than one Host"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
+                HeadError::Bad("Malformed request"),
+            ),
+            (
+                "GET / HTTP/9.9\r\n\r\n",
+                HeadError::Bad("Unsupported HTTP version"),
+            ),
+            ("\0\0\0\r\n\r\n", HeadError::Bad("Malformed request")),
+        ] {
+            assert_eq!(request(text).unwrap_err(), want, "{text:?}");
+        }
+    }
+
+    /// A head that never ends is refused once it passes the limit, not read forever; so
+    /// is one with too many fields.
+    #[test]
+    fn oversized_heads_are_refused() {
+        let long = format!("GET / HTTP/1.1\r\nX-A: {}", "a".repeat(MAX_HEAD));
+        assert_eq!(request(&long).unwrap_err(), HeadError::TooLarge);
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: 1\r\n"))
+            .collect();
+        assert_eq!(
+            request(&format!("GET / HTTP/1.1\r\n{many}\r\n")).unwrap_err(),
+            HeadError::TooLarge
+        );
+        assert!(request("GET / HTTP/1.1\r\nHost: h\r\n").unwrap().is_none());
+    }
+
+    /// Keep-alive follows the version and `Connection`; the head is split off and what
+    /// follows it stays for the body or the next request.
+    #[test]
+    fn keep_alive_and_what_follows_the_head() {
+        let ka = |t: &str| request(t).unwrap().unwrap().keep_alive;
+        assert!(ka("GET / HTTP/1.1\r\n\r\n"));
+        assert!(!ka("GET / HTTP/1.1\r\nConnection: close\r\n\r\n"));
+        assert!(!ka(
+            "GET / HTTP/1.1\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"
+        ));
+        assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
+        let mut buf = BytesMut::from("GET /a?b HTTP/1.1\r\nX-Request-Id: r1\r\n\r\nGET /next");
+        let head = parse_request(&mut buf).unwrap().unwrap();
+        assert_eq!(head.target(), b"/a?b");
+        assert_eq!(head.head.get("x-request-id"), Some(&b"r1"[..]));
+        assert_eq!(&buf[..], b"GET /next");
+    }
+
+    fn dechunk(pieces: &[&[u8]], limit: usize) -> Result<(Vec<u8>, Vec<u8>), ChunkError> {
+        let mut c = Chunked::default();
+        let mut input = BytesMut::new();
+        let mut out = BytesMut::new();
+        for p in pieces {
+            input.extend_from_slice(p);
+            if c.feed(&mut input, &mut out, limit)? {
+                return Ok((out.to_vec(), input.to_vec()));
+            }
+        }
+        Err(ChunkError::Malformed)
+    }
+
+    /// Chunks decode the same whether they arrive whole or a byte at a time, extensions
+    /// and trailers included; what follows the body is left.
+    #[test]
+    fn chunked_bodies_decode_in_any_pieces() {
+        let whole = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let (data, rest) = dechunk(&[whole], 100).unwrap();
+        assert_eq!((&data[..], &rest[..]), (&b"Wikipedia"[..], &b"NEXT"[..]));
+        // A byte at a time: it ends at the blank line, before "NEXT" has come.
+        let bytes: Vec<&[u8]> = whole.chunks(1).collect();
+        let (data, rest) = dechunk(&bytes, 100).unwrap();
+        assert_eq!((&data[..], &rest[..]), (&b"Wikipedia"[..], &b""[..]));
+    }
+
+    /// Too much data, a size that is not hex, data longer than its size, and endless
+    /// size lines or trailers are all refused.
+    #[test]
+    fn bad_chunks_are_refused() {
+        assert_eq!(
+            dechunk(&[b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n"], 8),
+            Err(ChunkError::TooLarge)
+        );
+        assert_eq!(
+            dechunk(&[b"ffffffffffffffff\r\n"], 8),
+            Err(ChunkError::TooLarge)
+        );
+        assert_eq!(dechunk(&[b"zz\r\n"], 8), Err(ChunkError::Malformed));
+        assert_eq!(dechunk(&[b"2\r\nabc\r\n"], 8), Err(ChunkError::Malformed));
+        let endless = vec![b'1'; MAX_CHUNK_LINE + 2];
+        assert_eq!(dechunk(&[&endless], 8), Err(ChunkError::Malformed));
+        let trailers = format!("0\r\n{}", "X-T: 1\r\n".repeat(MAX_CHUNK_LINE));
+        assert_eq!(
+            dechunk(&[trailers.as_bytes()], 8),
+            Err(ChunkError::Malformed)
+        );
+    }
+
+    /// A response's body: none for HEAD, 1xx, 204 and 304; else chunks, a length, or
+    /// until the connection closes.
+    #[test]
+    fn framing_of_a_response() {
+        let framing = |t: &str, to_head: bool| {
+            parse_response(&mut BytesMut::from(t), to_head)
+                .unwrap()
+                .unwrap()
+        };
+        let ok = framing("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabc", false);
+        assert_eq!(
+            (ok.body, ok.keep_alive, ok.reason()),
+            (Framing::Length(3), true, &b"OK"[..])
+        );
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n", true).body,
+            Framing::None
+        );
+        assert_eq!(
+            framing("HTTP/1.1 204 No Content\r\n\r\n", false).body,
+            Framing::None
+        );
+        assert_eq!(
+            framing(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .body,
+            Framing::Chunked
+        );
+        let old = framing("HTTP/1.0 200 OK\r\n\r\n", false);
+        assert_eq!((old.body, old.keep_alive), (Framing::Close, false));
+        assert!(!framing("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", false).keep_alive);
+    }
+
+    #[test]
+    fn hop_by_hop_fields() {
+        for h in [
+            "Connection",
+            "keep-alive",
+            "TE",
+            "transfer-encoding",
+            "content-length",
+        ] {
+            assert!(is_hop_by_hop(h.as_bytes()), "{h}");
+        }
+        for h in ["content-type", "cookie", "x-request-id", "tea"] {
+            assert!(!is_hop_by_hop(h.as_bytes()), "{h}");
+        }
+        let head = request("GET / HTTP/1.1\r\nConnection: keep-alive, X-Secret\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(head.connection_names_fields);
+        assert!(named_by_connection(&head.head, b"x-secret"));
+        assert!(!named_by_connection(&head.head, b"x-other"));
+    }
+}
