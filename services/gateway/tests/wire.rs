@@ -1,0 +1,561 @@
+//! The gateway's edge, byte by byte: requests written by hand on raw TCP connections, the
+//! answers read back by a minimal parser. They pin what any HTTP/1.1 server in front of
+//! the services must do, whatever it is built on. A test marked "Hyper (…)" says where
+//! the hyper-based gateway did otherwise.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tix_testkit::{ALL, Stack, User};
+
+/// Only keeps a broken gateway from hanging a test; nothing here measures time.
+const WAIT: Duration = Duration::from_secs(10);
+const NOT_FOUND: &str = r#"{"errors":[{"message":"Not found"}]}"#;
+
+/// One client connection to the gateway, with bytes read but not yet parsed.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// An answer off the wire; header names in lower case.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        let mut named = self.headers.iter().filter(|(n, _)| n == name);
+        named.next().map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+
+    /// The status and the ticket title in the body.
+    fn titled(&self) -> (u16, Value) {
+        (self.status, self.json()["title"].clone())
+    }
+}
+
+/// How a connection ended: the status of the answer if one came, then closed (EOF or a
+/// reset) with nothing more, still open after [`WAIT`], or other bytes (and what).
+#[derive(Debug, PartialEq)]
+enum End {
+    Closed(Option<u16>),
+    Open(Option<u16>),
+    Junk(Option<u16>, String),
+}
+
+impl Conn {
+    /// `gw` is the gateway's base URL, `http://127.0.0.1:<port>`.
+    fn open(gw: &str) -> Conn {
+        let stream = TcpStream::connect(gw.trim_start_matches("http://")).expect("connecting");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.set_write_timeout(Some(WAIT)).unwrap();
+        let buf = Vec::new();
+        Conn { stream, buf }
+    }
+
+    /// Writes what it can: the gateway may close before taking it all, which the reads
+    /// that follow find out.
+    fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        let _ = self.stream.write_all(bytes.as_ref());
+    }
+
+    /// Reads until the buffer holds `n` bytes: `Err("closed")` at EOF or a reset,
+    /// `Err("open")` when nothing comes within [`WAIT`].
+    fn want(&mut self, n: usize) -> Result<(), String> {
+        let mut chunk = [0u8; 16 * 1024];
+        while self.buf.len() < n {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err("closed".into()),
+                Ok(got) => self.buf.extend_from_slice(&chunk[..got]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Err("open".into());
+                }
+                Err(_) => return Err("closed".into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next answer (to a `HEAD` when `head`: no body), or why there is none.
+    fn try_response(&mut self, head: bool) -> Result<Resp, String> {
+        let end = loop {
+            match self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                Some(end) => break end,
+                None => self.want(self.buf.len() + 1)?,
+            }
+        };
+        let text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        self.buf.drain(..end + 4);
+        let mut lines = text.split("\r\n");
+        let first = lines.next().unwrap_or_default();
+        let status = (first.starts_with("HTTP/1.") && first.get(8..9) == Some(" "))
+            .then(|| first.get(9..12)?.parse().ok())
+            .flatten()
+            .ok_or_else(|| format!("not a status line: {first:?}"))?;
+        let headers = (lines.filter_map(|l| l.split_once(':')))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let mut resp = Resp {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head || status < 200 || status == 204 || status == 304 {
+            return Ok(resp);
+        }
+        // Chunked answers would need decoding; the services send none.
+        let len = match resp.header("content-length") {
+            Some(len) => len.parse().map_err(|e| format!("length {len:?}: {e}"))?,
+            None if resp.header("transfer-encoding").is_some() => return Err("chunked".into()),
+            // Delimited by the close (RFC 9112 §6.3); `closes` then says if it came.
+            None => self.want(usize::MAX).map_or(self.buf.len(), |()| 0),
+        };
+        self.want(len)?;
+        resp.body = self.buf.drain(..len).collect();
+        Ok(resp)
+    }
+
+    /// The next answer; fails the test when there is none.
+    fn response(&mut self) -> Resp {
+        (self.try_response(false)).unwrap_or_else(|e| panic!("expected an answer: {e}"))
+    }
+
+    /// `"closed"` when the connection closes (EOF or a reset) with nothing more sent,
+    /// `"open"` when it is still open after [`WAIT`], else the bytes that came.
+    fn closes(&mut self) -> String {
+        match self.want(self.buf.len() + 1) {
+            Err(e) if self.buf.is_empty() => e,
+            _ => format!("more: {:?}", String::from_utf8_lossy(&self.buf)),
+        }
+    }
+
+    /// What became of the connection: an answer or not, closed or not.
+    fn end(&mut self) -> End {
+        let (status, then) = match self.try_response(false) {
+            Ok(r) => (Some(r.status), self.closes()),
+            Err(e) => (None, e),
+        };
+        match then.as_str() {
+            "closed" => End::Closed(status),
+            "open" => End::Open(status),
+            _ => End::Junk(status, then),
+        }
+    }
+}
+
+/// `raw` on a connection of its own; how that connection ended.
+fn refusal(gw: &str, raw: impl AsRef<[u8]>) -> End {
+    let mut c = Conn::open(gw);
+    c.send(raw);
+    c.end()
+}
+
+/// One request on a connection of its own; the answer.
+fn once(gw: &str, raw: impl AsRef<[u8]>) -> Resp {
+    let mut c = Conn::open(gw);
+    c.send(raw);
+    c.response()
+}
+
+/// A GET of `path` with `headers` (lines, each ending in CRLF).
+fn get_raw(path: &str, headers: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: gw\r\n{headers}\r\n")
+}
+
+fn get(gw: &str, path: &str) -> Resp {
+    once(gw, get_raw(path, ""))
+}
+
+/// A signed-in seller's `POST /api/tickets`; `framing` (header lines, each ending in
+/// CRLF) says how long `body` is.
+fn post(framing: &str, body: &str) -> String {
+    let token = User::new("wire-seller").token;
+    format!(
+        "POST /api/tickets HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\n{framing}\r\n{body}"
+    )
+}
+
+fn ticket_json(title: &str) -> String {
+    json!({"title": title, "price": 5}).to_string()
+}
+
+/// `body` as one chunk, then the last chunk.
+fn one_chunk(body: &str) -> String {
+    format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len())
+}
+
+/// Puts a ticket on sale; its id.
+fn create_ticket(gw: &str, title: &str) -> String {
+    let body = ticket_json(title);
+    let framing = format!("Content-Length: {}\r\n", body.len());
+    let r = once(gw, post(&framing, &body));
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["id"].as_str().unwrap().to_string()
+}
+
+/// How many tickets have `word` in their title.
+fn tickets_titled(gw: &str, word: &str) -> usize {
+    let r = get(gw, &format!("/api/tickets?q={word}"));
+    assert_eq!(r.status, 200);
+    r.json().as_array().unwrap().len()
+}
+
+/// Tickets behind the gateway (auth is not needed: the seller's token is minted).
+fn start() -> (Stack, String) {
+    let stack = Stack::start(&["tickets", "gateway"]);
+    let gw = stack.url("gateway");
+    (stack, gw)
+}
+
+/// Two GETs written in one go on one connection (an existing ticket, then an unknown id):
+/// two answers come back on it, in order, 200 then 404 with the error body. A client
+/// that pipelines would otherwise get answers swapped, lost or merged.
+#[test]
+fn pipelined_gets_are_answered_in_order_on_their_connection() {
+    let (_stack, gw) = start();
+    let id = create_ticket(&gw, "Pipelined");
+    let mut c = Conn::open(&gw);
+    c.send(get_raw(&format!("/api/tickets/{id}"), "") + &get_raw("/api/tickets/unknown", ""));
+    let first = c.response();
+    assert_eq!(first.titled(), (200, json!("Pipelined")));
+    let second = c.response();
+    assert_eq!((second.status, second.text().as_str()), (404, NOT_FOUND));
+}
+
+/// A signed-in creation whose body comes in three chunks (one with a chunk extension)
+/// creates the ticket; a chunked body over the 64 KiB limit is refused with 413 and the
+/// connection closed after it (the rest of that body is never read as a request). A
+/// client that streams its body can sell; one that streams too much is told so.
+#[test]
+fn a_chunked_body_is_forwarded_and_one_over_the_limit_is_413_and_closed() {
+    let (_stack, gw) = start();
+    let chunked =
+        "11\r\n{\"title\":\"Chunked\r\nb;name=value\r\n wire\",\"pri\r\n6\r\nce\":7}\r\n0\r\n\r\n";
+    let r = once(&gw, post("Transfer-Encoding: chunked\r\n", chunked));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let r = get(&gw, &format!("/api/tickets/{id}"));
+    assert_eq!(r.titled(), (200, json!("Chunked wire")));
+
+    let big = ticket_json(&"x".repeat(70 * 1024));
+    let mut chunked: String = (big.as_bytes().chunks(8 * 1024))
+        .map(|c| format!("{:x}\r\n{}\r\n", c.len(), String::from_utf8_lossy(c)))
+        .collect();
+    chunked.push_str("0\r\n\r\n");
+    let mut c = Conn::open(&gw);
+    c.send(post("Transfer-Encoding: chunked\r\n", &chunked));
+    assert_eq!(c.response().status, 413);
+    assert_eq!(c.closes(), "closed", "after a 413");
+}
+
+/// A declared Content-Length of 200000 (over the 64 KiB limit) is refused with 413 from
+/// the head alone: the client sends no body and gets its answer anyway, then the close.
+/// An upload that is too big is refused before the user waits for it to go up.
+// Hyper (the gateway before its own edge, 2026-11-27): hyper's gateway waits for the body: nothing for 30 s, then (the request
+// timeout) `503` "The request took too long", and the close. 413 only once more than
+// 64 KiB of body has arrived.
+#[test]
+fn a_declared_length_over_the_limit_is_413_without_the_body_and_closed() {
+    let (_stack, gw) = start();
+    let mut c = Conn::open(&gw);
+    c.send(post("Content-Length: 200000\r\n", ""));
+    assert_eq!(c.response().status, 413);
+    assert_eq!(c.closes(), "closed", "after a 413");
+}
+
+/// Transfer-Encoding: chunked together with a Content-Length, in either order: the two
+/// framings disagree about where the request ends (the classic smuggling vector), so the
+/// request is refused with 400, the connection closed, and nothing is created. Otherwise
+/// bytes one hop reads as a body, the next could read as another user's request.
+// Hyper (the gateway before its own edge, 2026-11-27): hyper takes the chunked framing and ignores Content-Length: 201 (the ticket
+// is created) with `connection: close`, then the close.
+#[test]
+fn transfer_encoding_with_content_length_is_400_and_closed() {
+    let (_stack, gw) = start();
+    let body = ticket_json("SmuggledTeCl");
+    let (n, chunked) = (body.len(), one_chunk(&body));
+    let m = chunked.len();
+    for framing in [
+        format!("Transfer-Encoding: chunked\r\nContent-Length: {n}\r\n"),
+        format!("Content-Length: {m}\r\nTransfer-Encoding: chunked\r\n"),
+    ] {
+        let end = refusal(&gw, post(&framing, &chunked));
+        assert_eq!(end, End::Closed(Some(400)), "{framing:?}");
+    }
+    assert_eq!(tickets_titled(&gw, "SmuggledTeCl"), 0);
+}
+
+/// Content-Length given twice with different values, or not plain digits (`+N`, `-1`,
+/// a list `N, N+1`): each is refused with 400 and the close; nothing is created (no
+/// ticket from a request whose end two readers could place differently).
+#[test]
+fn conflicting_or_malformed_content_lengths_are_400_and_closed() {
+    let (_stack, gw) = start();
+    let body = ticket_json("SmuggledCl");
+    let n = body.len();
+    for framing in [
+        format!("Content-Length: {n}\r\nContent-Length: {}\r\n", n + 1),
+        format!("Content-Length: +{n}\r\n"),
+        "Content-Length: -1\r\n".into(),
+        format!("Content-Length: {n}, {}\r\n", n + 1),
+    ] {
+        let end = refusal(&gw, post(&framing, &body));
+        assert_eq!(end, End::Closed(Some(400)), "{framing:?}");
+    }
+    assert_eq!(tickets_titled(&gw, "SmuggledCl"), 0);
+}
+
+/// Transfer codings other than `chunked` alone (`identity`; `gzip, chunked`): the gateway
+/// cannot pass them on faithfully, so each is refused (400 or 501) with the close, and
+/// nothing is created (no ticket from a body the service may read differently).
+// Hyper (the gateway before its own edge, 2026-11-27): `identity` is 400 and the close; `gzip, chunked` is read as chunked and
+// forwarded: 201 (the ticket is created), the connection kept open.
+#[test]
+fn transfer_codings_other_than_chunked_are_refused_and_closed() {
+    let (_stack, gw) = start();
+    let body = ticket_json("SmuggledCoding");
+    let n = body.len();
+    let identity = format!("Transfer-Encoding: identity\r\nContent-Length: {n}\r\n");
+    for (framing, body) in [
+        (identity.as_str(), body.clone()),
+        ("Transfer-Encoding: gzip, chunked\r\n", one_chunk(&body)),
+    ] {
+        let end = refusal(&gw, post(framing, &body));
+        let refused = matches!(end, End::Closed(Some(400 | 501)));
+        assert!(refused, "{framing:?}: {end:?}");
+    }
+    assert_eq!(tickets_titled(&gw, "SmuggledCoding"), 0);
+}
+
+/// A header continued on the next line (obs-fold, a line starting with a space) is
+/// refused with 400 and the close; nothing is created (a hidden header never reaches
+/// the service).
+#[test]
+fn an_obs_folded_header_is_400_and_closed() {
+    let (_stack, gw) = start();
+    let body = ticket_json("SmuggledFold");
+    let framing = format!("X-Folded: a\r\n b\r\nContent-Length: {}\r\n", body.len());
+    assert_eq!(refusal(&gw, post(&framing, &body)), End::Closed(Some(400)));
+    assert_eq!(tickets_titled(&gw, "SmuggledFold"), 0);
+}
+
+/// A request head over 64 KiB (one 100 KB header) is refused with 431 and the close, not
+/// passed on: a client cannot make the gateway hold or forward huge heads.
+// Hyper (the gateway before its own edge, 2026-11-27): hyper's head limit is ~400 KB: forwarded, 200, the connection kept open.
+#[test]
+fn a_head_over_64_kib_is_431_and_closed() {
+    let (_stack, gw) = start();
+    let big = format!("X-Big: {}\r\n", "x".repeat(100_000));
+    assert_eq!(
+        refusal(&gw, get_raw("/api/tickets", &big)),
+        End::Closed(Some(431))
+    );
+}
+
+/// 200 small headers are refused with 431 and the close: a clear answer, not a request
+/// the service may choke on.
+#[test]
+fn two_hundred_headers_are_431_and_closed() {
+    let (_stack, gw) = start();
+    let many: String = (0..200).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let end = refusal(&gw, get_raw("/api/tickets", &many));
+    assert_eq!(end, End::Closed(Some(431)));
+}
+
+/// Whether `end` refuses garbage: a 4xx (or 505, for an unknown version) then the close,
+/// or the close without an answer.
+fn refused_garbage(end: &End) -> bool {
+    matches!(end, End::Closed(None | Some(400..=499 | 505)))
+}
+
+/// Garbage, each on its own connection (binary bytes, NULs, a request line without a
+/// version, HTTP/9.9, a path with a space, one with a raw non-ASCII byte), then 100
+/// pseudo-random byte strings (xorshift, fixed seed) each ended by CRLFCRLF so the head
+/// is complete: each gets a 4xx and the close, or just the close, never a wait; then the
+/// gateway serves a normal GET as before. A scanner or broken client neither ties up
+/// connections nor disturbs other users.
+#[test]
+fn garbage_is_refused_and_the_gateway_serves_on() {
+    let (_stack, gw) = start();
+    let mut cases: Vec<Vec<u8>> = vec![
+        (0..=255u8).rev().collect(),
+        vec![0; 64],
+        b"GET /api/tickets\r\n\r\n".to_vec(),
+        b"GET /api/tickets HTTP/9.9\r\nHost: gw\r\n\r\n".to_vec(),
+        b"GET /api/tic kets HTTP/1.1\r\nHost: gw\r\n\r\n".to_vec(),
+        b"GET /api/tickets/\xff HTTP/1.1\r\nHost: gw\r\n\r\n".to_vec(),
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..100 {
+        let len = 1 + (next() % 300) as usize;
+        let mut raw: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        raw.extend_from_slice(b"\r\n\r\n");
+        cases.push(raw);
+    }
+    for raw in cases {
+        let (end, what) = (refusal(&gw, &raw), String::from_utf8_lossy(&raw));
+        assert!(refused_garbage(&end), "{what:?}: {end:?}");
+    }
+    assert_eq!(get(&gw, "/api/tickets").status, 200);
+}
+
+/// Lone CRs as line endings (`HTTP/1.1\rHost: gw\r\r`) get a 4xx or the close, not a
+/// connection held open for a line end that never comes (each one held is a socket and
+/// memory a flood of them would exhaust); the gateway serves on.
+// Hyper (the gateway before its own edge, 2026-11-27): hyper answers nothing and keeps the connection open indefinitely (after a
+// partial first read it only parses again once CRLFCRLF or LFLF has arrived, and it has
+// no header timeout).
+#[test]
+fn lone_cr_line_endings_are_refused_not_waited_on() {
+    let (_stack, gw) = start();
+    let end = refusal(&gw, "GET /api/tickets HTTP/1.1\rHost: gw\r\r");
+    assert!(refused_garbage(&end), "{end:?}");
+    assert_eq!(get(&gw, "/api/tickets").status, 200);
+}
+
+/// 50 connections that send nothing, one that sends half a head and goes, one that
+/// declares 1000 bytes of body, sends 10 and goes: a fresh connection's GET is still
+/// answered (200) while the 50 stay open: idle or dead clients never hold up the users.
+#[test]
+fn silent_and_vanishing_clients_do_not_hold_up_others() {
+    let (_stack, gw) = start();
+    let silent: Vec<Conn> = (0..50).map(|_| Conn::open(&gw)).collect();
+    Conn::open(&gw).send("GET /api/tickets HTTP/1.1\r\nHo");
+    Conn::open(&gw).send(post("Content-Length: 1000\r\n", "{\"title\":\""));
+    let r = get(&gw, "/api/tickets");
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(silent);
+}
+
+/// `Expect: 100-continue` on a signed-in creation: the client reads
+/// `HTTP/1.1 100 Continue` before it sends the body, then gets 201. Clients like curl
+/// send `Expect` for bigger bodies; without the 100 they stall before sending.
+#[test]
+fn expect_100_continue_gets_continue_before_the_body_then_201() {
+    let (_stack, gw) = start();
+    let body = ticket_json("Expected");
+    let mut c = Conn::open(&gw);
+    let framing = format!("Expect: 100-continue\r\nContent-Length: {}\r\n", body.len());
+    c.send(post(&framing, ""));
+    assert_eq!(c.response().status, 100);
+    c.send(&body);
+    let r = c.response();
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(tickets_titled(&gw, "Expected"), 1);
+}
+
+/// An HTTP/1.0 GET without keep-alive gets its answer, then the close; an HTTP/1.1 GET
+/// with `Connection: close` gets an answer saying `connection: close`, then the close.
+/// Clients that read until the connection ends would otherwise hang.
+#[test]
+fn http_1_0_and_connection_close_end_the_connection_after_the_answer() {
+    let (_stack, gw) = start();
+    let mut c = Conn::open(&gw);
+    c.send("GET /api/tickets HTTP/1.0\r\nHost: gw\r\n\r\n");
+    let r = c.response();
+    assert_eq!((r.status, r.text().as_str()), (200, "[]"));
+    assert_eq!(c.closes(), "closed", "after an HTTP/1.0 answer");
+
+    let mut c = Conn::open(&gw);
+    c.send(get_raw("/api/tickets", "Connection: close\r\n"));
+    let r = c.response();
+    assert_eq!((r.status, r.text().as_str()), (200, "[]"));
+    let connection = r.header("connection").map(str::to_ascii_lowercase);
+    assert_eq!(connection.as_deref(), Some("close"));
+    assert_eq!(c.closes(), "closed", "after `Connection: close`");
+}
+
+/// HEAD of a ticket: 200, a content-length equal to the GET body's, no body bytes (a GET
+/// on the same connection afterwards is answered correctly, not garbled by them).
+#[test]
+fn head_has_the_get_length_and_no_body_and_the_connection_goes_on() {
+    let (_stack, gw) = start();
+    let path = format!("/api/tickets/{}", create_ticket(&gw, "Headed"));
+    let mut c = Conn::open(&gw);
+    c.send(format!("HEAD {path} HTTP/1.1\r\nHost: gw\r\n\r\n"));
+    let head = c.try_response(true).unwrap();
+    c.send(get_raw(&path, ""));
+    let r = c.response();
+    assert_eq!(r.titled(), (200, json!("Headed")));
+    let len = r.body.len().to_string();
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some(len.as_str()));
+}
+
+/// A client's plain `x-request-id` comes back unchanged (forwarded, or answered by the
+/// gateway itself); one too long (300 characters) or with a space is replaced. A user's
+/// id finds their request in the logs; a hostile one cannot spoil the log lines.
+#[test]
+fn a_plain_request_id_comes_back_and_an_unusable_one_is_replaced() {
+    let (_stack, gw) = start();
+    for path in ["/api/tickets", "/api/nothing"] {
+        let r = once(&gw, get_raw(path, "x-request-id: abc-123\r\n"));
+        assert_eq!(r.header("x-request-id"), Some("abc-123"), "{path}");
+        for bad in ["a".repeat(300), "abc 123".into()] {
+            let r = once(&gw, get_raw(path, &format!("x-request-id: {bad}\r\n")));
+            let id = r.header("x-request-id").unwrap_or_default();
+            let replaced = !id.is_empty() && id != bad && !id.contains(' ');
+            assert!(replaced, "{path}: {id}");
+        }
+    }
+}
+
+/// A client connection used before tickets restarts (kill -9, started again on its port)
+/// is used again after: the GET on it is answered 200, not 502 — the gateway notices its
+/// old upstream connection is dead and opens another. Users see no 502 after a service
+/// restarts or is redeployed.
+#[test]
+fn a_kept_alive_client_connection_works_across_an_upstream_restart() {
+    let (mut stack, gw) = start();
+    let path = format!("/api/tickets/{}", create_ticket(&gw, "Restarted"));
+    let request = get_raw(&path, "");
+    let mut c = Conn::open(&gw);
+    c.send(&request);
+    assert_eq!(c.response().status, 200);
+    stack.restart("tickets");
+    for _ in 0..2 {
+        c.send(&request);
+        assert_eq!(c.response().titled(), (200, json!("Restarted")));
+    }
+}
+
+/// Paths no service owns are 404 with the error body through a raw socket too, on one
+/// kept-alive connection; `GET /healthz` with every service up is 200 with JSON (what
+/// monitoring and load balancers read).
+#[test]
+fn unknown_paths_are_404_and_healthz_is_200_json() {
+    let stack = Stack::start(&ALL);
+    let gw = stack.url("gateway");
+    let mut c = Conn::open(&gw);
+    for path in ["/api/nothing", "/", "/api/ticketsX"] {
+        c.send(get_raw(path, ""));
+        let r = c.response();
+        assert_eq!((r.status, r.text().as_str()), (404, NOT_FOUND), "{path}");
+    }
+    let r = get(&gw, "/healthz");
+    let json_type = r.header("content-type").unwrap_or_default();
+    assert!(json_type.starts_with("application/json"), "{json_type}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["service"], "gateway");
+}
