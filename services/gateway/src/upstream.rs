@@ -34,6 +34,9 @@ pub enum Error {
     Connect(std::io::Error),
     #[error("connecting timed out")]
     ConnectTimeout,
+    /// Not a byte of the request went out: the connection was closed already.
+    #[error("sending the request: {0}")]
+    Unsent(std::io::Error),
     #[error("sending the request: {0}")]
     Send(std::io::Error),
     #[error("the connection closed before an answer")]
@@ -88,9 +91,11 @@ impl Upstream {
     }
 
     /// Sends `request` (a whole message) and reads the answer. An idle connection the
-    /// upstream closed meanwhile is passed over. A request that went out on a kept
-    /// connection and got nothing back goes again on a fresh one when `again` (it is
-    /// idempotent): the upstream may have closed it just as it was written.
+    /// upstream closed meanwhile is passed over (one that took no byte of the request
+    /// too). A request that went out on a kept connection and got nothing back goes
+    /// again, once, on a fresh one when `again` (it is idempotent): the upstream may have
+    /// closed the connection just as it was written — or crashed on the request, which
+    /// is why a POST is not sent twice.
     pub async fn exchange(
         &self,
         request: &[u8],
@@ -100,9 +105,8 @@ impl Upstream {
         while let Some(mut conn) = self.take_idle() {
             match conn.exchange(request, to_head).await {
                 Ok(answer) => return Ok(self.done(conn, answer)),
-                // Refused at the first write: it never reached the upstream.
-                Err(Error::Send(_)) => {}
-                Err(Error::NoAnswer) if again => {}
+                Err(Error::Unsent(_)) => {}
+                Err(Error::NoAnswer) if again => break,
                 Err(e) => return Err(e),
             }
         }
@@ -168,7 +172,18 @@ impl Conn {
     }
 
     async fn exchange(&mut self, request: &[u8], to_head: bool) -> Result<Answer, Error> {
-        self.stream.write_all(request).await.map_err(Error::Send)?;
+        let mut sent = 0;
+        while sent < request.len() {
+            match self.stream.write(&request[sent..]).await {
+                Ok(0) if sent == 0 => {
+                    return Err(Error::Unsent(std::io::ErrorKind::WriteZero.into()));
+                }
+                Ok(0) => return Err(Error::Send(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => sent += n,
+                Err(e) if sent == 0 => return Err(Error::Unsent(e)),
+                Err(e) => return Err(Error::Send(e)),
+            }
+        }
         let head = loop {
             match wire::parse_response(&mut self.buf, to_head) {
                 Ok(Some(head)) if head.status == 101 => {

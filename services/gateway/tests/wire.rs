@@ -3,182 +3,11 @@
 //! the services must do, whatever it is built on. A test marked "Hyper (…)" says where
 //! the hyper-based gateway did otherwise.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+mod common;
 
-use serde_json::{Value, json};
+use common::*;
+use serde_json::json;
 use tix_testkit::{ALL, Stack, User};
-
-/// Only keeps a broken gateway from hanging a test; nothing here measures time.
-const WAIT: Duration = Duration::from_secs(10);
-const NOT_FOUND: &str = r#"{"errors":[{"message":"Not found"}]}"#;
-
-/// One client connection to the gateway, with bytes read but not yet parsed.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-/// An answer off the wire; header names in lower case.
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        let mut named = self.headers.iter().filter(|(n, _)| n == name);
-        named.next().map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
-    }
-
-    /// The status and the ticket title in the body.
-    fn titled(&self) -> (u16, Value) {
-        (self.status, self.json()["title"].clone())
-    }
-}
-
-/// How a connection ended: the status of the answer if one came, then closed (EOF or a
-/// reset) with nothing more, still open after [`WAIT`], or other bytes (and what).
-#[derive(Debug, PartialEq)]
-enum End {
-    Closed(Option<u16>),
-    Open(Option<u16>),
-    Junk(Option<u16>, String),
-}
-
-impl Conn {
-    /// `gw` is the gateway's base URL, `http://127.0.0.1:<port>`.
-    fn open(gw: &str) -> Conn {
-        let stream = TcpStream::connect(gw.trim_start_matches("http://")).expect("connecting");
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        stream.set_write_timeout(Some(WAIT)).unwrap();
-        let buf = Vec::new();
-        Conn { stream, buf }
-    }
-
-    /// Writes what it can: the gateway may close before taking it all, which the reads
-    /// that follow find out.
-    fn send(&mut self, bytes: impl AsRef<[u8]>) {
-        let _ = self.stream.write_all(bytes.as_ref());
-    }
-
-    /// Reads until the buffer holds `n` bytes: `Err("closed")` at EOF or a reset,
-    /// `Err("open")` when nothing comes within [`WAIT`].
-    fn want(&mut self, n: usize) -> Result<(), String> {
-        let mut chunk = [0u8; 16 * 1024];
-        while self.buf.len() < n {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Err("closed".into()),
-                Ok(got) => self.buf.extend_from_slice(&chunk[..got]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Err("open".into());
-                }
-                Err(_) => return Err("closed".into()),
-            }
-        }
-        Ok(())
-    }
-
-    /// The next answer (to a `HEAD` when `head`: no body), or why there is none.
-    fn try_response(&mut self, head: bool) -> Result<Resp, String> {
-        let end = loop {
-            match self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                Some(end) => break end,
-                None => self.want(self.buf.len() + 1)?,
-            }
-        };
-        let text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end + 4);
-        let mut lines = text.split("\r\n");
-        let first = lines.next().unwrap_or_default();
-        let status = (first.starts_with("HTTP/1.") && first.get(8..9) == Some(" "))
-            .then(|| first.get(9..12)?.parse().ok())
-            .flatten()
-            .ok_or_else(|| format!("not a status line: {first:?}"))?;
-        let headers = (lines.filter_map(|l| l.split_once(':')))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let mut resp = Resp {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        if head || status < 200 || status == 204 || status == 304 {
-            return Ok(resp);
-        }
-        // Chunked answers would need decoding; the services send none.
-        let len = match resp.header("content-length") {
-            Some(len) => len.parse().map_err(|e| format!("length {len:?}: {e}"))?,
-            None if resp.header("transfer-encoding").is_some() => return Err("chunked".into()),
-            // Delimited by the close (RFC 9112 §6.3); `closes` then says if it came.
-            None => self.want(usize::MAX).map_or(self.buf.len(), |()| 0),
-        };
-        self.want(len)?;
-        resp.body = self.buf.drain(..len).collect();
-        Ok(resp)
-    }
-
-    /// The next answer; fails the test when there is none.
-    fn response(&mut self) -> Resp {
-        (self.try_response(false)).unwrap_or_else(|e| panic!("expected an answer: {e}"))
-    }
-
-    /// `"closed"` when the connection closes (EOF or a reset) with nothing more sent,
-    /// `"open"` when it is still open after [`WAIT`], else the bytes that came.
-    fn closes(&mut self) -> String {
-        match self.want(self.buf.len() + 1) {
-            Err(e) if self.buf.is_empty() => e,
-            _ => format!("more: {:?}", String::from_utf8_lossy(&self.buf)),
-        }
-    }
-
-    /// What became of the connection: an answer or not, closed or not.
-    fn end(&mut self) -> End {
-        let (status, then) = match self.try_response(false) {
-            Ok(r) => (Some(r.status), self.closes()),
-            Err(e) => (None, e),
-        };
-        match then.as_str() {
-            "closed" => End::Closed(status),
-            "open" => End::Open(status),
-            _ => End::Junk(status, then),
-        }
-    }
-}
-
-/// `raw` on a connection of its own; how that connection ended.
-fn refusal(gw: &str, raw: impl AsRef<[u8]>) -> End {
-    let mut c = Conn::open(gw);
-    c.send(raw);
-    c.end()
-}
-
-/// One request on a connection of its own; the answer.
-fn once(gw: &str, raw: impl AsRef<[u8]>) -> Resp {
-    let mut c = Conn::open(gw);
-    c.send(raw);
-    c.response()
-}
-
-/// A GET of `path` with `headers` (lines, each ending in CRLF).
-fn get_raw(path: &str, headers: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: gw\r\n{headers}\r\n")
-}
-
-fn get(gw: &str, path: &str) -> Resp {
-    once(gw, get_raw(path, ""))
-}
 
 /// A signed-in seller's `POST /api/tickets`; `framing` (header lines, each ending in
 /// CRLF) says how long `body` is.
@@ -558,4 +387,53 @@ fn unknown_paths_are_404_and_healthz_is_200_json() {
     assert!(json_type.starts_with("application/json"), "{json_type}");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["service"], "gateway");
+}
+
+/// A target in absolute form (`GET http://host/api/tickets/<id>`, as a client talking to
+/// a proxy writes it) reaches the service by its path, as the origin form does.
+#[test]
+fn an_absolute_form_target_is_routed_by_its_path() {
+    let (_stack, gw) = start();
+    let id = create_ticket(&gw, "Absolute");
+    let r = get(&gw, &format!("http://shop.example/api/tickets/{id}"));
+    assert_eq!(r.titled(), (200, json!("Absolute")));
+}
+
+/// A head sent a byte at a time, 3 KB of it (past the length the gateway parses on every
+/// read), is answered once its empty line arrives, split across two writes or not.
+#[test]
+fn a_head_trickled_a_byte_at_a_time_is_answered() {
+    let (_stack, gw) = start();
+    let id = create_ticket(&gw, "Trickled");
+    let raw = get_raw(
+        &format!("/api/tickets/{id}"),
+        &format!("X-Padding: {}\r\n", "p".repeat(3000)),
+    );
+    let mut c = Conn::open(&gw);
+    for byte in raw.as_bytes() {
+        c.send([*byte]);
+    }
+    assert_eq!(c.response().titled(), (200, json!("Trickled")));
+}
+
+/// A client that sends a 200 KB body at once, without waiting (no `Expect`), still reads
+/// the 413 whole: the gateway reads and drops what follows for a moment before closing,
+/// where a close with unread data would have the kernel reset the connection under the
+/// answer.
+#[test]
+fn an_eager_client_over_the_limit_reads_its_413() {
+    let (_stack, gw) = start();
+    let body = "x".repeat(200_000);
+    let framing = format!("Content-Length: {}\r\n", body.len());
+    let mut c = Conn::open(&gw);
+    let mut writer = c.stream.try_clone().unwrap();
+    let request = post(&framing, &body);
+    let sending = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = writer.write_all(request.as_bytes());
+    });
+    let r = c.response();
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.header("connection"), Some("close"));
+    sending.join().unwrap();
 }
