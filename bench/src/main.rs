@@ -130,9 +130,14 @@ async fn ceiling_server(data_dir: PathBuf, durability: String) -> anyhow::Result
     let path = data_dir.join("ceiling.db");
     let writer = ceiling_conn(&path, &durability)?;
     writer.execute_batch(
+        // The tickets service's table as it stands after its migrations: the same columns,
+        // the same CHECK, and the index its sellers' listings need, which every insert
+        // maintains (services/tickets/src/store.rs).
         "CREATE TABLE IF NOT EXISTS tickets (id TEXT PRIMARY KEY, title TEXT NOT NULL,
-            price_cents INTEGER NOT NULL, user_id TEXT NOT NULL, version INTEGER NOT NULL,
-            order_id TEXT, created_at INTEGER NOT NULL);
+            price_cents INTEGER NOT NULL CHECK (price_cents > 0), user_id TEXT NOT NULL,
+            version INTEGER NOT NULL, order_id TEXT, created_at INTEGER NOT NULL,
+            seller_name TEXT NOT NULL DEFAULT '');
+         CREATE INDEX IF NOT EXISTS tickets_user ON tickets (user_id, id);
          CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,
             subject TEXT NOT NULL, payload BLOB NOT NULL, created_at INTEGER NOT NULL);",
     )?;
@@ -170,7 +175,7 @@ fn group_commit(mut conn: Connection, queue: &std::sync::mpsc::Receiver<Write>) 
                 for (id, title, cents, _) in &batch {
                     let event = json!({"id": uuid::Uuid::now_v7().to_string(), "subject": "ticket:created",
                         "data": {"id": id, "title": title, "price": *cents as f64 / 100.0, "userId": "u", "version": 0, "orderId": null}});
-                    tx.prepare_cached("INSERT INTO tickets VALUES (?1, ?2, ?3, 'u', 0, NULL, unixepoch())")?
+                    tx.prepare_cached("INSERT INTO tickets VALUES (?1, ?2, ?3, 'u', 0, NULL, unixepoch(), 'seller')")?
                         .execute((id, title, cents))?;
                     tx.prepare_cached("INSERT INTO outbox (id, subject, payload, created_at) VALUES (?1, 'ticket:created', ?2, unixepoch())")?
                         .execute((event["id"].as_str(), event.to_string()))?;
