@@ -10,29 +10,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
-use tix_testkit::{Proc, bin, free_port};
-
-/// A gateway whose tickets upstream is `tickets` (the others are addresses where nothing
-/// listens), with `--request-timeout 1s`; its URL.
-fn gateway(tickets: &str, logs: &std::path::Path) -> (Proc, String) {
-    let mut args = vec![
-        "--port".to_string(),
-        "0".into(),
-        "--request-timeout".into(),
-        "1s".into(),
-        "--tickets-url".into(),
-        format!("http://{tickets}"),
-    ];
-    for other in ["auth", "orders", "payments", "expiration"] {
-        args.push(format!("--{other}-url"));
-        args.push(format!("http://127.0.0.1:{}", free_port()));
-    }
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut gateway = Proc::spawn_env("tix-gateway", &bin("tix-gateway"), &argv, &[], logs);
-    let line = gateway.wait_for_line("listening on", Duration::from_secs(30));
-    let url = line.rsplit(' ').next().unwrap().to_string();
-    (gateway, url)
-}
 
 /// A stand-in service: for each request on its first connection, sends the request's
 /// bytes (head and `Content-Length` body) to the test, waits for the answer to write.

@@ -3,7 +3,9 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tix_testkit::{Proc, Stack, bin, free_port, message};
+use tix_testkit::{Stack, message};
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_routes_and_passes_cookies_headers_and_statuses_through() {
@@ -273,22 +275,7 @@ async fn requests_in_turn_reuse_one_upstream_connection() {
 async fn an_upstream_that_never_answers_is_cut_off_at_the_request_timeout() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let logs = tempfile::tempdir().unwrap();
-    let mut args = vec![
-        "--port".to_string(),
-        "0".into(),
-        "--request-timeout".into(),
-        "1s".into(),
-        "--tickets-url".into(),
-        format!("http://{}", silent.local_addr().unwrap()),
-    ];
-    for other in ["auth", "orders", "payments", "expiration"] {
-        args.push(format!("--{other}-url"));
-        args.push(format!("http://127.0.0.1:{}", free_port()));
-    }
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut gateway = Proc::spawn_env("tix-gateway", &bin("tix-gateway"), &argv, &[], logs.path());
-    let line = gateway.wait_for_line("listening on", std::time::Duration::from_secs(30));
-    let gw = line.rsplit(' ').next().unwrap().to_string();
+    let (_gateway, gw) = common::gateway(&silent.local_addr().unwrap().to_string(), logs.path());
     // The client's own limit only keeps a broken gateway from hanging the test.
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(20))

@@ -1,5 +1,5 @@
-//! A client that writes HTTP/1.1 by hand and reads the answers back with a minimal
-//! parser, for the gateway's socket-level tests.
+//! A gateway started alone, and a client that writes HTTP/1.1 by hand and reads the answers
+//! back with a minimal parser, for the gateway's tests.
 #![allow(dead_code)]
 
 use std::io::{ErrorKind, Read, Write};
@@ -7,6 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value;
+use tix_testkit::{Proc, bin, free_port};
 
 /// Only keeps a broken gateway from hanging a test; nothing here measures time.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -176,4 +177,26 @@ pub fn get_raw(path: &str, headers: &str) -> String {
 
 pub fn get(gw: &str, path: &str) -> Resp {
     once(gw, get_raw(path, ""))
+}
+
+/// A gateway whose tickets upstream is `tickets` (the others are addresses where nothing
+/// listens), with `--request-timeout 1s`; its URL.
+pub fn gateway(tickets: &str, logs: &std::path::Path) -> (Proc, String) {
+    let mut args = vec![
+        "--port".to_string(),
+        "0".into(),
+        "--request-timeout".into(),
+        "1s".into(),
+        "--tickets-url".into(),
+        format!("http://{tickets}"),
+    ];
+    for other in ["auth", "orders", "payments", "expiration"] {
+        args.push(format!("--{other}-url"));
+        args.push(format!("http://127.0.0.1:{}", free_port()));
+    }
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut gateway = Proc::spawn_env("tix-gateway", &bin("tix-gateway"), &argv, &[], logs);
+    let line = gateway.wait_for_line("listening on", Duration::from_secs(30));
+    let url = line.rsplit(' ').next().unwrap().to_string();
+    (gateway, url)
 }
