@@ -526,6 +526,16 @@ fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) -> (Vec<Completion>, Op
             // (the reply channel is dropped with the job).
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))) {
                 Ok((true, completion)) => {
+                    if empty && conn.is_autocommit() {
+                        done.push(completion);
+                        // SQLite rolled the transaction back itself (I/O error, full disk)
+                        // under a job that went on: with no savepoint to release, nothing
+                        // else would notice, and later jobs would commit on their own.
+                        return Err(rusqlite::Error::SqliteFailure(
+                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                            Some("the transaction was rolled back during a write".into()),
+                        ));
+                    }
                     if !empty {
                         run("RELEASE job")?;
                     }
@@ -767,6 +777,33 @@ mod tests {
         keys.sort();
         assert_eq!(keys, ["a", "b"]);
         assert!(conn.is_autocommit(), "the batch's transaction is closed");
+    }
+
+    /// A transaction SQLite gave up under a job that went on (simulated: the job rolls
+    /// it back itself) fails the whole batch: the later job's row is not committed on its
+    /// own, and every caller hears of the failure.
+    #[test]
+    fn a_transaction_lost_under_the_first_job_fails_the_batch() {
+        let (_dir, db) = db();
+        let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
+        let answer: Completion = Box::new(|_| {});
+        let loses: WriteJob = Box::new(move |c: &Connection| {
+            c.execute_batch("ROLLBACK").unwrap();
+            (true, answer)
+        });
+        let answer: Completion = Box::new(|_| {});
+        let inserts: WriteJob = Box::new(move |c: &Connection| {
+            c.execute("INSERT INTO t (k, v) VALUES ('alone', 1)", [])
+                .unwrap();
+            (true, answer)
+        });
+        let (done, error) = commit_batch(&conn, vec![loses, inserts]);
+        assert_eq!(done.len(), 1);
+        assert!(error.is_some());
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use axum::response::IntoResponse;
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures::FutureExt;
 use tix_common::error::{ApiError, error_response};
 use tix_common::http::{self, EdgeConn, Limits, X_REQUEST_ID};
@@ -211,10 +211,27 @@ impl Client {
     }
 
     fn worth_parsing(&mut self) -> bool {
+        // Empty lines before a request line are ignored (RFC 9112 §2.2), here rather than
+        // by httparse: a stream of them would otherwise look like a head's end on every
+        // read and be parsed again whole each time.
+        let blank = self
+            .buf
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        if blank > 0 {
+            self.buf.advance(blank);
+            self.scanned = self.scanned.saturating_sub(blank);
+        }
         if self.buf.is_empty() {
             return false;
         }
-        if self.buf.len() <= PARSE_EVERY_READ || self.buf.len() >= wire::MAX_HEAD {
+        // A new head is parsed at once, however long (garbage is refused on arrival).
+        if self.scanned == 0
+            || self.buf.len() <= PARSE_EVERY_READ
+            || self.buf.len() >= wire::MAX_HEAD
+        {
+            self.scanned = self.buf.len();
             return true;
         }
         // The last bytes looked at again: an empty line may straddle two reads.
@@ -302,7 +319,7 @@ impl Client {
             (true, false) => {}
         }
         out.extend_from_slice(b"\r\n");
-        if !m.to_head {
+        if !m.to_head && !no_body(status) {
             out.extend_from_slice(body);
         }
         // Within the request timeout: a client that stops reading holds its connection
@@ -530,11 +547,13 @@ fn upstream_request(
     out.extend_from_slice(head.origin().unwrap_or(b"/"));
     out.extend_from_slice(b" HTTP/1.1\r\n");
     field(out, b"host", up.conns.host.as_bytes());
-    let mut host = None;
+    // The host the client asked for: an absolute-form target's, which wins over `Host`
+    // (RFC 9112 §3.2.2), else the `Host` field's.
+    let mut host = head.authority();
     for f in &head.head.fields {
         let name = head.head.name(f);
         if name.eq_ignore_ascii_case(b"host") {
-            host = Some(head.head.value(f));
+            host = host.or(Some(head.head.value(f)));
             continue;
         }
         if wire::is_hop_by_hop(name)

@@ -102,14 +102,29 @@ impl RequestHead {
         if target.first() == Some(&b'/') {
             return Some(target);
         }
+        let (_, rest) = self.absolute()?;
+        (rest.first() == Some(&b'/')).then_some(rest)
+    }
+
+    /// The authority of an absolute-form target (`host:port`).
+    pub fn authority(&self) -> Option<&[u8]> {
+        self.absolute().map(|(authority, _)| authority)
+    }
+
+    /// An absolute-form target split after its authority, which ends at the first `/`,
+    /// `?` or `#` (or the end).
+    fn absolute(&self) -> Option<(&[u8], &[u8])> {
+        let target = self.target();
         let scheme_len = [&b"http://"[..], b"https://"]
             .into_iter()
             .find(|s| target.len() > s.len() && target[..s.len()].eq_ignore_ascii_case(s))?
             .len();
         let rest = &target[scheme_len..];
-        // The authority ends at the first `/`, `?` or `#`; only a path may follow here.
-        let end = rest.iter().position(|b| matches!(b, b'/' | b'?' | b'#'))?;
-        (rest[end] == b'/').then(|| &rest[end..])
+        let end = rest
+            .iter()
+            .position(|b| matches!(b, b'/' | b'?' | b'#'))
+            .unwrap_or(rest.len());
+        Some(rest.split_at(end))
     }
 }
 
@@ -750,6 +765,19 @@ mod tests {
         assert_eq!(origin("http://h"), None);
         assert_eq!(origin("*"), None);
         assert_eq!(origin("ftp://h/a"), None);
+        let authority = |t: &str| {
+            let head = request(&format!("GET {t} HTTP/1.1\r\n\r\n"))
+                .unwrap()
+                .unwrap();
+            head.authority()
+                .map(|a| String::from_utf8(a.to_vec()).unwrap())
+        };
+        assert_eq!(
+            authority("http://shop:8080/a").as_deref(),
+            Some("shop:8080")
+        );
+        assert_eq!(authority("http://shop").as_deref(), Some("shop"));
+        assert_eq!(authority("/a"), None);
     }
 
     /// A reason phrase is optional: an answer without one parses (its reason empty).

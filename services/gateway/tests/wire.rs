@@ -437,3 +437,16 @@ fn an_eager_client_over_the_limit_reads_its_413() {
     assert_eq!(r.header("connection"), Some("close"));
     sending.join().unwrap();
 }
+
+/// Empty lines before a request line are skipped (RFC 9112 §2.2), and a stream of them
+/// alone ends in the head's limit, not in a parse per read.
+#[test]
+fn empty_lines_before_a_request_are_skipped() {
+    let (_stack, gw) = start();
+    let id = create_ticket(&gw, "Blank lines");
+    let r = once(
+        &gw,
+        format!("\r\n\n\r\n{}", get_raw(&format!("/api/tickets/{id}"), "")),
+    );
+    assert_eq!(r.titled(), (200, json!("Blank lines")));
+}
