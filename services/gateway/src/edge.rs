@@ -556,13 +556,12 @@ fn upstream_request(
             host = host.or(Some(head.head.value(f)));
             continue;
         }
-        if wire::is_hop_by_hop(name)
+        if head.head.hop_by_hop(name)
             || name.eq_ignore_ascii_case(b"expect")
             || name.eq_ignore_ascii_case(b"x-forwarded-for")
             || name.eq_ignore_ascii_case(b"x-forwarded-host")
             || name.eq_ignore_ascii_case(b"x-forwarded-proto")
             || name.eq_ignore_ascii_case(b"x-request-id")
-            || (head.head.connection_names_fields && wire::named_by_connection(&head.head, name))
         {
             continue;
         }
@@ -604,9 +603,7 @@ async fn write_answer(client: &mut Client, answer: &Answer, id: &HeaderValue, m:
     let (mut has_id, mut has_date) = (false, false);
     for f in &head.head.fields {
         let name = head.head.name(f);
-        if (wire::is_hop_by_hop(name) && !length_of_head(name, m))
-            || (head.head.connection_names_fields && wire::named_by_connection(&head.head, name))
-        {
+        if head.head.hop_by_hop(name) && !length_of_head(name, m) {
             continue;
         }
         has_id |= name.eq_ignore_ascii_case(b"x-request-id");

@@ -67,6 +67,19 @@ impl Head {
         &self.raw[f.value.clone()]
     }
 
+    /// Whether the field `name` is for this hop only: one of [`is_hop_by_hop`]'s, or one
+    /// this message's `Connection` names.
+    pub fn hop_by_hop(&self, name: &[u8]) -> bool {
+        is_hop_by_hop(name)
+            || (self.connection_names_fields
+                && self
+                    .fields
+                    .iter()
+                    .filter(|f| self.name(f).eq_ignore_ascii_case(b"connection"))
+                    .flat_map(|f| self.value(f).split(|&b| b == b','))
+                    .any(|token| trim(token).eq_ignore_ascii_case(name)))
+    }
+
     /// The first value of the field named `name` (lower case).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         self.fields
@@ -430,15 +443,6 @@ pub fn is_hop_by_hop(name: &[u8]) -> bool {
         b"content-length",
     ];
     HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-}
-
-/// Whether `name` is one of the fields a request's `Connection` header names.
-pub fn named_by_connection(head: &Head, name: &[u8]) -> bool {
-    head.fields
-        .iter()
-        .filter(|f| head.name(f).eq_ignore_ascii_case(b"connection"))
-        .flat_map(|f| head.value(f).split(|&b| b == b','))
-        .any(|token| trim(token).eq_ignore_ascii_case(name))
 }
 
 /// Whether a response with `status` never has a body (RFC 9110 §6.4.1).
@@ -820,7 +824,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(head.head.connection_names_fields);
-        assert!(named_by_connection(&head.head, b"x-secret"));
-        assert!(!named_by_connection(&head.head, b"x-other"));
+        assert!(head.head.hop_by_hop(b"x-secret"));
+        assert!(!head.head.hop_by_hop(b"x-other"));
     }
 }
