@@ -7,20 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use futures::future::BoxFuture;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::error::{ApiError, error_response};
 use crate::health::Monitor;
 use tix_api::health::HealthStatus;
+
+mod around;
+pub use around::log_answer;
 
 /// Limits every service applies to requests.
 #[derive(Debug, Clone, Copy)]
@@ -78,51 +77,15 @@ pub fn layers(routes: Router, limits: Limits) -> Router {
         .method_not_allowed_fallback(|| async {
             error_response(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
         })
-        .layer(axum::middleware::from_fn_with_state(
-            limits.body_bytes,
-            read_whole_body,
-        ))
+        // One layer on the router, so one boxed route per request: each `Router::layer`
+        // boxes every route again, and tower-http's layers (request id, trace, propagate,
+        // catch panic, timeout) and a `from_fn` for the body added a future, a box or a
+        // clone each (docs/benchmarks.md, "The shared layers as one").
         .layer(
             ServiceBuilder::new()
-                .map_request(drop_unusable_request_id)
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(crate::metrics::ObserveLayer)
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                        let id = req
-                            .headers()
-                            .get(X_REQUEST_ID)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-");
-                        tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
-                    })
-                    // The access log: one line per response, at info.
-                    .on_response(
-                        tower_http::trace::DefaultOnResponse::new()
-                            .level(tracing::Level::INFO)
-                            .latency_unit(tower_http::LatencyUnit::Micros),
-                    ),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(CatchPanicLayer::custom(|_| {
-                    error_response(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
-                }))
-                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::Timeout.into_response()
-                }))
-                .timeout(limits.timeout),
+                .layer(around::AroundLayer::new(limits))
+                .layer(DefaultBodyLimit::max(limits.body_bytes)),
         )
-        .layer(DefaultBodyLimit::max(limits.body_bytes))
-}
-
-/// A client's own `x-request-id` is kept (a proxy in front may have assigned it) only when
-/// it is a plain short token: it goes into every log line and event of the request.
-fn drop_unusable_request_id<B>(mut req: Request<B>) -> Request<B> {
-    let usable = req.headers().get(X_REQUEST_ID).is_none_or(is_usable_id);
-    if !usable {
-        req.headers_mut().remove(X_REQUEST_ID);
-    }
-    req
 }
 
 /// A client's `x-request-id` goes into every log line and event of its request: only a
@@ -152,22 +115,6 @@ pub fn request_id(given: Option<&[u8]>) -> http::HeaderValue {
 /// The header, as a name rather than a string: a lookup by `&str` parses the name first,
 /// which on every request was measurable (docs/benchmarks.md).
 pub const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
-
-/// Reads the whole body (within the limit) before any handler or extractor runs. A handler
-/// that answers without reading it (a 401 before the JSON is parsed) would otherwise leave
-/// the rest on the connection, and hyper closes such a connection without saying so: back
-/// in the gateway's pool, it failed the next request sent down it — someone else's — with
-/// a 502 (found by scripts/fuzz).
-async fn read_whole_body(
-    axum::extract::State(limit): axum::extract::State<usize>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    match whole_body(req, limit).await {
-        Ok(req) => next.run(req).await,
-        Err(refused) => refused,
-    }
-}
 
 /// A bound listener with its resolved address, so port 0 can be used in tests.
 #[derive(Debug)]
@@ -332,7 +279,17 @@ mod tests {
                     "unreachable"
                 }),
             )
-            .route("/ok", get(|| async { "ok" }));
+            .route("/ok", get(|| async { "ok" }))
+            .route(
+                "/echo",
+                axum::routing::post(|body: String| async move {
+                    // What the handler's writes would publish under.
+                    let correlation = crate::correlation::current()
+                        .and_then(|id| id.to_str().ok().map(str::to_owned))
+                        .unwrap_or_default();
+                    format!("{correlation} {}", body.len())
+                }),
+            );
         app(
             routes,
             "test",
@@ -344,11 +301,14 @@ mod tests {
     }
 
     async fn call(method: &str, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .body(Body::empty())
-            .unwrap();
+        send(Request::builder().method(method).uri(path), Body::empty()).await
+    }
+
+    async fn send(
+        req: axum::http::request::Builder,
+        body: Body,
+    ) -> (StatusCode, axum::http::HeaderMap, String) {
+        let req = req.body(body).unwrap();
         let r = test_app().oneshot(req).await.unwrap();
         let (status, headers) = (r.status(), r.headers().clone());
         let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
@@ -384,5 +344,53 @@ mod tests {
         let (s, _, body) = call("GET", "/healthz").await;
         assert_eq!(s, StatusCode::OK);
         assert!(body.contains("\"service\":\"test\""));
+    }
+
+    #[tokio::test]
+    async fn a_clients_plain_request_id_is_kept_through_the_handler_and_a_bad_one_replaced() {
+        let given = Request::post("/echo").header("x-request-id", "proxy-1.a:b_c");
+        let (s, h, body) = send(given, Body::from("four")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(h["x-request-id"], "proxy-1.a:b_c");
+        assert_eq!(body, "proxy-1.a:b_c 4", "the handler runs under the request's id");
+
+        // A space (log injection), and an id too long to be anyone's.
+        for bad in ["two words", &"x".repeat(129)] {
+            let (s, h, body) = send(
+                Request::post("/echo").header("x-request-id", bad),
+                Body::empty(),
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK);
+            let id = h["x-request-id"].to_str().unwrap().to_owned();
+            assert_ne!(id, bad);
+            assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+            assert_eq!(body, format!("{id} 0"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_before_the_handler_with_the_id() {
+        let (s, h, body) = send(Request::post("/echo"), Body::from(vec![b'a'; 1025])).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert!(body.contains("\"errors\""), "{body}");
+        assert!(h.get("x-request-id").is_some());
+        // At the limit it goes through.
+        let (s, _, body) = send(Request::post("/echo"), Body::from(vec![b'a'; 1024])).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(body.ends_with(" 1024"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn timeouts_and_panics_are_answered_with_the_clients_id() {
+        for path in ["/slow", "/boom"] {
+            let (s, h, _) = send(
+                Request::get(path).header("x-request-id", "mine"),
+                Body::empty(),
+            )
+            .await;
+            assert!(s.is_server_error(), "{path}: {s}");
+            assert_eq!(h["x-request-id"], "mine", "{path}");
+        }
     }
 }

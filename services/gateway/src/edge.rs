@@ -508,23 +508,7 @@ async fn forwarded(
     };
     let took = started.elapsed();
     observe_request(method, Route::Named(Cow::Borrowed(prefix)), status, took);
-    span.in_scope(|| {
-        tracing::info!(
-            target: "tower_http::trace::on_response",
-            latency = %Micros(took),
-            status,
-            "finished processing request"
-        );
-        if status >= 500 {
-            // tower-http's failure line, in its default unit (ms).
-            tracing::error!(
-                target: "tower_http::trace::on_failure",
-                classification = %format_args!("Status code: {status}"),
-                latency = %format_args!("{} ms", took.as_millis()),
-                "response failed"
-            );
-        }
-    });
+    http::log_answer(&span, status, took);
     next
 }
 
@@ -667,13 +651,4 @@ fn router_request(head: &RequestHead, peer: SocketAddr, body: BytesMut) -> Optio
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(peer));
     Some(req)
-}
-
-/// A latency as the other services' access log writes it (tower-http's, in µs).
-struct Micros(Duration);
-
-impl std::fmt::Display for Micros {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} μs", self.0.as_micros())
-    }
 }
