@@ -32,6 +32,11 @@ pub struct ZmqFramedRead {
     inner: Box<dyn FrameableRead>,
     codec: ZmqCodec,
     buffer: BytesMut,
+    // What the transport reads into: zeroed once as it grows (futures' `AsyncRead` wants
+    // an initialised slice), then only what was read is copied into `buffer`. Zeroing a
+    // chunk of `buffer` for every read instead cost a memset of up to the whole chunk on
+    // every poll, including each that found nothing to read (TIX-PATCH.md).
+    scratch: Vec<u8>,
     read_chunk_size: usize,
     // Configuration is shared; adaptation state belongs to this connection.
     options: Arc<SocketOptions>,
@@ -46,6 +51,7 @@ impl ZmqFramedRead {
             inner,
             codec: ZmqCodec::with_options(&options),
             buffer: BytesMut::with_capacity(options.read_buffer_initial_size),
+            scratch: Vec::new(),
             read_chunk_size: options.read_buffer_initial_size,
             options,
             short_reads: 0,
@@ -58,22 +64,20 @@ impl ZmqFramedRead {
         cx: &mut Context<'_>,
         min_read_size: usize,
     ) -> Poll<io::Result<usize>> {
-        let start = self.buffer.len();
         let read_size = self
             .read_chunk_size
             .max(min_read_size)
             .min(self.options.read_buffer_max_size);
 
-        // futures::AsyncRead requires an initialized &mut [u8]. Grow BytesMut
-        // first, then trim back to the actual read length so the read path does
-        // not need a scratch buffer and a second data copy.
-        // The decoder checks frame length + maximum chunk size at the wire
-        // boundary, so preparing this slice cannot overflow its length.
-        self.buffer.resize(start + read_size, 0);
+        // The decoder checks frame length + maximum chunk size at the wire boundary, so
+        // the scratch space stays within `read_buffer_max_size`.
+        if self.scratch.len() < read_size {
+            self.scratch.resize(read_size, 0);
+        }
 
-        match Pin::new(&mut self.inner).poll_read(cx, &mut self.buffer[start..]) {
+        match Pin::new(&mut self.inner).poll_read(cx, &mut self.scratch[..read_size]) {
             Poll::Ready(Ok(bytes_read)) => {
-                self.buffer.truncate(start + bytes_read);
+                self.buffer.extend_from_slice(&self.scratch[..bytes_read]);
                 if bytes_read >= read_size
                     && self.read_chunk_size < self.options.read_buffer_max_size
                 {
@@ -90,20 +94,17 @@ impl ZmqFramedRead {
                             .max(self.options.read_buffer_initial_size * 2)
                             .min(self.read_chunk_size);
                         self.short_reads = 0;
+                        // The scratch space follows the chunk back down.
+                        self.scratch.truncate(self.read_chunk_size);
+                        self.scratch.shrink_to(self.read_chunk_size);
                     }
                 } else if bytes_read > 0 {
                     self.short_reads = 0;
                 }
                 Poll::Ready(Ok(bytes_read))
             }
-            Poll::Ready(Err(error)) => {
-                self.buffer.truncate(start);
-                Poll::Ready(Err(error))
-            }
-            Poll::Pending => {
-                self.buffer.truncate(start);
-                Poll::Pending
-            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => Poll::Pending,
         }
     }
 }

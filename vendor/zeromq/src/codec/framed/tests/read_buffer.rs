@@ -286,3 +286,60 @@ fn read_buffer_shares_configuration_but_keeps_connection_state_independent() {
     assert_eq!(first.short_reads, 1);
     assert_eq!(second.short_reads, 0);
 }
+
+/// Leaves a mark in the space it is given and reports Pending, then checks the mark is
+/// still there on the next poll and reads `input`.
+struct MarkingReader {
+    input: Vec<u8>,
+    polls: usize,
+    saw_mark_again: Arc<Mutex<bool>>,
+}
+
+impl AsyncRead for MarkingReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buffer: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.polls += 1;
+        if self.polls == 1 {
+            buffer.fill(0xAB);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if self.polls == 2 {
+            *self.saw_mark_again.lock().unwrap() = buffer.iter().all(|b| *b == 0xAB);
+        }
+        let n = self.input.len().min(buffer.len());
+        buffer[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        Poll::Ready(Ok(n))
+    }
+}
+
+#[async_rt::test]
+async fn read_space_is_zeroed_once_not_on_every_poll_and_only_read_bytes_are_kept() {
+    // tix patch: the read space was zero-filled for every poll, including each that
+    // found nothing to read (a memset of up to the whole chunk, 64 KiB).
+    let saw_mark_again = Arc::new(Mutex::new(false));
+    let mut reader = ZmqFramedRead::new(
+        Box::new(MarkingReader {
+            input: encoded_stream(&[b"after a pending read"]),
+            polls: 0,
+            saw_mark_again: Arc::clone(&saw_mark_again),
+        }),
+        Arc::new(SocketOptions::default()),
+    );
+    let mut got = Vec::new();
+    while let Some(item) = reader.next().await {
+        if let Message::Message(message) = item.unwrap() {
+            got.push(message.get(0).unwrap().to_vec());
+        }
+    }
+    assert_eq!(got, vec![b"after a pending read".to_vec()]);
+    assert!(
+        *saw_mark_again.lock().unwrap(),
+        "the space handed to the second read was filled again"
+    );
+    assert!(reader.buffer.is_empty(), "nothing but read bytes is kept");
+}
