@@ -259,6 +259,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::routing::get;
+    use futures::StreamExt;
     use tower::ServiceExt;
 
     fn test_app() -> Router {
@@ -280,6 +281,9 @@ mod tests {
                 }),
             )
             .route("/ok", get(|| async { "ok" }))
+            // Answers without looking at its body.
+            .route("/ignore", axum::routing::post(|| async { "ignored" }))
+            .route("/labelled/{n}", get(|| async { "labelled" }))
             .route(
                 "/echo",
                 axum::routing::post(|body: String| async move {
@@ -352,7 +356,10 @@ mod tests {
         let (s, h, body) = send(given, Body::from("four")).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(h["x-request-id"], "proxy-1.a:b_c");
-        assert_eq!(body, "proxy-1.a:b_c 4", "the handler runs under the request's id");
+        assert_eq!(
+            body, "proxy-1.a:b_c 4",
+            "the handler runs under the request's id"
+        );
 
         // A space (log injection), and an id too long to be anyone's.
         for bad in ["two words", &"x".repeat(129)] {
@@ -382,15 +389,65 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn timeouts_and_panics_are_answered_with_the_clients_id() {
-        for path in ["/slow", "/boom"] {
+    async fn timeouts_panics_and_unknown_routes_are_answered_with_the_clients_id() {
+        for (method, path, status) in [
+            ("GET", "/slow", StatusCode::SERVICE_UNAVAILABLE),
+            ("GET", "/boom", StatusCode::INTERNAL_SERVER_ERROR),
+            ("GET", "/nope", StatusCode::NOT_FOUND),
+            ("DELETE", "/ok", StatusCode::METHOD_NOT_ALLOWED),
+        ] {
             let (s, h, _) = send(
-                Request::get(path).header("x-request-id", "mine"),
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header("x-request-id", "mine"),
                 Body::empty(),
             )
             .await;
-            assert!(s.is_server_error(), "{path}: {s}");
-            assert_eq!(h["x-request-id"], "mine", "{path}");
+            assert_eq!(s, status, "{method} {path}");
+            assert_eq!(h["x-request-id"], "mine", "{method} {path}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_is_cut_off_by_the_timeout() {
+        let stalled = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+            b"{\"title\":",
+        ))])
+        .chain(futures::stream::pending());
+        let (s, h, body) = send(
+            Request::post("/echo").header("x-request-id", "stalled"),
+            Body::from_stream(stalled),
+        )
+        .await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(h["x-request-id"], "stalled");
+    }
+
+    #[tokio::test]
+    async fn a_handler_that_ignores_its_body_still_has_it_read_and_held_to_the_limit() {
+        let (s, _, body) = send(Request::post("/ignore"), Body::from(vec![b'a'; 1024])).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "ignored"));
+        let (s, _, _) = send(Request::post("/ignore"), Body::from(vec![b'a'; 1025])).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn requests_are_counted_by_route_pattern_and_unknown_paths_as_unmatched() {
+        call("GET", "/labelled/12345").await;
+        call("GET", "/no/such/path/67890").await;
+        let (_, _, metrics) = call("GET", "/metrics").await;
+        let lines: Vec<&str> = metrics
+            .lines()
+            .filter(|l| l.starts_with("tix_http_request_duration_seconds_count"))
+            .collect();
+        let has = |route: &str, status: &str| {
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("route=\"{route}\"")) && l.contains(status))
+        };
+        assert!(has("/labelled/{n}", "status=\"200\""), "{lines:#?}");
+        assert!(has("unmatched", "status=\"404\""), "{lines:#?}");
+        assert!(!metrics.contains("12345") && !metrics.contains("67890"));
     }
 }

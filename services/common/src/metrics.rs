@@ -9,7 +9,6 @@
 use std::borrow::Cow;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
 
 use axum::extract::MatchedPath;
 use axum::http::{HeaderValue, Method, header};
@@ -281,97 +280,8 @@ impl Metrics {
     }
 }
 
-/// Times and counts every request, and runs it with its `x-request-id` as the correlation
-/// id of what it publishes ([`crate::correlation`]). One hand-written layer rather than two
-/// `from_fn` middlewares: those clone the inner service and box a future per request each,
-/// which on a point read was measurable (docs/benchmarks.md).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ObserveLayer;
-
-impl<S> tower::Layer<S> for ObserveLayer {
-    type Service = Observe<S>;
-
-    fn layer(&self, inner: S) -> Observe<S> {
-        Observe { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Observe<S> {
-    inner: S,
-}
-
-impl<S, ReqB, ResB> tower::Service<http::Request<ReqB>> for Observe<S>
-where
-    S: tower::Service<http::Request<ReqB>, Response = http::Response<ResB>>,
-{
-    type Response = http::Response<ResB>;
-    type Error = S::Error;
-    type Future = ObserveFuture<S::Future>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let started = Instant::now();
-        let method = HttpMethod::from(req.method());
-        let matched = req.extensions().get::<MatchedPath>().cloned();
-        let id = req.headers().get(crate::http::X_REQUEST_ID).cloned();
-        ObserveFuture {
-            inner: crate::correlation::scope(id, self.inner.call(req)),
-            started,
-            method,
-            matched,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The inner service's future, polled in place under the request's correlation id; on
-    /// its answer the request is timed and counted.
-    pub struct ObserveFuture<F> {
-        #[pin]
-        inner: tokio::task::futures::TaskLocalFuture<Option<crate::correlation::Id>, F>,
-        started: Instant,
-        method: HttpMethod,
-        matched: Option<MatchedPath>,
-    }
-}
-
-impl<F, ResB, E> std::future::Future for ObserveFuture<F>
-where
-    F: std::future::Future<Output = Result<http::Response<ResB>, E>>,
-{
-    type Output = F::Output;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        if let Ok(response) = &result {
-            let route = this
-                .matched
-                .take()
-                .map_or(Route::Named(Cow::Borrowed("unmatched")), Route::Matched);
-            observe_request(
-                *this.method,
-                route,
-                response.status().as_u16(),
-                this.started.elapsed(),
-            );
-        }
-        std::task::Poll::Ready(result)
-    }
-}
-
-/// Counts and times one answered request (what [`ObserveLayer`] does for the routers'
-/// requests; the gateway's front calls it for the requests it forwards).
+/// Counts and times one answered request (the shared HTTP layer, `http::layers`, calls it
+/// for the routers' requests; the gateway's edge for the requests it forwards).
 pub fn observe_request(method: HttpMethod, route: Route, status: u16, took: std::time::Duration) {
     let labels = HttpLabels {
         method,

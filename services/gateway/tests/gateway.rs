@@ -295,8 +295,8 @@ async fn an_upstream_that_never_answers_is_cut_off_at_the_request_timeout() {
         "The request took too long"
     );
 
-    // Without an id of its own, the request gets the edge's (UUIDv7; the router's layers
-    // would give a v4): the forwarded request went the edge's way, deadline included.
+    // Without an id of its own, the request gets a new one (a UUIDv7), with the edge's
+    // deadline (the 503 above and here: tickets itself never answered).
     let r = http.get(format!("{gw}/api/tickets")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();

@@ -153,12 +153,24 @@ pub fn log_answer(span: &tracing::Span, status: u16, took: Duration) {
         if status >= 500 {
             tracing::error!(
                 target: "tower_http::trace::on_failure",
-                classification = %format_args!("Status code: {status}"),
+                classification = %format_args!("Status code: {}", StatusName(status)),
                 latency = %format_args!("{} ms", took.as_millis()),
                 "response failed"
             );
         }
     });
+}
+
+/// A status as tower-http's failure line wrote it: `500 Internal Server Error`.
+struct StatusName(u16);
+
+impl std::fmt::Display for StatusName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match StatusCode::from_u16(self.0) {
+            Ok(code) => write!(f, "{code}"),
+            Err(_) => write!(f, "{}", self.0),
+        }
+    }
 }
 
 /// A latency as the access log writes it (tower-http's format, in µs).

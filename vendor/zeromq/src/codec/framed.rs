@@ -76,6 +76,14 @@ impl ZmqFramedRead {
         }
 
         match Pin::new(&mut self.inner).poll_read(cx, &mut self.scratch[..read_size]) {
+            Poll::Ready(Ok(bytes_read)) if bytes_read > read_size => {
+                // The scratch space past `read_size` holds earlier reads' bytes: taking
+                // them would put stale data into the stream.
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the transport reported more bytes than it was given room for",
+                )))
+            }
             Poll::Ready(Ok(bytes_read)) => {
                 self.buffer.extend_from_slice(&self.scratch[..bytes_read]);
                 if bytes_read >= read_size
@@ -94,12 +102,16 @@ impl ZmqFramedRead {
                             .max(self.options.read_buffer_initial_size * 2)
                             .min(self.read_chunk_size);
                         self.short_reads = 0;
-                        // The scratch space follows the chunk back down.
-                        self.scratch.truncate(self.read_chunk_size);
-                        self.scratch.shrink_to(self.read_chunk_size);
                     }
                 } else if bytes_read > 0 {
                     self.short_reads = 0;
+                }
+                // The scratch space follows the chunk: a read sized by a large frame's
+                // demand, or a chunk that shrank after short reads, does not leave it
+                // bigger, so a connection keeps at most one chunk of it.
+                if self.scratch.len() > self.read_chunk_size {
+                    self.scratch.truncate(self.read_chunk_size);
+                    self.scratch.shrink_to(self.read_chunk_size);
                 }
                 Poll::Ready(Ok(bytes_read))
             }

@@ -343,3 +343,57 @@ async fn read_space_is_zeroed_once_not_on_every_poll_and_only_read_bytes_are_kep
     );
     assert!(reader.buffer.is_empty(), "nothing but read bytes is kept");
 }
+
+#[async_rt::test]
+async fn read_space_is_kept_to_one_chunk_after_a_large_frame() {
+    let large = vec![5_u8; 40_000];
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let mut reader = ZmqFramedRead::new(
+        Box::new(RecordingReader::new(
+            encoded_stream(&[large.as_slice(), b"small"]),
+            Arc::clone(&sizes),
+        )),
+        Arc::new(SocketOptions::default()),
+    );
+    let mut got = Vec::new();
+    while let Some(item) = reader.next().await {
+        if let Message::Message(message) = item.unwrap() {
+            got.push(message.get(0).unwrap().len());
+        }
+        assert!(
+            reader.scratch.len() <= reader.read_chunk_size,
+            "scratch {} over the chunk {}",
+            reader.scratch.len(),
+            reader.read_chunk_size
+        );
+    }
+    assert_eq!(got, vec![40_000, 5]);
+    // The frame's demand made one read larger than the chunk.
+    assert!(sizes.lock().unwrap().iter().any(|s| *s > INITIAL_READ_CHUNK_SIZE * 2));
+}
+
+/// Says it read more than the room it was given.
+struct OverReportingReader;
+
+impl AsyncRead for OverReportingReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buffer: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buffer.len() + 1))
+    }
+}
+
+#[test]
+fn a_transport_reporting_more_than_its_room_is_an_error_not_stale_bytes() {
+    let mut reader = ZmqFramedRead::new(
+        Box::new(OverReportingReader),
+        Arc::new(SocketOptions::default()),
+    );
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let result = reader.poll_read_into_buffer(&mut cx, 0);
+    assert!(matches!(result, Poll::Ready(Err(e)) if e.kind() == ErrorKind::InvalidData));
+    assert!(reader.buffer.is_empty());
+}
