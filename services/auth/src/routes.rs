@@ -282,7 +282,7 @@ pub async fn signout(
                 sessions::record(c, &memory, &revoked)?;
                 outbox::enqueue(
                     c,
-                    &Envelope::new(crate::PRODUCER, Event::SessionRevoked(revoked)),
+                    &Envelope::new(crate::PRODUCER, Event::SessionRevoked(revoked.clone())),
                 )?;
                 Ok(())
             })

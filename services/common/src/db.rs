@@ -144,7 +144,55 @@ pub fn touched(topic: Topic) {
 }
 
 type Completion = Box<dyn FnOnce(Option<String>) + Send>;
-type WriteJob = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+
+/// A write, as the writer thread holds it. `run` may be called again: a batch in which a
+/// job failed after changing rows is rolled back whole and run anew, each job in a
+/// savepoint of its own ([`commit_batch`]); its caller gets the last run's result.
+trait Job: Send {
+    /// Runs the write in the batch's transaction: whether it succeeded.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// What tells its caller, once the batch has committed or failed to.
+    fn into_completion(self: Box<Self>) -> Completion;
+}
+
+type WriteJob = Box<dyn Job>;
+
+/// A [`Db::write`] job: the caller's closure, the request's correlation id, the result
+/// of its last run and where to send it.
+struct Write<F, T, E> {
+    f: F,
+    correlation: Option<crate::correlation::Id>,
+    result: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> Job for Write<F, T, E>
+where
+    F: FnMut(&Connection) -> Result<T, E> + Send,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let f = &mut self.f;
+        let result = crate::correlation::on_this_thread(self.correlation.clone(), || f(conn));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn into_completion(self: Box<Self>) -> Completion {
+        let Write { result, reply, .. } = *self;
+        Box::new(move |commit_error| {
+            let out = match (commit_error, result) {
+                (Some(e), _) => Err(E::from(DbError::Commit(e))),
+                (None, Some(result)) => result,
+                // Never ran to its end: the caller hears the channel close.
+                (None, None) => return,
+            };
+            let _ = reply.send(out);
+        })
+    }
+}
 
 /// A service's database. Cheap to clone.
 #[derive(Clone)]
@@ -323,26 +371,19 @@ impl Db {
     /// When `f` fails, its changes are rolled back and nothing else is affected.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
         self.hand_back_here();
-        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let (reply, rx) = oneshot::channel::<Result<T, E>>();
         // The job runs on the writer thread: the request's correlation id goes with it, for
         // the events it enqueues.
-        let correlation = crate::correlation::current();
-        let job: WriteJob = Box::new(move |conn| {
-            let result = crate::correlation::on_this_thread(correlation, || f(conn));
-            let ok = result.is_ok();
-            let done: Completion = Box::new(move |commit_error| {
-                let out = match commit_error {
-                    None => result,
-                    Some(e) => Err(E::from(DbError::Commit(e))),
-                };
-                let _ = tx.send(out);
-            });
-            (ok, done)
+        let job: WriteJob = Box::new(Write {
+            f,
+            correlation: crate::correlation::current(),
+            result: None,
+            reply,
         });
         let sent = self
             .inner
@@ -495,62 +536,50 @@ fn run_writer(
     }
 }
 
+/// How a job of a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Succeeded,
+    Failed,
+    Panicked,
+}
+
+/// Runs one job, a panic caught: a panicking job must not take the writer thread (and
+/// every later write of the service) with it.
+fn run_job(conn: &Connection, job: &mut WriteJob) -> Ran {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(conn))) {
+        Ok(true) => Ran::Succeeded,
+        Ok(false) => Ran::Failed,
+        Err(_) => {
+            tracing::error!("a database job panicked; its changes are rolled back");
+            Ran::Panicked
+        }
+    }
+}
+
 /// Runs a batch in one transaction; what to tell its jobs' callers, and the commit's error.
-fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) -> (Vec<Completion>, Option<String>) {
-    let mut done: Vec<Completion> = Vec::with_capacity(batch.len());
+///
+/// Jobs first run without savepoints. A savepoint makes SQLite copy each page a job is
+/// about to change into its sub-journal (so that `ROLLBACK TO` can put it back) and costs
+/// two statements; most jobs succeed, and most that fail do so before changing anything
+/// (a failed statement undoes itself), which needs no undoing. Only a job that fails or
+/// panics after it changed rows (read from SQLite's count of changed rows: jobs change the
+/// database through INSERT, UPDATE and DELETE only) makes the whole batch roll back and
+/// run again, each job in a savepoint of its own, so that the failing one is undone alone.
+fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>) -> (Vec<Completion>, Option<String>) {
+    let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
     let result = (|| -> rusqlite::Result<()> {
         // BEGIN and COMMIT from the statement cache too: `Connection::transaction` parses
         // both again for every batch.
         let run = |sql: &str| execute_cached(conn, sql);
         run("BEGIN")?;
-        // While nothing in the transaction has succeeded, a job needs no savepoint: if it
-        // fails, rolling back the whole transaction undoes it alone. A savepoint makes
-        // SQLite copy each page the job touches first (its sub-journal) and costs two
-        // statements; a batch of one job — every write at low load — now skips all that.
-        let mut empty = true;
-        for job in batch {
-            if !empty {
-                run("SAVEPOINT job")?;
+        if !run_without_savepoints(conn, &mut batch, &mut ran) {
+            if !conn.is_autocommit() {
+                run("ROLLBACK")?;
             }
-            let undo = |empty: bool| -> rusqlite::Result<()> {
-                if empty {
-                    run("ROLLBACK")?;
-                    run("BEGIN").map(drop)
-                } else {
-                    run("ROLLBACK TO job")?;
-                    run("RELEASE job").map(drop)
-                }
-            };
-            // A panicking job must not take the writer thread (and every later write of the
-            // service) with it: its changes are rolled back and its caller gets an error
-            // (the reply channel is dropped with the job).
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))) {
-                Ok((true, completion)) => {
-                    if empty && conn.is_autocommit() {
-                        done.push(completion);
-                        // SQLite rolled the transaction back itself (I/O error, full disk)
-                        // under a job that went on: with no savepoint to release, nothing
-                        // else would notice, and later jobs would commit on their own.
-                        return Err(rusqlite::Error::SqliteFailure(
-                            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                            Some("the transaction was rolled back during a write".into()),
-                        ));
-                    }
-                    if !empty {
-                        run("RELEASE job")?;
-                    }
-                    empty = false;
-                    done.push(completion);
-                }
-                Ok((false, completion)) => {
-                    undo(empty)?;
-                    done.push(completion);
-                }
-                Err(_) => {
-                    tracing::error!("a database job panicked; its changes are rolled back");
-                    undo(empty)?;
-                }
-            }
+            run("BEGIN")?;
+            ran.clear();
+            run_with_savepoints(conn, &mut batch, &mut ran)?;
         }
         run("COMMIT").map(drop)
     })();
@@ -562,7 +591,72 @@ fn commit_batch(conn: &Connection, batch: Vec<WriteJob>) -> (Vec<Completion>, Op
         tracing::error!(error = %e, "database commit failed");
         e.to_string()
     });
+    // A job that panicked, or that the batch never got to, is dropped: its caller hears
+    // its reply channel close.
+    let done = batch
+        .into_iter()
+        .zip(ran)
+        .filter(|(_, ran)| *ran != Ran::Panicked)
+        .map(|(job, _)| job.into_completion())
+        .collect();
     (done, error)
+}
+
+/// The batch without savepoints: `false` when a job failed or panicked after changing
+/// rows, or SQLite gave the transaction up under one (an I/O error, a full disk), which
+/// only rolling back the whole transaction can undo.
+fn run_without_savepoints(conn: &Connection, batch: &mut [WriteJob], ran: &mut Vec<Ran>) -> bool {
+    for job in batch.iter_mut() {
+        let before = conn.total_changes();
+        let outcome = run_job(conn, job);
+        if conn.is_autocommit() || (outcome != Ran::Succeeded && conn.total_changes() != before) {
+            return false;
+        }
+        ran.push(outcome);
+    }
+    true
+}
+
+/// The batch again, each job that fails undone alone: in a savepoint of its own, but the
+/// first ones while nothing in the transaction has succeeded (rolling the whole
+/// transaction back undoes such a job alone).
+fn run_with_savepoints(
+    conn: &Connection,
+    batch: &mut [WriteJob],
+    ran: &mut Vec<Ran>,
+) -> rusqlite::Result<()> {
+    let run = |sql: &str| execute_cached(conn, sql);
+    let mut empty = true;
+    for job in batch.iter_mut() {
+        if !empty {
+            run("SAVEPOINT job")?;
+        }
+        let outcome = run_job(conn, job);
+        if outcome == Ran::Succeeded {
+            if empty && conn.is_autocommit() {
+                ran.push(outcome);
+                // SQLite rolled the transaction back itself (I/O error, full disk) under
+                // a job that went on: with no savepoint to release, nothing else would
+                // notice, and later jobs would commit on their own.
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                    Some("the transaction was rolled back during a write".into()),
+                ));
+            }
+            if !empty {
+                run("RELEASE job")?;
+            }
+            empty = false;
+        } else if empty {
+            run("ROLLBACK")?;
+            run("BEGIN")?;
+        } else {
+            run("ROLLBACK TO job")?;
+            run("RELEASE job")?;
+        }
+        ran.push(outcome);
+    }
+    Ok(())
 }
 
 impl Drop for Inner {
@@ -729,54 +823,151 @@ mod tests {
         assert_eq!(n, 1 + 180);
     }
 
-    /// One batch, failures first, in the middle and last, and a panic: each failing job's
-    /// writes vanish and nothing else's, whether it ran with a savepoint (after a job that
-    /// succeeded) or without one (nothing in the transaction yet).
-    #[test]
-    fn a_batch_rolls_back_each_failing_job_alone_with_or_without_a_savepoint() {
-        let (_dir, db) = db();
-        let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
-        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let job = |key: &'static str, fails: bool| -> WriteJob {
-            let answered = answered.clone();
-            Box::new(move |c: &Connection| {
-                c.execute("INSERT INTO t (k, v) VALUES (?1, 1)", [key])
-                    .unwrap();
-                let completion: Completion = Box::new(move |_| {
-                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                });
-                (!fails, completion)
-            })
+    type Answer = oneshot::Receiver<Result<usize, DbError>>;
+
+    /// A job as [`Db::write`] makes it, the receiver of its answer, and how often it ran.
+    fn write_job(
+        f: impl FnMut(&Connection) -> Result<usize, DbError> + Send + 'static,
+    ) -> (
+        WriteJob,
+        Answer,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = runs.clone();
+        let mut f = f;
+        let (reply, rx) = oneshot::channel();
+        let job = Write {
+            f: move |c: &Connection| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                f(c)
+            },
+            correlation: None,
+            result: None,
+            reply,
         };
-        let panics: WriteJob = Box::new(|c: &Connection| {
-            c.execute("INSERT INTO t (k, v) VALUES ('panicked', 1)", [])
-                .unwrap();
-            panic!("a bug in a handler");
-        });
-        let batch = vec![
-            job("first-fails", true),
-            panics,
-            job("a", false),
-            job("middle-fails", true),
-            job("b", false),
-            job("last-fails", true),
-        ];
-        let (done, error) = commit_batch(&conn, batch);
-        assert_eq!(
-            (done.len(), error),
-            (5, None),
-            "every job but the panic is answered"
-        );
-        let mut keys: Vec<String> = conn
-            .prepare("SELECT k FROM t ORDER BY k")
+        (Box::new(job), rx, runs)
+    }
+
+    /// Inserts `key`, then fails if told to.
+    fn insert(
+        key: &'static str,
+        fails: bool,
+    ) -> (
+        WriteJob,
+        Answer,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        write_job(move |c| {
+            c.execute("INSERT INTO t (k, v) VALUES (?1, 1)", [key])?;
+            if fails {
+                return Err(DbError::Closed);
+            }
+            Ok(1)
+        })
+    }
+
+    fn keys(conn: &Connection) -> Vec<String> {
+        conn.prepare("SELECT k FROM t ORDER BY k")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
-            .unwrap();
-        keys.sort();
-        assert_eq!(keys, ["a", "b"]);
+            .unwrap()
+    }
+
+    fn answer(rx: &mut Answer) -> Option<Result<usize, String>> {
+        rx.try_recv().ok().map(|r| r.map_err(|e| e.to_string()))
+    }
+
+    /// One batch, failures first, in the middle and last, and a panic, each after it
+    /// wrote: each failing job's writes vanish and nothing else's, and each caller hears
+    /// its own outcome.
+    #[test]
+    fn a_batch_rolls_back_each_job_that_fails_after_writing_alone() {
+        let (_dir, db) = db();
+        let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
+        let (panics, mut panicked, _) = write_job(|c| {
+            c.execute("INSERT INTO t (k, v) VALUES ('panicked', 1)", [])?;
+            panic!("a bug in a handler");
+        });
+        let (first, mut first_rx, _) = insert("first-fails", true);
+        let (a, mut a_rx, _) = insert("a", false);
+        let (middle, mut middle_rx, _) = insert("middle-fails", true);
+        let (b, mut b_rx, _) = insert("b", false);
+        let (last, mut last_rx, _) = insert("last-fails", true);
+        let (done, error) = commit_batch(&conn, vec![first, panics, a, middle, b, last]);
+        assert_eq!(
+            (done.len(), &error),
+            (5, &None),
+            "every job but the panic is answered"
+        );
+        for d in done {
+            d(error.clone());
+        }
+        assert_eq!(keys(&conn), ["a", "b"]);
         assert!(conn.is_autocommit(), "the batch's transaction is closed");
+        assert_eq!(answer(&mut a_rx), Some(Ok(1)));
+        assert_eq!(answer(&mut b_rx), Some(Ok(1)));
+        for rx in [&mut first_rx, &mut middle_rx, &mut last_rx] {
+            assert!(matches!(answer(rx), Some(Err(_))));
+        }
+        assert!(
+            matches!(
+                panicked.try_recv(),
+                Err(oneshot::error::TryRecvError::Closed)
+            ),
+            "a panicked job's caller hears its channel close"
+        );
+    }
+
+    /// Jobs that fail before writing anything need no undoing: the batch runs once,
+    /// without savepoints. One that fails after writing makes every job run again.
+    #[test]
+    fn a_batch_runs_again_only_when_a_job_failed_after_writing() {
+        let (_dir, db) = db();
+        let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
+        // A duplicate key fails in its statement: nothing of it stays to undo.
+        let (seed, _, _) = insert("taken", false);
+        let (done, error) = commit_batch(&conn, vec![seed]);
+        assert_eq!((done.len(), error), (1, None));
+
+        let (a, mut a_rx, a_runs) = insert("a", false);
+        let (refuses, mut refuses_rx, refuses_runs) = write_job(|_| Err(DbError::Closed));
+        let (duplicate, mut duplicate_rx, _) = insert("taken", false);
+        let (b, mut b_rx, b_runs) = insert("b", false);
+        let (done, error) = commit_batch(&conn, vec![a, refuses, duplicate, b]);
+        assert_eq!((done.len(), &error), (4, &None));
+        for d in done {
+            d(error.clone());
+        }
+        assert_eq!(keys(&conn), ["a", "b", "taken"]);
+        let once = |runs: &std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+            runs.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        assert_eq!(
+            (once(&a_runs), once(&refuses_runs), once(&b_runs)),
+            (1, 1, 1),
+            "no job ran twice"
+        );
+        assert_eq!(answer(&mut a_rx), Some(Ok(1)));
+        assert_eq!(answer(&mut b_rx), Some(Ok(1)));
+        assert!(matches!(answer(&mut refuses_rx), Some(Err(_))));
+        assert!(matches!(answer(&mut duplicate_rx), Some(Err(_))));
+
+        let (c, mut c_rx, c_runs) = insert("c", false);
+        let (fails, _, _) = insert("fails-after-writing", true);
+        let (done, error) = commit_batch(&conn, vec![c, fails]);
+        for d in done {
+            d(error.clone());
+        }
+        assert_eq!(keys(&conn), ["a", "b", "c", "taken"]);
+        assert_eq!(
+            once(&c_runs),
+            2,
+            "rolled back with the failing job, then run again"
+        );
+        assert_eq!(answer(&mut c_rx), Some(Ok(1)));
     }
 
     /// A transaction SQLite gave up under a job that went on (simulated: the job rolls
@@ -786,24 +977,25 @@ mod tests {
     fn a_transaction_lost_under_the_first_job_fails_the_batch() {
         let (_dir, db) = db();
         let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
-        let answer: Completion = Box::new(|_| {});
-        let loses: WriteJob = Box::new(move |c: &Connection| {
-            c.execute_batch("ROLLBACK").unwrap();
-            (true, answer)
+        let (loses, mut loses_rx, _) = write_job(|c| {
+            c.execute_batch("ROLLBACK")?;
+            Ok(0)
         });
-        let answer: Completion = Box::new(|_| {});
-        let inserts: WriteJob = Box::new(move |c: &Connection| {
-            c.execute("INSERT INTO t (k, v) VALUES ('alone', 1)", [])
-                .unwrap();
-            (true, answer)
-        });
+        let (inserts, mut inserts_rx, _) = insert("alone", false);
         let (done, error) = commit_batch(&conn, vec![loses, inserts]);
-        assert_eq!(done.len(), 1);
         assert!(error.is_some());
+        for d in done {
+            d(error.clone());
+        }
         let n: i64 = conn
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
         assert_eq!(n, 0);
+        assert!(matches!(answer(&mut loses_rx), Some(Err(_))));
+        assert!(matches!(
+            inserts_rx.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -192,7 +192,7 @@ pub async fn run_relay(db: Db, bus: Client, health: Part) {
         if settled > 0 {
             let upto = rows[settled - 1].seq;
             match db
-                .write(move |c| -> Result<Settled, DbError> { settle(c, upto, dead) })
+                .write(move |c| -> Result<Settled, DbError> { settle(c, upto, dead.clone()) })
                 .await
             {
                 Ok(s) => {
@@ -268,7 +268,7 @@ impl Retry {
 }
 
 /// An outbox row the bus refused for good.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Dead {
     seq: i64,
     id: String,

@@ -142,7 +142,7 @@ impl Reservation {
                 }
                 let order = Order {
                     id: uuid::Uuid::now_v7().to_string(),
-                    user_id,
+                    user_id: user_id.clone(),
                     status: OrderStatus::Created,
                     expires_at: UnixMillis::now().after(ttl),
                     version: 0,

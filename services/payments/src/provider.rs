@@ -182,7 +182,7 @@ impl Sandbox {
                     .execute((&key, &params, charge_id, declined, invalid))?
                     == 1;
                 if fresh {
-                    return Ok(outcome);
+                    return Ok(outcome.clone());
                 }
                 type Stored = (String, Option<String>, Option<String>, Option<String>);
                 let (was, charge_id, declined, invalid): Stored = c

@@ -158,12 +158,12 @@ pub async fn create(
             let order = store::get_order(c, &order_id)?.ok_or(ApiError::NotFound)?;
             ensure_payable(&order)?;
             let claim = Claim {
-                id: payment_id,
+                id: payment_id.clone(),
                 order_id: order.id,
                 amount: order.price,
                 created_at: UnixMillis::now(),
-                currency,
-                source: token,
+                currency: currency.clone(),
+                source: token.clone(),
             };
             if let Some(k) = &key {
                 // Two retries racing: the second finds the first's claim here.
