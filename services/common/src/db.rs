@@ -2,9 +2,9 @@
 //! to run queries from async handlers without blocking the runtime.
 //!
 //! Writes go to one writer thread that commits whatever queued up while it was busy in a
-//! single transaction (group commit), each caller's work inside its own savepoint: a caller
-//! whose closure fails is rolled back alone, and every caller hears back only after the
-//! commit is durable. Reads run on pooled read connections (WAL lets them run beside the
+//! single transaction (group commit): a caller whose closure fails is rolled back alone
+//! (its batch is run again with a savepoint per closure when that is the only way, see
+//! [`commit_batch`]), and every caller hears back only after the commit is durable. Reads run on pooled read connections (WAL lets them run beside the
 //! writer) on a blocking-capable thread.
 
 use std::cell::Cell;
@@ -134,6 +134,16 @@ impl Topic {
 thread_local! {
     /// The topics the writer thread's current batch touched.
     static TOUCHED: Cell<u8> = const { Cell::new(0) };
+    /// Set by a job that failed and rolled back what it had changed itself.
+    static UNDONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Says, from inside a [`Db::write`] job about to fail, that it has rolled back every
+/// change it made itself (to a savepoint of its own): the rest of the batch can go on
+/// without being run again (SQLite's count of changed rows, which the writer reads to
+/// know, does not go down with a rollback).
+pub fn undid_own_changes() {
+    UNDONE.with(|u| u.set(true));
 }
 
 /// Says, from inside a [`Db::write`] job, that its transaction changes `topic`. A job that
@@ -274,8 +284,8 @@ pub(crate) fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<u
 
 fn open_conn(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
-    // rusqlite keeps 16 prepared statements by default; the writer's savepoints take three
-    // of them on every job, and a service's write path (inbox, outbox, idempotency and its
+    // rusqlite keeps 16 prepared statements by default; the writer's BEGIN and COMMIT (and
+    // its savepoint statements, when a batch is run again) take some, and a service's write path (inbox, outbox, idempotency and its
     // own store) uses more than the rest, which would then be prepared again and again.
     conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -369,6 +379,13 @@ impl Db {
 
     /// Runs `f` in the next group commit and returns its result once the commit is durable.
     /// When `f` fails, its changes are rolled back and nothing else is affected.
+    ///
+    /// `f` may run more than once: when another closure of its batch fails after changing
+    /// rows, the batch is rolled back and run again ([`commit_batch`]), and the caller gets
+    /// the last run's result. So `f` should change nothing outside the database that a
+    /// second run would harm, and change the database through INSERT, UPDATE and DELETE
+    /// when it may fail afterwards (that it changed something is read from SQLite's count
+    /// of changed rows).
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
@@ -573,13 +590,12 @@ fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>) -> (Vec<Completion>
         // both again for every batch.
         let run = |sql: &str| execute_cached(conn, sql);
         run("BEGIN")?;
-        if !run_without_savepoints(conn, &mut batch, &mut ran) {
-            if !conn.is_autocommit() {
-                run("ROLLBACK")?;
-            }
+        if !run_without_savepoints(conn, &mut batch, &mut ran)? {
+            run("ROLLBACK")?;
             run("BEGIN")?;
-            ran.clear();
-            run_with_savepoints(conn, &mut batch, &mut ran)?;
+            // A job that panicked is a bug: it is not run a second time.
+            let panicked: Vec<bool> = ran.drain(..).map(|r| r == Ran::Panicked).collect();
+            run_with_savepoints(conn, &mut batch, &panicked, &mut ran)?;
         }
         run("COMMIT").map(drop)
     })();
@@ -603,18 +619,48 @@ fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>) -> (Vec<Completion>
 }
 
 /// The batch without savepoints: `false` when a job failed or panicked after changing
-/// rows, or SQLite gave the transaction up under one (an I/O error, a full disk), which
-/// only rolling back the whole transaction can undo.
-fn run_without_savepoints(conn: &Connection, batch: &mut [WriteJob], ran: &mut Vec<Ran>) -> bool {
+/// rows, which only rolling back the whole transaction can undo (that job's outcome is the
+/// last one in `ran`).
+fn run_without_savepoints(
+    conn: &Connection,
+    batch: &mut [WriteJob],
+    ran: &mut Vec<Ran>,
+) -> rusqlite::Result<bool> {
+    let run = |sql: &str| execute_cached(conn, sql);
+    let start = conn.total_changes();
     for job in batch.iter_mut() {
         let before = conn.total_changes();
+        UNDONE.with(|u| u.set(false));
         let outcome = run_job(conn, job);
-        if conn.is_autocommit() || (outcome != Ran::Succeeded && conn.total_changes() != before) {
-            return false;
-        }
         ran.push(outcome);
+        if conn.is_autocommit() {
+            return Err(transaction_lost());
+        }
+        if outcome == Ran::Succeeded {
+            continue;
+        }
+        if conn.total_changes() != before && !UNDONE.with(Cell::take) {
+            return Ok(false);
+        }
+        if conn.total_changes() == start {
+            // Nothing is written yet: the transaction begins again, so that a job that
+            // met a busy database (another process writing) leaves no stale snapshot, on
+            // which every later job's write would fail too.
+            run("ROLLBACK")?;
+            run("BEGIN")?;
+        }
     }
-    true
+    Ok(true)
+}
+
+/// SQLite rolled the transaction back itself (an I/O error, a full disk) under a job that
+/// went on: what the jobs before it wrote is gone, and what it ran afterwards committed on
+/// its own. The batch fails, and every caller hears so.
+fn transaction_lost() -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        Some("the transaction was rolled back during a write".into()),
+    )
 }
 
 /// The batch again, each job that fails undone alone: in a savepoint of its own, but the
@@ -623,11 +669,16 @@ fn run_without_savepoints(conn: &Connection, batch: &mut [WriteJob], ran: &mut V
 fn run_with_savepoints(
     conn: &Connection,
     batch: &mut [WriteJob],
+    panicked: &[bool],
     ran: &mut Vec<Ran>,
 ) -> rusqlite::Result<()> {
     let run = |sql: &str| execute_cached(conn, sql);
     let mut empty = true;
-    for job in batch.iter_mut() {
+    for (i, job) in batch.iter_mut().enumerate() {
+        if panicked.get(i).copied().unwrap_or(false) {
+            ran.push(Ran::Panicked);
+            continue;
+        }
         if !empty {
             run("SAVEPOINT job")?;
         }
@@ -635,13 +686,9 @@ fn run_with_savepoints(
         if outcome == Ran::Succeeded {
             if empty && conn.is_autocommit() {
                 ran.push(outcome);
-                // SQLite rolled the transaction back itself (I/O error, full disk) under
-                // a job that went on: with no savepoint to release, nothing else would
-                // notice, and later jobs would commit on their own.
-                return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
-                    Some("the transaction was rolled back during a write".into()),
-                ));
+                // With no savepoint to release, nothing else would notice, and later jobs
+                // would commit on their own.
+                return Err(transaction_lost());
             }
             if !empty {
                 run("RELEASE job")?;
@@ -968,6 +1015,131 @@ mod tests {
             "rolled back with the failing job, then run again"
         );
         assert_eq!(answer(&mut c_rx), Some(Ok(1)));
+    }
+
+    /// A job that panics after writing is undone alone; it is not run again, the others
+    /// are (rolled back with it). One that panics before writing costs nothing more.
+    #[test]
+    fn a_panicking_job_is_undone_alone_and_never_run_twice() {
+        let (_dir, db) = db();
+        let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
+        let runs = |r: &std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+            r.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let (a, mut a_rx, a_runs) = insert("a", false);
+        let (panics, mut panicked, panic_runs) = write_job(|c| {
+            c.execute("INSERT INTO t (k, v) VALUES ('panicked', 1)", [])?;
+            panic!("a bug in a handler");
+        });
+        let (b, mut b_rx, b_runs) = insert("b", false);
+        let (done, error) = commit_batch(&conn, vec![a, panics, b]);
+        assert_eq!((done.len(), &error), (2, &None));
+        for d in done {
+            d(error.clone());
+        }
+        assert_eq!(keys(&conn), ["a", "b"]);
+        assert_eq!((runs(&a_runs), runs(&panic_runs), runs(&b_runs)), (2, 1, 1));
+        assert_eq!(answer(&mut a_rx), Some(Ok(1)));
+        assert_eq!(answer(&mut b_rx), Some(Ok(1)));
+        assert!(matches!(
+            panicked.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+
+        let (c, mut c_rx, c_runs) = insert("c", false);
+        let (panics, mut panicked, _) = write_job(|_| panic!("before writing"));
+        let (d, _, d_runs) = insert("d", false);
+        let (done, error) = commit_batch(&conn, vec![c, panics, d]);
+        for done in done {
+            done(error.clone());
+        }
+        assert_eq!(keys(&conn), ["a", "b", "c", "d"]);
+        assert_eq!((runs(&c_runs), runs(&d_runs)), (1, 1));
+        assert_eq!(answer(&mut c_rx), Some(Ok(1)));
+        assert!(matches!(
+            panicked.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+    }
+
+    /// A job that undid its own changes before failing (the inbox does, to a savepoint of
+    /// its own) says so, and its batch is not run again.
+    #[test]
+    fn a_job_that_undid_its_own_changes_does_not_make_the_batch_run_again() {
+        let (_dir, db) = db();
+        let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
+        let (a, _, a_runs) = insert("a", false);
+        let (undoes, mut undoes_rx, _) = write_job(|c| {
+            c.execute_batch("SAVEPOINT own")?;
+            c.execute("INSERT INTO t (k, v) VALUES ('undone', 1)", [])?;
+            c.execute_batch("ROLLBACK TO own; RELEASE own")?;
+            undid_own_changes();
+            Err(DbError::Closed)
+        });
+        let (b, _, b_runs) = insert("b", false);
+        let (done, error) = commit_batch(&conn, vec![a, undoes, b]);
+        for d in done {
+            d(error.clone());
+        }
+        assert_eq!(keys(&conn), ["a", "b"]);
+        let runs = |r: &std::sync::Arc<std::sync::atomic::AtomicUsize>| {
+            r.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        assert_eq!((runs(&a_runs), runs(&b_runs)), (1, 1));
+        assert!(matches!(answer(&mut undoes_rx), Some(Err(_))));
+    }
+
+    /// Another process holding the write lock makes a job fail on a busy database; the
+    /// snapshot that job read is not left to the next one, whose write then goes through
+    /// once the other process is done.
+    #[test]
+    fn a_job_that_met_a_busy_database_leaves_no_stale_snapshot_to_the_next() {
+        let (_dir, db) = db();
+        let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
+        conn.busy_timeout(Duration::ZERO).unwrap();
+        let neighbour = Connection::open(&db.inner.path).unwrap();
+        neighbour
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t (k, v) VALUES ('neighbour', 1);")
+            .unwrap();
+        let mut neighbour = Some(neighbour);
+        let (busy, mut busy_rx, _) = write_job(move |c| {
+            let n: i64 = c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+            let wrote = c.execute("INSERT INTO t (k, v) VALUES ('busy', ?1)", [n]);
+            // The neighbour finishes while this transaction still holds its snapshot.
+            if let Some(other) = neighbour.take() {
+                other.execute_batch("COMMIT").unwrap();
+            }
+            Ok(wrote?)
+        });
+        let (after, mut after_rx, _) = insert("after", false);
+        let (done, error) = commit_batch(&conn, vec![busy, after]);
+        assert_eq!(error, None);
+        for d in done {
+            d(error.clone());
+        }
+        assert!(matches!(answer(&mut busy_rx), Some(Err(_))));
+        assert_eq!(answer(&mut after_rx), Some(Ok(1)));
+        assert_eq!(keys(&conn), ["after", "neighbour"]);
+    }
+
+    /// SQLite giving the transaction up under a later job fails the batch too: the jobs
+    /// before it are told of the failure, not of a success their rows did not survive.
+    #[test]
+    fn a_transaction_lost_under_a_later_job_fails_the_batch() {
+        let (_dir, db) = db();
+        let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
+        let (a, mut a_rx, _) = insert("a", false);
+        let (loses, _, _) = write_job(|c| {
+            c.execute_batch("ROLLBACK")?;
+            Ok(0)
+        });
+        let (done, error) = commit_batch(&conn, vec![a, loses]);
+        assert!(error.is_some());
+        for d in done {
+            d(error.clone());
+        }
+        assert!(matches!(answer(&mut a_rx), Some(Err(_))));
+        assert!(keys(&conn).is_empty());
     }
 
     /// A transaction SQLite gave up under a job that went on (simulated: the job rolls

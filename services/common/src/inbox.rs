@@ -505,7 +505,8 @@ fn apply_events(
     run("SAVEPOINT batch")?;
     let mut verdicts = Vec::with_capacity(events.len());
     // Logged once the batch stands: applied again with a savepoint per event, it would
-    // say so a second time.
+    // say so a second time. (The writer may still run this whole job twice, when another
+    // job of its database batch fails after writing: then these lines are written twice.)
     let mut refused: Vec<(&Envelope, Refusal)> = Vec::new();
     for env in events {
         if seen(conn, &env.id).map_err(DbError::from)? {
@@ -528,6 +529,7 @@ fn apply_events(
                 // The database's trouble, not the event's: the whole batch is tried again.
                 run("ROLLBACK TO batch")?;
                 run("RELEASE batch")?;
+                crate::db::undid_own_changes();
                 return Err(BatchError::Handler(e));
             }
             _ if wrote => {
