@@ -4,8 +4,9 @@
 //! Writes go to one writer thread that commits whatever queued up while it was busy in a
 //! single transaction (group commit): a caller whose closure fails is rolled back alone
 //! (its batch is run again with a savepoint per closure when that is the only way, see
-//! [`commit_batch`]), and every caller hears back only after the commit is durable. Reads run on pooled read connections (WAL lets them run beside the
-//! writer) on a blocking-capable thread.
+//! [`commit_batch`]), and every caller hears back only after the commit is durable. Reads
+//! run on pooled read connections (WAL lets them run beside the writer) on a
+//! blocking-capable thread.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -285,8 +286,9 @@ pub(crate) fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<u
 fn open_conn(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     // rusqlite keeps 16 prepared statements by default; the writer's BEGIN and COMMIT (and
-    // its savepoint statements, when a batch is run again) take some, and a service's write path (inbox, outbox, idempotency and its
-    // own store) uses more than the rest, which would then be prepared again and again.
+    // its savepoint statements, when a batch is run again) take some, and a service's
+    // write path (inbox, outbox, idempotency and its own store) uses more than the rest,
+    // which would then be prepared again and again.
     conn.set_prepared_statement_cache_capacity(64);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(
@@ -593,9 +595,8 @@ fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>) -> (Vec<Completion>
         if !run_without_savepoints(conn, &mut batch, &mut ran)? {
             run("ROLLBACK")?;
             run("BEGIN")?;
-            // A job that panicked is a bug: it is not run a second time.
-            let panicked: Vec<bool> = ran.drain(..).map(|r| r == Ran::Panicked).collect();
-            run_with_savepoints(conn, &mut batch, &panicked, &mut ran)?;
+            let first = std::mem::take(&mut ran);
+            run_with_savepoints(conn, &mut batch, &first, &mut ran)?;
         }
         run("COMMIT").map(drop)
     })();
@@ -665,17 +666,18 @@ fn transaction_lost() -> rusqlite::Error {
 
 /// The batch again, each job that fails undone alone: in a savepoint of its own, but the
 /// first ones while nothing in the transaction has succeeded (rolling the whole
-/// transaction back undoes such a job alone).
+/// transaction back undoes such a job alone). A job that panicked in the `first` pass is a
+/// bug: it is not run a second time.
 fn run_with_savepoints(
     conn: &Connection,
     batch: &mut [WriteJob],
-    panicked: &[bool],
+    first: &[Ran],
     ran: &mut Vec<Ran>,
 ) -> rusqlite::Result<()> {
     let run = |sql: &str| execute_cached(conn, sql);
     let mut empty = true;
     for (i, job) in batch.iter_mut().enumerate() {
-        if panicked.get(i).copied().unwrap_or(false) {
+        if first.get(i) == Some(&Ran::Panicked) {
             ran.push(Ran::Panicked);
             continue;
         }
@@ -871,17 +873,18 @@ mod tests {
     }
 
     type Answer = oneshot::Receiver<Result<usize, DbError>>;
+    type Runs = std::sync::Arc<std::sync::atomic::AtomicUsize>;
+
+    fn runs(r: &Runs) -> usize {
+        r.load(std::sync::atomic::Ordering::Relaxed)
+    }
 
     /// A job as [`Db::write`] makes it, the receiver of its answer, and how often it ran.
     fn write_job(
         f: impl FnMut(&Connection) -> Result<usize, DbError> + Send + 'static,
-    ) -> (
-        WriteJob,
-        Answer,
-        std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    ) {
-        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = runs.clone();
+    ) -> (WriteJob, Answer, Runs) {
+        let count = Runs::default();
+        let counted = count.clone();
         let mut f = f;
         let (reply, rx) = oneshot::channel();
         let job = Write {
@@ -893,18 +896,11 @@ mod tests {
             result: None,
             reply,
         };
-        (Box::new(job), rx, runs)
+        (Box::new(job), rx, count)
     }
 
     /// Inserts `key`, then fails if told to.
-    fn insert(
-        key: &'static str,
-        fails: bool,
-    ) -> (
-        WriteJob,
-        Answer,
-        std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    ) {
+    fn insert(key: &'static str, fails: bool) -> (WriteJob, Answer, Runs) {
         write_job(move |c| {
             c.execute("INSERT INTO t (k, v) VALUES (?1, 1)", [key])?;
             if fails {
@@ -989,11 +985,8 @@ mod tests {
             d(error.clone());
         }
         assert_eq!(keys(&conn), ["a", "b", "taken"]);
-        let once = |runs: &std::sync::Arc<std::sync::atomic::AtomicUsize>| {
-            runs.load(std::sync::atomic::Ordering::Relaxed)
-        };
         assert_eq!(
-            (once(&a_runs), once(&refuses_runs), once(&b_runs)),
+            (runs(&a_runs), runs(&refuses_runs), runs(&b_runs)),
             (1, 1, 1),
             "no job ran twice"
         );
@@ -1010,7 +1003,7 @@ mod tests {
         }
         assert_eq!(keys(&conn), ["a", "b", "c", "taken"]);
         assert_eq!(
-            once(&c_runs),
+            runs(&c_runs),
             2,
             "rolled back with the failing job, then run again"
         );
@@ -1023,9 +1016,6 @@ mod tests {
     fn a_panicking_job_is_undone_alone_and_never_run_twice() {
         let (_dir, db) = db();
         let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
-        let runs = |r: &std::sync::Arc<std::sync::atomic::AtomicUsize>| {
-            r.load(std::sync::atomic::Ordering::Relaxed)
-        };
         let (a, mut a_rx, a_runs) = insert("a", false);
         let (panics, mut panicked, panic_runs) = write_job(|c| {
             c.execute("INSERT INTO t (k, v) VALUES ('panicked', 1)", [])?;
@@ -1082,9 +1072,6 @@ mod tests {
             d(error.clone());
         }
         assert_eq!(keys(&conn), ["a", "b"]);
-        let runs = |r: &std::sync::Arc<std::sync::atomic::AtomicUsize>| {
-            r.load(std::sync::atomic::Ordering::Relaxed)
-        };
         assert_eq!((runs(&a_runs), runs(&b_runs)), (1, 1));
         assert!(matches!(answer(&mut undoes_rx), Some(Err(_))));
     }
