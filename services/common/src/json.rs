@@ -60,10 +60,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 JsonRejection::JsonSyntaxError(_) => {
                     ApiError::BadRequest("Malformed JSON in the request body".into())
                 }
-                JsonRejection::MissingJsonContentType(_) => ApiError::BadRequest(NOT_JSON.into()),
-                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                    ApiError::PayloadTooLarge
-                }
+                // `from_bytes` refuses nothing else; the content type and the body's size
+                // were checked above.
                 other => ApiError::BadRequest(other.body_text()),
             }),
         }

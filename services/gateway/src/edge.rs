@@ -444,12 +444,7 @@ async fn forwarded(
     let id = http::request_id(head.head.get("x-request-id"));
     let method = HttpMethod::from(&head.method);
     let m = Manner::of(&head);
-    let span = tracing::info_span!(
-        "request",
-        method = %head.method,
-        uri = %String::from_utf8_lossy(head.target()),
-        request_id = %id.to_str().unwrap_or("-"),
-    );
+    let span = http::request_span(&head.method, String::from_utf8_lossy(head.target()), &id);
     // Whether the request's body was read to its end: if not, the connection cannot
     // carry another request.
     let mut body_read = head.body == Framing::None;

@@ -88,12 +88,7 @@ where
             .get::<MatchedPath>()
             .cloned()
             .map_or(Route::Named(Cow::Borrowed("unmatched")), Route::Matched);
-        let span = tracing::info_span!(
-            "request",
-            method = %req.method(),
-            uri = %req.uri(),
-            request_id = %id.to_str().unwrap_or("-"),
-        );
+        let span = request_span(req.method(), req.uri(), &id);
         // The service made ready is the one to call; a clone stays for the next request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -138,6 +133,21 @@ where
             Ok(resp)
         })
     }
+}
+
+/// The span every line of a request's work is logged in: its fields are what log
+/// queries look for (`span.request_id`, docs/observability.md).
+pub fn request_span(
+    method: &axum::http::Method,
+    uri: impl std::fmt::Display,
+    id: &axum::http::HeaderValue,
+) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %method,
+        uri = %uri,
+        request_id = %id.to_str().unwrap_or("-"),
+    )
 }
 
 /// The access log line of one answered request, in its span, and tower-http's failure

@@ -115,8 +115,8 @@ impl ZmqFramedRead {
                 }
                 Poll::Ready(Ok(bytes_read))
             }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => Poll::Pending,
+            // An error or Pending appends nothing.
+            other => other,
         }
     }
 }
