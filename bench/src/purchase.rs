@@ -194,27 +194,35 @@ async fn main() -> anyhow::Result<()> {
             .with_key(BusKey::from_hex(TEST_BUS_KEY)?),
     );
     bus.wait_connected(Duration::from_secs(5)).await?;
-    let mut watch = SubscribeOptions::new("bench-watch", &["ticket:updated"]);
+    let mut watch = SubscribeOptions::new("bench-watch", &["ticket:updated", "order:created"]);
     watch.ephemeral = true;
     watch.max_in_flight = 4096;
     let mut sub = bus.subscribe(watch).await?;
     let reserved_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let ordered_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    // When each order's `order:created` was seen on the bus: splits the reservation's
+    // path in two, orders' half (commit, relay, the bus) and tickets' half.
+    let created_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let ordered_at: Arc<Mutex<HashMap<String, Stamps>>> = Arc::default();
     let watcher = {
-        let reserved_at = reserved_at.clone();
+        let (reserved_at, created_at) = (reserved_at.clone(), created_at.clone());
         tokio::spawn(async move {
             while let Some(d) = sub.next().await {
                 let _ = d.ack_nowait();
-                if let Ok(Envelope {
-                    event: Event::TicketUpdated(t),
-                    ..
-                }) = Envelope::from_bus(&d.subject, &d.payload)
-                    && t.order_id.is_some()
-                {
-                    reserved_at
-                        .lock()
+                let seen = match Envelope::from_bus(&d.subject, &d.payload) {
+                    Ok(Envelope {
+                        event: Event::TicketUpdated(t),
+                        ..
+                    }) if t.order_id.is_some() => Some((&reserved_at, t.id)),
+                    Ok(Envelope {
+                        event: Event::OrderCreated(o),
+                        ..
+                    }) => Some((&created_at, o.ticket.id)),
+                    _ => None,
+                };
+                if let Some((at, ticket)) = seen {
+                    at.lock()
                         .expect("lock")
-                        .entry(t.id)
+                        .entry(ticket)
                         .or_insert_with(Instant::now);
                 }
             }
@@ -249,7 +257,14 @@ async fn main() -> anyhow::Result<()> {
                     failed += 1;
                     continue;
                 }
-                ordered_at.lock().expect("lock").insert(ticket.clone(), t);
+                let stamps = Stamps {
+                    sent: t,
+                    answered: Instant::now(),
+                };
+                ordered_at
+                    .lock()
+                    .expect("lock")
+                    .insert(ticket.clone(), stamps);
                 let t = Instant::now();
                 let body = format!(r#"{{"orderId":"{}","token":"tok_visa"}}"#, id_of(&order));
                 let (s, _) = conn.post(gw, "/api/payments", &auth, body).await;
@@ -301,12 +316,17 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     watcher.abort();
     let mut to_reserved = Histogram::<u64>::new(3)?;
+    let mut legs = Legs::default();
     {
         let ordered = ordered_at.lock().expect("lock");
         let reserved = reserved_at.lock().expect("lock");
-        for (ticket, t0) in ordered.iter() {
+        let created = created_at.lock().expect("lock");
+        for (ticket, stamps) in ordered.iter() {
             if let Some(t1) = reserved.get(ticket) {
-                to_reserved.record(t1.saturating_duration_since(*t0).as_micros() as u64)?;
+                to_reserved.record(t1.saturating_duration_since(stamps.sent).as_micros() as u64)?;
+                if let Some(seen) = created.get(ticket) {
+                    legs.add(stamps, *seen, *t1);
+                }
             }
         }
     }
@@ -331,6 +351,7 @@ async fn main() -> anyhow::Result<()> {
         pct(&to_reserved),
         to_reserved.len()
     );
+    println!("{}", legs.report());
     println!(
         "races of 100 buyers        {} races, winners per race {:?}, oversold {}",
         race_ids.len(),
@@ -390,6 +411,60 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     println!("disk per purchase          {}", sizes.join(", "));
     Ok(())
+}
+
+/// When a reservation was sent and when its answer came back.
+struct Stamps {
+    sent: Instant,
+    answered: Instant,
+}
+
+/// A reservation's path to "reserved" in two legs, for every reservation and for the
+/// slowest 1 %: where the tail is made.
+#[derive(Default)]
+struct Legs {
+    /// (whole, sent → answered, sent → `order:created` seen, `order:created` → reserved)
+    each: Vec<[u64; 4]>,
+}
+
+impl Legs {
+    fn add(&mut self, s: &Stamps, created: Instant, reserved: Instant) {
+        let us = |from: Instant, to: Instant| to.saturating_duration_since(from).as_micros() as u64;
+        self.each.push([
+            us(s.sent, reserved),
+            us(s.sent, s.answered),
+            us(s.sent, created),
+            us(created, reserved),
+        ]);
+    }
+
+    /// The median of each leg over all reservations and over the slowest 1 % of them.
+    fn report(&mut self) -> String {
+        if self.each.is_empty() {
+            return "legs                       (none seen)".into();
+        }
+        self.each.sort_unstable_by_key(|l| l[0]);
+        let median = |rows: &[[u64; 4]], i: usize| {
+            let mut v: Vec<u64> = rows.iter().map(|l| l[i]).collect();
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
+        let slowest = &self.each[self.each.len() * 99 / 100..];
+        let line = |rows: &[[u64; 4]]| {
+            format!(
+                "answered {:>6} µs, order:created seen {:>6} µs, then reserved {:>6} µs later",
+                median(rows, 1),
+                median(rows, 2),
+                median(rows, 3)
+            )
+        };
+        format!(
+            "legs (medians), all        {}\nlegs, slowest 1 % ({:>4})   {}",
+            line(&self.each),
+            slowest.len(),
+            line(slowest)
+        )
+    }
 }
 
 /// What each process spent between two readings, per purchase, and the total.

@@ -348,6 +348,44 @@ async fn an_event_the_bus_refuses_for_good_goes_to_outbox_dead_and_the_rest_are_
     assert_eq!((c.status, c.dead), (HealthStatus::Ok, Some(1)));
 }
 
+fn title(env: Envelope) -> String {
+    match env.event {
+        Event::TicketCreated(t) => t.title,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// The broker killed while the relay is publishing: what was out fails, the relay starts
+/// again from the oldest row it has not deleted, and every event reaches the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_while_the_relay_publishes_loses_no_event() {
+    let mut bus = Bus::start();
+    let relay = Relay::start(&bus, &[EVENTS_SCHEMA, OUTBOX_DEAD_SCHEMA, OUTBOX_REBUILD]).await;
+    let want: Vec<String> = (0..120).map(|i| format!("e{i:03}")).collect();
+    for (i, t) in want.iter().enumerate() {
+        relay.enqueue(vec![ticket(t)]).await;
+        // Just committed: the relay is reading or publishing it as the broker dies.
+        if i == 40 {
+            tokio::task::block_in_place(|| bus.crash_and_restart(&[]));
+        }
+    }
+    let test = connect(&bus.endpoint, "test").await;
+    // A new group starts at the beginning of the log: it sees what the broker stored.
+    let mut sub = test
+        .subscribe(SubscribeOptions::new("late", &[SUBJECT]))
+        .await
+        .unwrap();
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < want.len() {
+        got.insert(title(next_event(&mut sub).await));
+    }
+    assert_eq!(got.into_iter().collect::<Vec<_>>(), want);
+    eventually("the outbox is empty", WAIT, || async {
+        relay.check().await.waiting == Some(0)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_outbox_dead_table_a_refused_event_stays_and_health_says_why() {
     let bus = Bus::start_with(&["--max-event-bytes", "1000"]);
