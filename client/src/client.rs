@@ -83,8 +83,9 @@ impl ApiClient {
     }
 
     /// A request that creates something, sent with one `Idempotency-Key` and retried with
-    /// the same key when its outcome is unknown (no answer, 502, 503): the server makes it
-    /// once and answers every retry with the first result.
+    /// the same key when its outcome is unknown (no answer, 502, 503) or when its body was
+    /// too slow to arrive (408: nothing was done): the server makes it once and answers
+    /// every retry with the first result.
     async fn create<T: DeserializeOwned>(
         &self,
         path: &str,
@@ -102,7 +103,7 @@ impl ApiClient {
             // server, and trying again will not change that.
             let unclear = match &answer {
                 Err(e) => !matches!(e.network(), None | Some(Network::Dns | Network::Tls)),
-                Ok(a) => matches!(a.status, 502 | 503),
+                Ok(a) => matches!(a.status, 408 | 502 | 503),
             };
             if !unclear || attempt >= CREATE_ATTEMPTS {
                 return decode(answer?);

@@ -70,6 +70,9 @@ impl ClientError {
                 403 => Kind::Forbidden,
                 404 => Kind::NotFound,
                 402 => Kind::Declined,
+                // The body did not get through in time: the network's state, not the
+                // request's fault, as with a 5xx.
+                408 => Kind::Unavailable,
                 s if *s >= 500 => Kind::Unavailable,
                 _ => Kind::Rejected,
             },
@@ -234,6 +237,7 @@ mod tests {
         assert_eq!(api(429).kind(), Kind::Rejected);
         assert_eq!(api(402).kind(), Kind::Declined);
         assert_eq!(api(502).kind(), Kind::Unavailable);
+        assert_eq!(api(408).kind(), Kind::Unavailable);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The client's side of "a client may retry any request": a reservation or a payment whose
-//! outcome is unknown (no answer, 502, 503) is sent again with the same `Idempotency-Key`,
-//! and an answer that is clear (201, 400, 404 …) is never retried.
+//! outcome is unknown (no answer, 502, 503), or whose body came too slowly (408), is sent
+//! again with the same `Idempotency-Key`, and an answer that is clear (201, 400, 404 …) is
+//! never retried.
 
 use std::sync::{Arc, Mutex};
 
@@ -46,7 +47,7 @@ async fn gateway(script: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
 
 #[tokio::test]
 async fn an_unclear_answer_is_retried_with_the_same_key() {
-    let (url, keys) = gateway(vec![502, 503, 201]).await;
+    let (url, keys) = gateway(vec![502, 408, 201]).await;
     let order = ApiClient::new(&url, Some("t".into()))
         .create_order("t1")
         .await

@@ -43,6 +43,10 @@ pub enum ApiError {
     Unavailable(String, Duration),
     #[error("The request took too long")]
     Timeout,
+    /// 408: the client did not send its whole body within the request timeout (the
+    /// handler never ran). A slow server is 503 ([`ApiError::Timeout`]).
+    #[error("The request body did not arrive in time")]
+    SlowBody,
     /// 500: logged with its whole cause chain, answered with a generic message.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) | ApiError::Limited(..) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Busy(_) | ApiError::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::SlowBody => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -9,8 +9,9 @@
 //!
 //! Per forwarded request it does what `http::layers` does for a service's: the request
 //! id (a client's plain token kept, else a new one), the `request` span and the access
-//! log line, the timeout (503), a panic turned into a 500, the body read within the limit
-//! (413), the metrics by upstream, and the id on the answer.
+//! log line, the timeout (503; 408 while the client's body is still coming), a panic
+//! turned into a 500, the body read within the limit (413), the metrics by upstream, and
+//! the id on the answer.
 
 use std::borrow::Cow;
 use std::io::Write as _;
@@ -491,6 +492,8 @@ async fn forwarded(
         }
         failed => {
             let mut resp = match failed {
+                // The client's body was still coming: its delay, not the upstream's.
+                Err(_) if !body_read => ApiError::SlowBody.into_response(),
                 Err(_) => ApiError::Timeout.into_response(),
                 _ => error_response(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong"),
             };
@@ -612,7 +615,7 @@ async fn local(app: &Router, peer: SocketAddr, client: &mut Client, head: Reques
             return client.answer_local(with_id(resp, given), m.closing()).await;
         }
         Err(_) => {
-            let resp = with_id(ApiError::Timeout.into_response(), given);
+            let resp = with_id(ApiError::SlowBody.into_response(), given);
             return client.answer_local(resp, m.closing()).await;
         }
     };

@@ -204,6 +204,11 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
         (1, None) if !http10 => Framing::Chunked,
         (_, None) => return Err(HeadError::Bad("Invalid Transfer-Encoding")),
     };
+    // RFC 9112 §3.2: a server must refuse an HTTP/1.1 request without one. It is also
+    // what auth reads (as X-Forwarded-Host) to tell a client where it was reached.
+    if hosts == 0 && !http10 {
+        return Err(HeadError::Bad("Missing Host"));
+    }
     let keep_alive = connection.keep_alive(http10);
     let connection_names_fields = connection.names_fields;
     let raw = buf.split_to(len);
@@ -529,8 +534,39 @@ fn decimal(v: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// Parses `text`, naming a host after the request line of an HTTP/1.1 request that
+    /// has none, as HTTP/1.1 requires: these tests are about everything else.
+    /// `a_request_without_a_host_is_refused` parses without it.
     fn request(text: &str) -> Result<Option<RequestHead>, HeadError> {
-        parse_request(&mut BytesMut::from(text))
+        let mut text = text.to_string();
+        if let Some(line_end) = text.find("\r\n")
+            && text[..line_end].ends_with("HTTP/1.1")
+            && !text.to_ascii_lowercase().contains("\r\nhost:")
+        {
+            text.insert_str(line_end + 2, "Host: h\r\n");
+        }
+        parse_request(&mut BytesMut::from(text.as_str()))
+    }
+
+    /// HTTP/1.1 needs a Host; HTTP/1.0 predates it.
+    #[test]
+    fn a_request_without_a_host_is_refused() {
+        let parse = |t: &str| parse_request(&mut BytesMut::from(t));
+        assert_eq!(
+            parse("GET / HTTP/1.1\r\n\r\n").unwrap_err(),
+            HeadError::Bad("Missing Host")
+        );
+        assert_eq!(
+            parse("GET http://gw/ HTTP/1.1\r\nX-A: 1\r\n\r\n").unwrap_err(),
+            HeadError::Bad("Missing Host"),
+            "an absolute target does not stand in for the field"
+        );
+        assert!(
+            parse("GET / HTTP/1.1\r\nhOsT: gw\r\n\r\n")
+                .unwrap()
+                .is_some()
+        );
+        assert!(parse("GET / HTTP/1.0\r\n\r\n").unwrap().is_some());
     }
 
     fn body_of(text: &str) -> Framing {
@@ -650,7 +686,8 @@ mod tests {
         ));
         assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
         assert!(ka("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"));
-        let mut buf = BytesMut::from("GET /a?b HTTP/1.1\r\nX-Request-Id: r1\r\n\r\nGET /next");
+        let mut buf =
+            BytesMut::from("GET /a?b HTTP/1.1\r\nHost: h\r\nX-Request-Id: r1\r\n\r\nGET /next");
         let head = parse_request(&mut buf).unwrap().unwrap();
         assert_eq!(head.target(), b"/a?b");
         assert_eq!(head.head.get("x-request-id"), Some(&b"r1"[..]));

@@ -186,19 +186,39 @@ fn a_stopping_gateway_finishes_the_answer_it_is_on_and_says_the_connection_ends(
     );
 }
 
-/// A request for the gateway's own paths whose body never comes (a declared length, then
-/// silence) is cut off at the request timeout with a 503 and the close, and a gateway
-/// told to stop with such a connection open still exits.
+/// A request whose body never comes in full (a declared length, then part of it or
+/// nothing) is cut off at the request timeout with 408 (the client's delay; a slow
+/// service is 503) and the close, whether it was for the gateway's own paths or for a
+/// service, which never hears of it; and a gateway told to stop with such a connection
+/// open still exits.
 #[test]
-fn a_body_that_never_comes_is_cut_off_and_does_not_hold_up_a_stop() {
+fn a_body_that_never_comes_is_408_and_does_not_hold_up_a_stop() {
     let logs = tempfile::tempdir().unwrap();
-    let (service, _got, _answer) = stand_in();
+    let (service, got, _answer) = stand_in();
     let (mut gw, url) = gateway(&service, logs.path());
-    let mut c = Conn::open(&url);
-    c.send("POST /nothing HTTP/1.1\r\nHost: gw\r\nContent-Length: 10\r\n\r\n");
-    let r = c.response();
-    assert_eq!(r.status, 503, "{}", r.text());
-    assert_eq!(c.closes(), "closed");
+    for (what, raw) in [
+        (
+            "own path",
+            "POST /nothing HTTP/1.1\r\nHost: gw\r\nContent-Length: 10\r\n\r\n",
+        ),
+        (
+            "forwarded",
+            "POST /api/tickets HTTP/1.1\r\nHost: gw\r\nContent-Length: 10\r\n\r\n{\"a\"",
+        ),
+    ] {
+        let mut c = Conn::open(&url);
+        c.send(raw);
+        let r = c.response();
+        assert_eq!(r.status, 408, "{what}: {}", r.text());
+        assert_eq!(
+            r.json()["errors"][0]["message"],
+            "The request body did not arrive in time",
+            "{what}"
+        );
+        assert!(r.header("x-request-id").is_some(), "{what}");
+        assert_eq!(c.closes(), "closed", "{what}");
+    }
+    assert!(got.try_recv().is_err(), "the service never got the request");
 
     let mut silent = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
     silent

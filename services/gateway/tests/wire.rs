@@ -315,6 +315,27 @@ fn http_1_0_and_connection_close_end_the_connection_after_the_answer() {
     assert_eq!(c.closes(), "closed", "after `Connection: close`");
 }
 
+/// An HTTP/1.1 request without `Host` gets 400 saying so, then the close (RFC 9112
+/// §3.2); an HTTP/1.0 one, from before Host existed, is served.
+#[test]
+fn an_http_1_1_request_without_a_host_is_refused() {
+    let (_stack, gw) = start();
+    let mut c = Conn::open(&gw);
+    c.send("GET /api/tickets HTTP/1.1\r\nAccept: */*\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["errors"][0]["message"], json!("Missing Host"));
+    assert!(
+        r.header("x-request-id").is_some(),
+        "a refusal has an id too"
+    );
+    assert_eq!(c.closes(), "closed");
+
+    let mut c = Conn::open(&gw);
+    c.send("GET /api/tickets HTTP/1.0\r\n\r\n");
+    assert_eq!(c.response().status, 200);
+}
+
 /// HEAD of a ticket: 200, a content-length equal to the GET body's, no body bytes (a GET
 /// on the same connection afterwards is answered correctly, not garbled by them).
 #[test]

@@ -179,6 +179,9 @@ fn add_shared_responses(op: &mut Operation, upstream: Option<&str>) {
         add_or_extend(op, "400", error(bad_body).build(), bad_body);
         let too_large = "`Request body is too large` (64 KiB by default)";
         add_or_extend(op, "413", error(too_large).build(), too_large);
+        let slow = "`The request body did not arrive in time`: the client had not sent all of \
+                    its body when the request timeout ran out";
+        add_or_extend(op, "408", error(slow).build(), slow);
     }
     let has_query = op
         .parameters

@@ -1,8 +1,8 @@
 //! What every request of every service goes through, as one tower layer: its id (a
 //! client's plain token kept, else a new one), its correlation id for what it publishes,
 //! the `request` span and the access log line, the body read whole within the limit (413),
-//! the timeout (503), a panic turned into a 500, the metrics by route, and the id on the
-//! answer.
+//! the timeout (503; 408 while the body is still coming), a panic turned into a 500, the
+//! metrics by route, and the id on the answer.
 //!
 //! tower-http has a layer for most of these, and they were what `layers` stacked. Each
 //! `Router::layer` boxes every route again, each layer's future wraps the next, and the
@@ -97,14 +97,19 @@ where
             timeout,
         } = self.limits;
         Box::pin(async move {
-            let work = async move {
+            // Whether the body had all come when the time ran out: if not, the client was
+            // slow (408), not the service (503).
+            let mut body_read = false;
+            let work = async {
                 // The whole body is read before any handler or extractor runs. A handler
                 // that answers without reading it (a 401 before the JSON is parsed) would
                 // otherwise leave the rest on the connection, and hyper closes such a
                 // connection without saying so: back in the gateway's pool, it failed the
                 // next request sent down it, someone else's, with a 502 (found by
                 // scripts/fuzz).
-                match whole_body(req, body_bytes).await {
+                let whole = whole_body(req, body_bytes).await;
+                body_read = true;
+                match whole {
                     Ok(req) => match inner.call(req).await {
                         Ok(resp) => resp,
                         Err(never) => match never {},
@@ -121,6 +126,7 @@ where
                 Ok(Err(_panic)) => {
                     error_response(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong")
                 }
+                Err(_elapsed) if !body_read => ApiError::SlowBody.into_response(),
                 Err(_elapsed) => ApiError::Timeout.into_response(),
             };
             if !resp.headers().contains_key(X_REQUEST_ID) {
