@@ -19,7 +19,7 @@ Exit codes:
      an order cancelled before its payment arrived: the payment is refunded)
   6  payment declined
   7  the stack cannot be reached or failed (a name that does not resolve, TLS, timed out,
-     connection refused, a 5xx, a service down)
+     connection refused, a 5xx or a 408, a service down)
 
 Environment: TIX_API (--api), TIX_PROFILE (--profile), TIX_TIMEOUT (--timeout),
 TIX_CONFIG_DIR (where sessions live). Card numbers are never flags: `tix pay` and

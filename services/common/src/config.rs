@@ -74,7 +74,8 @@ pub struct ServiceArgs {
     /// docs/benchmarks.md). Raise it on a machine with cores to spare for one service.
     #[arg(long, env = "TIX_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
-    /// Longest a request may take before it is answered 503.
+    /// Longest a request may take before it is answered 503 (408 when the client has not
+    /// sent its whole body by then).
     #[arg(long, env = "TIX_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
     /// How long a consumer remembers the ids of events it applied (its inbox), against

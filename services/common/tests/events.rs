@@ -355,20 +355,35 @@ fn title(env: Envelope) -> String {
     }
 }
 
-/// The broker killed while the relay is publishing: what was out fails, the relay starts
-/// again from the oldest row it has not deleted, and every event reaches the log.
+/// The broker killed with events committed before and after: the publishes made while it
+/// is gone fail (the relay's health says so), the relay deletes no row the broker did not
+/// take, and once a broker is back on the same data every event reaches the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_killed_while_the_relay_publishes_loses_no_event() {
+async fn events_whose_publish_failed_are_kept_and_published_once_the_broker_is_back() {
     let mut bus = Bus::start();
     let relay = Relay::start(&bus, &[EVENTS_SCHEMA, OUTBOX_DEAD_SCHEMA, OUTBOX_REBUILD]).await;
-    let want: Vec<String> = (0..120).map(|i| format!("e{i:03}")).collect();
-    for (i, t) in want.iter().enumerate() {
+    let want: Vec<String> = (0..80).map(|i| format!("e{i:02}")).collect();
+    let (before, during) = want.split_at(40);
+    for t in before {
         relay.enqueue(vec![ticket(t)]).await;
-        // Just committed: the relay is reading or publishing it as the broker dies.
-        if i == 40 {
-            tokio::task::block_in_place(|| bus.crash_and_restart(&[]));
-        }
     }
+    bus.proc.kill9();
+    for t in during {
+        relay.enqueue(vec![ticket(t)]).await;
+    }
+    eventually("the relay reports that publishing fails", WAIT, || async {
+        relay
+            .check()
+            .await
+            .reason
+            .is_some_and(|r| r.contains("publishing failed"))
+    })
+    .await;
+    assert!(
+        relay.rows("SELECT subject FROM outbox").len() >= during.len(),
+        "what the broker did not take is still in the outbox"
+    );
+    tokio::task::block_in_place(|| bus.crash_and_restart(&[]));
     let test = connect(&bus.endpoint, "test").await;
     // A new group starts at the beginning of the log: it sees what the broker stored.
     let mut sub = test

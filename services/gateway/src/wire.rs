@@ -169,6 +169,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
     let mut length: Option<u64> = None;
     let mut codings = 0;
     let mut hosts = 0;
+    let mut blank_host = false;
     let mut connection = ConnectionTokens::default();
     let mut expect_continue = false;
     for h in req.headers.iter() {
@@ -186,6 +187,7 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
             expect_continue = trim(h.value).eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case(b"host") {
             hosts += 1;
+            blank_host |= trim(h.value).is_empty();
         }
         fields.push(Field {
             name: place(whole, name),
@@ -204,9 +206,10 @@ pub fn parse_request(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadErro
         (1, None) if !http10 => Framing::Chunked,
         (_, None) => return Err(HeadError::Bad("Invalid Transfer-Encoding")),
     };
-    // RFC 9112 §3.2: a server must refuse an HTTP/1.1 request without one. It is also
-    // what auth reads (as X-Forwarded-Host) to tell a client where it was reached.
-    if hosts == 0 && !http10 {
+    // RFC 9112 §3.2: a server must refuse an HTTP/1.1 request without one, and any request
+    // whose one is invalid (an empty host is, RFC 9110 §4.2.1). It is also what auth
+    // reads (as X-Forwarded-Host) to tell a client where it was reached.
+    if (hosts == 0 && !http10) || blank_host {
         return Err(HeadError::Bad("Missing Host"));
     }
     let keep_alive = connection.keep_alive(http10);
@@ -548,7 +551,7 @@ mod tests {
         parse_request(&mut BytesMut::from(text.as_str()))
     }
 
-    /// HTTP/1.1 needs a Host; HTTP/1.0 predates it.
+    /// HTTP/1.1 needs a Host; HTTP/1.0 predates it. An empty one is no host, in either.
     #[test]
     fn a_request_without_a_host_is_refused() {
         let parse = |t: &str| parse_request(&mut BytesMut::from(t));
@@ -561,6 +564,16 @@ mod tests {
             HeadError::Bad("Missing Host"),
             "an absolute target does not stand in for the field"
         );
+        for blank in ["Host:", "Host:  "] {
+            for version in ["1.1", "1.0"] {
+                let head = format!("GET / HTTP/{version}\r\n{blank}\r\n\r\n");
+                assert_eq!(
+                    parse(&head).unwrap_err(),
+                    HeadError::Bad("Missing Host"),
+                    "{head:?}"
+                );
+            }
+        }
         assert!(
             parse("GET / HTTP/1.1\r\nhOsT: gw\r\n\r\n")
                 .unwrap()

@@ -269,7 +269,7 @@ async fn requests_in_turn_reuse_one_upstream_connection() {
 
 /// A forwarded request has the gateway's own deadline (`--request-timeout`): an upstream
 /// that takes the connection and never answers gets the client a 503 with the error body
-/// and its request id, instead of a wait as long as the client's patience; the gateway
+/// and its request id (a POST whose body had all come too, not the 408 of a slow client), instead of a wait as long as the client's patience; the gateway
 /// goes on answering. Tried: a listener that accepts (the kernel's backlog) and never reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_never_answers_is_cut_off_at_the_request_timeout() {
@@ -301,6 +301,20 @@ async fn an_upstream_that_never_answers_is_cut_off_at_the_request_timeout() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(id.as_bytes().get(14), Some(&b'7'), "{id}");
+
+    // A body that came whole: the upstream's delay, 503, not the client's (408).
+    let r = http
+        .post(format!("{gw}/api/tickets"))
+        .header("content-type", "application/json")
+        .body(r#"{"title":"Slow upstream","price":10}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        message(&r.json().await.unwrap()),
+        "The request took too long"
+    );
 
     let r = http
         .get(format!("{gw}/api/openapi.json"))

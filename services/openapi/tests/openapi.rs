@@ -106,6 +106,7 @@ fn every_route_is_documented_with_its_answers() {
         if op.get("requestBody").is_some() {
             assert!(responses.contains_key("400"), "{what}: no 400");
             assert!(responses.contains_key("413"), "{what}: no 413");
+            assert!(responses.contains_key("408"), "{what}: no 408");
         }
         for (status, r) in responses {
             // The document itself (JSON, any shape) and the metrics (Prometheus text).
