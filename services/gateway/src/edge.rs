@@ -141,14 +141,27 @@ async fn serve(gw: Arc<Gateway>, limits: Limits, conn: EdgeConn) {
                     HeadError::UnknownCoding => StatusCode::NOT_IMPLEMENTED,
                     HeadError::Bad(_) => StatusCode::BAD_REQUEST,
                 };
-                tracing::debug!(error = %e, "request refused");
                 let manner = Manner {
                     to_head: false,
                     http10: false,
                     keep: false,
                 };
                 let resp = with_id(error_response(status, &e.to_string()), None);
+                // No method or target could be read: the request is logged and counted
+                // all the same (route "unparsed"), so that a flood of them shows. Its
+                // latency is the answer's; the wait for the head is the client's.
+                let span = http::unread_request_span(&resp.headers()[X_REQUEST_ID]);
+                span.in_scope(|| tracing::debug!(error = %e, "request refused"));
+                let answering = Instant::now();
                 client.answer_local(resp, manner).await;
+                let (status, took) = (status.as_u16(), answering.elapsed());
+                observe_request(
+                    HttpMethod::OTHER,
+                    Route::Named(Cow::Borrowed("unparsed")),
+                    status,
+                    took,
+                );
+                http::log_answer(&span, status, took);
                 client.linger().await;
                 return;
             }

@@ -336,6 +336,46 @@ fn an_http_1_1_request_without_a_host_is_refused() {
     assert_eq!(c.response().status, 200);
 }
 
+/// A request refused before it could be read is logged and counted all the same: an
+/// access log line with its status and id, and `/metrics` counts it under the route
+/// "unparsed". A flood of malformed requests shows in both.
+#[test]
+fn a_refused_head_is_in_the_access_log_and_the_metrics() {
+    let (mut stack, gw) = start();
+    let mut c = Conn::open(&gw);
+    c.send("GET /api/tickets HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    let r = c.response();
+    assert_eq!(r.status, 400);
+    let id = r.header("x-request-id").unwrap().to_string();
+
+    // Logged and counted once its answer is written, a moment after the client has it.
+    let gateway = &stack.service("gateway").proc;
+    let counted = || {
+        get(&gw, "/metrics").text().lines().any(|l| {
+            l.starts_with("tix_http_request_duration_seconds_count")
+                && l.contains(r#"route="unparsed""#)
+                && l.contains(r#"status="400""#)
+        })
+    };
+    let logged = || {
+        gateway
+            .log_text()
+            .lines()
+            .any(|l| l.contains("finished processing request") && l.contains(&id))
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(counted() && logged()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counted {}, logged {}: {}",
+            counted(),
+            logged(),
+            gateway.log_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// HEAD of a ticket: 200, a content-length equal to the GET body's, no body bytes (a GET
 /// on the same connection afterwards is answered correctly, not garbled by them).
 #[test]

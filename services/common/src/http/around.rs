@@ -156,6 +156,17 @@ pub fn request_span(
     )
 }
 
+/// The span of a request refused before its method and target could be read (the
+/// gateway's edge: a malformed or oversized head), with the same fields.
+pub fn unread_request_span(id: &axum::http::HeaderValue) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = "-",
+        uri = "-",
+        request_id = %id.to_str().unwrap_or("-"),
+    )
+}
+
 /// The access log line of one answered request, in its span, and tower-http's failure
 /// line for a 5xx (the names and units its trace layer used, which log queries know).
 pub fn log_answer(span: &tracing::Span, status: u16, took: Duration) {
