@@ -281,7 +281,8 @@ impl Metrics {
 }
 
 /// Counts and times one answered request (the shared HTTP layer, `http::layers`, calls it
-/// for the routers' requests; the gateway's edge for the requests it forwards).
+/// for the routers' requests; the gateway's edge for the requests it forwards and the
+/// heads it refuses).
 pub fn observe_request(method: HttpMethod, route: Route, status: u16, took: std::time::Duration) {
     let labels = HttpLabels {
         method,

@@ -147,9 +147,9 @@ async fn serve(gw: Arc<Gateway>, limits: Limits, conn: EdgeConn) {
                     keep: false,
                 };
                 let resp = with_id(error_response(status, &e.to_string()), None);
-                // No method or target could be read: the request is logged and counted
-                // all the same (route "unparsed"), so that a flood of them shows. Its
-                // latency is the answer's; the wait for the head is the client's.
+                // Refused before routing, its method and target untrusted: logged and
+                // counted all the same (route "unparsed"), so that a flood of them shows.
+                // Its latency is the answer's; the wait for the head is the client's.
                 let span = http::unread_request_span(&resp.headers()[X_REQUEST_ID]);
                 span.in_scope(|| tracing::debug!(error = %e, "request refused"));
                 let answering = Instant::now();
@@ -161,7 +161,7 @@ async fn serve(gw: Arc<Gateway>, limits: Limits, conn: EdgeConn) {
                     status,
                     took,
                 );
-                http::log_answer(&span, status, took);
+                http::log_refusal(&span, status, took);
                 client.linger().await;
                 return;
             }

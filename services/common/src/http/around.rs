@@ -156,13 +156,14 @@ pub fn request_span(
     )
 }
 
-/// The span of a request refused before its method and target could be read (the
-/// gateway's edge: a malformed or oversized head), with the same fields.
+/// The span of a request whose head the gateway's edge refused before routing it
+/// (malformed, oversized, ambiguous framing or Host), with the same fields: `-` for the
+/// method and target, which it does not trust.
 pub fn unread_request_span(id: &axum::http::HeaderValue) -> tracing::Span {
     tracing::info_span!(
         "request",
-        method = "-",
-        uri = "-",
+        method = %"-",
+        uri = %"-",
         request_id = %id.to_str().unwrap_or("-"),
     )
 }
@@ -170,6 +171,22 @@ pub fn unread_request_span(id: &axum::http::HeaderValue) -> tracing::Span {
 /// The access log line of one answered request, in its span, and tower-http's failure
 /// line for a 5xx (the names and units its trace layer used, which log queries know).
 pub fn log_answer(span: &tracing::Span, status: u16, took: Duration) {
+    log_refusal(span, status, took);
+    if status >= 500 {
+        span.in_scope(|| {
+            tracing::error!(
+                target: "tower_http::trace::on_failure",
+                classification = %format_args!("Status code: {}", StatusName(status)),
+                latency = %format_args!("{} ms", took.as_millis()),
+                "response failed"
+            );
+        });
+    }
+}
+
+/// The access log line alone, for an answer that is the client's doing whatever its
+/// status (the edge's 501 for a transfer coding it does not decode): no failure line.
+pub fn log_refusal(span: &tracing::Span, status: u16, took: Duration) {
     span.in_scope(|| {
         tracing::info!(
             target: "tower_http::trace::on_response",
@@ -177,14 +194,6 @@ pub fn log_answer(span: &tracing::Span, status: u16, took: Duration) {
             status,
             "finished processing request"
         );
-        if status >= 500 {
-            tracing::error!(
-                target: "tower_http::trace::on_failure",
-                classification = %format_args!("Status code: {}", StatusName(status)),
-                latency = %format_args!("{} ms", took.as_millis()),
-                "response failed"
-            );
-        }
     });
 }
 
