@@ -619,28 +619,40 @@ async fn write_answer(client: &mut Client, answer: &Answer, id: &HeaderValue, m:
 async fn local(app: &Router, peer: SocketAddr, client: &mut Client, head: RequestHead) -> Next {
     let m = Manner::of(&head);
     let given = head.head.get("x-request-id");
-    let body = match tokio::time::timeout(client.limits.timeout, client.read_body(&head)).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(refusal)) => {
-            let Some(resp) = refusal.answer() else {
-                return Next::Close;
-            };
-            return client.answer_local(with_id(resp, given), m.closing()).await;
-        }
-        Err(_) => {
-            let resp = with_id(ApiError::SlowBody.into_response(), given);
-            return client.answer_local(resp, m.closing()).await;
-        }
-    };
-    let Some(req) = router_request(&head, peer, body) else {
-        let resp = error_response(StatusCode::BAD_REQUEST, "Invalid request path");
-        return client.answer_local(with_id(resp, given), m).await;
-    };
-    let resp = match app.clone().oneshot(req).await {
-        Ok(resp) => resp,
-        Err(never) => match never {},
-    };
-    client.answer_local(resp, m).await
+    let started = Instant::now();
+    let (resp, manner) =
+        match tokio::time::timeout(client.limits.timeout, client.read_body(&head)).await {
+            Ok(Ok(body)) => match router_request(&head, peer, body) {
+                Some(req) => {
+                    let resp = match app.clone().oneshot(req).await {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    };
+                    return client.answer_local(resp, m).await;
+                }
+                None => (
+                    error_response(StatusCode::BAD_REQUEST, "Invalid request path"),
+                    m,
+                ),
+            },
+            Ok(Err(refusal)) => match refusal.answer() {
+                Some(resp) => (resp, m.closing()),
+                None => return Next::Close,
+            },
+            Err(_) => (ApiError::SlowBody.into_response(), m.closing()),
+        };
+    // Answered here, before the router and its layer: logged and counted as that layer
+    // would have (route "unrouted"), the time from the head on.
+    let resp = with_id(resp, given);
+    let target = String::from_utf8_lossy(head.target());
+    let span = http::request_span(&head.method, target, &resp.headers()[X_REQUEST_ID]);
+    let status = resp.status().as_u16();
+    let next = client.answer_local(resp, manner).await;
+    let took = started.elapsed();
+    let route = Route::Named(Cow::Borrowed("unrouted"));
+    observe_request(HttpMethod::from(&head.method), route, status, took);
+    http::log_answer(&span, status, took);
+    next
 }
 
 /// The request as axum's router takes it (with the client's address, as

@@ -189,8 +189,8 @@ fn a_stopping_gateway_finishes_the_answer_it_is_on_and_says_the_connection_ends(
 /// A request whose body never comes in full (a declared length, then part of it or
 /// nothing) is cut off at the request timeout with 408 (the client's delay; a slow
 /// service is 503) and the close, whether it was for the gateway's own paths or for a
-/// service, which never hears of it; and a gateway told to stop with such a connection
-/// open still exits.
+/// service, which never hears of it; both are counted in `/metrics`; and a gateway told
+/// to stop with such a connection open still exits.
 #[test]
 fn a_body_that_never_comes_is_408_and_does_not_hold_up_a_stop() {
     let logs = tempfile::tempdir().unwrap();
@@ -219,6 +219,24 @@ fn a_body_that_never_comes_is_408_and_does_not_hold_up_a_stop() {
         assert_eq!(c.closes(), "closed", "{what}");
     }
     assert!(got.try_recv().is_err(), "the service never got the request");
+    // Both answered at the edge, and still counted: the forwarded one under its upstream,
+    // the own path's, which never reached the router, under "unrouted".
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let metrics = get(&url, "/metrics").text();
+        let counted = |route: &str| {
+            metrics.lines().any(|l| {
+                l.starts_with("tix_http_request_duration_seconds_count")
+                    && l.contains(&format!("route=\"{route}\""))
+                    && l.contains(r#"status="408""#)
+            })
+        };
+        if counted("unrouted") && counted("/api/tickets") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     let mut silent = TcpStream::connect(url.trim_start_matches("http://")).unwrap();
     silent
