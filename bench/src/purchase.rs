@@ -432,23 +432,30 @@ struct Stamps {
     answered: Instant,
 }
 
+/// One reservation's times, in µs from when it was sent (the last from `order:created`).
+struct Leg {
+    reserved: u64,
+    answered: u64,
+    created: u64,
+    then_reserved: u64,
+}
+
 /// A reservation's path to "reserved" in two legs, for every reservation and for the
 /// slowest 1 %: where the tail is made.
 #[derive(Default)]
 struct Legs {
-    /// (whole, sent → answered, sent → `order:created` seen, `order:created` → reserved)
-    each: Vec<[u64; 4]>,
+    each: Vec<Leg>,
 }
 
 impl Legs {
     fn add(&mut self, s: &Stamps, created: Instant, reserved: Instant) {
         let us = |from: Instant, to: Instant| to.saturating_duration_since(from).as_micros() as u64;
-        self.each.push([
-            us(s.sent, reserved),
-            us(s.sent, s.answered),
-            us(s.sent, created),
-            us(created, reserved),
-        ]);
+        self.each.push(Leg {
+            reserved: us(s.sent, reserved),
+            answered: us(s.sent, s.answered),
+            created: us(s.sent, created),
+            then_reserved: us(created, reserved),
+        });
     }
 
     /// The median of each leg over all reservations and over the slowest 1 % of them.
@@ -456,19 +463,19 @@ impl Legs {
         if self.each.is_empty() {
             return "legs                       (none seen)".into();
         }
-        self.each.sort_unstable_by_key(|l| l[0]);
-        let median = |rows: &[[u64; 4]], i: usize| {
-            let mut v: Vec<u64> = rows.iter().map(|l| l[i]).collect();
+        self.each.sort_unstable_by_key(|l| l.reserved);
+        let median = |rows: &[Leg], leg: fn(&Leg) -> u64| {
+            let mut v: Vec<u64> = rows.iter().map(leg).collect();
             v.sort_unstable();
             v[v.len() / 2]
         };
         let slowest = &self.each[self.each.len() * 99 / 100..];
-        let line = |rows: &[[u64; 4]]| {
+        let line = |rows: &[Leg]| {
             format!(
                 "answered {:>6} µs, order:created seen {:>6} µs, then reserved {:>6} µs later",
-                median(rows, 1),
-                median(rows, 2),
-                median(rows, 3)
+                median(rows, |l| l.answered),
+                median(rows, |l| l.created),
+                median(rows, |l| l.then_reserved)
             )
         };
         format!(

@@ -70,10 +70,9 @@ impl ClientError {
                 403 => Kind::Forbidden,
                 404 => Kind::NotFound,
                 402 => Kind::Declined,
-                // The body did not get through in time: the network's state, not the
-                // request's fault, as with a 5xx.
-                408 => Kind::Unavailable,
-                s if *s >= 500 => Kind::Unavailable,
+                // A 408 is the network's state (the body did not get through in time), not
+                // the request's fault: as with a 5xx.
+                408 | 500.. => Kind::Unavailable,
                 _ => Kind::Rejected,
             },
         }

@@ -19,7 +19,7 @@ use crate::health::Monitor;
 use tix_api::health::HealthStatus;
 
 mod around;
-pub use around::{log_answer, log_refusal, request_span, unread_request_span};
+pub use around::{answered, log_access, request_span};
 
 /// Limits every service applies to requests.
 #[derive(Debug, Clone, Copy)]

@@ -301,6 +301,11 @@ impl Relay {
         self.monitor.report("svc").await.checks.unwrap()["outbox"].clone()
     }
 
+    /// Whether the relay's health gives a reason that says `what`.
+    async fn says(&self, what: &str) -> bool {
+        self.check().await.reason.is_some_and(|r| r.contains(what))
+    }
+
     fn rows(&self, sql: &str) -> Vec<String> {
         let c = Connection::open(self.db.path()).unwrap();
         let mut st = c.prepare(sql).unwrap();
@@ -371,12 +376,8 @@ async fn events_whose_publish_failed_are_kept_and_published_once_the_broker_is_b
     for t in during {
         relay.enqueue(vec![ticket(t)]).await;
     }
-    eventually("the relay reports that publishing fails", WAIT, || async {
-        relay
-            .check()
-            .await
-            .reason
-            .is_some_and(|r| r.contains("publishing failed"))
+    eventually("the relay reports that publishing fails", WAIT, || {
+        relay.says("publishing failed")
     })
     .await;
     assert!(
@@ -412,17 +413,9 @@ async fn without_the_outbox_dead_table_a_refused_event_stays_and_health_says_why
             ticket("behind"),
         ])
         .await;
-    eventually(
-        "the relay reports it cannot move the event",
-        WAIT,
-        || async {
-            relay
-                .check()
-                .await
-                .reason
-                .is_some_and(|r| r.contains("outbox_dead"))
-        },
-    )
+    eventually("the relay reports it cannot move the event", WAIT, || {
+        relay.says("outbox_dead")
+    })
     .await;
     // Nothing lost: the refused event and the one behind it wait; the first went out.
     assert_eq!(relay.rows("SELECT subject FROM outbox").len(), 2);

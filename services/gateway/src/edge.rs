@@ -150,7 +150,7 @@ async fn serve(gw: Arc<Gateway>, limits: Limits, conn: EdgeConn) {
                 // Refused before routing, its method and target untrusted: logged and
                 // counted all the same (route "unparsed"), so that a flood of them shows.
                 // Its latency is the answer's; the wait for the head is the client's.
-                let span = http::unread_request_span(&resp.headers()[X_REQUEST_ID]);
+                let span = http::request_span("-", "-", &resp.headers()[X_REQUEST_ID]);
                 span.in_scope(|| tracing::debug!(error = %e, "request refused"));
                 let answering = Instant::now();
                 client.answer_local(resp, manner).await;
@@ -161,7 +161,7 @@ async fn serve(gw: Arc<Gateway>, limits: Limits, conn: EdgeConn) {
                     status,
                     took,
                 );
-                http::log_refusal(&span, status, took);
+                http::log_access(&span, status, took);
                 client.linger().await;
                 return;
             }
@@ -518,8 +518,13 @@ async fn forwarded(
         }
     };
     let took = started.elapsed();
-    observe_request(method, Route::Named(Cow::Borrowed(prefix)), status, took);
-    http::log_answer(&span, status, took);
+    http::answered(
+        &span,
+        method,
+        Route::Named(Cow::Borrowed(prefix)),
+        status,
+        took,
+    );
     next
 }
 
@@ -650,8 +655,7 @@ async fn local(app: &Router, peer: SocketAddr, client: &mut Client, head: Reques
     let next = client.answer_local(resp, manner).await;
     let took = started.elapsed();
     let route = Route::Named(Cow::Borrowed("unrouted"));
-    observe_request(HttpMethod::from(&head.method), route, status, took);
-    http::log_answer(&span, status, took);
+    http::answered(&span, HttpMethod::from(&head.method), route, status, took);
     next
 }
 

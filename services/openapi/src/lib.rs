@@ -5,9 +5,9 @@
 //! routes them through the same `OpenApiRouter` (`tix_auth::openapi()`, …), so an endpoint
 //! cannot be served without being documented. This crate merges those parts with what is
 //! true of every endpoint and that no handler says: the security schemes, the errors the
-//! shared layers answer (408, 413, 500, the 503 of a timeout) and the gateway's 502, and the links
-//! that lead from one answer to the next request (a ticket to its order, an order to its
-//! payment) for a stateful fuzzer.
+//! shared layers answer (408, 413, 500, the 503 of a timeout) and the gateway's 502, and
+//! the links that lead from one answer to the next request (a ticket to its order, an
+//! order to its payment) for a stateful fuzzer.
 //!
 //! The gateway does not depend on the services (it would pull SQLite and argon2 into it): it
 //! embeds the committed file, and this crate's test fails when that file is out of date

@@ -134,17 +134,17 @@ where
             }
             let took = started.elapsed();
             let status = resp.status().as_u16();
-            observe_request(method, route, status, took);
-            log_answer(&span, status, took);
+            answered(&span, method, route, status, took);
             Ok(resp)
         })
     }
 }
 
 /// The span every line of a request's work is logged in: its fields are what log
-/// queries look for (`span.request_id`, docs/observability.md).
+/// queries look for (`span.request_id`, docs/observability.md). A request whose method and target are not trusted (the gateway's edge refused its
+/// head) takes `"-"` for both.
 pub fn request_span(
-    method: &axum::http::Method,
+    method: impl std::fmt::Display,
     uri: impl std::fmt::Display,
     id: &axum::http::HeaderValue,
 ) -> tracing::Span {
@@ -156,22 +156,18 @@ pub fn request_span(
     )
 }
 
-/// The span of a request whose head the gateway's edge refused before routing it
-/// (malformed, oversized, ambiguous framing or Host), with the same fields: `-` for the
-/// method and target, which it does not trust.
-pub fn unread_request_span(id: &axum::http::HeaderValue) -> tracing::Span {
-    tracing::info_span!(
-        "request",
-        method = %"-",
-        uri = %"-",
-        request_id = %id.to_str().unwrap_or("-"),
-    )
-}
-
-/// The access log line of one answered request, in its span, and tower-http's failure
-/// line for a 5xx (the names and units its trace layer used, which log queries know).
-pub fn log_answer(span: &tracing::Span, status: u16, took: Duration) {
-    log_refusal(span, status, took);
+/// One answered request counted in the metrics and written to the access log, in its
+/// span, with tower-http's failure line for a 5xx (the names and units its trace layer
+/// used, which log queries know).
+pub fn answered(
+    span: &tracing::Span,
+    method: HttpMethod,
+    route: Route,
+    status: u16,
+    took: Duration,
+) {
+    observe_request(method, route, status, took);
+    log_access(span, status, took);
     if status >= 500 {
         span.in_scope(|| {
             tracing::error!(
@@ -184,9 +180,9 @@ pub fn log_answer(span: &tracing::Span, status: u16, took: Duration) {
     }
 }
 
-/// The access log line alone, for an answer that is the client's doing whatever its
-/// status (the edge's 501 for a transfer coding it does not decode): no failure line.
-pub fn log_refusal(span: &tracing::Span, status: u16, took: Duration) {
+/// The access log line alone: for an answer that is the client's doing whatever its
+/// status (the edge's 501 for a transfer coding it does not decode), no failure line.
+pub fn log_access(span: &tracing::Span, status: u16, took: Duration) {
     span.in_scope(|| {
         tracing::info!(
             target: "tower_http::trace::on_response",
