@@ -244,8 +244,9 @@ async fn main() -> anyhow::Result<()> {
     let sale = Arc::new(sale_ids.to_vec());
     let cursor = Arc::new(AtomicUsize::new(0));
     let cpu_before = cpu_of_each(&mut stack);
-    // On stderr, so that a profiler can be started on the sale alone.
-    eprintln!("sale: started");
+    // On stderr, so that a profiler can be started on the sale alone (and bench/wal-frames
+    // can copy the databases in the middle of it).
+    eprintln!("sale: started, data in {}", stack.data_dir.display());
     let started = Instant::now();
     let results = futures::future::try_join_all((0..args.buyers).map(|b| {
         let (sale, cursor, ordered_at) = (sale.clone(), cursor.clone(), ordered_at.clone());
