@@ -66,14 +66,15 @@ pub struct Config {
     /// unless the request's host is this machine (localhost, 127.0.0.1, ::1).
     #[arg(long, env = "TIX_COOKIE_SECURE", value_enum, default_value = "auto")]
     pub cookie_secure: CookieSecure,
-    /// Addresses whose X-Forwarded-For is believed (the gateway's), comma-separated.
-    /// None by default: the peer's address is the client's.
+    /// Addresses or ranges (`10.0.0.0/8`) whose X-Forwarded-For is believed (the
+    /// gateway's), comma-separated. None by default: the peer's address is the client's.
     #[arg(
         long = "trusted-proxy",
         env = "TIX_TRUSTED_PROXIES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = tix_common::net::parse_range
     )]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// When the session cookie is `Secure`.
@@ -124,7 +125,7 @@ impl Config {
             free_failures: self.signin_free_failures,
             max_failure_delay: self.signin_max_delay,
             hash_queue: self.hash_queue,
-            trusted_proxies: self.trusted_proxies.clone(),
+            trusted_proxies: tix_common::net::TrustedProxies::new(self.trusted_proxies.clone()),
         }
     }
 }

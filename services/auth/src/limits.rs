@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter};
+use tix_common::net::TrustedProxies;
 pub use tix_common::rate::Rate;
 use tix_common::{ApiError, rate};
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -32,8 +33,8 @@ pub struct Settings {
     pub max_failure_delay: Duration,
     /// argon2 computations that may wait for a core; beyond, `503`.
     pub hash_queue: usize,
-    /// Peers whose `X-Forwarded-For` is believed (the gateway's address).
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Peers whose `X-Forwarded-For` is believed (the gateway's addresses).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// An account's run of failed sign-ins.
@@ -86,19 +87,16 @@ impl Limits {
         }
     }
 
-    /// The client's address: the last `X-Forwarded-For` entry when the peer is a trusted
-    /// proxy (the gateway replaces the header with the address it saw), the peer otherwise.
+    /// The client's address: for a trusted proxy (the gateway, which replaces the header
+    /// with the address it saw) the one its `X-Forwarded-For` names, the peer otherwise.
     pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-        if self.settings.trusted_proxies.contains(&peer.ip())
-            && let Some(ip) = headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|v| v.trim().parse().ok())
-        {
-            return ip;
-        }
-        peer.ip()
+        self.settings.trusted_proxies.client(
+            peer.ip(),
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .map(|v| v.as_bytes()),
+        )
     }
 
     pub fn check_signup(&self, ip: IpAddr) -> Result<(), ApiError> {
@@ -219,7 +217,10 @@ mod tests {
             free_failures: 2,
             max_failure_delay: Duration::from_secs(4),
             hash_queue: 1,
-            trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+            trusted_proxies: TrustedProxies::new(vec![
+                tix_common::net::parse_range("127.0.0.1").unwrap(),
+                tix_common::net::parse_range("10.77.0.0/16").unwrap(),
+            ]),
         }
     }
 
@@ -272,6 +273,9 @@ mod tests {
         let from = |peer: &str| l.client_ip(format!("{peer}:5000").parse().unwrap(), &h);
         assert_eq!(from("127.0.0.1"), ip("10.9.8.7"));
         assert_eq!(from("127.0.0.2"), ip("127.0.0.2"), "not a trusted proxy");
+        // A range: any gateway replica's address in it.
+        assert_eq!(from("10.77.3.4"), ip("10.9.8.7"));
+        assert_eq!(from("10.78.0.1"), ip("10.78.0.1"), "outside the range");
     }
 
     #[tokio::test]

@@ -30,6 +30,7 @@ pub mod inbox;
 pub mod json;
 pub mod logjson;
 pub mod metrics;
+pub mod net;
 pub mod outbox;
 pub mod rate;
 pub mod secret;

@@ -66,8 +66,12 @@ struct Client {
     scanned: usize,
     /// The request for the upstream, then the answer for the client.
     out: Vec<u8>,
-    /// The client's address as stated upstream (`X-Forwarded-For`).
-    forwarded_for: HeaderValue,
+    /// The client's address as stated upstream (`X-Forwarded-For`): the peer's, or for a
+    /// trusted proxy (whose connection carries many clients' requests) none, and each
+    /// request's is read from what the proxy says.
+    forwarded_for: Option<HeaderValue>,
+    peer: SocketAddr,
+    gw: Arc<Gateway>,
     limits: Limits,
     stopping: watch::Receiver<bool>,
 }
@@ -118,7 +122,10 @@ async fn serve(gw: Arc<Gateway>, limits: Limits, conn: EdgeConn) {
         buf: BytesMut::with_capacity(8 * 1024),
         scanned: 0,
         out: Vec::with_capacity(4 * 1024),
-        forwarded_for: crate::client_address(peer),
+        forwarded_for: (!gw.trusted_proxies.contains(peer.ip()))
+            .then(|| tix_common::net::header(peer.ip())),
+        peer,
+        gw: gw.clone(),
         limits,
         stopping,
     };
@@ -206,6 +213,17 @@ impl BodyRefusal {
 }
 
 impl Client {
+    /// The client's address to state upstream for a request from a trusted proxy.
+    fn named_by_proxy(&self, head: &RequestHead) -> HeaderValue {
+        let listed = head
+            .head
+            .fields
+            .iter()
+            .filter(|f| head.head.name(f).eq_ignore_ascii_case(b"x-forwarded-for"))
+            .map(|f| head.head.value(f));
+        tix_common::net::header(self.gw.trusted_proxies.client(self.peer.ip(), listed))
+    }
+
     /// The next request's head: `None` when the client closed the connection between
     /// requests. A pipelined request may already be in the buffer.
     async fn read_head(&mut self) -> Result<Option<RequestHead>, Refusal> {
@@ -468,14 +486,12 @@ async fn forwarded(
             .await
             .map_err(|refusal| refusal.answer().map_or(Failed::Gone, Failed::Answer))?;
         body_read = true;
-        upstream_request(
-            &mut client.out,
-            up,
-            &head,
-            &client.forwarded_for,
-            &id,
-            &body,
-        );
+        // The peer's address is kept per connection; a proxy's clients differ per request.
+        let forwarded_for = match &client.forwarded_for {
+            Some(peer) => Cow::Borrowed(peer),
+            None => Cow::Owned(client.named_by_proxy(&head)),
+        };
+        upstream_request(&mut client.out, up, &head, &forwarded_for, &id, &body);
         let again = head.method.is_idempotent();
         up.conns
             .exchange(&client.out, again, m.to_head)

@@ -73,6 +73,14 @@ pub struct Config {
     /// raise this, to use more cores.
     #[arg(long, env = "TIX_GATEWAY_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
+    /// Proxies in front of the gateway (nginx, an ingress controller) whose
+    /// `X-Forwarded-For` is believed: addresses or ranges (`10.0.0.0/8`), comma-separated.
+    /// A request from one is stated upstream as coming from the client that proxy saw, so
+    /// that auth's per-address limits count clients, not the proxy. None by default: the
+    /// address the gateway sees is the client's. (Not auth's `TIX_TRUSTED_PROXIES`: on one
+    /// machine that names 127.0.0.1, where any local client would then be believed.)
+    #[arg(long = "trusted-proxy", env = "TIX_GATEWAY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = tix_common::net::parse_range)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// One service behind the gateway.
@@ -110,6 +118,7 @@ impl Upstream {
 struct Gateway {
     upstreams: Vec<Arc<Upstream>>,
     client: Client<HttpConnector, Body>,
+    trusted_proxies: tix_common::net::TrustedProxies,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -138,12 +147,6 @@ impl Gateway {
 /// reaches here is a path none does.
 async fn not_found() -> Response {
     status_error(StatusCode::NOT_FOUND, "Not found")
-}
-
-/// The client's address as the gateway states it upstream (`X-Forwarded-For`).
-fn client_address(peer: SocketAddr) -> HeaderValue {
-    HeaderValue::from_str(&peer.ip().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 /// The OpenAPI 3.1 document of the whole API, generated from every service's handlers by
@@ -349,6 +352,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let gw = Arc::new(Gateway {
         upstreams: upstreams.into_iter().map(Arc::new).collect(),
         client,
+        trusted_proxies: tix_common::net::TrustedProxies::new(cfg.trusted_proxies.clone()),
     });
     let routes = Router::new()
         .route("/healthz", axum::routing::get(health))

@@ -133,6 +133,54 @@ fn a_service_gets_one_well_framed_request_with_the_gateways_own_fields() {
     assert!(r.header("x-internal").is_none(), "{:?}", r.headers);
 }
 
+/// Behind a proxy the gateway trusts (`--trusted-proxy`; the test is that proxy, at
+/// 127.0.0.1), each request is stated upstream as coming from the client the proxy saw:
+/// the right-most address of its `X-Forwarded-For` that is not a trusted proxy, per
+/// request on one connection (a proxy carries many clients' requests on one). Tried: a
+/// client's own claim left of the proxy's entry, a chain through another trusted proxy,
+/// two fields, a port, garbage, no field at all (the proxy's own address).
+#[test]
+fn a_trusted_proxy_names_each_requests_client() {
+    let logs = tempfile::tempdir().unwrap();
+    let (service, got, answer) = stand_in();
+    let (_gw, url) = gateway_with(
+        &service,
+        logs.path(),
+        &["--trusted-proxy", "127.0.0.1,10.0.0.0/8"],
+    );
+    let mut c = Conn::open(&url);
+    for (sent, client) in [
+        ("X-Forwarded-For: 6.6.6.6, 198.51.100.7\r\n", "198.51.100.7"),
+        (
+            "X-Forwarded-For: 6.6.6.6, 198.51.100.8\r\nX-Forwarded-For: 10.2.3.4\r\n",
+            "198.51.100.8",
+        ),
+        ("X-Forwarded-For: 198.51.100.9:4711\r\n", "198.51.100.9"),
+        ("X-Forwarded-For: 198.51.100.9, nonsense\r\n", "127.0.0.1"),
+        ("", "127.0.0.1"),
+    ] {
+        c.send(format!(
+            "GET /api/tickets HTTP/1.1\r\nHost: shop.example\r\n{sent}\r\n"
+        ));
+        let request = got
+            .recv_timeout(WAIT)
+            .expect("the request reached the service");
+        let stated: Vec<(String, String)> = fields(&request)
+            .into_iter()
+            .filter(|(n, _)| n == "x-forwarded-for")
+            .collect();
+        assert_eq!(
+            stated,
+            [("x-forwarded-for".to_string(), client.to_string())],
+            "for {sent:?}"
+        );
+        answer
+            .send("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".into())
+            .unwrap();
+        assert_eq!(c.response().status, 200);
+    }
+}
+
 /// The status line of an answer without a reason phrase is written with the standard
 /// one (the gateway once computed the phrase's place from a pointer httparse does not
 /// give for an empty phrase).

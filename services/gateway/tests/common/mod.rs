@@ -182,6 +182,11 @@ pub fn get(gw: &str, path: &str) -> Resp {
 /// A gateway whose tickets upstream is `tickets` (the others are addresses where nothing
 /// listens), with `--request-timeout 1s`; its URL.
 pub fn gateway(tickets: &str, logs: &std::path::Path) -> (Proc, String) {
+    gateway_with(tickets, logs, &[])
+}
+
+/// The same, with more arguments.
+pub fn gateway_with(tickets: &str, logs: &std::path::Path, extra: &[&str]) -> (Proc, String) {
     let mut args = vec![
         "--port".to_string(),
         "0".into(),
@@ -194,6 +199,7 @@ pub fn gateway(tickets: &str, logs: &std::path::Path) -> (Proc, String) {
         args.push(format!("--{other}-url"));
         args.push(format!("http://127.0.0.1:{}", free_port()));
     }
+    args.extend(extra.iter().map(|a| a.to_string()));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut gateway = Proc::spawn_env("tix-gateway", &bin("tix-gateway"), &argv, &[], logs);
     let line = gateway.wait_for_line("listening on", Duration::from_secs(30));
