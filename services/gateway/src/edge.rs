@@ -39,10 +39,6 @@ use crate::upstream::{self, Answer};
 use crate::wire::{self, ChunkError, Chunked, Framing, HeadError, RequestHead, no_body};
 use crate::{Gateway, Upstream};
 
-/// How long a connection may take to send a request's head, counted from when the
-/// gateway starts waiting for it: an idle keep-alive connection is closed after this
-/// too, and a client that trickles a head (slowloris) holds its connection no longer.
-const HEAD_WITHIN: Duration = Duration::from_secs(30);
 /// A head this short is parsed again on every read (so garbage is refused at once); a
 /// longer one only when an empty line may have come ([`wire::head_may_end`]), or a head
 /// sent a byte at a time would cost its length squared.
@@ -133,43 +129,31 @@ async fn serve(gw: Arc<Gateway>, limits: Limits, conn: EdgeConn) {
         let mut stopping = client.stopping.clone();
         let head = tokio::select! {
             biased;
-            head = tokio::time::timeout(HEAD_WITHIN, client.read_head()) => head,
+            head = tokio::time::timeout(gw.head_within, client.read_head()) => head,
             // Stopping: a connection between requests closes (one in the middle of a
             // head would only be cut short a little later).
             _ = stopping.wait_for(|stop| *stop) => return,
         };
         let head = match head {
             Ok(Ok(Some(head))) => head,
-            // The client closed between requests, or timed out, or the socket failed.
-            Ok(Ok(None) | Err(Refusal::Gone)) | Err(_) => return,
+            // The client closed between requests, or the socket failed.
+            Ok(Ok(None) | Err(Refusal::Gone)) => return,
+            // An idle keep-alive connection is closed without a word; a head begun and not
+            // finished in time (slowloris, or a client stuck) is answered, logged and
+            // counted, as nginx's `client_header_timeout` logs a 408.
+            Err(_) if client.buf.is_empty() => return,
+            Err(_) => {
+                let late = "The request head did not arrive in time";
+                refuse_head(&mut client, StatusCode::REQUEST_TIMEOUT, late).await;
+                return;
+            }
             Ok(Err(Refusal::Head(e))) => {
                 let status = match e {
                     HeadError::TooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                     HeadError::UnknownCoding => StatusCode::NOT_IMPLEMENTED,
                     HeadError::Bad(_) => StatusCode::BAD_REQUEST,
                 };
-                let manner = Manner {
-                    to_head: false,
-                    http10: false,
-                    keep: false,
-                };
-                let resp = with_id(error_response(status, &e.to_string()), None);
-                // Refused before routing, its method and target untrusted: logged and
-                // counted all the same (route "unparsed"), so that a flood of them shows.
-                // Its latency is the answer's; the wait for the head is the client's.
-                let span = http::request_span("-", "-", &resp.headers()[X_REQUEST_ID]);
-                span.in_scope(|| tracing::debug!(error = %e, "request refused"));
-                let answering = Instant::now();
-                client.answer_local(resp, manner).await;
-                let (status, took) = (status.as_u16(), answering.elapsed());
-                observe_request(
-                    HttpMethod::OTHER,
-                    Route::Named(Cow::Borrowed("unparsed")),
-                    status,
-                    took,
-                );
-                http::log_access(&span, status, took);
-                client.linger().await;
+                refuse_head(&mut client, status, &e.to_string()).await;
                 return;
             }
         };
@@ -182,6 +166,32 @@ async fn serve(gw: Arc<Gateway>, limits: Limits, conn: EdgeConn) {
             return;
         }
     }
+}
+
+/// Answers a request whose head was refused or never finished, and closes. Refused
+/// before routing, its method and target untrusted: logged and counted all the same (route
+/// "unparsed"), so that a flood of them shows. Its latency is the answer's; the wait for
+/// the head is the client's.
+async fn refuse_head(client: &mut Client, status: StatusCode, message: &str) {
+    let manner = Manner {
+        to_head: false,
+        http10: false,
+        keep: false,
+    };
+    let resp = with_id(error_response(status, message), None);
+    let span = http::request_span("-", "-", &resp.headers()[X_REQUEST_ID]);
+    span.in_scope(|| tracing::debug!(error = %message, "request refused"));
+    let answering = Instant::now();
+    client.answer_local(resp, manner).await;
+    let (status, took) = (status.as_u16(), answering.elapsed());
+    observe_request(
+        HttpMethod::OTHER,
+        Route::Named(Cow::Borrowed("unparsed")),
+        status,
+        took,
+    );
+    http::log_access(&span, status, took);
+    client.linger().await;
 }
 
 /// Why no request could be read.

@@ -62,6 +62,12 @@ pub struct Config {
     /// Longest a request may take end to end (the services have their own limits too).
     #[arg(long, env = "TIX_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+    /// How long a connection may take to send a request's head, counted from when the
+    /// gateway starts waiting for it (nginx's `client_header_timeout`): an idle keep-alive
+    /// connection is closed after this, and a head begun and not finished is answered 408,
+    /// so a client that trickles one (slowloris) holds its connection no longer.
+    #[arg(long, env = "TIX_GATEWAY_HEADER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
     /// Largest request body passed on, in bytes.
     #[arg(long, env = "TIX_BODY_LIMIT", default_value_t = 64 * 1024)]
     pub body_limit: usize,
@@ -119,6 +125,8 @@ struct Gateway {
     upstreams: Vec<Arc<Upstream>>,
     client: Client<HttpConnector, Body>,
     trusted_proxies: tix_common::net::TrustedProxies,
+    /// `--header-timeout`.
+    head_within: Duration,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -335,6 +343,9 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     if !cfg.expiration_url.is_empty() {
         wanted.push(("expiration", None, &cfg.expiration_url));
     }
+    if cfg.header_timeout.is_zero() {
+        anyhow::bail!("--header-timeout must be more than 0");
+    }
     let mut upstreams = Vec::new();
     for (name, prefix, url) in wanted {
         let Some(u) = Upstream::new(name, prefix, url) else {
@@ -353,6 +364,7 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         upstreams: upstreams.into_iter().map(Arc::new).collect(),
         client,
         trusted_proxies: tix_common::net::TrustedProxies::new(cfg.trusted_proxies.clone()),
+        head_within: cfg.header_timeout,
     });
     let routes = Router::new()
         .route("/healthz", axum::routing::get(health))

@@ -294,3 +294,64 @@ fn a_body_that_never_comes_is_408_and_does_not_hold_up_a_stop() {
     idle.send("");
     assert!(gw.terminate(WAIT), "the gateway exits: {}", gw.log_tail());
 }
+
+/// A head begun and not finished within `--header-timeout` (slowloris, a stuck client) is
+/// answered 408 with the error body and closed, and it shows in the access log and the
+/// metrics (route "unparsed"). An idle keep-alive connection that sent nothing is closed
+/// without a word, after one answered request as before any.
+#[test]
+fn a_head_not_finished_in_time_is_408_and_an_idle_connection_just_closes() {
+    let logs = tempfile::tempdir().unwrap();
+    let (service, got, answer) = stand_in();
+    let (gw, url) = gateway_with(&service, logs.path(), &["--header-timeout", "1s"]);
+
+    let mut trickling = Conn::open(&url);
+    trickling.send("GET /api/tickets HTTP/1.1\r\nHost: shop.example\r\nX-A: ");
+    let idle = Conn::open(&url);
+    let mut kept = Conn::open(&url);
+    kept.send("GET /api/tickets HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+    got.recv_timeout(WAIT)
+        .expect("the request reached the service");
+    answer
+        .send("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".into())
+        .unwrap();
+    assert_eq!(kept.response().status, 200);
+
+    let r = trickling.response();
+    assert_eq!(
+        (r.status, r.json()["errors"][0]["message"].as_str()),
+        (408, Some("The request head did not arrive in time"))
+    );
+    let id = r.header("x-request-id").unwrap().to_string();
+    assert_eq!(trickling.closes(), "closed");
+    for mut quiet in [idle, kept] {
+        assert_eq!(quiet.closes(), "closed", "closed, nothing sent");
+    }
+
+    let counted = || {
+        get(&url, "/metrics").text().lines().any(|l| {
+            l.starts_with("tix_http_request_duration_seconds_count")
+                && l.contains(r#"route="unparsed""#)
+                && l.contains(r#"status="408""#)
+        })
+    };
+    let logged = || {
+        gw.log_text().lines().any(|l| {
+            l.contains("finished processing request")
+                && l.contains(&id)
+                && l.contains("method=-")
+                && l.contains("status=408")
+        })
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(counted() && logged()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counted {}, logged {}: {}",
+            counted(),
+            logged(),
+            gw.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
