@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
 use axum::http::HeaderValue;
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
 /// Peers believed about `X-Forwarded-For`: addresses and ranges.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,6 +34,7 @@ impl TrustedProxies {
         peer: IpAddr,
         forwarded_for: impl Iterator<Item = &'a [u8]>,
     ) -> IpAddr {
+        let peer = canonical(peer);
         if !self.contains(peer) {
             return peer;
         }
@@ -61,10 +62,21 @@ impl TrustedProxies {
 /// notation (`10.0.0.0/8`).
 pub fn parse_range(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
-    s.parse::<IpNet>()
+    let net = s
+        .parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-        .map(|net| net.trunc())
-        .map_err(|_| format!("`{s}` is neither an address nor a range like 10.0.0.0/8"))
+        .map_err(|_| format!("`{s}` is neither an address nor a range like 10.0.0.0/8"))?;
+    // Peers are compared as IPv4 when they are IPv4-mapped (`canonical`): so are ranges
+    // within the mapped block.
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(|n| IpNet::V4(n).trunc())
+                .map_err(|e| format!("`{s}`: {e}")),
+            None => Ok(net.trunc()),
+        },
+        net => Ok(net.trunc()),
+    }
 }
 
 /// An entry of `X-Forwarded-For`: an address, with or without a port (`1.2.3.4:5678`,
@@ -171,7 +183,11 @@ mod tests {
             client(&t, "10.1.2.3", &["1.1.1.1, 10.4.4.4, nonsense, 10.5.5.5"]),
             ip("10.5.5.5")
         );
-        assert_eq!(client(&t, "10.1.2.3", &["\u{0}\u{ff}"]), ip("10.1.2.3"));
+        assert_eq!(
+            t.client(ip("10.1.2.3"), [&b"\xff\x80"[..]].into_iter()),
+            ip("10.1.2.3"),
+            "not UTF-8"
+        );
         // Every hop trusted: the left-most, the furthest known.
         assert_eq!(
             client(&t, "10.1.2.3", &["10.7.7.7, 10.8.8.8"]),
@@ -183,6 +199,12 @@ mod tests {
     fn mapped_ipv4_is_ipv4() {
         let t = trusting(&["127.0.0.1"]);
         assert!(t.contains(ip("::ffff:127.0.0.1")));
+        // A peer not trusted is named as IPv4 too, as it is when a proxy names it.
+        assert_eq!(client(&t, "::ffff:203.0.113.9", &[]), ip("203.0.113.9"));
+        // Ranges written mapped match peers of either form.
+        let mapped = trusting(&["::ffff:10.0.0.0/104"]);
+        assert!(mapped.contains(ip("10.1.2.3")) && mapped.contains(ip("::ffff:10.1.2.3")));
+        assert!(!mapped.contains(ip("11.0.0.1")));
         assert_eq!(
             client(&t, "::ffff:127.0.0.1", &["::ffff:198.51.100.7"]),
             ip("198.51.100.7")
@@ -195,6 +217,10 @@ mod tests {
         assert_eq!(parse_range("10.0.0.7").unwrap().to_string(), "10.0.0.7/32");
         assert_eq!(parse_range("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(parse_range("::1").unwrap().to_string(), "::1/128");
+        assert_eq!(
+            parse_range("::ffff:10.0.0.5").unwrap().to_string(),
+            "10.0.0.5/32"
+        );
         for bad in ["", "10.0.0.0/33", "example.com", "10.0.0.0/8/8"] {
             assert!(parse_range(bad).is_err(), "{bad}");
         }

@@ -138,7 +138,8 @@ fn a_service_gets_one_well_framed_request_with_the_gateways_own_fields() {
 /// the right-most address of its `X-Forwarded-For` that is not a trusted proxy, per
 /// request on one connection (a proxy carries many clients' requests on one). Tried: a
 /// client's own claim left of the proxy's entry, a chain through another trusted proxy,
-/// two fields, a port, garbage, no field at all (the proxy's own address).
+/// two fields, a port, garbage, no field at all (the proxy's own address); and a gateway
+/// whose trusted proxies do not include the peer, which states the peer.
 #[test]
 fn a_trusted_proxy_names_each_requests_client() {
     let logs = tempfile::tempdir().unwrap();
@@ -179,6 +180,25 @@ fn a_trusted_proxy_names_each_requests_client() {
             .unwrap();
         assert_eq!(c.response().status, 200);
     }
+    // A gateway that trusts other proxies only: the test's connection is a client, and
+    // its X-Forwarded-For a claim.
+    let (service, got, answer) = stand_in();
+    let (_gw, url) = gateway_with(&service, logs.path(), &["--trusted-proxy", "10.0.0.0/8"]);
+    let mut c = Conn::open(&url);
+    c.send("GET /api/tickets HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.7\r\n\r\n");
+    let request = got
+        .recv_timeout(WAIT)
+        .expect("the request reached the service");
+    let stated: Vec<String> = fields(&request)
+        .into_iter()
+        .filter(|(n, _)| n == "x-forwarded-for")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(stated, ["127.0.0.1"]);
+    answer
+        .send("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".into())
+        .unwrap();
+    assert_eq!(c.response().status, 200);
 }
 
 /// The status line of an answer without a reason phrase is written with the standard
