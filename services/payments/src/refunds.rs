@@ -15,7 +15,9 @@ use tix_common::db::{Db, DbError};
 use crate::provider::{PaymentProvider, RefundRequest};
 use crate::store::{self, PendingRefund};
 
-/// Refunds made per read of the pending ones.
+/// Refunds tried per read of the pending ones, least recently tried first: one the provider
+/// refuses goes to the back, so refunds it refuses for good (left to an operator) never
+/// hold back the others, however many.
 const BATCH: i64 = 100;
 
 /// Runs forever; pending refunds are retried every `every` when nothing wakes the task.
@@ -76,13 +78,20 @@ async fn refund(db: &Db, provider: &dyn PaymentProvider, r: PendingRefund) -> bo
                 }
             }
         }
-        Err(e) if e.is_retryable() => {
-            tracing::warn!(payment = %r.payment_id, error = %e, "refund not made yet; will retry");
-            false
-        }
         Err(e) => {
-            tracing::error!(payment = %r.payment_id, charge = %r.charge_id, error = %e,
-                "the provider refuses this refund; an operator must look at it");
+            if e.is_retryable() {
+                tracing::warn!(payment = %r.payment_id, error = %e, "refund not made yet; will retry");
+            } else {
+                tracing::error!(payment = %r.payment_id, charge = %r.charge_id, error = %e,
+                    "the provider refuses this refund; an operator must look at it");
+            }
+            let id = r.payment_id.clone();
+            if let Err(e) = db
+                .write(move |c| -> Result<(), DbError> { Ok(store::checked(c, &id)?) })
+                .await
+            {
+                tracing::warn!(payment = %r.payment_id, error = %e, "recording a refund's try failed");
+            }
             false
         }
     }
@@ -157,5 +166,84 @@ mod tests {
         )
         .await;
         task.abort();
+    }
+
+    /// More refunds the provider refuses for good than one read takes, ahead of good ones
+    /// (by id): the good ones are still made, at the next sweeps, and the refused ones stay
+    /// pending for an operator.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refunds_refused_for_good_do_not_hold_back_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(
+            &dir.path().join("p.db"),
+            Durability::Normal,
+            store::MIGRATIONS,
+        )
+        .unwrap();
+        let sandbox = Arc::new(Sandbox::open(&dir.path().join("ledger.db")).unwrap());
+        let mut rows = Vec::new();
+        for i in 0..BATCH + 20 {
+            let claim = Claim {
+                id: format!("p-{i:04}"),
+                order_id: format!("o-{i:04}"),
+                amount: Money::from_cents(100),
+                created_at: UnixMillis::now(),
+                currency: "usd".into(),
+                source: "tok_visa".into(),
+            };
+            // The first BATCH by id name charges the provider does not know: refused.
+            let charge_id = if i < BATCH {
+                format!("ch_unknown_{i}")
+            } else {
+                sandbox
+                    .charge(&ChargeRequest {
+                        amount_cents: 100,
+                        currency: "usd".into(),
+                        source: "tok_visa".into(),
+                        idempotency_key: claim.provider_key(),
+                        description: claim.description(),
+                    })
+                    .await
+                    .unwrap()
+                    .id
+            };
+            rows.push((claim, charge_id));
+        }
+        db.write(move |c| -> Result<(), DbError> {
+            for (claim, charge_id) in &rows {
+                let never = UnixMillis::new(i64::MAX);
+                store::insert_order(c, &claim.order_id, "bob", claim.amount, 1, never)?;
+                assert!(store::claim(c, claim)?);
+                store::succeed(c, claim, charge_id)?;
+                assert!(store::reject(c, &claim.id, "the order was cancelled")?);
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let waiting = |db: Db| async move {
+            db.read(|c| -> Result<Vec<String>, DbError> {
+                Ok(store::pending_refunds(c, 1000)?
+                    .into_iter()
+                    .map(|r| r.payment_id)
+                    .collect())
+            })
+            .await
+            .unwrap()
+        };
+        // Sweeps every 100 ms, as `--reconcile-every` would every 30 s.
+        let task = tokio::spawn(run(db.clone(), sandbox, Duration::from_millis(100)));
+        tix_testkit::eventually(
+            "the refunds the provider makes are made",
+            Duration::from_secs(20),
+            || async { waiting(db.clone()).await.len() == BATCH as usize },
+        )
+        .await;
+        task.abort();
+        let left = waiting(db.clone()).await;
+        assert!(
+            left.iter().all(|id| id.as_str() < "p-0100"),
+            "only the refused ones are left: {left:?}"
+        );
     }
 }

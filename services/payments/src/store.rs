@@ -73,6 +73,14 @@ pub const MIGRATIONS: &[&str] = &[
     tix_common::inbox::PRUNE_SCHEMA,
     // One page per event enqueued and cleared, not three and two (docs/benchmarks.md).
     tix_common::outbox::OUTBOX_REBUILD,
+    // Pending attempts and refunds are taken least recently tried first (`checked_ms`,
+    // NULL for never): by id alone, a full read of ones the provider never settles (or
+    // refuses for good) would be read again on every sweep, and the ones after them never.
+    "DROP INDEX payments_pending;
+     CREATE INDEX payments_pending ON payments (checked_ms, id) WHERE status = 'pending';
+     DROP INDEX payments_refund_pending;
+     CREATE INDEX payments_refund_pending ON payments (checked_ms, id)
+        WHERE status = 'refund_pending';",
 ];
 
 /// An order as replicated from `order:*` events.
@@ -207,11 +215,12 @@ pub fn has_pending_attempt(c: &Connection, order_id: &str) -> rusqlite::Result<b
 // every run (tix_common's outbox says why).
 const PENDING_ATTEMPTS: &str =
     "SELECT id, order_id, amount_cents, created_ms, coalesce(currency, ''), coalesce(source, '')
-     FROM payments WHERE status = 'pending' ORDER BY id LIMIT +?1";
+     FROM payments WHERE status = 'pending' ORDER BY checked_ms, id LIMIT +?1";
 const PENDING_REFUNDS: &str = "SELECT id, order_id, charge_id, amount_cents FROM payments
-     WHERE status = 'refund_pending' ORDER BY id LIMIT +?1";
+     WHERE status = 'refund_pending' ORDER BY checked_ms, id LIMIT +?1";
 
-/// Attempts whose outcome is not known yet, oldest first, with what asking again needs.
+/// Attempts whose outcome is not known yet, least recently asked about first (never asked
+/// first, oldest first among equals), with what asking again needs.
 /// An attempt from before attempts kept their card token cannot be asked about again; it
 /// is listed with an empty source and left to an operator.
 pub fn pending_attempts(c: &Connection, limit: i64) -> rusqlite::Result<Vec<Claim>> {
@@ -229,7 +238,8 @@ pub fn pending_attempts(c: &Connection, limit: i64) -> rusqlite::Result<Vec<Clai
     rows.collect()
 }
 
-/// The provider was asked about a pending attempt and could not say yet.
+/// The provider was asked about a pending attempt and could not say yet, or refused or
+/// could not make a pending refund: the sweeps take the others first next time.
 pub fn checked(c: &Connection, payment_id: &str) -> rusqlite::Result<()> {
     c.prepare_cached("UPDATE payments SET checked_ms = ?2 WHERE id = ?1")?
         .execute((payment_id, UnixMillis::now().as_i64()))?;
@@ -514,5 +524,63 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    /// The sweeps take what they tried least recently first, never-tried first, each from
+    /// its index (no sort of every pending row): one the provider never settles goes to
+    /// the back once tried, whatever its id.
+    #[test]
+    fn the_sweeps_take_the_least_recently_tried_first() {
+        let mut c = Connection::open_in_memory().unwrap();
+        tix_common::db::migrate(&mut c, MIGRATIONS).unwrap();
+        for (sql, index) in [
+            (PENDING_ATTEMPTS, "payments_pending"),
+            (PENDING_REFUNDS, "payments_refund_pending"),
+        ] {
+            let plan: String = c
+                .query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [100], |r| r.get(3))
+                .unwrap();
+            assert!(
+                plan.contains(index) && !plan.contains("TEMP B-TREE"),
+                "{plan}"
+            );
+        }
+        for i in 0..4 {
+            let claim = Claim {
+                id: format!("p-{i}"),
+                order_id: format!("o-{i}"),
+                amount: Money::from_cents(100),
+                created_at: UnixMillis::now(),
+                currency: "usd".into(),
+                source: "tok_visa".into(),
+            };
+            insert_order(
+                &c,
+                &claim.order_id,
+                "bob",
+                claim.amount,
+                1,
+                UnixMillis::new(i64::MAX),
+            )
+            .unwrap();
+            assert!(super::claim(&c, &claim).unwrap());
+        }
+        let order = |c: &Connection| -> Vec<String> {
+            pending_attempts(c, 100)
+                .unwrap()
+                .into_iter()
+                .map(|a| a.id)
+                .collect()
+        };
+        assert_eq!(order(&c), ["p-0", "p-1", "p-2", "p-3"]);
+        checked(&c, "p-0").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        checked(&c, "p-2").unwrap();
+        assert_eq!(order(&c), ["p-1", "p-3", "p-0", "p-2"]);
+        assert_eq!(
+            pending_attempts(&c, 2).unwrap().len(),
+            2,
+            "the limit still holds"
+        );
     }
 }
