@@ -40,6 +40,23 @@ struct Cli {
     /// Log filter, e.g. `info` or `tix_bus=debug`.
     #[arg(long, env = "TIX_LOG", default_value = "info", global = true)]
     log: String,
+    /// `text`, or `json`: one JSON object per line, as every tix service writes them.
+    #[arg(
+        long,
+        env = "TIX_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormat,
+}
+
+/// How log lines are written (the services' `tix_common::config::LogFormat`; the broker
+/// does not depend on tix-common).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,14 +162,10 @@ async fn main() -> std::process::ExitCode {
     let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
         .with_writer(std::io::stderr);
-    // TIX_LOG_FORMAT=json: one JSON object per line, as every tix service writes them.
-    match std::env::var("TIX_LOG_FORMAT").as_deref() {
-        Ok("json") => logs.json().flatten_event(true).init(),
-        Ok("text") | Ok("") | Err(_) => logs.with_ansi(colour).init(),
-        Ok(other) => {
-            eprintln!("TIX_LOG_FORMAT={other:?} is not `json` or `text`; writing text");
-            logs.with_ansi(colour).init()
-        }
+    match cli.log_format {
+        // One JSON object per line, as every tix service writes them.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs.with_ansi(colour).init(),
     }
     let done = match cli.command {
         None => serve(cli.broker).await,

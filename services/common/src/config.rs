@@ -88,6 +88,9 @@ pub struct ServiceArgs {
     /// Log filter, e.g. `info`, `warn`, `tix_tickets=debug`.
     #[arg(long, env = "TIX_LOG", default_value = "info")]
     pub log: String,
+    /// `text`, or `json`: one JSON object per line, for a log shipper or `jq`.
+    #[arg(long, env = "TIX_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 }
 
 impl ServiceArgs {
@@ -155,11 +158,11 @@ impl ServiceArgs {
 }
 
 /// Logs to stderr with the given filter.
-pub fn init_tracing(filter: &str) {
+pub fn init_tracing(filter: &str, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr);
-    let _ = match LogFormat::from_env() {
+    let _ = match format {
         // One JSON object per line, the span's fields (request_id…) in it: for a log
         // shipper, or `jq` (docs/operations.md).
         LogFormat::Json => builder
@@ -170,26 +173,12 @@ pub fn init_tracing(filter: &str) {
     };
 }
 
-/// How log lines are written: `TIX_LOG_FORMAT=json` or `text` (the default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How log lines are written (`--log-format`, `TIX_LOG_FORMAT`): `text` (the default) or
+/// `json`. Any other value stops the start with clap's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-impl LogFormat {
-    /// From `TIX_LOG_FORMAT`; an unknown value is text, with a warning on stderr (logs
-    /// are not running yet).
-    pub fn from_env() -> LogFormat {
-        match std::env::var("TIX_LOG_FORMAT").as_deref() {
-            Ok("json") => LogFormat::Json,
-            Ok("text") | Ok("") | Err(_) => LogFormat::Text,
-            Ok(other) => {
-                eprintln!("TIX_LOG_FORMAT={other:?} is not `json` or `text`; writing text");
-                LogFormat::Text
-            }
-        }
-    }
 }
 
 /// Colour codes only for a person: stderr is a terminal and `NO_COLOR` is unset or empty
@@ -275,6 +264,23 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("--bus-key is refused"), "{text}");
         assert!(!text.contains(&hex), "{text}");
+    }
+
+    /// The log format is a flag with its variable, like every setting: text unless asked,
+    /// and a value neither `text` nor `json` stops the start with a message naming both
+    /// (it used to be read from the environment alone, and a typo meant text).
+    #[test]
+    fn the_log_format_is_text_json_or_refused() {
+        let format = |args: &[&str]| Cli::try_parse_from(args).map(|c| c.common.log_format);
+        assert_eq!(format(&["x"]).unwrap(), LogFormat::Text);
+        assert_eq!(
+            format(&["x", "--log-format", "json"]).unwrap(),
+            LogFormat::Json
+        );
+        let err = format(&["x", "--log-format", "xml"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'xml'") && err.contains("text, json"), "{err}");
     }
 
     #[test]

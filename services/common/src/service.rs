@@ -268,10 +268,11 @@ pub fn main(
     name: &str,
     workers: u16,
     log: &str,
+    format: crate::config::LogFormat,
     build: impl std::future::Future<Output = anyhow::Result<Service>>,
 ) -> std::process::ExitCode {
     match runtime(workers) {
-        Ok(runtime) => runtime.block_on(run(name, log, build)),
+        Ok(runtime) => runtime.block_on(run(name, log, format, build)),
         Err(e) => {
             eprintln!("{name}: cannot start its runtime: {e}");
             std::process::ExitCode::FAILURE
@@ -286,9 +287,10 @@ pub fn main(
 pub async fn run(
     name: &str,
     log: &str,
+    format: crate::config::LogFormat,
     build: impl std::future::Future<Output = anyhow::Result<Service>>,
 ) -> std::process::ExitCode {
-    crate::config::init_tracing(log);
+    crate::config::init_tracing(log, format);
     let served = async {
         let service = build.await?;
         println!("{name} listening on http://{}", service.addr());

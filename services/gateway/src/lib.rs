@@ -73,6 +73,9 @@ pub struct Config {
     pub body_limit: usize,
     #[arg(long, env = "TIX_LOG", default_value = "info")]
     pub log: String,
+    /// `text`, or `json`: one JSON object per line, for a log shipper or `jq`.
+    #[arg(long, env = "TIX_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: tix_common::config::LogFormat,
     /// Threads serving requests. One (the default) runs everything on one thread, as one
     /// nginx worker does: a request then never wakes another thread, which measured ~20 %
     /// less CPU per proxied request than two (docs/benchmarks.md). Run more replicas, or

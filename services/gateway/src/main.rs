@@ -8,6 +8,12 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cfg = tix_gateway::Config::parse();
-    let (workers, log) = (cfg.workers, cfg.log.clone());
-    tix_common::service::main("tix-gateway", workers, &log, tix_gateway::build(cfg))
+    let (workers, log, format) = (cfg.workers, cfg.log.clone(), cfg.log_format);
+    tix_common::service::main(
+        "tix-gateway",
+        workers,
+        &log,
+        format,
+        tix_gateway::build(cfg),
+    )
 }

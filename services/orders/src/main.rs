@@ -8,6 +8,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cfg = tix_orders::Config::parse();
-    let (workers, log) = (cfg.common.workers, cfg.common.log.clone());
-    tix_common::service::main("tix-orders", workers, &log, tix_orders::build(cfg))
+    let (workers, log, format) = (
+        cfg.common.workers,
+        cfg.common.log.clone(),
+        cfg.common.log_format,
+    );
+    tix_common::service::main("tix-orders", workers, &log, format, tix_orders::build(cfg))
 }

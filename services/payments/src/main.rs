@@ -8,6 +8,16 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cfg = tix_payments::Config::parse();
-    let (workers, log) = (cfg.common.workers, cfg.common.log.clone());
-    tix_common::service::main("tix-payments", workers, &log, tix_payments::build(cfg))
+    let (workers, log, format) = (
+        cfg.common.workers,
+        cfg.common.log.clone(),
+        cfg.common.log_format,
+    );
+    tix_common::service::main(
+        "tix-payments",
+        workers,
+        &log,
+        format,
+        tix_payments::build(cfg),
+    )
 }

@@ -8,6 +8,16 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cfg = tix_tickets::Config::parse();
-    let (workers, log) = (cfg.common.workers, cfg.common.log.clone());
-    tix_common::service::main("tix-tickets", workers, &log, tix_tickets::build(cfg))
+    let (workers, log, format) = (
+        cfg.common.workers,
+        cfg.common.log.clone(),
+        cfg.common.log_format,
+    );
+    tix_common::service::main(
+        "tix-tickets",
+        workers,
+        &log,
+        format,
+        tix_tickets::build(cfg),
+    )
 }
