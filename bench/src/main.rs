@@ -60,9 +60,9 @@ struct Args {
     /// `info` is what a deployment runs with.
     #[arg(long, default_value = "warn")]
     log: String,
-    /// The services' log format (`TIX_LOG_FORMAT`): `text` or `json`.
-    #[arg(long, default_value = "text")]
-    log_format: String,
+    /// The services' log format (`TIX_LOG_FORMAT`).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: tix_common::config::LogFormat,
     /// nginx, run in front of tickets as the reference proxy (one worker, keep-alive
     /// upstream, no access log); looked up on `PATH`, skipped with a note when absent.
     #[arg(long, default_value = "nginx")]

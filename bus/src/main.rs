@@ -22,6 +22,7 @@ use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 ///   tix-bus stats                                per-subject counts, per-group lag
 ///   tix-bus dead-letters --group orders          list dead letters
 ///   tix-bus replay --group orders                deliver them again
+///   tix-bus drop-group --group old-service       forget a group nobody consumes
 ///   tix-bus tail --subject ticket:created        follow events live
 ///   tix-bus man | man -l -                       this manual
 ///   tix-bus completions bash                     a shell completion script
@@ -89,6 +90,17 @@ enum Command {
         /// Only these log positions (default: all of the group's dead letters).
         #[arg(long = "seq")]
         seqs: Vec<u64>,
+    },
+    /// Forget a durable group nobody consumes any more (a removed or renamed service's):
+    /// its place in the log, its acks and its dead letters, so that it no longer holds back
+    /// pruning. Refused while it has members. A group of that name joined later starts at
+    /// the beginning of the log, as a new group does: never drop one a service still uses.
+    DropGroup {
+        #[command(flatten)]
+        target: Target,
+        /// The group to forget.
+        #[arg(long)]
+        group: String,
     },
     /// Follow events as JSON lines. By default a throwaway group that sees new events only;
     /// with --group, a durable group (from its position, or the start of the log).
@@ -295,6 +307,11 @@ async fn operate(cmd: Command) -> anyhow::Result<()> {
             let only = (!seqs.is_empty()).then_some(seqs);
             let n = c.replay(&group, only).await?;
             println!("{}", serde_json::json!({ "replayed": n }));
+        }
+        Command::DropGroup { target, group } => {
+            let c = connect(&target).await?;
+            c.drop_group(&group).await?;
+            println!("{}", serde_json::json!({ "dropped": group }));
         }
         Command::Tail {
             target,

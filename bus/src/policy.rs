@@ -13,7 +13,7 @@
 //! key = "…"
 //! consume = ["*"]
 //! groups = ["tail-*"]
-//! operator = true                     # STATS, DLQ, REPLAY
+//! operator = true                     # STATS, DLQ, REPLAY, DROP
 //! ```
 //! `stats = true` grants `STATS` alone (counters, no payloads): services read their group's
 //! dead-letter count with it for `/healthz`.
@@ -194,7 +194,10 @@ impl Permissions {
             | Request::Nak(_, group, _)
             | Request::Touch(_, group, _) => self.group(group),
             Request::Stats(_) if self.stats => Ok(()),
-            Request::Stats(_) | Request::DeadLetters(..) | Request::Replay(..) => {
+            Request::Stats(_)
+            | Request::DeadLetters(..)
+            | Request::Replay(..)
+            | Request::DropGroup(..) => {
                 if self.operator {
                     Ok(())
                 } else {
@@ -588,6 +591,17 @@ mod tests {
         assert_eq!(c.authorize(&Request::Stats(1)), Ok(()));
         let dlq = Request::DeadLetters(1, Default::default());
         assert!(c.authorize(&dlq).unwrap_err().contains("operator"));
+        // Forgetting a group is the operator's alone, whatever groups a client may use.
+        let drop = Request::DropGroup(
+            1,
+            tix_bus_client::protocol::DropGroupRequest {
+                group: "orders".into(),
+            },
+        );
+        assert!(c.authorize(&drop).unwrap_err().contains("operator"));
+        let orders = p.client("orders").unwrap();
+        assert!(orders.authorize(&drop).unwrap_err().contains("operator"));
+        assert_eq!(p.client("operator").unwrap().authorize(&drop), Ok(()));
         assert_eq!(p.client("operator").unwrap().keys.len(), 2);
     }
 

@@ -59,6 +59,7 @@ async fn a_peer_without_a_session_can_do_nothing_but_say_hello() {
         vec![b"ACK", &corr[3], b"orders", &corr[1]],
         vec![b"STATS", &corr[4]],
         vec![b"REPLAY", &corr[5], br#"{"group":"orders"}"#],
+        vec![b"DROP", &corr[5], br#"{"group":"orders"}"#],
         vec![b"PING"],
     ];
     for parts in attempts {

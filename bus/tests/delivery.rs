@@ -246,3 +246,77 @@ async fn large_events_published_at_once_go_in_messages_the_broker_takes() {
     }
     assert_eq!(c.stats().await.unwrap().events, 40);
 }
+
+/// A durable group nobody consumes any more holds back pruning for ever; an operator's
+/// `DROP` forgets it (refused while it has a member, and for a group that does not exist),
+/// with its dead letters, and the log is pruned. The drop outlives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_group_no_longer_holds_back_pruning() {
+    let args = ["--retention", "0s", "--prune-interval", "100ms"];
+    let mut bus = tix_testkit::Bus::start_with(&args);
+    let c = connect(&bus.endpoint, "t").await;
+    let mut live = c.subscribe(group("live", &["s"])).await.unwrap();
+    let mut opts = group("gone", &["s"]);
+    opts.max_deliveries = 1;
+    let mut gone = c.subscribe(opts).await.unwrap();
+    publish_n(&c, "r", "s", 5).await;
+    for _ in 0..5 {
+        next_delivery(&mut live).await.ack().await.unwrap();
+    }
+    // One dead letter for the group about to go: it goes with it.
+    next_delivery(&mut gone).await.nak().unwrap();
+    eventually("a dead letter", WAIT, || async {
+        c.dead_letters(Some("gone")).await.unwrap().len() == 1
+    })
+    .await;
+    let refused = c.drop_group("gone").await.unwrap_err().to_string();
+    assert!(refused.contains("1 member(s)"), "{refused}");
+    drop(gone);
+    eventually("the member left", WAIT, || async {
+        let stats = c.stats().await.unwrap();
+        stats
+            .groups
+            .iter()
+            .any(|g| g.name == "gone" && g.members == 0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        c.stats().await.unwrap().events,
+        4,
+        "the idle group holds back every event after its dead letter (which has a copy)"
+    );
+
+    c.drop_group("gone").await.unwrap();
+    let unknown = c.drop_group("gone").await.unwrap_err().to_string();
+    assert!(unknown.contains("unknown group"), "{unknown}");
+    eventually("the log is pruned", WAIT, || async {
+        c.stats().await.unwrap().events == 0
+    })
+    .await;
+    let stats = c.stats().await.unwrap();
+    assert!(stats.groups.iter().all(|g| g.name != "gone"), "{stats:?}");
+    assert!(c.dead_letters(Some("gone")).await.unwrap().is_empty());
+
+    // After a restart the group is still gone, and the log goes on being pruned.
+    drop(live);
+    bus.crash_and_restart(&args);
+    let c = connect(&bus.endpoint, "t").await;
+    let mut live = c.subscribe(group("live", &["s"])).await.unwrap();
+    assert!(
+        c.stats()
+            .await
+            .unwrap()
+            .groups
+            .iter()
+            .all(|g| g.name != "gone")
+    );
+    publish_n(&c, "r2", "s", 3).await;
+    for _ in 0..3 {
+        next_delivery(&mut live).await.ack().await.unwrap();
+    }
+    eventually("the new events are pruned too", WAIT, || async {
+        c.stats().await.unwrap().events == 0
+    })
+    .await;
+}

@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::driver::{Cmd, Driver, Reply, Settle};
 use crate::protocol::auth::BusKey;
 use crate::protocol::{
-    self, DeadLetter, DeadLetterQuery, ReplayRequest, Replayed, Stats, SubscribeOptions,
+    self, DeadLetter, DeadLetterQuery, DropGroupRequest, ReplayRequest, Replayed, Stats,
+    SubscribeOptions,
 };
 
 /// Why a bus call failed.
@@ -279,6 +280,18 @@ impl Client {
         serde_json::from_slice::<Replayed>(&body)
             .map(|r| r.replayed)
             .map_err(|e| Error::Refused(format!("bad reply: {e}")))
+    }
+
+    /// Forgets a durable group nobody consumes any more (refused while it has members):
+    /// its place in the log, its acks and its dead letters, so that it no longer holds
+    /// back pruning. A group of that name joined later starts afresh.
+    pub async fn drop_group(&self, group: &str) -> Result<()> {
+        let r = DropGroupRequest {
+            group: group.to_string(),
+        };
+        self.request(b"DROP", serde_json::to_vec(&r).unwrap_or_default())
+            .await
+            .map(drop)
     }
 
     /// Says goodbye, so the broker hands this client's unacked events to others at once.

@@ -190,7 +190,8 @@ fn corr_of(request: &Request) -> u64 {
         | Request::Touch(c, ..)
         | Request::Stats(c)
         | Request::DeadLetters(c, _)
-        | Request::Replay(c, _) => *c,
+        | Request::Replay(c, _)
+        | Request::DropGroup(c, _) => *c,
         Request::Ping | Request::Bye => 0,
     }
 }

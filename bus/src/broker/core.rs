@@ -366,6 +366,7 @@ impl Core {
             Request::Stats(corr) => self.on_stats(peer, corr),
             Request::DeadLetters(corr, q) => self.on_dead_letters(peer, corr, q),
             Request::Replay(corr, r) => self.on_replay(peer, corr, r),
+            Request::DropGroup(corr, r) => self.on_drop_group(peer, corr, r),
         }
     }
 }

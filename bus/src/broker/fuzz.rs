@@ -24,9 +24,9 @@ use crate::policy::Policy;
 use crate::store;
 
 const PEERS: [&[u8]; 3] = [b"peer-a", b"peer-b", b"peer-c"];
-const COMMANDS: [&str; 16] = [
+const COMMANDS: [&str; 17] = [
     "HELLO", "AUTH", "PUB", "SUB", "UNSUB", "ACK", "NAK", "TOUCH", "STATS", "DLQ", "REPLAY",
-    "PING", "BYE", "MSG", "OK", "hello",
+    "DROP", "PING", "BYE", "MSG", "OK", "hello",
 ];
 const NAMES: [&str; 6] = ["g", "h", "tail-1", "s", "*", ""];
 
@@ -149,6 +149,10 @@ fn request() -> impl Strategy<Value = Vec<Bytes>> {
         ),
         1 => (with(b"STATS"), corr.clone()).prop_map(|(a, b)| vec![a, b]),
         1 => (with(b"DLQ"), corr.clone(), body()).prop_map(|(a, b, c)| vec![a, b, c]),
+        1 => (with(b"DROP"), corr.clone(), known()).prop_map(|(a, b, g)| {
+            let g = String::from_utf8_lossy(&g).into_owned();
+            vec![a, b, Bytes::from(serde_json::json!({ "group": g }).to_string())]
+        }),
         1 => (with(b"REPLAY"), corr, known(), prop::collection::vec(0u64..12, 0..3)).prop_map(
             |(a, b, g, s)| {
                 let g = String::from_utf8_lossy(&g).into_owned();
@@ -311,6 +315,7 @@ fn corr(frames: &[Bytes]) -> Option<u64> {
                 | b"STATS"
                 | b"DLQ"
                 | b"REPLAY"
+                | b"DROP"
         )
     );
     known.then(|| frames.get(1).and_then(|f| protocol::read_u64(f)))?

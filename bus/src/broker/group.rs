@@ -222,7 +222,7 @@ impl Group {
         }
     }
 
-    /// Empties an ephemeral group that lost its last member.
+    /// Empties an ephemeral group that lost its last member, or a dropped durable one.
     pub fn retire(&mut self) {
         self.retired = true;
         self.pending.clear();

@@ -122,7 +122,11 @@ impl Core {
 
     pub(super) fn persist_floors(&mut self) {
         let mut writes = Vec::new();
-        for g in self.groups.iter_mut().filter(|g| !g.ephemeral) {
+        for g in self
+            .groups
+            .iter_mut()
+            .filter(|g| !g.ephemeral && !g.retired)
+        {
             let floor = g.floor();
             if floor > g.persisted_floor {
                 g.persisted_floor = floor;
@@ -143,7 +147,7 @@ impl Core {
         let upto = self
             .groups
             .iter()
-            .filter(|g| !g.ephemeral)
+            .filter(|g| !g.ephemeral && !g.retired)
             .map(|g| g.floor())
             .min()
             .unwrap_or(self.head);

@@ -247,6 +247,10 @@ pub enum Write {
         replaying: bool,
         deliveries: u32,
     },
+    /// Forget a durable group: its row, its acks, its dead letters.
+    DropGroup {
+        group: Arc<str>,
+    },
     /// Delete events up to `upto` published before `before_ms`.
     Prune {
         upto: u64,

@@ -179,6 +179,15 @@ fn apply(
                 now
             ])?;
         }
+        Write::DropGroup { group } => {
+            for sql in [
+                "DELETE FROM groups WHERE name = ?1",
+                "DELETE FROM acked WHERE grp = ?1",
+                "DELETE FROM dead_letters WHERE grp = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute(params![&**group])?;
+            }
+        }
         Write::Floor { group, floor } => {
             tx.prepare_cached("UPDATE groups SET ack_floor = ?2 WHERE name = ?1")?
                 .execute(params![&**group, *floor as i64])?;

@@ -181,6 +181,22 @@ pub enum LogFormat {
     Json,
 }
 
+impl LogFormat {
+    /// As `TIX_LOG_FORMAT` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Colour codes only for a person: stderr is a terminal and `NO_COLOR` is unset or empty
 /// (no-color.org). Logs that go to a file stay plain text.
 pub fn colour_on_stderr() -> bool {

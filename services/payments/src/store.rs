@@ -185,12 +185,15 @@ impl Claim {
 /// Records a pending attempt for an order; `false` when the order already has one that is
 /// pending or succeeded (the partial unique index decides, so concurrent claims cannot both
 /// win). Only an attempt settled as failed lets another one in.
+// The request asking the provider is the attempt's first ask (`checked_ms`): the reconciler
+// takes attempts it asked about least recently first, and one still in flight goes after
+// those waiting longer.
 pub fn claim(c: &Connection, p: &Claim) -> rusqlite::Result<bool> {
     let n = c
         .prepare_cached(
             "INSERT INTO payments (id, order_id, status, charge_id, amount_cents, created_ms,
-                provider_key, currency, source)
-             VALUES (?1, ?2, 'pending', NULL, ?3, ?4, ?5, ?6, ?7)
+                provider_key, currency, source, checked_ms)
+             VALUES (?1, ?2, 'pending', NULL, ?3, ?4, ?5, ?6, ?7, ?4)
              ON CONFLICT DO NOTHING",
         )?
         .execute((
@@ -433,10 +436,12 @@ pub fn receipt(c: &Connection, id: &str) -> rusqlite::Result<Option<Receipt>> {
 
 /// What orders said when it rejected a payment: the charge is to be given back. `false`
 /// when the payment is not one that succeeded (unknown, or already being refunded).
+// A refund not tried yet comes before every one tried (`checked_ms` NULL): the refunder
+// takes the least recently tried first.
 pub fn reject(c: &Connection, payment_id: &str, reason: &str) -> rusqlite::Result<bool> {
     let n = c
         .prepare_cached(
-            "UPDATE payments SET status = 'refund_pending', reason = ?2
+            "UPDATE payments SET status = 'refund_pending', reason = ?2, checked_ms = NULL
              WHERE id = ?1 AND status = 'succeeded'",
         )?
         .execute((payment_id, reason))?;
@@ -526,6 +531,46 @@ mod tests {
         }
     }
 
+    /// A refund not tried yet comes before every one tried, however recently its charge
+    /// went through (which counted as an ask of the provider for the attempt).
+    #[test]
+    fn a_new_refund_comes_before_those_tried() {
+        let mut c = Connection::open_in_memory().unwrap();
+        tix_common::db::migrate(&mut c, MIGRATIONS).unwrap();
+        let refund = |c: &Connection, id: &str| {
+            let claim = Claim {
+                id: id.into(),
+                order_id: format!("o-{id}"),
+                amount: Money::from_cents(100),
+                created_at: UnixMillis::now(),
+                currency: "usd".into(),
+                source: "tok_visa".into(),
+            };
+            insert_order(
+                c,
+                &claim.order_id,
+                "bob",
+                claim.amount,
+                1,
+                UnixMillis::new(i64::MAX),
+            )
+            .unwrap();
+            assert!(super::claim(c, &claim).unwrap());
+            succeed(c, &claim, &format!("ch-{id}")).unwrap();
+            assert!(reject(c, id, "the order was cancelled").unwrap());
+        };
+        refund(&c, "p-a");
+        checked(&c, "p-a").unwrap(); // tried, refused
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        refund(&c, "p-b");
+        let order: Vec<String> = pending_refunds(&c, 100)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.payment_id)
+            .collect();
+        assert_eq!(order, ["p-b", "p-a"]);
+    }
+
     /// The sweeps take what they tried least recently first, never-tried first, each from
     /// its index (no sort of every pending row): one the provider never settles goes to
     /// the back once tried, whatever its id.
@@ -537,9 +582,13 @@ mod tests {
             (PENDING_ATTEMPTS, "payments_pending"),
             (PENDING_REFUNDS, "payments_refund_pending"),
         ] {
-            let plan: String = c
-                .query_row(&format!("EXPLAIN QUERY PLAN {sql}"), [100], |r| r.get(3))
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = st
+                .query_map([100], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
                 .unwrap();
+            let plan = plan.join("; ");
             assert!(
                 plan.contains(index) && !plan.contains("TEMP B-TREE"),
                 "{plan}"
@@ -572,7 +621,9 @@ mod tests {
                 .map(|a| a.id)
                 .collect()
         };
+        // A new attempt counts as asked when it was made (its request asks the provider).
         assert_eq!(order(&c), ["p-0", "p-1", "p-2", "p-3"]);
+        std::thread::sleep(std::time::Duration::from_millis(2));
         checked(&c, "p-0").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
         checked(&c, "p-2").unwrap();

@@ -188,6 +188,14 @@ pub struct DeadLetterQuery {
     pub limit: Option<u32>,
 }
 
+/// The body of `DROP`: the durable group to forget (its place in the log, its acks and its
+/// dead letters), so that it no longer holds back pruning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DropGroupRequest {
+    pub group: String,
+}
+
 /// The body of `REPLAY`: every dead letter of the group, or only the listed positions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

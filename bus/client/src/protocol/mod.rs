@@ -90,6 +90,7 @@ pub enum Request {
     Stats(u64),
     DeadLetters(u64, DeadLetterQuery),
     Replay(u64, ReplayRequest),
+    DropGroup(u64, DropGroupRequest),
     Ping,
     Bye,
 }
@@ -118,6 +119,7 @@ impl Request {
             b"STATS" => "STATS",
             b"DLQ" => "DLQ",
             b"REPLAY" => "REPLAY",
+            b"DROP" => "DROP",
             other => {
                 let shown = String::from_utf8_lossy(&other[..other.len().min(32)]).into_owned();
                 return Err((0, ProtocolError::UnknownCommand(shown)));
@@ -197,6 +199,7 @@ impl Request {
             "STATS" => Request::Stats(corr),
             "DLQ" => Request::DeadLetters(corr, parse_json(name, json(0)?).map_err(fail)?),
             "REPLAY" => Request::Replay(corr, parse_json(name, json(0)?).map_err(fail)?),
+            "DROP" => Request::DropGroup(corr, parse_json(name, json(0)?).map_err(fail)?),
             _ => unreachable!("every name above is matched"),
         })
     }

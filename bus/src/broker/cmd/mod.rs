@@ -4,6 +4,7 @@
 
 mod ack;
 mod dead_letters;
+mod drop_group;
 mod hello;
 mod publish;
 mod replay;
