@@ -135,7 +135,7 @@ struct Target {
     #[arg(long, env = "TIX_BUS_URL", default_value = "tcp://127.0.0.1:5555")]
     endpoint: String,
     /// The client to authenticate as (its policy entry needs `operator = true` for
-    /// dead-letters and replay, `stats` or `operator` for stats).
+    /// dead-letters, replay and drop-group, `stats` or `operator` for stats).
     #[arg(long, env = "TIX_BUS_CLIENT", default_value = "operator")]
     client: String,
     /// File holding the client's key (or set TIX_BUS_KEY). Default:

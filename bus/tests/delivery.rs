@@ -298,6 +298,22 @@ async fn a_dropped_group_no_longer_holds_back_pruning() {
     assert!(stats.groups.iter().all(|g| g.name != "gone"), "{stats:?}");
     assert!(c.dead_letters(Some("gone")).await.unwrap().is_empty());
 
+    // The dropped group's place no longer counts: later events are pruned too.
+    publish_n(&c, "r1", "s", 3).await;
+    for _ in 0..3 {
+        next_delivery(&mut live).await.ack().await.unwrap();
+    }
+    eventually("later events are pruned", WAIT, || async {
+        c.stats().await.unwrap().events == 0
+    })
+    .await;
+    // An ephemeral group is not dropped: it goes with its last member.
+    let mut watching = group("watching", &["s"]);
+    watching.ephemeral = true;
+    let _watch = c.subscribe(watching).await.unwrap();
+    let ephemeral = c.drop_group("watching").await.unwrap_err().to_string();
+    assert!(ephemeral.contains("ephemeral"), "{ephemeral}");
+
     // After a restart the group is still gone, and the log goes on being pruned.
     drop(live);
     bus.crash_and_restart(&args);

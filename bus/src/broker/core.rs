@@ -45,6 +45,9 @@ pub enum Input {
     Replay {
         peer: Bytes,
         corr: u64,
+        /// The group's slot when the request was made: a group dropped and joined again
+        /// meanwhile has another, and does not get the old one's dead letters.
+        gi: usize,
         request: tix_bus_client::protocol::ReplayRequest,
         dead: Result<Vec<Arc<Event>>, String>,
     },
@@ -57,8 +60,22 @@ pub enum Input {
 /// What to answer once a job is durable.
 #[derive(Debug)]
 pub enum Token {
-    PubAck { peer: Bytes, corr: u64, n: u32 },
-    Ok { peer: Bytes, corr: u64, body: Bytes },
+    PubAck {
+        peer: Bytes,
+        corr: u64,
+        n: u32,
+    },
+    Ok {
+        peer: Bytes,
+        corr: u64,
+        body: Bytes,
+    },
+    /// An operator's `DROP` of group `gi`: applied in memory once committed.
+    Dropped {
+        gi: usize,
+        peer: Bytes,
+        corr: u64,
+    },
     Silent,
 }
 
@@ -265,9 +282,10 @@ impl Core {
             Input::Replay {
                 peer,
                 corr,
+                gi,
                 request,
                 dead,
-            } => self.on_replay_read(peer, corr, request, dead),
+            } => self.on_replay_read(peer, corr, gi, request, dead),
             Input::Metrics(reply) => self.on_metrics(reply),
             Input::Stop => {
                 tracing::info!("stopping: finishing queued writes");

@@ -43,12 +43,18 @@ impl Core {
                             protocol::u32_frame(n),
                         ]),
                         Token::Ok { peer, corr, body } => self.reply_ok(&peer, corr, body),
+                        Token::Dropped { gi, peer, corr } => {
+                            self.on_dropped(gi, peer, corr, Ok(()))
+                        }
                         Token::Silent => {}
                     }
                 }
                 Err(e) => match d.token {
                     Token::PubAck { peer, corr, .. } | Token::Ok { peer, corr, .. } => {
                         self.reply_err(&peer, corr, &format!("not stored: {e}"))
+                    }
+                    Token::Dropped { gi, peer, corr } => {
+                        self.on_dropped(gi, peer, corr, Err(e.to_string()))
                     }
                     Token::Silent => {}
                 },

@@ -86,8 +86,11 @@ pub struct Group {
     pub redelivered: u64,
     /// Not stored; see `SubscribeOptions::ephemeral`.
     pub ephemeral: bool,
-    /// An ephemeral group whose last member left: an empty slot kept so indices stay valid.
+    /// An ephemeral group whose last member left, or a durable one an operator dropped: an
+    /// empty slot kept so indices stay valid.
     pub retired: bool,
+    /// An operator's `DROP` is being committed: nobody may join or replay meanwhile.
+    pub dropping: bool,
 }
 
 impl Group {
@@ -114,6 +117,7 @@ impl Group {
             redelivered: 0,
             ephemeral: false,
             retired: false,
+            dropping: false,
         }
     }
 
@@ -225,6 +229,7 @@ impl Group {
     /// Empties an ephemeral group that lost its last member, or a dropped durable one.
     pub fn retire(&mut self) {
         self.retired = true;
+        self.acked_ahead.clear();
         self.pending.clear();
         self.replays.clear();
         self.ready.clear();

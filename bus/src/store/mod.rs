@@ -380,6 +380,57 @@ mod tests {
         assert_eq!(seqs(10, 10), vec![1], "one, whatever its size");
     }
 
+    /// A dropped group leaves nothing behind (row, acks, dead letters); another group's
+    /// rows are untouched.
+    #[test]
+    fn a_dropped_group_leaves_no_row_ack_or_dead_letter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.db");
+        let conn = open(&path, Durability::Normal).unwrap();
+        let mut writes = Vec::new();
+        for name in ["gone", "kept"] {
+            writes.push(Write::UpsertGroup(GroupRow {
+                name: name.into(),
+                subjects: vec!["s".into()],
+                ack_wait_ms: 1000,
+                max_in_flight: 8,
+                max_deliveries: 3,
+                ack_floor: 0,
+            }));
+            writes.push(Write::Acked {
+                group: Arc::from(name),
+                seqs: vec![3, 5],
+            });
+            writes.push(Write::DeadLetter {
+                group: Arc::from(name),
+                event: Arc::new(Event::new(1, b"id", b"s", b"{}", 0)),
+                deliveries: 3,
+            });
+        }
+        writes.push(Write::DropGroup {
+            group: Arc::from("gone"),
+        });
+        let done = commit_batch(&conn, &[Job { writes, token: () }]);
+        assert!(done[0].is_ok(), "{done:?}");
+        let reader = Reader::new(connect_read_only(&path).unwrap());
+        let names: Vec<String> = reader
+            .groups()
+            .unwrap()
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        assert_eq!(names, ["kept"]);
+        for (name, acks, dead) in [("gone", 0, 0), ("kept", 2, 1)] {
+            assert_eq!(
+                reader.acked_above_floor(name).unwrap().len(),
+                acks,
+                "{name}"
+            );
+            let listed = reader.dead_letters(Some(name), 10, 1 << 20, false).unwrap();
+            assert_eq!(listed.len(), dead, "{name}");
+        }
+    }
+
     #[test]
     fn an_event_from_the_wire_is_copied_into_a_buffer_of_its_own() {
         let wire = Bytes::from(vec![b'w'; 4096]);

@@ -2,8 +2,10 @@
 //!
 //! A durable group keeps its place in the log for ever, so one whose service was removed or
 //! renamed holds back pruning, and the log grows without bound. An operator drops it: its
-//! row, its acks and its dead letters go in one write, and in memory it becomes an empty
-//! slot (as an ephemeral group does when its last member leaves), so indices stay valid.
+//! row, its acks and its dead letters go in one write. Only once that write is committed
+//! does the group become an empty slot in memory (as an ephemeral group does when its last
+//! member leaves, so indices stay valid) and its name free: until then it is `dropping`,
+//! and nobody may join it or replay its dead letters, so a failed commit leaves it as it was.
 //! A group with members is refused: they would lose their place under their feet.
 
 use bytes::Bytes;
@@ -18,29 +20,50 @@ impl Core {
             return self.reply_err(&peer, corr, "unknown group");
         };
         let g = &mut self.groups[gi];
-        if g.ephemeral {
-            return self.reply_err(
-                &peer,
-                corr,
-                "an ephemeral group goes away with its last member",
-            );
-        }
-        if !g.members.is_empty() {
-            let message = format!(
+        let refusal = if g.ephemeral {
+            Some("an ephemeral group goes away with its last member".to_string())
+        } else if g.dropping {
+            Some(format!("group {} is being dropped already", g.name))
+        } else if !g.members.is_empty() {
+            Some(format!(
                 "group {} has {} member(s); stop them first",
                 g.name,
                 g.members.len()
-            );
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
             return self.reply_err(&peer, corr, &message);
         }
-        tracing::warn!(group = %g.name, floor = g.floor(), "dropping the group at an operator's request");
-        g.retire();
-        let name = g.name.clone();
-        self.group_index.remove(&name);
-        let body = Bytes::from(serde_json::json!({ "dropped": &*name }).to_string());
+        g.dropping = true;
+        let group = g.name.clone();
         self.submit(
-            vec![Write::DropGroup { group: name }],
-            Token::Ok { peer, corr, body },
+            vec![Write::DropGroup { group }],
+            Token::Dropped { gi, peer, corr },
         );
+    }
+
+    /// The drop is committed (`Ok`) or not: the group goes, or stays as it was.
+    pub(in crate::broker) fn on_dropped(
+        &mut self,
+        gi: usize,
+        peer: Bytes,
+        corr: u64,
+        result: Result<(), String>,
+    ) {
+        let g = &mut self.groups[gi];
+        g.dropping = false;
+        match result {
+            Ok(()) => {
+                tracing::warn!(group = %g.name, floor = g.floor(), "dropped the group at an operator's request");
+                g.retire();
+                let name = g.name.clone();
+                self.group_index.remove(&name);
+                let body = Bytes::from(serde_json::json!({ "dropped": &*name }).to_string());
+                self.reply_ok(&peer, corr, body);
+            }
+            Err(e) => self.reply_err(&peer, corr, &format!("not stored: {e}")),
+        }
     }
 }

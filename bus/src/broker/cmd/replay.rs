@@ -21,18 +21,22 @@ pub(in crate::broker) const MAX_REPLAY: usize = 10_000;
 /// A replay's read, for the ops thread.
 #[derive(Debug)]
 pub(in crate::broker) struct ReplayJob {
+    gi: usize,
     request: ReplayRequest,
 }
 
 impl Core {
     pub(in crate::broker) fn on_replay(&mut self, peer: Bytes, corr: u64, r: ReplayRequest) {
-        if !self.group_index.contains_key(r.group.as_str()) {
+        let Some(&gi) = self.group_index.get(r.group.as_str()) else {
             return self.reply_err(&peer, corr, "unknown group");
+        };
+        if self.groups[gi].dropping {
+            return self.reply_err(&peer, corr, "the group is being dropped");
         }
         let job = Job {
             peer: peer.clone(),
             corr,
-            work: Work::Replay(ReplayJob { request: r }),
+            work: Work::Replay(ReplayJob { gi, request: r }),
         };
         self.submit_op(&peer, corr, job);
     }
@@ -42,6 +46,7 @@ impl Core {
         &mut self,
         peer: Bytes,
         corr: u64,
+        asked_of: usize,
         r: ReplayRequest,
         dead: Result<Vec<Arc<Event>>, String>,
     ) {
@@ -51,7 +56,12 @@ impl Core {
                 return self.reply_err(&peer, corr, &format!("reading dead letters failed: {e}"));
             }
         };
-        let Some(&gi) = self.group_index.get(r.group.as_str()) else {
+        // Dropped since (and perhaps joined again, as a new group): not this group's any more.
+        let Some(&gi) = self
+            .group_index
+            .get(r.group.as_str())
+            .filter(|&&gi| gi == asked_of && !self.groups[gi].dropping)
+        else {
             return self.reply_err(&peer, corr, "unknown group");
         };
         let now = Instant::now();
@@ -101,6 +111,7 @@ impl ReplayJob {
         Input::Replay {
             peer,
             corr,
+            gi: self.gi,
             request: r,
             dead,
         }

@@ -26,6 +26,10 @@ impl Core {
         let gi = match self.group_index.get(&name) {
             Some(&gi) => {
                 let g = &self.groups[gi];
+                if g.dropping {
+                    let message = format!("group {name} is being dropped; try again");
+                    return self.reply_err(&peer, corr, &message);
+                }
                 let others = g.members.iter().any(|m| m.peer != peer);
                 let differs = g.subjects != opts.subjects
                     || g.ack_wait.as_millis() as u64 != opts.ack_wait_ms
