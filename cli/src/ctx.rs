@@ -56,7 +56,8 @@ impl Ctx {
     }
 
     /// Renews the session's token once half its life is gone and saves it, so a daily user
-    /// never has to sign in again. Quietly does nothing when it cannot (offline, signed
+    /// signs in again only when the session's longest life is over (auth's
+    /// `--session-max-age`, 30 days). Quietly does nothing when it cannot (offline, signed
     /// out elsewhere): the command itself then says what is wrong.
     pub async fn renew_if_due(&mut self) {
         let now = std::time::SystemTime::now()

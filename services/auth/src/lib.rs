@@ -66,6 +66,11 @@ pub struct Config {
     /// unless the request's host is this machine (localhost, 127.0.0.1, ::1).
     #[arg(long, env = "TIX_COOKIE_SECURE", value_enum, default_value = "auto")]
     pub cookie_secure: CookieSecure,
+    /// The longest a session lasts from its sign-in, however often its token is renewed
+    /// (each token lives `--session-ttl`, renewed tokens never past this): then its user
+    /// signs in again, so a stolen token cannot be kept alive for ever.
+    #[arg(long, env = "TIX_SESSION_MAX_AGE", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub session_max_age: std::time::Duration,
     /// Addresses or ranges (`10.0.0.0/8`) whose X-Forwarded-For is believed (the
     /// gateway's), comma-separated. None by default: the peer's address is the client's.
     #[arg(
@@ -175,7 +180,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service, bound and ready to serve.
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
-    let keys = cfg.common.jwt_keys()?;
+    if cfg.session_max_age.is_zero() {
+        anyhow::bail!("--session-max-age must be more than 0");
+    }
+    let keys = cfg.common.signing_keys(Some(cfg.session_max_age))?;
     let db = cfg.common.open_db("auth.db", MIGRATIONS)?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -84,7 +84,9 @@ fn signed_in(
     (token, claims): (String, Claims),
 ) -> Result<Response, ApiError> {
     let secure = state.cookie_secure.applies(headers);
-    let cookie = session_cookie(&token, state.keys.ttl(), secure);
+    // The cookie lives as long as its token (shorter than the TTL near the session's end).
+    let lives = std::time::Duration::from_secs(u64::try_from(claims.exp - claims.iat).unwrap_or(0));
+    let cookie = session_cookie(&token, lives, secure);
     let body = SignedIn {
         display_name: claims.display_name().to_string(),
         id: claims.id,
@@ -297,8 +299,9 @@ pub async fn signout(
         .into_response())
 }
 
-/// A fresh token for the caller's session, valid for the whole session time from now;
-/// a signed-out session cannot be renewed.
+/// A fresh token for the caller's session, valid for the whole session time from now (but
+/// never past the session's longest life, `--session-max-age` after its sign-in); a
+/// signed-out session, or one at the end of its life, cannot be renewed.
 #[utoipa::path(
     post,
     path = "/api/users/renew",
@@ -307,7 +310,7 @@ pub async fn signout(
     responses(
         (status = 200, description = "A fresh token for the same session, also set as the `session` cookie", body = SignedIn,
             headers(("Set-Cookie" = String, description = "The session cookie"))),
-        (status = 401, description = "`Not authorized`: no valid token, or a signed-out session", body = ErrorBody),
+        (status = 401, description = "`Not authorized`: no valid token, a signed-out session, or one at the end of its longest life (`--session-max-age` after its sign-in: sign in again)", body = ErrorBody),
     ),
     security(("bearerAuth" = []), ("sessionCookie" = [])),
 )]
@@ -316,7 +319,7 @@ pub async fn renew(
     CurrentUser(claims): CurrentUser,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let session = state.keys.renew(&claims)?;
+    let session = state.keys.renew(&claims)?.ok_or(ApiError::Unauthorized)?;
     signed_in(StatusCode::OK, &state, &headers, session)
 }
 

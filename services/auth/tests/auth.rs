@@ -313,3 +313,65 @@ async fn malformed_oversized_and_untyped_bodies_get_a_clear_error() {
         .await;
     assert_eq!(s, StatusCode::CREATED);
 }
+
+/// A session ends `--session-max-age` after its sign-in, however often it is renewed: a
+/// renewal before then gets a token (and cookie) that lives no longer than the session,
+/// one after it is 401 and the user signs in again. Tried with 3 s (times are whole
+/// seconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cannot_be_renewed_past_its_longest_life() {
+    let a = start_with(&[("TIX_SESSION_MAX_AGE", "3s")]);
+    let (s, body, _) = a
+        .post(
+            "/api/users/signup",
+            json!({"email":"max@example.com","password":"correct horse"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let first = body["token"].as_str().unwrap().to_string();
+    let times = |token: &str| -> (i64, i64) {
+        let claims = token.split('.').nth(1).unwrap();
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap();
+        let v: Value = serde_json::from_slice(&json).unwrap();
+        (v["exp"].as_i64().unwrap(), v["auth_time"].as_i64().unwrap())
+    };
+    let (exp, began) = times(&first);
+    assert_eq!(
+        exp,
+        began + 3,
+        "the first token lives no longer than the session"
+    );
+    let renew = |token: String| {
+        a.http
+            .post(format!("{}/api/users/renew", a.url))
+            .bearer_auth(token)
+            .send()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = renew(first.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let max_age: i64 = cookie
+        .split("Max-Age=")
+        .nth(1)
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(max_age <= 2, "{cookie}");
+    let renewed = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        times(&renewed),
+        (began + 3, began),
+        "same session, same end"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    let r = renew(renewed).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(message(&v), "Not authorized");
+}

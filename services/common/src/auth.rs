@@ -35,6 +35,15 @@ pub struct Claims {
     /// existed: [`Claims::display_name`] falls back to the email's local part.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// When the session began (unix seconds): its sign-in, kept by every renewal, so that a
+    /// session ends `--session-max-age` after it however often it is renewed. 0 in tokens
+    /// made before sessions had an end (their `iat` stands in for it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub auth_time: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 impl Claims {
@@ -107,6 +116,9 @@ struct Keys {
     decoding: DecodingKey,
     validation: Validation,
     ttl: Duration,
+    /// The longest a session lasts from its sign-in, renewals included (auth's
+    /// `--session-max-age`); `None` where tokens are only checked.
+    max_age: Option<Duration>,
     revoked: Arc<Revocations>,
     /// Tokens whose signature was checked, with their claims: a client sends the same
     /// token with every request, and checking its HMAC again each time was a sixth of a
@@ -131,6 +143,16 @@ pub const MIN_SECRET_LEN: usize = 32;
 
 impl JwtKeys {
     pub fn new(secret: &str, ttl: Duration) -> anyhow::Result<Self> {
+        Self::with_max_age(secret, ttl, None)
+    }
+
+    /// Keys that also end every session `max_age` after its sign-in (auth's, which signs
+    /// and renews): no token of it is issued past that, and it cannot be renewed then.
+    pub fn with_max_age(
+        secret: &str,
+        ttl: Duration,
+        max_age: Option<Duration>,
+    ) -> anyhow::Result<Self> {
         anyhow::ensure!(
             secret.len() >= MIN_SECRET_LEN,
             "the JWT secret must be at least {MIN_SECRET_LEN} characters (generate one with `openssl rand -hex 32`)"
@@ -144,6 +166,7 @@ impl JwtKeys {
                 decoding: DecodingKey::from_secret(secret.as_bytes()),
                 validation,
                 ttl,
+                max_age,
                 revoked: Arc::new(Revocations::default()),
                 verified: RwLock::default(),
             }),
@@ -162,12 +185,27 @@ impl JwtKeys {
         email: &str,
         name: &str,
     ) -> anyhow::Result<(String, Claims)> {
-        self.issue(id, email, name, uuid::Uuid::now_v7().to_string())
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.issue(id, email, name, uuid::Uuid::now_v7().to_string(), now)
     }
 
     /// A fresh token for the same session, valid for the configured time from now.
-    pub fn renew(&self, claims: &Claims) -> anyhow::Result<(String, Claims)> {
-        self.issue(&claims.id, &claims.email, &claims.name, claims.jti.clone())
+    /// `None` once the session is older than its longest life: its user signs in again.
+    pub fn renew(&self, claims: &Claims) -> anyhow::Result<Option<(String, Claims)>> {
+        let began = session_began(claims);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if self.session_ends(began).is_some_and(|end| now >= end) {
+            return Ok(None);
+        }
+        let (id, email, name) = (&claims.id, &claims.email, &claims.name);
+        self.issue(id, email, name, claims.jti.clone(), began)
+            .map(Some)
+    }
+
+    /// When a session that began at `began` ends for good, if sessions end.
+    fn session_ends(&self, began: i64) -> Option<i64> {
+        let max_age = self.shared.max_age?;
+        Some(began.saturating_add(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX)))
     }
 
     fn issue(
@@ -176,15 +214,21 @@ impl JwtKeys {
         email: &str,
         name: &str,
         jti: String,
+        auth_time: i64,
     ) -> anyhow::Result<(String, Claims)> {
         let iat = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut exp = iat + self.shared.ttl.as_secs() as i64;
+        if let Some(end) = self.session_ends(auth_time) {
+            exp = exp.min(end);
+        }
         let claims = Claims {
             id: id.to_string(),
             email: email.to_string(),
             iat,
-            exp: iat + self.shared.ttl.as_secs() as i64,
+            exp,
             jti,
             name: name.to_string(),
+            auth_time,
         };
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -245,11 +289,26 @@ impl JwtKeys {
     /// recently renewed, lives longer.
     pub fn revoke_until(&self, claims: &Claims) -> i64 {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        claims.exp.max(now + self.shared.ttl.as_secs() as i64)
+        let until = claims.exp.max(now + self.shared.ttl.as_secs() as i64);
+        // No renewal outlives the session's end: nothing of it to refuse after that.
+        match self.session_ends(session_began(claims)) {
+            Some(end) => until.min(end.max(claims.exp)),
+            None => until,
+        }
     }
 
     pub fn ttl(&self) -> Duration {
         self.shared.ttl
+    }
+}
+
+/// When the session of these claims began: its sign-in, or for a token made before
+/// sessions had an end, the token's own issue time.
+fn session_began(claims: &Claims) -> i64 {
+    if claims.auth_time > 0 {
+        claims.auth_time
+    } else {
+        claims.iat
     }
 }
 
@@ -394,7 +453,7 @@ mod tests {
     fn a_signed_out_session_is_refused_renewed_copies_included() {
         let k = keys();
         let (first, claims) = k.sign("u1", "u@x.io").unwrap();
-        let (renewed, again) = k.renew(&claims).unwrap();
+        let (renewed, again) = k.renew(&claims).unwrap().unwrap();
         assert_eq!(again.jti, claims.jti, "renewal keeps the session");
         let (other, _) = k.sign("u1", "u@x.io").unwrap();
         assert!(k.verify(&first).is_some() && k.verify(&renewed).is_some());
@@ -408,6 +467,47 @@ mod tests {
         // Clones (handed to every handler) share the list.
         assert!(k.clone().verify(&renewed).is_none());
         assert!(k.revoke_until(&claims) >= claims.exp);
+    }
+
+    /// A session ends its longest life after its sign-in, however often it is renewed: each
+    /// token expires by then, and renewing one after it is refused. A token from before
+    /// sessions had an end counts from its own issue time.
+    #[test]
+    fn a_session_ends_its_longest_life_after_sign_in_renewals_included() {
+        let k = JwtKeys::with_max_age(
+            SECRET,
+            Duration::from_secs(3600),
+            Some(Duration::from_secs(3)),
+        )
+        .unwrap();
+        let (_, claims) = k.sign("u1", "u@x.io").unwrap();
+        assert_eq!(claims.auth_time, claims.iat);
+        assert_eq!(
+            claims.exp,
+            claims.auth_time + 3,
+            "capped at the session's end"
+        );
+        std::thread::sleep(Duration::from_millis(1100));
+        let (token, renewed) = k.renew(&claims).unwrap().expect("still within its life");
+        assert_eq!(
+            renewed.auth_time, claims.auth_time,
+            "renewal keeps when it began"
+        );
+        assert_eq!(renewed.exp, claims.auth_time + 3);
+        assert!(k.verify(&token).is_some());
+        assert!(k.revoke_until(&renewed) <= claims.auth_time + 3);
+        // (Times are whole seconds: 3.1 s after the sign-in is at least its third second.)
+        std::thread::sleep(Duration::from_millis(2000));
+        assert!(k.renew(&renewed).unwrap().is_none(), "too old to renew");
+
+        let old = Claims {
+            auth_time: 0,
+            iat: time::OffsetDateTime::now_utc().unix_timestamp() - 10,
+            ..claims.clone()
+        };
+        assert!(k.renew(&old).unwrap().is_none(), "counted from its iat");
+        // Keys without a longest life (the services that only check tokens) renew on.
+        assert!(keys().renew(&old).unwrap().is_some());
     }
 
     fn parts(headers: &[(&str, &str)]) -> Parts {
@@ -456,6 +556,7 @@ mod tests {
             exp: now - 1,
             jti: String::new(),
             name: String::new(),
+            auth_time: 0,
         };
         let expired = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

@@ -150,10 +150,16 @@ impl ServiceArgs {
         Ok(opts)
     }
 
-    /// The keys that sign and check session tokens.
+    /// The keys that check session tokens.
     pub fn jwt_keys(&self) -> anyhow::Result<crate::auth::JwtKeys> {
+        self.signing_keys(None)
+    }
+
+    /// The keys that sign them too (auth's), ending each session `max_age` after its
+    /// sign-in.
+    pub fn signing_keys(&self, max_age: Option<Duration>) -> anyhow::Result<crate::auth::JwtKeys> {
         let secret = self.jwt_secret()?;
-        crate::auth::JwtKeys::new(secret.expose_secret(), self.session_ttl)
+        crate::auth::JwtKeys::with_max_age(secret.expose_secret(), self.session_ttl, max_age)
     }
 }
 
