@@ -101,6 +101,10 @@ enum Command {
         /// The group to forget.
         #[arg(long)]
         group: String,
+        /// Drop it although its last member left less than 5 minutes ago (or the broker
+        /// started less than 5 minutes ago): it may be a service reconnecting.
+        #[arg(long)]
+        force: bool,
     },
     /// Follow events as JSON lines. By default a throwaway group that sees new events only;
     /// with --group, a durable group (from its position, or the start of the log).
@@ -308,9 +312,13 @@ async fn operate(cmd: Command) -> anyhow::Result<()> {
             let n = c.replay(&group, only).await?;
             println!("{}", serde_json::json!({ "replayed": n }));
         }
-        Command::DropGroup { target, group } => {
+        Command::DropGroup {
+            target,
+            group,
+            force,
+        } => {
             let c = connect(&target).await?;
-            c.drop_group(&group).await?;
+            c.drop_group(&group, force).await?;
             println!("{}", serde_json::json!({ "dropped": group }));
         }
         Command::Tail {

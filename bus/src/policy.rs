@@ -596,6 +596,7 @@ mod tests {
             1,
             tix_bus_client::protocol::DropGroupRequest {
                 group: "orders".into(),
+                force: true,
             },
         );
         assert!(c.authorize(&drop).unwrap_err().contains("operator"));

@@ -282,12 +282,14 @@ impl Client {
             .map_err(|e| Error::Refused(format!("bad reply: {e}")))
     }
 
-    /// Forgets a durable group nobody consumes any more (refused while it has members):
-    /// its place in the log, its acks and its dead letters, so that it no longer holds
-    /// back pruning. A group of that name joined later starts afresh.
-    pub async fn drop_group(&self, group: &str) -> Result<()> {
+    /// Forgets a durable group nobody consumes any more (refused while it has members, and
+    /// unless `force`, until it has had none for a while): its place in the log, its acks
+    /// and its dead letters, so that it no longer holds back pruning. A group of that name
+    /// joined later starts afresh.
+    pub async fn drop_group(&self, group: &str, force: bool) -> Result<()> {
         let r = DropGroupRequest {
             group: group.to_string(),
+            force,
         };
         self.request(b"DROP", serde_json::to_vec(&r).unwrap_or_default())
             .await

@@ -149,9 +149,10 @@ fn request() -> impl Strategy<Value = Vec<Bytes>> {
         ),
         1 => (with(b"STATS"), corr.clone()).prop_map(|(a, b)| vec![a, b]),
         1 => (with(b"DLQ"), corr.clone(), body()).prop_map(|(a, b, c)| vec![a, b, c]),
-        1 => (with(b"DROP"), corr.clone(), known()).prop_map(|(a, b, g)| {
+        1 => (with(b"DROP"), corr.clone(), known(), any::<bool>()).prop_map(|(a, b, g, force)| {
             let g = String::from_utf8_lossy(&g).into_owned();
-            vec![a, b, Bytes::from(serde_json::json!({ "group": g }).to_string())]
+            let body = serde_json::json!({ "group": g, "force": force }).to_string();
+            vec![a, b, Bytes::from(body)]
         }),
         1 => (with(b"REPLAY"), corr, known(), prop::collection::vec(0u64..12, 0..3)).prop_map(
             |(a, b, g, s)| {

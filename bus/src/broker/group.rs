@@ -91,6 +91,9 @@ pub struct Group {
     pub retired: bool,
     /// An operator's `DROP` is being committed: nobody may join or replay meanwhile.
     pub dropping: bool,
+    /// Since when the group has had no member (its last left, or the broker started);
+    /// `None` while it has some. A `DROP` waits for it to be long enough.
+    pub idle_since: Option<Instant>,
 }
 
 impl Group {
@@ -118,6 +121,7 @@ impl Group {
             ephemeral: false,
             retired: false,
             dropping: false,
+            idle_since: Some(Instant::now()),
         }
     }
 
@@ -223,6 +227,9 @@ impl Group {
         self.members.remove(pos);
         if self.next_member >= self.members.len() {
             self.next_member = 0;
+        }
+        if self.members.is_empty() {
+            self.idle_since = Some(Instant::now());
         }
     }
 

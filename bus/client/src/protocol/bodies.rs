@@ -194,6 +194,10 @@ pub struct DeadLetterQuery {
 #[serde(rename_all = "camelCase")]
 pub struct DropGroupRequest {
     pub group: String,
+    /// Drop it even though its last member left only a moment ago (it may be a service
+    /// reconnecting, which would then start again from the beginning of the log).
+    #[serde(default)]
+    pub force: bool,
 }
 
 /// The body of `REPLAY`: every dead letter of the group, or only the listed positions.

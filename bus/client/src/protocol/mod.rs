@@ -18,7 +18,7 @@
 //! STATS  corr                                       OK     corr json
 //! DLQ    corr json{group?,limit?}                   OK     corr json
 //! REPLAY corr json{group,seqs?}                     OK     corr json
-//! DROP   corr json{group}                           OK     corr json      (after commit)
+//! DROP   corr json{group,force?}                    OK     corr json      (after commit)
 //! PING                                              PONG
 //! BYE
 //!                                                   MSG    group (seq:u64 deliveries:u32, id, subject, payload)×n

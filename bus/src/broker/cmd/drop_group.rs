@@ -8,11 +8,18 @@
 //! and nobody may join it or replay its dead letters, so a failed commit leaves it as it was.
 //! A group with members is refused: they would lose their place under their feet.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use tix_bus_client::protocol::DropGroupRequest;
 
 use crate::broker::core::{Core, Token};
 use crate::store::Write;
+
+/// How long a group must have had no member before a `DROP` without `force`: a service
+/// redeployed or reconnecting comes back well within it, and a group dropped under it
+/// would start again from the beginning of the log.
+pub(in crate::broker) const IDLE_BEFORE_DROP: Duration = Duration::from_secs(300);
 
 impl Core {
     pub(in crate::broker) fn on_drop_group(&mut self, peer: Bytes, corr: u64, r: DropGroupRequest) {
@@ -29,6 +36,16 @@ impl Core {
                 "group {} has {} member(s); stop them first",
                 g.name,
                 g.members.len()
+            ))
+        } else if let Some(idle) = g.idle_since.map(|t| t.elapsed())
+            && idle < IDLE_BEFORE_DROP
+            && !r.force
+        {
+            Some(format!(
+                "group {} has had no member for only {} s (it may be a service reconnecting); wait until {} s, or force it",
+                g.name,
+                idle.as_secs(),
+                IDLE_BEFORE_DROP.as_secs()
             ))
         } else {
             None

@@ -79,6 +79,7 @@ impl Core {
                 in_flight: 0,
             });
         }
+        g.idle_since = None;
         let row = g.row();
         if let Some(s) = self.sessions.get_mut(&peer)
             && !s.groups.contains(&gi)
