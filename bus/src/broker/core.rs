@@ -76,6 +76,9 @@ pub enum Token {
         peer: Bytes,
         corr: u64,
     },
+    /// Writes that dead-letter these events (group, event, deliveries): should the commit
+    /// fail, each goes back to its group instead of being lost.
+    DeadLetters(Vec<(Arc<str>, Arc<Event>, u32)>),
     Silent,
 }
 
@@ -331,6 +334,29 @@ impl Core {
 
     pub(super) fn submit(&mut self, writes: Vec<Write>, token: Token) {
         let Some(jobs) = &self.jobs else { return };
+        // The group has forgotten a dead-lettered event already; its record must not be
+        // lost with a failed commit (`on_committed` puts it back).
+        let token = match token {
+            Token::Silent => {
+                let dead: Vec<_> = writes
+                    .iter()
+                    .filter_map(|w| match w {
+                        Write::DeadLetter {
+                            group,
+                            event,
+                            deliveries,
+                        } => Some((group.clone(), event.clone(), *deliveries)),
+                        _ => None,
+                    })
+                    .collect();
+                if dead.is_empty() {
+                    Token::Silent
+                } else {
+                    Token::DeadLetters(dead)
+                }
+            }
+            other => other,
+        };
         if jobs.send(Job { writes, token }).is_ok() {
             self.outstanding_jobs += 1;
         } else {

@@ -46,7 +46,7 @@ impl Core {
                         Token::Dropped { gi, peer, corr } => {
                             self.on_dropped(gi, peer, corr, Ok(()))
                         }
-                        Token::Silent => {}
+                        Token::DeadLetters(_) | Token::Silent => {}
                     }
                 }
                 Err(e) => match d.token {
@@ -56,6 +56,7 @@ impl Core {
                     Token::Dropped { gi, peer, corr } => {
                         self.on_dropped(gi, peer, corr, Err(e.to_string()))
                     }
+                    Token::DeadLetters(dead) => self.dead_letters_not_stored(dead, &e.to_string()),
                     Token::Silent => {}
                 },
             }
@@ -250,6 +251,34 @@ impl Core {
                 replaying: false,
                 deliveries,
             }),
+        }
+    }
+
+    /// Dead letters whose commit failed (a full disk): each event goes back to its group,
+    /// to be delivered once more and dead-lettered again, with a new write, if it fails
+    /// again. Without this the group would have forgotten it while no record of it exists.
+    fn dead_letters_not_stored(&mut self, dead: Vec<(Arc<str>, Arc<Event>, u32)>, error: &str) {
+        let now = Instant::now();
+        for (group, event, deliveries) in dead {
+            let Some(&gi) = self.group_index.get(&group) else {
+                continue; // dropped since: nothing of it is kept
+            };
+            let g = &mut self.groups[gi];
+            let seq = event.seq;
+            tracing::error!(group = %g.name, seq, error, "a dead letter could not be stored; delivering it again");
+            g.pending.insert(
+                seq,
+                Pending {
+                    event,
+                    // One more delivery before it is dead-lettered again: not a busy loop of
+                    // failing commits while the disk stays full.
+                    deliveries: deliveries.min(g.max_deliveries).saturating_sub(1),
+                    member: None,
+                    deadline: now,
+                },
+            );
+            g.ready.insert((seq, Slot::Log));
+            self.pump(gi);
         }
     }
 

@@ -391,3 +391,63 @@ proptest! {
         run(true, messages);
     }
 }
+
+/// A dead letter whose commit fails (a full disk, here a table moved out of the way) is
+/// not lost: the event goes back to its group and is delivered once more, and once the
+/// store takes writes again its next failure is dead-lettered for good.
+#[test]
+fn a_dead_letter_that_could_not_be_stored_is_delivered_again() {
+    let mut h = Harness::new(false);
+    let corr = |n: u64| le(n);
+    let text = |m: &[Bytes], i: usize| String::from_utf8_lossy(&m[i]).into_owned();
+    let hello = Bytes::from(r#"{"client":"c","heartbeatMs":60000}"#);
+    h.feed(0, &[Bytes::from_static(b"HELLO"), corr(1), hello]);
+    let sub =
+        r#"{"group":"g","subjects":["s"],"ackWaitMs":60000,"maxInFlight":4,"maxDeliveries":1}"#;
+    h.feed(0, &[Bytes::from_static(b"SUB"), corr(2), Bytes::from(sub)]);
+    let publish = [
+        Bytes::from_static(b"PUB"),
+        corr(3),
+        Bytes::from_static(b"e1"),
+        Bytes::from_static(b"s"),
+        Bytes::from_static(b"{}"),
+    ];
+    let delivered = |sent: &[Vec<Bytes>]| {
+        sent.iter()
+            .any(|m| text(m, 1) == "MSG" && text(m, 2) == "g")
+    };
+    assert!(delivered(&h.feed(0, &publish)), "delivered once");
+
+    let db = rusqlite::Connection::open(h._dir.path().join("bus.db")).unwrap();
+    db.execute_batch("ALTER TABLE dead_letters RENAME TO dead_letters_away")
+        .unwrap();
+    let nak = [
+        Bytes::from_static(b"NAK"),
+        corr(4),
+        Bytes::from_static(b"g"),
+        protocol::u64s_frame(&[1]),
+    ];
+    assert!(
+        delivered(&h.feed(0, &nak)),
+        "its dead letter could not be stored: delivered again, not forgotten"
+    );
+
+    db.execute_batch("ALTER TABLE dead_letters_away RENAME TO dead_letters")
+        .unwrap();
+    let again = h.feed(0, &nak);
+    assert!(!delivered(&again), "dead-lettered this time");
+    let listed = h.feed(
+        0,
+        &[
+            Bytes::from_static(b"DLQ"),
+            corr(5),
+            Bytes::from(r#"{"group":"g"}"#),
+        ],
+    );
+    let list = listed
+        .iter()
+        .find(|m| text(m, 1) == "OK")
+        .map(|m| text(m, 3))
+        .unwrap();
+    assert!(list.contains(r#""seq":1"#), "{list}");
+}
