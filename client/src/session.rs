@@ -41,7 +41,8 @@ pub fn path(dir: &Path, profile: &str) -> PathBuf {
 
 impl Session {
     /// Whether the token has used up half its life: then it is renewed, so someone who
-    /// uses tix every day never has to sign in again, while a lost token still expires.
+    /// uses tix every day signs in again only when the session ends (auth's
+    /// `--session-max-age`), while a lost token still expires.
     pub fn needs_renewal(&self, now_unix: i64) -> bool {
         token_times(&self.token).is_some_and(|(iat, exp)| {
             let half = (exp - iat) / 2;

@@ -180,8 +180,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service, bound and ready to serve.
 /// Opens what the service owns, starts its background work and binds its port.
 pub async fn build(cfg: Config) -> anyhow::Result<Service> {
-    if cfg.session_max_age.is_zero() {
-        anyhow::bail!("--session-max-age must be more than 0");
+    if cfg.session_max_age.as_secs() == 0 {
+        anyhow::bail!("--session-max-age must be at least one second (tokens count whole seconds)");
     }
     let keys = cfg.common.signing_keys(Some(cfg.session_max_age))?;
     let db = cfg.common.open_db("auth.db", MIGRATIONS)?;

@@ -90,7 +90,8 @@ impl Revocations {
         self.until
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, until| *until > now);
+            // A token is valid through its `exp` second: so is its refusal.
+            .retain(|_, until| *until >= now);
     }
 
     pub fn len(&self) -> usize {
@@ -186,7 +187,7 @@ impl JwtKeys {
         name: &str,
     ) -> anyhow::Result<(String, Claims)> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        self.issue(id, email, name, uuid::Uuid::now_v7().to_string(), now)
+        self.issue(id, email, name, uuid::Uuid::now_v7().to_string(), now, now)
     }
 
     /// A fresh token for the same session, valid for the configured time from now.
@@ -198,7 +199,7 @@ impl JwtKeys {
             return Ok(None);
         }
         let (id, email, name) = (&claims.id, &claims.email, &claims.name);
-        self.issue(id, email, name, claims.jti.clone(), began)
+        self.issue(id, email, name, claims.jti.clone(), began, now)
             .map(Some)
     }
 
@@ -215,8 +216,8 @@ impl JwtKeys {
         name: &str,
         jti: String,
         auth_time: i64,
+        iat: i64,
     ) -> anyhow::Result<(String, Claims)> {
-        let iat = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut exp = iat + self.shared.ttl.as_secs() as i64;
         if let Some(end) = self.session_ends(auth_time) {
             exp = exp.min(end);
@@ -289,12 +290,9 @@ impl JwtKeys {
     /// recently renewed, lives longer.
     pub fn revoke_until(&self, claims: &Claims) -> i64 {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let until = claims.exp.max(now + self.shared.ttl.as_secs() as i64);
-        // No renewal outlives the session's end: nothing of it to refuse after that.
-        match self.session_ends(session_began(claims)) {
-            Some(end) => until.min(end.max(claims.exp)),
-            None => until,
-        }
+        // Not capped at the session's end: a copy renewed under a longer
+        // --session-max-age than today's may outlive that end by a token's life.
+        claims.exp.max(now + self.shared.ttl.as_secs() as i64)
     }
 
     pub fn ttl(&self) -> Duration {
@@ -495,7 +493,7 @@ mod tests {
         );
         assert_eq!(renewed.exp, claims.auth_time + 3);
         assert!(k.verify(&token).is_some());
-        assert!(k.revoke_until(&renewed) <= claims.auth_time + 3);
+        assert!(k.revoke_until(&renewed) >= renewed.exp);
         // (Times are whole seconds: 3.1 s after the sign-in is at least its third second.)
         std::thread::sleep(Duration::from_millis(2000));
         assert!(k.renew(&renewed).unwrap().is_none(), "too old to renew");

@@ -30,7 +30,7 @@ pub fn record(c: &Connection, revoked: &Revocations, r: &SessionRevoked) -> rusq
 
 /// Loads the revocations still in force, and deletes the others.
 pub fn load(c: &Connection, revoked: &Revocations, now: i64) -> rusqlite::Result<usize> {
-    c.execute("DELETE FROM revoked_sessions WHERE until <= ?1", [now])?;
+    c.execute("DELETE FROM revoked_sessions WHERE until < ?1", [now])?;
     let mut st = c.prepare("SELECT jti, until FROM revoked_sessions")?;
     let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     let mut n = 0;
@@ -45,7 +45,7 @@ pub fn load(c: &Connection, revoked: &Revocations, now: i64) -> rusqlite::Result
 /// Forgets revocations whose tokens have all expired, in memory and on disk.
 pub fn prune(c: &Connection, revoked: &Revocations, now: i64) -> rusqlite::Result<()> {
     revoked.prune(now);
-    c.execute("DELETE FROM revoked_sessions WHERE until <= ?1", [now])?;
+    c.execute("DELETE FROM revoked_sessions WHERE until < ?1", [now])?;
     Ok(())
 }
 

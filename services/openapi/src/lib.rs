@@ -67,8 +67,9 @@ fn merged() -> OpenApi {
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("JWT")
                 .description(Some(
-                    "The `token` of sign-up, sign-in or renew: an HS256 JWT, valid for 24 hours \
-                     by default, refused once its session signed out",
+                    "The `token` of sign-up, sign-in or renew: an HS256 JWT, valid for at most \
+                     24 hours by default (never past its session's end, 30 days after sign-in), \
+                     refused once its session signed out",
                 ))
                 .build(),
         ),
