@@ -94,6 +94,15 @@ pub struct ServiceArgs {
 }
 
 impl ServiceArgs {
+    /// The threads and logs the process runs with.
+    pub fn process(&self) -> crate::service::Process {
+        crate::service::Process {
+            workers: self.workers,
+            log: self.log.clone(),
+            log_format: self.log_format,
+        }
+    }
+
     pub fn limits(&self) -> crate::http::Limits {
         crate::http::Limits {
             body_bytes: self.body_limit,

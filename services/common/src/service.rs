@@ -263,16 +263,22 @@ pub fn runtime(workers: u16) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// How a service's process runs, from its flags: its threads and its logs.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub workers: u16,
+    pub log: String,
+    pub log_format: crate::config::LogFormat,
+}
+
 /// A service binary's `main`: its [`runtime`] of `workers` threads, then [`run`].
 pub fn main(
     name: &str,
-    workers: u16,
-    log: &str,
-    format: crate::config::LogFormat,
+    process: Process,
     build: impl std::future::Future<Output = anyhow::Result<Service>>,
 ) -> std::process::ExitCode {
-    match runtime(workers) {
-        Ok(runtime) => runtime.block_on(run(name, log, format, build)),
+    match runtime(process.workers) {
+        Ok(runtime) => runtime.block_on(run(name, &process.log, process.log_format, build)),
         Err(e) => {
             eprintln!("{name}: cannot start its runtime: {e}");
             std::process::ExitCode::FAILURE

@@ -8,16 +8,6 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cfg = tix_expiration::Config::parse();
-    let (workers, log, format) = (
-        cfg.common.workers,
-        cfg.common.log.clone(),
-        cfg.common.log_format,
-    );
-    tix_common::service::main(
-        "tix-expiration",
-        workers,
-        &log,
-        format,
-        tix_expiration::build(cfg),
-    )
+    let process = cfg.common.process();
+    tix_common::service::main("tix-expiration", process, tix_expiration::build(cfg))
 }

@@ -8,12 +8,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cfg = tix_gateway::Config::parse();
-    let (workers, log, format) = (cfg.workers, cfg.log.clone(), cfg.log_format);
-    tix_common::service::main(
-        "tix-gateway",
-        workers,
-        &log,
-        format,
-        tix_gateway::build(cfg),
-    )
+    let process = tix_common::service::Process {
+        workers: cfg.workers,
+        log: cfg.log.clone(),
+        log_format: cfg.log_format,
+    };
+    tix_common::service::main("tix-gateway", process, tix_gateway::build(cfg))
 }

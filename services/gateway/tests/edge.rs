@@ -363,15 +363,5 @@ fn a_head_not_finished_in_time_is_408_and_an_idle_connection_just_closes() {
                 && l.contains("status=408")
         })
     };
-    let deadline = std::time::Instant::now() + WAIT;
-    while !(counted() && logged()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "counted {}, logged {}: {}",
-            counted(),
-            logged(),
-            gw.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_counted_and_logged(&gw, counted, logged);
 }

@@ -381,17 +381,7 @@ fn a_refused_head_is_in_the_access_log_and_the_metrics() {
         };
         finished(&id, "status=400") && finished(&coding, "status=501")
     };
-    let deadline = std::time::Instant::now() + WAIT;
-    while !(counted() && logged()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "counted {}, logged {}: {}",
-            counted(),
-            logged(),
-            gateway.log_tail()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    until_counted_and_logged(gateway, counted, logged);
     let log = gateway.log_text();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(&coding)).collect();
     assert!(

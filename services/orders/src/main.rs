@@ -8,10 +8,6 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cfg = tix_orders::Config::parse();
-    let (workers, log, format) = (
-        cfg.common.workers,
-        cfg.common.log.clone(),
-        cfg.common.log_format,
-    );
-    tix_common::service::main("tix-orders", workers, &log, format, tix_orders::build(cfg))
+    let process = cfg.common.process();
+    tix_common::service::main("tix-orders", process, tix_orders::build(cfg))
 }

@@ -8,16 +8,6 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cfg = tix_payments::Config::parse();
-    let (workers, log, format) = (
-        cfg.common.workers,
-        cfg.common.log.clone(),
-        cfg.common.log_format,
-    );
-    tix_common::service::main(
-        "tix-payments",
-        workers,
-        &log,
-        format,
-        tix_payments::build(cfg),
-    )
+    let process = cfg.common.process();
+    tix_common::service::main("tix-payments", process, tix_payments::build(cfg))
 }

@@ -106,83 +106,18 @@ mod tests {
     use crate::provider::{ChargeRequest, Sandbox};
     use crate::store::Claim;
 
-    /// More charges to give back than one read takes (after the provider was down, or at
-    /// start-up): all are refunded at once, not a read's worth per `--reconcile-every`.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_backlog_of_refunds_is_worked_through_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(
-            &dir.path().join("p.db"),
-            Durability::Normal,
-            store::MIGRATIONS,
-        )
-        .unwrap();
-        let sandbox = Arc::new(Sandbox::open(&dir.path().join("ledger.db")).unwrap());
-        let mut charged = Vec::new();
-        for i in 0..2 * BATCH + 10 {
-            let claim = Claim {
-                id: format!("p-{i:04}"),
-                order_id: format!("o-{i:04}"),
-                amount: Money::from_cents(100),
-                created_at: UnixMillis::now(),
-                currency: "usd".into(),
-                source: "tok_visa".into(),
-            };
-            let charge = sandbox
-                .charge(&ChargeRequest {
-                    amount_cents: 100,
-                    currency: "usd".into(),
-                    source: "tok_visa".into(),
-                    idempotency_key: claim.provider_key(),
-                    description: claim.description(),
-                })
-                .await
-                .unwrap();
-            charged.push((claim, charge.id));
-        }
-        db.write(move |c| -> Result<(), DbError> {
-            for (claim, charge_id) in &charged {
-                let never = UnixMillis::new(i64::MAX);
-                store::insert_order(c, &claim.order_id, "bob", claim.amount, 1, never)?;
-                assert!(store::claim(c, claim)?);
-                store::succeed(c, claim, charge_id)?;
-                assert!(store::reject(c, &claim.id, "the order was cancelled")?);
-            }
-            Ok(())
-        })
-        .await
-        .unwrap();
-        let waiting = |db: Db| async move {
-            db.read(|c| -> Result<usize, DbError> { Ok(store::pending_refunds(c, 1000)?.len()) })
-                .await
-                .unwrap()
-        };
-        assert_eq!(waiting(db.clone()).await, 2 * BATCH as usize + 10);
-        let task = tokio::spawn(run(db.clone(), sandbox, Duration::from_secs(3600)));
-        tix_testkit::eventually(
-            "every pending refund made",
-            Duration::from_secs(20),
-            || async { waiting(db.clone()).await == 0 },
-        )
-        .await;
-        task.abort();
-    }
-
-    /// More refunds the provider refuses for good than one read takes, ahead of good ones
-    /// (by id): the good ones are still made, at the next sweeps, and the refused ones stay
-    /// pending for an operator.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn refunds_refused_for_good_do_not_hold_back_the_others() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(
-            &dir.path().join("p.db"),
-            Durability::Normal,
-            store::MIGRATIONS,
-        )
-        .unwrap();
-        let sandbox = Arc::new(Sandbox::open(&dir.path().join("ledger.db")).unwrap());
+    /// A payments database and a sandbox with `n` charges orders rejected (payments
+    /// `p-0000`, `p-0001` …), each `refund_pending`. Those `unknown` says are charged under
+    /// an id the sandbox never made, so it refuses their refunds for good.
+    async fn rejected(
+        dir: &std::path::Path,
+        n: i64,
+        unknown: impl Fn(i64) -> bool,
+    ) -> (Db, Arc<Sandbox>) {
+        let db = Db::open(&dir.join("p.db"), Durability::Normal, store::MIGRATIONS).unwrap();
+        let sandbox = Arc::new(Sandbox::open(&dir.join("ledger.db")).unwrap());
         let mut rows = Vec::new();
-        for i in 0..BATCH + 20 {
+        for i in 0..n {
             let claim = Claim {
                 id: format!("p-{i:04}"),
                 order_id: format!("o-{i:04}"),
@@ -191,8 +126,7 @@ mod tests {
                 currency: "usd".into(),
                 source: "tok_visa".into(),
             };
-            // The first BATCH by id name charges the provider does not know: refused.
-            let charge_id = if i < BATCH {
+            let charge_id = if unknown(i) {
                 format!("ch_unknown_{i}")
             } else {
                 sandbox
@@ -221,26 +155,56 @@ mod tests {
         })
         .await
         .unwrap();
-        let waiting = |db: Db| async move {
-            db.read(|c| -> Result<Vec<String>, DbError> {
-                Ok(store::pending_refunds(c, 1000)?
-                    .into_iter()
-                    .map(|r| r.payment_id)
-                    .collect())
-            })
-            .await
-            .unwrap()
-        };
+        (db, sandbox)
+    }
+
+    /// The payments still waiting for their refund.
+    async fn waiting(db: &Db) -> Vec<String> {
+        db.read(|c| -> Result<Vec<String>, DbError> {
+            Ok(store::pending_refunds(c, 1000)?
+                .into_iter()
+                .map(|r| r.payment_id)
+                .collect())
+        })
+        .await
+        .unwrap()
+    }
+
+    /// More charges to give back than one read takes (after the provider was down, or at
+    /// start-up): all are refunded at once, not a read's worth per `--reconcile-every`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backlog_of_refunds_is_worked_through_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, sandbox) = rejected(dir.path(), 2 * BATCH + 10, |_| false).await;
+        assert_eq!(waiting(&db).await.len(), 2 * BATCH as usize + 10);
+        let task = tokio::spawn(run(db.clone(), sandbox, Duration::from_secs(3600)));
+        tix_testkit::eventually(
+            "every pending refund made",
+            Duration::from_secs(20),
+            || async { waiting(&db).await.is_empty() },
+        )
+        .await;
+        task.abort();
+    }
+
+    /// More refunds the provider refuses for good than one read takes, ahead of good ones
+    /// (by id): the good ones are still made, at the next sweeps, and the refused ones stay
+    /// pending for an operator.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refunds_refused_for_good_do_not_hold_back_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        // The first BATCH by id name charges the provider does not know: refused.
+        let (db, sandbox) = rejected(dir.path(), BATCH + 20, |i| i < BATCH).await;
         // Sweeps every 100 ms, as `--reconcile-every` would every 30 s.
         let task = tokio::spawn(run(db.clone(), sandbox, Duration::from_millis(100)));
         tix_testkit::eventually(
             "the refunds the provider makes are made",
             Duration::from_secs(20),
-            || async { waiting(db.clone()).await.len() == BATCH as usize },
+            || async { waiting(&db).await.len() == BATCH as usize },
         )
         .await;
         task.abort();
-        let left = waiting(db.clone()).await;
+        let left = waiting(&db).await;
         assert!(
             left.iter().all(|id| id.as_str() < "p-0100"),
             "only the refused ones are left: {left:?}"

@@ -8,16 +8,6 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     let cfg = tix_tickets::Config::parse();
-    let (workers, log, format) = (
-        cfg.common.workers,
-        cfg.common.log.clone(),
-        cfg.common.log_format,
-    );
-    tix_common::service::main(
-        "tix-tickets",
-        workers,
-        &log,
-        format,
-        tix_tickets::build(cfg),
-    )
+    let process = cfg.common.process();
+    tix_common::service::main("tix-tickets", process, tix_tickets::build(cfg))
 }

@@ -206,3 +206,24 @@ pub fn gateway_with(tickets: &str, logs: &std::path::Path, extra: &[&str]) -> (P
     let url = line.rsplit(' ').next().unwrap().to_string();
     (gateway, url)
 }
+
+/// Waits until the gateway has counted a request in `/metrics` and logged it (both happen a
+/// moment after the client has its answer); fails the test with the log's tail after
+/// [`WAIT`].
+pub fn until_counted_and_logged(
+    gateway: &Proc,
+    counted: impl Fn() -> bool,
+    logged: impl Fn() -> bool,
+) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !(counted() && logged()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counted {}, logged {}: {}",
+            counted(),
+            logged(),
+            gateway.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
