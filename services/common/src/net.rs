@@ -8,7 +8,7 @@
 //! untrusted one is anybody's claim), as nginx's `real_ip_recursive` does. Anyone else's
 //! `X-Forwarded-For` is a claim, and the peer is the client.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddrV4};
 
 use axum::http::HeaderValue;
 use ipnet::{IpNet, Ipv4Net};
@@ -23,7 +23,8 @@ impl TrustedProxies {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        // An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: the same client.
+        let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
     }
 
@@ -34,7 +35,7 @@ impl TrustedProxies {
         peer: IpAddr,
         forwarded_for: impl Iterator<Item = &'a [u8]>,
     ) -> IpAddr {
-        let peer = canonical(peer);
+        let peer = peer.to_canonical();
         if !self.contains(peer) {
             return peer;
         }
@@ -66,7 +67,7 @@ pub fn parse_range(s: &str) -> Result<IpNet, String> {
         .parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("`{s}` is neither an address nor a range like 10.0.0.0/8"))?;
-    // Peers are compared as IPv4 when they are IPv4-mapped (`canonical`): so are ranges
+    // Peers are compared as IPv4 when they are IPv4-mapped (`IpAddr::to_canonical`): so are ranges
     // within the mapped block.
     match net {
         IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
@@ -84,29 +85,18 @@ pub fn parse_range(s: &str) -> Result<IpNet, String> {
 fn address(entry: &[u8]) -> Option<IpAddr> {
     let s = std::str::from_utf8(entry).ok()?.trim();
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Some(canonical(ip));
+        return Some(ip.to_canonical());
     }
     if let Some(rest) = s.strip_prefix('[') {
         let (v6, _) = rest.split_once(']')?;
-        return v6.parse::<IpAddr>().ok().map(canonical);
+        return v6.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
     }
     s.parse::<SocketAddrV4>().ok().map(|a| IpAddr::V4(*a.ip()))
 }
 
-/// An IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`: the same client as
-/// `a.b.c.d`, for the ranges and for the per-address limits.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(ip, |v4: Ipv4Addr| IpAddr::V4(v4)),
-        v4 => v4,
-    }
-}
-
 /// The address as a proxy writes it in `X-Forwarded-For`.
 pub fn header(ip: IpAddr) -> HeaderValue {
-    HeaderValue::from_str(&canonical(ip).to_string())
+    HeaderValue::from_str(&ip.to_canonical().to_string())
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 

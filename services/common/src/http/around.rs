@@ -141,8 +141,8 @@ where
 }
 
 /// The span every line of a request's work is logged in: its fields are what log
-/// queries look for (`span.request_id`, docs/observability.md). A request whose method and target are not trusted (the gateway's edge refused its
-/// head) takes `"-"` for both.
+/// queries look for (`span.request_id`, docs/observability.md). A request whose method
+/// and target are not trusted (the gateway's edge refused its head) takes `"-"` for both.
 pub fn request_span(
     method: impl std::fmt::Display,
     uri: impl std::fmt::Display,
