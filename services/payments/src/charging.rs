@@ -144,10 +144,7 @@ impl Charger {
             Err(ChargeError::Unknown(why)) => {
                 tracing::warn!(%payment, %order, %why,
                     "outcome unknown; the attempt stays pending until the provider says");
-                let id = claim.id.clone();
-                self.db
-                    .write(move |conn| -> Result<(), DbError> { Ok(store::checked(conn, &id)?) })
-                    .await?;
+                store::record_tried(&self.db, &claim.id).await?;
                 Ok(Settled::Unknown(why))
             }
         }

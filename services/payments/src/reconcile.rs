@@ -46,11 +46,7 @@ async fn sweep(charger: &Charger) {
             tracing::error!(payment = %claim.id, order = %claim.order_id, key = %claim.order_id,
                 "a pending attempt without its request; look it up at the provider by this key");
             // To the back of the sweep, behind the ones that can be asked about.
-            let id = claim.id.clone();
-            if let Err(e) = (charger.db)
-                .write(move |c| -> Result<(), DbError> { Ok(store::checked(c, &id)?) })
-                .await
-            {
+            if let Err(e) = store::record_tried(&charger.db, &claim.id).await {
                 tracing::warn!(payment = %claim.id, error = %e, "recording a sweep's look failed");
             }
             continue;

@@ -85,11 +85,7 @@ async fn refund(db: &Db, provider: &dyn PaymentProvider, r: PendingRefund) -> bo
                 tracing::error!(payment = %r.payment_id, charge = %r.charge_id, error = %e,
                     "the provider refuses this refund; an operator must look at it");
             }
-            let id = r.payment_id.clone();
-            if let Err(e) = db
-                .write(move |c| -> Result<(), DbError> { Ok(store::checked(c, &id)?) })
-                .await
-            {
+            if let Err(e) = store::record_tried(db, &r.payment_id).await {
                 tracing::warn!(payment = %r.payment_id, error = %e, "recording a refund's try failed");
             }
             false
@@ -99,7 +95,6 @@ async fn refund(db: &Db, provider: &dyn PaymentProvider, r: PendingRefund) -> bo
 
 #[cfg(test)]
 mod tests {
-    use tix_api::{Money, UnixMillis};
     use tix_common::db::Durability;
 
     use super::*;
@@ -118,14 +113,7 @@ mod tests {
         let sandbox = Arc::new(Sandbox::open(&dir.join("ledger.db")).unwrap());
         let mut rows = Vec::new();
         for i in 0..n {
-            let claim = Claim {
-                id: format!("p-{i:04}"),
-                order_id: format!("o-{i:04}"),
-                amount: Money::from_cents(100),
-                created_at: UnixMillis::now(),
-                currency: "usd".into(),
-                source: "tok_visa".into(),
-            };
+            let claim = Claim::sample(&format!("p-{i:04}"));
             let charge_id = if unknown(i) {
                 format!("ch_unknown_{i}")
             } else {
@@ -145,9 +133,7 @@ mod tests {
         }
         db.write(move |c| -> Result<(), DbError> {
             for (claim, charge_id) in &rows {
-                let never = UnixMillis::new(i64::MAX);
-                store::insert_order(c, &claim.order_id, "bob", claim.amount, 1, never)?;
-                assert!(store::claim(c, claim)?);
+                claim.claim_in(c);
                 store::succeed(c, claim, charge_id)?;
                 assert!(store::reject(c, &claim.id, "the order was cancelled")?);
             }

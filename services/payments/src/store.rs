@@ -249,6 +249,16 @@ pub fn checked(c: &Connection, payment_id: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// [`checked`] in a write of its own.
+pub async fn record_tried(
+    db: &tix_common::db::Db,
+    payment_id: &str,
+) -> Result<(), tix_common::db::DbError> {
+    let id = payment_id.to_string();
+    db.write(move |c| -> Result<(), tix_common::db::DbError> { Ok(checked(c, &id)?) })
+        .await
+}
+
 /// The charge went through: the payment, the order and `payment:created`, together. An
 /// attempt already settled (the request and the reconciler both asked) changes nothing.
 pub fn succeed(c: &Connection, p: &Claim, charge_id: &str) -> rusqlite::Result<()> {
@@ -508,6 +518,28 @@ pub fn refunded(c: &Connection, r: &PendingRefund, refund_id: &str) -> rusqlite:
 }
 
 #[cfg(test)]
+impl Claim {
+    /// A 1.00 usd attempt, payment `id` on order `o-<id>`, for tests.
+    pub(crate) fn sample(id: &str) -> Claim {
+        Claim {
+            id: id.into(),
+            order_id: format!("o-{id}"),
+            amount: Money::from_cents(100),
+            created_at: UnixMillis::now(),
+            currency: "usd".into(),
+            source: "tok_visa".into(),
+        }
+    }
+
+    /// Its order in the replica (never expiring) and the attempt claimed, for tests.
+    pub(crate) fn claim_in(&self, c: &Connection) {
+        let never = UnixMillis::new(i64::MAX);
+        insert_order(c, &self.order_id, "bob", self.amount, 1, never).unwrap();
+        assert!(claim(c, self).unwrap());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -538,24 +570,8 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         tix_common::db::migrate(&mut c, MIGRATIONS).unwrap();
         let refund = |c: &Connection, id: &str| {
-            let claim = Claim {
-                id: id.into(),
-                order_id: format!("o-{id}"),
-                amount: Money::from_cents(100),
-                created_at: UnixMillis::now(),
-                currency: "usd".into(),
-                source: "tok_visa".into(),
-            };
-            insert_order(
-                c,
-                &claim.order_id,
-                "bob",
-                claim.amount,
-                1,
-                UnixMillis::new(i64::MAX),
-            )
-            .unwrap();
-            assert!(super::claim(c, &claim).unwrap());
+            let claim = Claim::sample(id);
+            claim.claim_in(c);
             succeed(c, &claim, &format!("ch-{id}")).unwrap();
             assert!(reject(c, id, "the order was cancelled").unwrap());
         };
@@ -595,24 +611,7 @@ mod tests {
             );
         }
         for i in 0..4 {
-            let claim = Claim {
-                id: format!("p-{i}"),
-                order_id: format!("o-{i}"),
-                amount: Money::from_cents(100),
-                created_at: UnixMillis::now(),
-                currency: "usd".into(),
-                source: "tok_visa".into(),
-            };
-            insert_order(
-                &c,
-                &claim.order_id,
-                "bob",
-                claim.amount,
-                1,
-                UnixMillis::new(i64::MAX),
-            )
-            .unwrap();
-            assert!(super::claim(&c, &claim).unwrap());
+            Claim::sample(&format!("p-{i}")).claim_in(&c);
         }
         let order = |c: &Connection| -> Vec<String> {
             pending_attempts(c, 100)
