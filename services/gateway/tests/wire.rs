@@ -362,11 +362,14 @@ fn a_refused_head_is_in_the_access_log_and_the_metrics() {
     // Logged and counted once its answer is written, a moment after the client has it.
     let gateway = &stack.service("gateway").proc;
     let counted = || {
-        get(&gw, "/metrics").text().lines().any(|l| {
-            l.starts_with("tix_http_request_duration_seconds_count")
-                && l.contains(r#"route="unparsed""#)
-                && l.contains(r#"method="OTHER""#)
-                && l.contains(r#"status="400""#)
+        let metrics = get(&gw, "/metrics").text();
+        ["400", "501"].iter().all(|status| {
+            metrics.lines().any(|l| {
+                l.starts_with("tix_http_request_duration_seconds_count")
+                    && l.contains(r#"route="unparsed""#)
+                    && l.contains(r#"method="OTHER""#)
+                    && l.contains(&format!(r#"status="{status}""#))
+            })
         })
     };
     let logged = || {
