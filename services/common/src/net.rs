@@ -33,20 +33,20 @@ impl TrustedProxies {
     pub fn client<'a>(
         &self,
         peer: IpAddr,
-        forwarded_for: impl Iterator<Item = &'a [u8]>,
+        forwarded_for: impl DoubleEndedIterator<Item = &'a [u8]>,
     ) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.contains(peer) {
             return peer;
         }
-        let listed: Vec<&[u8]> = forwarded_for
-            .flat_map(|value| value.split(|&b| b == b','))
-            .collect();
         // From the right: each entry is what the hop to its right saw. The last one a
         // trusted hop wrote is believed; one that is not an address ends the walk at the
         // hop that wrote it.
         let mut client = peer;
-        for entry in listed.iter().rev() {
+        let from_the_right = forwarded_for
+            .rev()
+            .flat_map(|value| value.rsplit(|&b| b == b','));
+        for entry in from_the_right {
             let Some(ip) = address(entry) else {
                 break;
             };
