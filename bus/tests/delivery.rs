@@ -371,3 +371,94 @@ async fn publish_and_ack(
         next_delivery(sub).await.ack().await.unwrap();
     }
 }
+
+/// A consumer that does not wait for its settles (the services' inbox acks with
+/// `ack_nowait`) sends them with correlation id 0: the broker applies them and answers
+/// nothing, so neither side spends a message on an `OK` nobody reads. One with an id still
+/// gets its `OK`, and a refusal is answered either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settles_with_correlation_id_zero_take_effect_and_get_no_answer() {
+    use tix_testkit::events::{RawPeer, frames, test_key};
+    let text = |f: &bytes::Bytes| String::from_utf8_lossy(f).into_owned();
+    let bus = Bus::start();
+    let c = connect(&bus.endpoint, "t").await;
+    publish_n(&c, "t", "ticket:created", 3).await;
+
+    let mut peer = RawPeer::connect(&bus.endpoint).await;
+    peer.authenticate(tix_testkit::stack::TEST_BUS_CLIENT, &test_key())
+        .await;
+    peer.send_sealed(frames(&[
+        b"SUB",
+        &1u64.to_le_bytes(),
+        br#"{"group":"orders","subjects":["ticket:created"]}"#,
+    ]))
+    .await;
+    let (mut seqs, mut joined) = (Vec::new(), false);
+    while seqs.len() < 3 || !joined {
+        let m = peer.recv_sealed().await.unwrap();
+        match text(&m[0]).as_str() {
+            "OK" => {
+                assert_eq!(&m[1][..], &1u64.to_le_bytes());
+                joined = true;
+            }
+            "MSG" => {
+                for e in m[2..].chunks(4) {
+                    seqs.push(u64::from_le_bytes(e[0][..8].try_into().unwrap()));
+                }
+            }
+            other => panic!("unexpected {other}: {m:?}"),
+        }
+    }
+    let seq = |i: usize| seqs[i].to_le_bytes();
+    let zero = 0u64.to_le_bytes();
+
+    // The first event: touched, then acked, both with id 0.
+    peer.send_sealed(frames(&[b"TOUCH", &zero, b"orders", &seq(0)]))
+        .await;
+    peer.send_sealed(frames(&[b"ACK", &zero, b"orders", &seq(0)]))
+        .await;
+    // The second: handed back with id 0, so it comes again.
+    peer.send_sealed(frames(&[b"NAK", &zero, b"orders", &seq(1)]))
+        .await;
+    // A refusal is answered even with id 0.
+    peer.send_sealed(frames(&[b"ACK", &zero, b"no-such-group", &seq(2)]))
+        .await;
+    // The third, acked with an id: the one answer besides the redelivery and the refusal.
+    peer.send_sealed(frames(&[b"ACK", &9u64.to_le_bytes(), b"orders", &seq(2)]))
+        .await;
+
+    let mut answers = Vec::new();
+    while answers.len() < 3 {
+        let m = peer.recv_sealed().await.unwrap();
+        answers.push(match text(&m[0]).as_str() {
+            "MSG" => format!("MSG {}", u64::from_le_bytes(m[2][..8].try_into().unwrap())),
+            "ERR" => format!(
+                "ERR {} {}",
+                u64::from_le_bytes(m[1][..8].try_into().unwrap()),
+                text(&m[2])
+            ),
+            "OK" => format!("OK {}", u64::from_le_bytes(m[1][..8].try_into().unwrap())),
+            other => panic!("unexpected {other}: {m:?}"),
+        });
+    }
+    answers.sort();
+    assert_eq!(
+        answers,
+        [
+            "ERR 0 unknown group".to_string(),
+            format!("MSG {}", seqs[1]),
+            "OK 9".to_string(),
+        ]
+    );
+    assert!(
+        peer.recv_within(Duration::from_millis(300)).await.is_none(),
+        "nothing else is answered"
+    );
+    let g = c.stats().await.unwrap();
+    let g = g.group("orders").unwrap();
+    assert_eq!(
+        g.pending, 1,
+        "only the event handed back is still out: {g:?}"
+    );
+    assert_eq!(g.floor, seqs[0], "{g:?}");
+}

@@ -338,6 +338,14 @@ fn run(auth: bool, messages: Vec<(usize, Vec<Bytes>)>) {
             // A stranger is refused at once; a failed handshake may be answered late.
             _ if auth => usize::MAX,
             Some(b"BYE") => 0, // goodbye needs no answer
+            // A settle sent with correlation id 0 wants no OK; a refusal is still answered.
+            Some(b"ACK" | b"NAK" | b"TOUCH") if corr(&frames) == Some(protocol::NO_REPLY) => {
+                assert!(
+                    answers.iter().all(|a| &a[1][..] == b"ERR"),
+                    "{frames:?} → {answers:?}"
+                );
+                usize::MAX
+            }
             _ => 1,
         };
         if expected == usize::MAX {

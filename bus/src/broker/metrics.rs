@@ -115,7 +115,7 @@ impl Metrics {
         );
         registry.register(
             "fsync_duration_seconds",
-            "Time of the COMMIT statement of a group commit: SQLite appending the WAL frames and, with --durability full, fsyncing the WAL (SQLite does not expose the fsync alone; with normal there is no fsync per commit)",
+            "Time of the COMMIT statement of a group commit: SQLite appending the WAL frames and, with --durability full, fsyncing the WAL (SQLite does not expose the fsync alone; with normal there is no fsync per commit); batches of nothing but acks, which are not synced, are left out",
             fsync.clone(),
         );
         Arc::new(Metrics {
@@ -160,7 +160,9 @@ pub(super) struct CommitObserver {
 impl CommitObserver {
     pub(super) fn observe(&mut self, done: &[Done<Token>], times: CommitTimes) {
         self.metrics.commit.observe(times.total.as_secs_f64());
-        self.metrics.fsync.observe(times.commit.as_secs_f64());
+        if !times.unsynced {
+            self.metrics.fsync.observe(times.commit.as_secs_f64());
+        }
         for d in done {
             if let Ok(Effects { inserted, .. }) = &d.result {
                 for e in inserted {

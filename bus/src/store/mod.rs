@@ -315,6 +315,67 @@ mod tests {
         assert_eq!(ids, ["b"]);
     }
 
+    /// With `--durability full`, a batch of nothing but acknowledgements commits without
+    /// syncing the WAL, and the next batch that stores anything else syncs again (and so
+    /// makes the acks before it durable too). With `normal` nothing is singled out.
+    #[test]
+    fn only_batches_of_acknowledgements_skip_the_sync() {
+        let acks = || Write::Acked {
+            group: Arc::from("g"),
+            seqs: vec![7],
+        };
+        let floor = || Write::Floor {
+            group: Arc::from("g"),
+            floor: 3,
+        };
+        let publish = |id: &str| Write::Publish(vec![ev(id, "s")]);
+        let run = |durability: Durability, batches: Vec<Vec<Write>>| -> Vec<bool> {
+            let dir = tempfile::tempdir().unwrap();
+            let conn = open(&dir.path().join("bus.db"), durability).unwrap();
+            let (jobs, queue) = std::sync::mpsc::channel();
+            let (tx, done) = std::sync::mpsc::channel();
+            let writer = std::thread::spawn(move || {
+                writer::run_writer(
+                    conn,
+                    queue,
+                    move |d: Vec<Done<()>>, times| {
+                        assert!(d.iter().all(|d| d.result.is_ok()));
+                        tx.send(times.unsynced).unwrap();
+                    },
+                    1000,
+                )
+            });
+            let mut unsynced = Vec::new();
+            for writes in batches {
+                // One at a time, so each is a batch of its own.
+                jobs.send(Job { writes, token: () }).unwrap();
+                unsynced.push(done.recv().unwrap());
+            }
+            drop(jobs);
+            writer.join().unwrap();
+            let reader = connect_read_only(&dir.path().join("bus.db")).unwrap();
+            let acked: i64 = reader
+                .query_row("SELECT count(*) FROM acked", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(acked, 1, "the unsynced acks are committed all the same");
+            unsynced
+        };
+        let batches = || {
+            vec![
+                vec![publish("a")],
+                vec![floor(), acks()],
+                vec![acks(), publish("b")],
+                vec![acks()],
+                vec![publish("c")],
+            ]
+        };
+        assert_eq!(
+            run(Durability::Full, batches()),
+            [false, true, false, true, false]
+        );
+        assert_eq!(run(Durability::Normal, batches()), [false; 5]);
+    }
+
     #[test]
     fn bus_db_and_its_wal_and_shm_are_0600_in_a_0700_directory() {
         use std::os::unix::fs::PermissionsExt;

@@ -42,6 +42,27 @@ pub struct CommitTimes {
     /// fsyncs the WAL. SQLite gives no hook around the fsync itself, so this is as close
     /// to it as the writer can time.
     pub commit: Duration,
+    /// The batch held nothing but acknowledgements, so its commit did not sync the WAL
+    /// whatever the broker's durability (see [`needs_sync`]).
+    pub unsynced: bool,
+}
+
+/// Whether a write must be on disk before the broker answers for it.
+///
+/// Acknowledgements need not be: losing the last ones to a power cut (a killed process
+/// loses nothing SQLite has committed) only means those events are delivered again, which
+/// consumers absorb (their inbox). And the WAL is one file written in order, so the fsync
+/// of any later commit makes them durable too: whatever survives a crash is a prefix of the
+/// commits, and an event or group the broker confirmed is never behind a lost ack. This is
+/// what NATS JetStream and Kafka do with consumer positions.
+pub(super) fn needs_sync(w: &Write) -> bool {
+    !matches!(
+        w,
+        Write::Floor { .. }
+            | Write::Acked { .. }
+            | Write::DeleteDeadLetter { .. }
+            | Write::Prune { .. }
+    )
 }
 
 /// Runs the writer until `jobs` closes: commits everything queued in one transaction and
@@ -52,6 +73,11 @@ pub fn run_writer<T: Send + 'static>(
     mut done: impl FnMut(Vec<Done<T>>, CommitTimes) + Send + 'static,
     max_batch_writes: usize,
 ) {
+    // `FULL` unless the broker runs with `--durability normal`, which never syncs a commit.
+    let full = conn
+        .pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
+        .is_ok_and(|level| level >= 2);
+    let mut syncing = full;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         let mut size: usize = batch[0].writes.iter().map(write_weight).sum();
@@ -64,7 +90,18 @@ pub fn run_writer<T: Send + 'static>(
                 Err(_) => break,
             }
         }
-        let (results, times) = commit_batch_timed(&conn, &batch);
+        let sync = full && batch.iter().any(|job| job.writes.iter().any(needs_sync));
+        if sync != syncing {
+            // Set between transactions; SQLite reads it at the next COMMIT.
+            match conn.pragma_update(None, "synchronous", if sync { "FULL" } else { "NORMAL" }) {
+                Ok(()) => syncing = sync,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not change bus.db's synchronous setting")
+                }
+            }
+        }
+        let (results, mut times) = commit_batch_timed(&conn, &batch);
+        times.unsynced = full && !syncing;
         let out = batch
             .into_iter()
             .zip(results)
@@ -134,7 +171,14 @@ fn commit_batch_timed<T>(
         }
     };
     let total = started.elapsed();
-    (results, CommitTimes { total, commit })
+    (
+        results,
+        CommitTimes {
+            total,
+            commit,
+            unsynced: false,
+        },
+    )
 }
 
 fn apply(

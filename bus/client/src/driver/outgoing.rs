@@ -134,8 +134,15 @@ impl Driver {
             self.send_publish(publish, publish_done).await;
         }
         for ((group, kind), (seqs, dones)) in settles {
-            let corr = self.corr(1);
-            self.waiting.insert(corr, Waiter::Settle(dones));
+            // Nobody waits for these (`ack_nowait`, `nak`, `touch`): correlation id 0 asks the
+            // broker for no `OK`, which would cost both sides a message for nothing.
+            let corr = if dones.is_empty() {
+                protocol::NO_REPLY
+            } else {
+                let corr = self.corr(1);
+                self.waiting.insert(corr, Waiter::Settle(dones));
+                corr
+            };
             self.send(vec![
                 Bytes::from_static(kind.command()),
                 protocol::u64_frame(corr),

@@ -270,6 +270,10 @@ pub fn read_delivery_header(frame: &[u8]) -> Option<(u64, u32)> {
     Some((seq, deliveries))
 }
 
+/// The correlation id of an `ACK`, `NAK` or `TOUCH` whose sender wants no `OK` back (clients
+/// number their requests from 1). Refusals are still answered, with `ERR 0`.
+pub const NO_REPLY: u64 = 0;
+
 pub fn u64_frame(v: u64) -> Bytes {
     Bytes::copy_from_slice(&v.to_le_bytes())
 }

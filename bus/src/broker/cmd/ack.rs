@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::broker::core::{Core, Token};
 use crate::broker::group::Slot;
 use crate::store::Write;
+use tix_bus_client::protocol::NO_REPLY;
 
 impl Core {
     pub(in crate::broker) fn on_nak(&mut self, peer: Bytes, corr: u64, group: &str, seqs: &[u64]) {
@@ -22,7 +23,7 @@ impl Core {
             self.groups[gi].requeue_held_by(seq, Slot::Replay, &peer);
         }
         self.pump(gi);
-        self.reply_ok(&peer, corr, Bytes::new());
+        self.settled(&peer, corr);
     }
 
     /// Restarts the ack wait of events the peer holds, without counting a delivery (NATS's
@@ -53,7 +54,7 @@ impl Core {
                 }
             }
         }
-        self.reply_ok(&peer, corr, Bytes::new());
+        self.settled(&peer, corr);
     }
 
     pub(in crate::broker) fn on_ack(&mut self, peer: Bytes, corr: u64, group: &str, seqs: &[u64]) {
@@ -80,14 +81,20 @@ impl Core {
             // Anything else was acked already or dead-lettered: nothing to do.
         }
         self.after_settled(gi, acked, &mut writes);
-        self.submit(
-            writes,
-            Token::Ok {
-                peer,
-                corr,
-                body: Bytes::new(),
-            },
-        );
+        if corr != NO_REPLY {
+            let body = Bytes::new();
+            self.submit(writes, Token::Ok { peer, corr, body });
+        } else if !writes.is_empty() {
+            // An ephemeral group's acks write nothing: no job at all.
+            self.submit(writes, Token::Silent);
+        }
         self.pump(gi);
+    }
+
+    /// Answers a settle the sender waits for; one sent with [`NO_REPLY`] gets nothing.
+    fn settled(&self, peer: &Bytes, corr: u64) {
+        if corr != NO_REPLY {
+            self.reply_ok(peer, corr, Bytes::new());
+        }
     }
 }
