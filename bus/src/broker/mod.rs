@@ -51,8 +51,9 @@ pub struct BrokerConfig {
     /// Directory holding bus.db.
     #[arg(long, env = "TIX_DATA_DIR", default_value = ".tix")]
     pub data_dir: PathBuf,
-    /// `full` fsyncs every commit (an acked event survives power loss); `normal` survives a
-    /// crash of the broker but not of the machine.
+    /// `full` fsyncs every commit (an acked event survives power loss) but those of nothing
+    /// but consumer acks, which the next one syncs; `normal` survives a crash of the broker
+    /// but not of the machine.
     #[arg(long, env = "TIX_BUS_DURABILITY", value_enum, default_value = "full")]
     pub durability: Durability,
     /// Keep events at least this long, even when every group has acked them.

@@ -164,6 +164,9 @@ trait Job: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// What tells its caller, once the batch has committed or failed to.
     fn into_completion(self: Box<Self>) -> Completion;
+    /// Whether its commit must reach the disk before its caller hears of it
+    /// ([`Db::write_unsynced`] says not).
+    fn needs_sync(&self) -> bool;
 }
 
 type WriteJob = Box<dyn Job>;
@@ -175,6 +178,7 @@ struct Write<F, T, E> {
     correlation: Option<crate::correlation::Id>,
     result: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
+    sync: bool,
 }
 
 impl<F, T, E> Job for Write<F, T, E>
@@ -189,6 +193,10 @@ where
         let ok = result.is_ok();
         self.result = Some(result);
         ok
+    }
+
+    fn needs_sync(&self) -> bool {
+        self.sync
     }
 
     fn into_completion(self: Box<Self>) -> Completion {
@@ -353,7 +361,10 @@ impl Db {
         );
         let writer = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run_writer(conn, rx, &writer_signals, &writer_handback))
+            .spawn(move || {
+                let full = durability == Durability::Full;
+                run_writer(conn, full, rx, &writer_signals, &writer_handback)
+            })
             .map_err(|e| DbError::Commit(e.to_string()))?;
         Ok(Db {
             inner: Arc::new(Inner {
@@ -394,6 +405,34 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        self.submit(f, true).await
+    }
+
+    /// [`Db::write`] for a change whose loss to a power cut costs only work done again: its
+    /// commit is not fsynced when it is alone in its batch (with `--durability full`; any
+    /// other job in the batch syncs it). The outbox relay's clearing of what the bus has
+    /// stored is one: a row that comes back is published again, and the bus keeps one copy
+    /// of an event id.
+    ///
+    /// A crash of the process loses nothing SQLite has committed, synced or not; and the
+    /// WAL is written in order, so the next synced commit makes this one durable too, and
+    /// whatever survives a power cut is a prefix of the commits: no synced change is ever
+    /// behind an unsynced one that was lost.
+    pub async fn write_unsynced<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.submit(f, false).await
+    }
+
+    async fn submit<T, E, F>(&self, f: F, sync: bool) -> Result<T, E>
+    where
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
         self.hand_back_here();
         let (reply, rx) = oneshot::channel::<Result<T, E>>();
         // The job runs on the writer thread: the request's correlation id goes with it, for
@@ -403,6 +442,7 @@ impl Db {
             correlation: crate::correlation::current(),
             result: None,
             reply,
+            sync,
         });
         let sent = self
             .inner
@@ -529,18 +569,31 @@ impl Db {
 
 const MAX_BATCH: usize = 1024;
 
+/// `full`: the database's durability is [`Durability::Full`], so a batch is synced unless
+/// every job in it was made with [`Db::write_unsynced`].
 fn run_writer(
     conn: Connection,
+    full: bool,
     jobs: mpsc::Receiver<WriteJob>,
     signals: &Signals,
     handback: &OnceLock<HandBack>,
 ) {
+    let mut syncing = full;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
                 Ok(j) => batch.push(j),
                 Err(_) => break,
+            }
+        }
+        let sync = full && batch.iter().any(|j| j.needs_sync());
+        if sync != syncing {
+            // Between transactions; SQLite reads it at the next COMMIT.
+            let level = if sync { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", level) {
+                Ok(()) => syncing = sync,
+                Err(e) => tracing::error!(error = %e, "could not change the synchronous setting"),
             }
         }
         let (done, error) = commit_batch(&conn, batch);
@@ -779,6 +832,51 @@ mod tests {
         db.close();
     }
 
+    /// With `Durability::Full`, a batch of nothing but [`Db::write_unsynced`] jobs commits
+    /// with `synchronous=NORMAL` (no fsync), and any batch holding a [`Db::write`] job, or
+    /// the next one, with `FULL` again. Each job reads the setting its batch commits with.
+    /// With `Normal` nothing changes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_batches_of_unsynced_writes_commit_without_a_sync() {
+        const FULL: i64 = 2;
+        const NORMAL: i64 = 1;
+        let level = |c: &Connection| -> Result<i64, DbError> {
+            Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?)
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(&tmp.path().join("t.db"), Durability::Full, &[]).unwrap();
+        assert_eq!(db.write(level).await.unwrap(), FULL);
+        assert_eq!(db.write_unsynced(level).await.unwrap(), NORMAL);
+        assert_eq!(db.write_unsynced(level).await.unwrap(), NORMAL);
+        assert_eq!(db.write(level).await.unwrap(), FULL);
+
+        // Both queued behind a slow job, so the writer takes them in one batch: the synced
+        // one decides for both.
+        let slow = db.write(|_c| -> Result<(), DbError> {
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(())
+        });
+        let (slow, unsynced, synced) = tokio::join!(
+            slow,
+            async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                db.write_unsynced(level).await
+            },
+            async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                db.write(level).await
+            }
+        );
+        slow.unwrap();
+        assert_eq!((unsynced.unwrap(), synced.unwrap()), (FULL, FULL));
+        db.close();
+
+        let db = Db::open(&tmp.path().join("n.db"), Durability::Normal, &[]).unwrap();
+        assert_eq!(db.write_unsynced(level).await.unwrap(), NORMAL);
+        assert_eq!(db.write(level).await.unwrap(), NORMAL);
+        db.close();
+    }
+
     /// A commit's wake-ups go through a task on the runtime that wrote first. A write whose
     /// answer was queued to that runtime when it went away is still answered; once it is
     /// gone, writes from another runtime or from no runtime at all still get their
@@ -895,6 +993,7 @@ mod tests {
             correlation: None,
             result: None,
             reply,
+            sync: true,
         };
         (Box::new(job), rx, count)
     }

@@ -192,7 +192,11 @@ pub async fn run_relay(db: Db, bus: Client, health: Part) {
         if settled > 0 {
             let upto = rows[settled - 1].seq;
             match db
-                .write(move |c| -> Result<Settled, DbError> { settle(c, upto, dead.clone()) })
+                // Unsynced: rows that come back after a power cut are published again, and
+                // the bus stores an event id once.
+                .write_unsynced(move |c| -> Result<Settled, DbError> {
+                    settle(c, upto, dead.clone())
+                })
                 .await
             {
                 Ok(s) => {
