@@ -313,6 +313,63 @@ async fn a_broker_killed_with_sigkill_loses_no_acked_publish_and_repeats_no_acke
     assert_eq!(all, ids.into_iter().collect::<HashSet<_>>());
 }
 
+/// Acks nobody waits for (`ack_nowait`, the services' consumers) are held back a moment to
+/// share the next commit (`--ack-delay`), but not for longer and not past a shutdown: acked
+/// a while before a SIGKILL, or before a SIGTERM to a broker that would hold them for an
+/// hour, they are not delivered again after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_nobody_waits_for_are_stored_within_moments_and_at_a_graceful_stop() {
+    let mut bus = Bus::start();
+    let ids: HashSet<String> = {
+        let c = connect(&bus.endpoint, "t").await;
+        publish_n(&c, "k", "s", 30).await.into_iter().collect()
+    };
+    // A consumer that takes every event delivered until `quiet`, acks the first `n`
+    // without waiting, and says which it got.
+    let consume = async |endpoint: &str, n: usize| {
+        let c = connect(endpoint, "consumer").await;
+        let mut sub = c.subscribe(group("orders", &["s"])).await.unwrap();
+        let (mut acked, mut seen) = (HashSet::new(), HashSet::new());
+        while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(800), sub.next()).await {
+            seen.insert(d.id.clone());
+            if acked.len() < n {
+                d.ack_nowait().unwrap();
+                acked.insert(d.id);
+            }
+        }
+        // Answered after the acks (one connection, in order): they have reached the broker.
+        let floor = c.stats().await.unwrap().group("orders").unwrap().floor;
+        (c, sub, acked, seen, floor)
+    };
+
+    // Acked without waiting, then nothing else happens for a while: a SIGKILL.
+    let (c, sub, first, seen, floor) = consume(&bus.endpoint, 10).await;
+    assert_eq!((seen.len(), floor), (30, 10));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bus.crash_and_restart(&["--ack-delay", "1h"]);
+    drop((sub, c));
+
+    // Acked without waiting to a broker that holds them back for an hour, then stopped.
+    let (c, sub, second, seen, floor) = consume(&bus.endpoint, 10).await;
+    assert!(
+        seen.is_disjoint(&first),
+        "acked before the SIGKILL: {seen:?}"
+    );
+    assert_eq!((seen.len(), floor), (20, 20));
+    assert!(bus.proc.terminate(Duration::from_secs(10)), "a clean stop");
+    drop((sub, c));
+    let restarted = Bus::start_in(&bus.data_dir, bus.port(), &[]);
+
+    let (_c, _sub, third, seen, floor) = consume(&restarted.endpoint, 10).await;
+    assert!(
+        seen.is_disjoint(&second),
+        "acked before the SIGTERM: {seen:?}"
+    );
+    assert_eq!((seen.len(), floor), (10, 30));
+    let all: HashSet<String> = first.iter().chain(&second).chain(&third).cloned().collect();
+    assert_eq!(all, ids);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_publish_while_the_broker_is_down_fails_cleanly_and_works_again_after_restart() {
     let mut bus = Bus::start();

@@ -103,6 +103,8 @@ pub(super) const BACKLOG_READ: usize = 512;
 pub(super) const BACKLOG_BYTES: usize = 4 << 20;
 /// Log positions one pump may look at before yielding to other work.
 pub(super) const SCAN_BUDGET: usize = 4096;
+/// Most writes of acks nobody waits for held back at once (`BrokerConfig::ack_delay`).
+const MAX_DEFERRED: usize = 4096;
 
 pub struct Core {
     pub(super) cfg: BrokerConfig,
@@ -131,6 +133,10 @@ pub struct Core {
     pub(super) conns: super::limits::Connections,
     /// The thread answering operator requests (`ops.rs`).
     pub(super) ops: Option<super::ops::Ops>,
+    /// Writes of acks nobody waits for, held back (up to `cfg.ack_delay`) to go with the next
+    /// job rather than a commit of their own, and when they must go at the latest.
+    pub(super) deferred: Vec<Write>,
+    pub(super) deferred_until: Option<Instant>,
 }
 
 impl std::fmt::Debug for Core {
@@ -167,6 +173,8 @@ impl Core {
             auth: Auth::default(),
             conns: Default::default(),
             ops: None,
+            deferred: Vec::new(),
+            deferred_until: None,
             outstanding_jobs: 0,
             jobs: Some(jobs),
             out,
@@ -256,6 +264,9 @@ impl Core {
         if let Some(t) = self.conns.next_close() {
             next = next.min(t);
         }
+        if let Some(t) = self.deferred_until {
+            next = next.min(t);
+        }
         next
     }
 
@@ -294,6 +305,7 @@ impl Core {
                 tracing::info!("stopping: finishing queued writes");
                 self.stopping = true;
                 self.persist_floors();
+                self.flush_deferred();
             }
         }
     }
@@ -332,7 +344,37 @@ impl Core {
         ]);
     }
 
+    /// Holds back writes that may be lost without harm to anything but redelivery (the acks
+    /// of a sender who waits for no answer): they go with the next job, or on their own
+    /// once `--ack-delay` has passed. A crash of the broker meanwhile only means those
+    /// events are delivered again; at light load this spares the writer a commit per ack.
+    pub(super) fn defer(&mut self, writes: Vec<Write>) {
+        self.deferred.extend(writes);
+        self.deferred_until
+            .get_or_insert_with(|| Instant::now() + self.cfg.ack_delay);
+        if self.deferred.len() >= MAX_DEFERRED {
+            self.flush_deferred();
+        }
+    }
+
+    /// Sends the held-back writes to the writer now.
+    pub(super) fn flush_deferred(&mut self) {
+        if !self.deferred.is_empty() {
+            self.submit(Vec::new(), Token::Silent);
+        }
+    }
+
     pub(super) fn submit(&mut self, writes: Vec<Write>, token: Token) {
+        // Held-back acks first, so every write still reaches the store in the order it
+        // was made (an ack before its group's DROP, a floor before the prune it allows).
+        let writes = if self.deferred.is_empty() {
+            writes
+        } else {
+            self.deferred_until = None;
+            let mut all = std::mem::take(&mut self.deferred);
+            all.extend(writes);
+            all
+        };
         let Some(jobs) = &self.jobs else { return };
         // The group has forgotten a dead-lettered event already; its record must not be
         // lost with a failed commit (`on_committed` puts it back).

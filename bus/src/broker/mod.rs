@@ -72,6 +72,11 @@ pub struct BrokerConfig {
     /// Most events (or other writes) committed in one transaction.
     #[arg(long, env = "TIX_BUS_MAX_BATCH", default_value_t = 8192)]
     pub max_batch: usize,
+    /// How long the acks of a consumer that waits for no answer may be held back to share
+    /// the next commit instead of making one of their own. Longer saves commits at light
+    /// load; a crash of the broker redelivers what was held back. A stop saves them first.
+    #[arg(long, env = "TIX_BUS_ACK_DELAY", default_value = "20ms", value_parser = humantime::parse_duration)]
+    pub ack_delay: Duration,
     /// Largest message a peer may send, in bytes (all its frames; a frame alone may be
     /// at most the event limit plus 64 KiB). A peer that sends more is disconnected before
     /// the broker buffers it.

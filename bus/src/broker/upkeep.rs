@@ -13,6 +13,9 @@ use crate::store::{self, Write};
 
 impl Core {
     pub(super) fn on_tick(&mut self, now: Instant) {
+        if self.deferred_until.is_some_and(|t| t <= now) {
+            self.flush_deferred();
+        }
         self.auth_upkeep(now);
         self.check_connections(now);
         let mut touched = Vec::new();

@@ -85,8 +85,9 @@ impl Core {
             let body = Bytes::new();
             self.submit(writes, Token::Ok { peer, corr, body });
         } else if !writes.is_empty() {
-            // An ephemeral group's acks write nothing: no job at all.
-            self.submit(writes, Token::Silent);
+            // Nobody waits: the writes go with the next commit (an ephemeral group's acks
+            // write nothing at all).
+            self.defer(writes);
         }
         self.pump(gi);
     }
