@@ -215,16 +215,22 @@ async fn a_flood_of_connections_is_capped_and_timed_out_while_clients_are_served
     assert!(start.elapsed() < Duration::from_secs(30));
 
     // Every flooding connection is closed: at once over --max-peers or
-    // --max-unauthenticated, after the hello timeout otherwise.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let mut open = 0;
-    for mut s in flood {
+    // --max-unauthenticated, after the hello timeout otherwise. The slack is for a loaded
+    // machine: the broker accepts the backlog a while after the flood, and its view of the
+    // transport's peers can lag a second behind (docs/notes.md); none may stay open.
+    let mut open: Vec<TcpStream> = flood;
+    for s in &open {
         s.set_nonblocking(true).unwrap();
-        if !closed_within(&mut s, Duration::from_millis(1)) {
-            open += 1;
-        }
     }
-    assert_eq!(open, 0, "flooding connections still open");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        open.retain_mut(|s| !closed_within(s, Duration::from_millis(1)));
+        if open.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(open.len(), 0, "flooding connections still open after 20 s");
 
     // New clients get in again.
     still_serving(&bus, &mut sub, "after-flood").await;

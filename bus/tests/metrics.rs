@@ -252,3 +252,47 @@ fn a_metrics_port_in_use_fails_the_start_with_one_line_naming_it() {
     );
     drop(taken);
 }
+
+/// `--log-format json` (the flag, not only its `TIX_LOG_FORMAT` twin) makes every log line
+/// one JSON object, fields at the top level as the services write them; the default is
+/// text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_format_flag_makes_every_log_line_a_json_object() {
+    let json = Bus::start_with(&["--log-format", "json", "--log", "info"]);
+    let text = Bus::start_with(&["--log", "info"]);
+    for bus in [&json, &text] {
+        // A session's start is logged.
+        let c = connect(&bus.endpoint, "t").await;
+        c.stats().await.unwrap();
+    }
+    let lines = |bus: &Bus| -> Vec<String> {
+        bus.proc
+            .log_text()
+            .lines()
+            // What main prints for scripts, not a log line.
+            .filter(|l| !l.is_empty() && !l.starts_with("listening on"))
+            .map(str::to_string)
+            .collect()
+    };
+    let logged = lines(&json);
+    let listening = logged
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
+        })
+        .find(|v| v["message"] == "tix-bus listening")
+        .unwrap_or_else(|| panic!("no listening line: {logged:?}"));
+    assert_eq!(listening["level"], "INFO", "{listening}");
+    assert_eq!(listening["endpoint"], json.endpoint.as_str(), "{listening}");
+
+    let logged = lines(&text);
+    let listening = logged
+        .iter()
+        .find(|l| l.contains("tix-bus listening"))
+        .unwrap_or_else(|| panic!("no listening line: {logged:?}"));
+    assert!(
+        serde_json::from_str::<serde_json::Value>(listening).is_err(),
+        "{listening}"
+    );
+}
