@@ -349,6 +349,8 @@ impl Core {
     /// once `--ack-delay` has passed. A crash of the broker meanwhile only means those
     /// events are delivered again; at light load this spares the writer a commit per ack.
     pub(super) fn defer(&mut self, writes: Vec<Write>) {
+        // Only what may be lost: a dead letter must go at once (`submit` watches for those).
+        debug_assert!(!writes.iter().any(store::needs_sync), "{writes:?}");
         self.deferred.extend(writes);
         self.deferred_until
             .get_or_insert_with(|| Instant::now() + self.cfg.ack_delay);
@@ -399,7 +401,9 @@ impl Core {
             }
             other => other,
         };
-        if jobs.send(Job { writes, token }).is_ok() {
+        // Whoever hears of the commit (`PUBACK`, `OK`) may count on it surviving a power cut.
+        let answered = !matches!(token, Token::Silent | Token::DeadLetters(_));
+        if jobs.send(Job::new(writes, token, answered)).is_ok() {
             self.outstanding_jobs += 1;
         } else {
             tracing::error!("the store writer is gone; a write was dropped");

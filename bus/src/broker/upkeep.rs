@@ -13,9 +13,6 @@ use crate::store::{self, Write};
 
 impl Core {
     pub(super) fn on_tick(&mut self, now: Instant) {
-        if self.deferred_until.is_some_and(|t| t <= now) {
-            self.flush_deferred();
-        }
         self.auth_upkeep(now);
         self.check_connections(now);
         let mut touched = Vec::new();
@@ -73,6 +70,10 @@ impl Core {
             self.pump(gi);
         }
         self.compact_timers();
+        // Last, so held-back acks go with any job the tick made rather than before it.
+        if self.deferred_until.is_some_and(|t| t <= now) {
+            self.flush_deferred();
+        }
     }
 
     /// Acked events leave their timers behind until they fall due; with long ack waits

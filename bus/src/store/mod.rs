@@ -20,7 +20,7 @@ mod reader;
 mod writer;
 
 pub use reader::Reader;
-pub use writer::{CommitTimes, Done, Effects, Job, run_writer};
+pub use writer::{CommitTimes, Done, Effects, Job, needs_sync, run_writer};
 
 /// Result type of the store.
 pub type Result<T> = std::result::Result<T, rusqlite::Error>;
@@ -94,7 +94,8 @@ impl Event {
 /// How hard commits are pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
-    /// fsync on every commit: an acked event survives power loss.
+    /// fsync every commit someone is answered for (or that stores more than acks nobody
+    /// waits for): an acked event survives power loss.
     Full,
     /// fsync at WAL checkpoints: an acked event survives a crash of the broker process,
     /// not of the machine.
@@ -292,6 +293,7 @@ mod tests {
                     },
                 ],
                 token: (),
+                sync: true,
             }],
         );
         assert!(failed[0].is_err(), "{failed:?}");
@@ -302,6 +304,7 @@ mod tests {
             &[Job {
                 writes: vec![Write::Publish(vec![ev("b", "s")])],
                 token: (),
+                sync: true,
             }],
         );
         assert!(ok[0].is_ok(), "{ok:?}");
@@ -315,9 +318,10 @@ mod tests {
         assert_eq!(ids, ["b"]);
     }
 
-    /// With `--durability full`, a batch of nothing but acknowledgements commits without
-    /// syncing the WAL, and the next batch that stores anything else syncs again (and so
-    /// makes the acks before it durable too). With `normal` nothing is singled out.
+    /// With `--durability full`, a batch of nothing but acknowledgements nobody waits for
+    /// commits without syncing the WAL (as SQLite reports its setting back), and the next
+    /// batch that stores anything else, or that someone waits for, syncs again (and so makes
+    /// the acks before it durable too). With `normal` nothing is singled out.
     #[test]
     fn only_batches_of_acknowledgements_skip_the_sync() {
         let acks = || Write::Acked {
@@ -329,7 +333,7 @@ mod tests {
             floor: 3,
         };
         let publish = |id: &str| Write::Publish(vec![ev(id, "s")]);
-        let run = |durability: Durability, batches: Vec<Vec<Write>>| -> Vec<bool> {
+        let run = |durability: Durability, batches: Vec<(Vec<Write>, bool)>| -> Vec<bool> {
             let dir = tempfile::tempdir().unwrap();
             let conn = open(&dir.path().join("bus.db"), durability).unwrap();
             let (jobs, queue) = std::sync::mpsc::channel();
@@ -346,9 +350,9 @@ mod tests {
                 )
             });
             let mut unsynced = Vec::new();
-            for writes in batches {
+            for (writes, answered) in batches {
                 // One at a time, so each is a batch of its own.
-                jobs.send(Job { writes, token: () }).unwrap();
+                jobs.send(Job::new(writes, (), answered)).unwrap();
                 unsynced.push(done.recv().unwrap());
             }
             drop(jobs);
@@ -360,20 +364,24 @@ mod tests {
             assert_eq!(acked, 1, "the unsynced acks are committed all the same");
             unsynced
         };
+        // (writes, whether someone is answered once they are committed)
         let batches = || {
             vec![
-                vec![publish("a")],
-                vec![floor(), acks()],
-                vec![acks(), publish("b")],
-                vec![acks()],
-                vec![publish("c")],
+                (vec![publish("a")], false),
+                (vec![floor(), acks()], false),
+                (vec![acks(), publish("b")], false),
+                (vec![acks()], false),
+                // An ack someone waits for (`Delivery::ack`) is synced before its `OK`.
+                (vec![acks()], true),
+                (vec![acks()], false),
+                (vec![publish("c")], false),
             ]
         };
         assert_eq!(
             run(Durability::Full, batches()),
-            [false, true, false, true, false]
+            [false, true, false, true, false, true, false]
         );
-        assert_eq!(run(Durability::Normal, batches()), [false; 5]);
+        assert_eq!(run(Durability::Normal, batches()), [false; 7]);
     }
 
     #[test]
@@ -392,6 +400,7 @@ mod tests {
             &[Job {
                 writes: vec![Write::Publish(vec![ev("a", "s")])],
                 token: (),
+                sync: true,
             }],
         );
         assert_eq!(mode(&shared), 0o755, "an existing directory is left alone");
@@ -425,7 +434,7 @@ mod tests {
                 deliveries: 3,
             })
             .collect();
-        commit_batch(&conn, &[Job { writes, token: () }]);
+        commit_batch(&conn, &[Job::new(writes, (), true)]);
         let reader = Reader::new(connect_read_only(&path).unwrap());
         let seqs = |limit, bytes| -> Vec<u64> {
             let list = reader.dead_letters(Some("g"), limit, bytes, false).unwrap();
@@ -471,7 +480,7 @@ mod tests {
         writes.push(Write::DropGroup {
             group: Arc::from("gone"),
         });
-        let done = commit_batch(&conn, &[Job { writes, token: () }]);
+        let done = commit_batch(&conn, &[Job::new(writes, (), true)]);
         assert!(done[0].is_ok(), "{done:?}");
         let reader = Reader::new(connect_read_only(&path).unwrap());
         let names: Vec<String> = reader
@@ -518,6 +527,7 @@ mod tests {
         let job = |w| Job {
             writes: vec![Write::Publish(w)],
             token: (),
+            sync: true,
         };
         let r = commit_batch(
             &conn,
@@ -537,6 +547,7 @@ mod tests {
                     before_ms: i64::MAX,
                 }],
                 token: (),
+                sync: true,
             }],
         );
         // Positions only grow; a skipped duplicate may leave a gap, which readers tolerate.

@@ -14,6 +14,22 @@ use super::{Event, Result, Write, now_ms, text};
 pub struct Job<T> {
     pub writes: Vec<Write>,
     pub token: T,
+    /// Whether its commit must be fsynced (with `--durability full`): see [`Job::new`].
+    pub sync: bool,
+}
+
+impl<T> Job<T> {
+    /// `answered`: someone is told once the job is committed (a `PUBACK`, an `OK`), and
+    /// so may count on it surviving a power cut. A job nobody hears of needs a sync only
+    /// for what it writes ([`needs_sync`]).
+    pub fn new(writes: Vec<Write>, token: T, answered: bool) -> Job<T> {
+        let sync = answered || writes.iter().any(needs_sync);
+        Job {
+            writes,
+            token,
+            sync,
+        }
+    }
 }
 
 /// What a job produced once committed.
@@ -42,20 +58,17 @@ pub struct CommitTimes {
     /// fsyncs the WAL. SQLite gives no hook around the fsync itself, so this is as close
     /// to it as the writer can time.
     pub commit: Duration,
-    /// The batch held nothing but acknowledgements, so its commit did not sync the WAL
-    /// whatever the broker's durability (see [`needs_sync`]).
+    /// No job of the batch needed a sync, so its commit did not sync the WAL whatever the
+    /// broker's durability (as SQLite reported the setting back).
     pub unsynced: bool,
 }
 
-/// Whether a write must be on disk before the broker answers for it.
+/// Whether a write must reach the disk with its commit, even when nobody waits for it.
 ///
-/// Acknowledgements need not be: losing the last ones to a power cut (a killed process
-/// loses nothing SQLite has committed) only means those events are delivered again, which
-/// consumers absorb (their inbox). And the WAL is one file written in order, so the fsync
-/// of any later commit makes them durable too: whatever survives a crash is a prefix of the
-/// commits, and an event or group the broker confirmed is never behind a lost ack. This is
-/// what NATS JetStream and Kafka do with consumer positions.
-pub(super) fn needs_sync(w: &Write) -> bool {
+/// Acknowledgements need not (docs/bus.md, "Guarantees"): losing the last ones to a power
+/// cut only means those events are delivered again, which consumers absorb (their inbox),
+/// and the next synced commit makes them durable too.
+pub fn needs_sync(w: &Write) -> bool {
     !matches!(
         w,
         Write::Floor { .. }
@@ -74,9 +87,11 @@ pub fn run_writer<T: Send + 'static>(
     max_batch_writes: usize,
 ) {
     // `FULL` unless the broker runs with `--durability normal`, which never syncs a commit.
-    let full = conn
-        .pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
-        .is_ok_and(|level| level >= 2);
+    let level = |conn: &Connection| {
+        conn.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
+            .unwrap_or(0)
+    };
+    let full = level(&conn) >= 2;
     let mut syncing = full;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -90,17 +105,24 @@ pub fn run_writer<T: Send + 'static>(
                 Err(_) => break,
             }
         }
-        let sync = full && batch.iter().any(|job| job.writes.iter().any(needs_sync));
+        let sync = full && batch.iter().any(|job| job.sync);
         if sync != syncing {
-            // Set between transactions; SQLite reads it at the next COMMIT.
-            match conn.pragma_update(None, "synchronous", if sync { "FULL" } else { "NORMAL" }) {
-                Ok(()) => syncing = sync,
-                Err(e) => {
-                    tracing::error!(error = %e, "could not change bus.db's synchronous setting")
-                }
+            // Set between transactions; SQLite reads it at the next COMMIT. Read back, so
+            // that what is reported (and refused below) is what SQLite will do.
+            let wanted = if sync { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.pragma_update(None, "synchronous", wanted) {
+                tracing::error!(error = %e, "could not change bus.db's synchronous setting");
             }
+            syncing = level(&conn) >= 2;
         }
-        let (results, mut times) = commit_batch_timed(&conn, &batch);
+        let (results, mut times) = if sync && !syncing {
+            // Never answer for a write that was not synced as promised.
+            let refused = "bus.db could not be set to sync this commit".to_string();
+            let results = batch.iter().map(|_| Err(refused.clone())).collect();
+            (results, CommitTimes::default())
+        } else {
+            commit_batch_timed(&conn, &batch)
+        };
         times.unsynced = full && !syncing;
         let out = batch
             .into_iter()
@@ -111,6 +133,11 @@ pub fn run_writer<T: Send + 'static>(
             })
             .collect();
         done(out, times);
+    }
+    if full && !syncing {
+        // The last commits (at a stop: floors and held-back acks) were not synced: a
+        // checkpoint syncs the WAL first.
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
     }
 }
 

@@ -83,7 +83,8 @@ pub fn is_transient_cause(e: &(dyn std::error::Error + 'static)) -> bool {
 /// How hard commits are pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
-    /// fsync every commit: a 2xx answer survives power loss.
+    /// fsync every commit a caller waits on (all but [`Db::write_unsynced`] batches): a 2xx
+    /// answer survives power loss.
     Full,
     /// fsync at checkpoints: survives a crash of the process, not of the machine.
     Normal,
@@ -589,14 +590,21 @@ fn run_writer(
         }
         let sync = full && batch.iter().any(|j| j.needs_sync());
         if sync != syncing {
-            // Between transactions; SQLite reads it at the next COMMIT.
-            let level = if sync { "FULL" } else { "NORMAL" };
-            match conn.pragma_update(None, "synchronous", level) {
-                Ok(()) => syncing = sync,
-                Err(e) => tracing::error!(error = %e, "could not change the synchronous setting"),
+            // Between transactions; SQLite reads it at the next COMMIT. Read back, so that
+            // a batch that must be synced is refused below rather than committed unsynced.
+            let wanted = if sync { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.pragma_update(None, "synchronous", wanted) {
+                tracing::error!(error = %e, "could not change the synchronous setting");
             }
+            syncing = synchronous(&conn) >= 2;
         }
-        let (done, error) = commit_batch(&conn, batch);
+        let (done, error) = if sync && !syncing {
+            let refused = "the database could not be set to sync this commit".to_string();
+            let done = batch.into_iter().map(|j| j.into_completion()).collect();
+            (done, Some(refused))
+        } else {
+            commit_batch(&conn, batch)
+        };
         let touched = TOUCHED.with(|t| t.replace(0));
         let woken = match handback.get() {
             Some(to_runtime) => to_runtime.send((done, error, touched)).map_err(|e| e.0),
@@ -606,6 +614,16 @@ fn run_writer(
             signals.committed(done, error, touched);
         }
     }
+    if full && !syncing {
+        // The last commits were not synced: a checkpoint syncs the WAL first.
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+    }
+}
+
+/// The connection's `synchronous` setting (2 is `FULL`).
+fn synchronous(conn: &Connection) -> i64 {
+    conn.pragma_query_value(None, "synchronous", |r| r.get(0))
+        .unwrap_or(0)
 }
 
 /// How a job of a batch ended.
@@ -850,25 +868,37 @@ mod tests {
         assert_eq!(db.write_unsynced(level).await.unwrap(), NORMAL);
         assert_eq!(db.write(level).await.unwrap(), FULL);
 
-        // Both queued behind a slow job, so the writer takes them in one batch: the synced
-        // one decides for both.
-        let slow = db.write(|_c| -> Result<(), DbError> {
-            std::thread::sleep(Duration::from_millis(200));
-            Ok(())
-        });
-        let (slow, unsynced, synced) = tokio::join!(
-            slow,
-            async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                db.write_unsynced(level).await
-            },
-            async {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                db.write(level).await
+        // Both queued while the writer is held by a job that waits for them to be, so they
+        // share a batch (or join the held job's, which is synced): the synced one decides.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = std::sync::Mutex::new(held);
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let mut started = Some(started);
+        let slow = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(move |_c| -> Result<(), DbError> {
+                    if let Some(s) = started.take() {
+                        let _ = s.send(());
+                    }
+                    let _ = held.lock().unwrap().recv();
+                    Ok(())
+                })
+                .await
             }
+        });
+        running.await.unwrap();
+        let mut unsynced = std::pin::pin!(db.write_unsynced(level));
+        let mut synced = std::pin::pin!(db.write(level));
+        // A first poll hands each job to the writer.
+        assert!(futures::poll!(&mut unsynced).is_pending());
+        assert!(futures::poll!(&mut synced).is_pending());
+        release.send(()).unwrap();
+        slow.await.unwrap().unwrap();
+        assert_eq!(
+            (unsynced.await.unwrap(), synced.await.unwrap()),
+            (FULL, FULL)
         );
-        slow.unwrap();
-        assert_eq!((unsynced.unwrap(), synced.unwrap()), (FULL, FULL));
         db.close();
 
         let db = Db::open(&tmp.path().join("n.db"), Durability::Normal, &[]).unwrap();

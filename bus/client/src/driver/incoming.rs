@@ -83,6 +83,11 @@ impl Driver {
                         }
                     }
                     Some(w) => w.fail(&Error::Refused(message)),
+                    // A settle nobody waits for, refused (a group gone, the broker stopping):
+                    // the event comes back, which is all a refusal could change.
+                    None if corr == protocol::NO_REPLY => {
+                        tracing::debug!(%message, "the bus refused a settle");
+                    }
                     None => tracing::warn!(%message, "the bus reported an error"),
                 }
             }

@@ -23,7 +23,7 @@ impl Core {
             self.groups[gi].requeue_held_by(seq, Slot::Replay, &peer);
         }
         self.pump(gi);
-        self.settled(&peer, corr);
+        self.reply_settled(&peer, corr);
     }
 
     /// Restarts the ack wait of events the peer holds, without counting a delivery (NATS's
@@ -54,7 +54,7 @@ impl Core {
                 }
             }
         }
-        self.settled(&peer, corr);
+        self.reply_settled(&peer, corr);
     }
 
     pub(in crate::broker) fn on_ack(&mut self, peer: Bytes, corr: u64, group: &str, seqs: &[u64]) {
@@ -93,7 +93,7 @@ impl Core {
     }
 
     /// Answers a settle the sender waits for; one sent with [`NO_REPLY`] gets nothing.
-    fn settled(&self, peer: &Bytes, corr: u64) {
+    fn reply_settled(&self, peer: &Bytes, corr: u64) {
         if corr != NO_REPLY {
             self.reply_ok(peer, corr, Bytes::new());
         }
