@@ -192,6 +192,9 @@ pub struct Group {
     /// not let this client consume them (a policy written by an older `tix-bus
     /// init-policy`, before the service asked for them), instead of keeping the whole
     /// group out. Each must be one the service only saves work with.
+    ///
+    /// For the same reason a batch of nothing but these is committed unsynced
+    /// ([`Db::write_unsynced`]): what a power cut takes of it only costs that work again.
     pub optional: Vec<String>,
 }
 
@@ -231,7 +234,7 @@ pub async fn run_consumer(
         // and the inbox skips what was applied.
         let mut link = bus.watch_connected();
         let rejoin = tokio::select! {
-            () = consume(&db, &handler, &mut sub, ack_wait, &health) => false,
+            () = consume(&db, &handler, &group.optional, &mut sub, ack_wait, &health) => false,
             () = reconnected(&mut link), if !whole => true,
         };
         pruner.abort();
@@ -304,6 +307,7 @@ fn refused_optional(
 async fn consume(
     db: &Db,
     handler: &Handler,
+    optional: &[String],
     sub: &mut Subscription,
     ack_wait: Duration,
     health: &Part,
@@ -325,8 +329,18 @@ async fn consume(
         }
         let n = held.len().min(MAX_BATCH);
         let batch: Vec<Delivery> = held.drain(..n).collect();
+        let batch = Batch {
+            deliveries: batch,
+            optional,
+        };
         apply_until_done(db, handler, batch, &mut held, sub, ack_wait, health).await;
     }
+}
+
+/// Deliveries to apply in one transaction, and the group's optional subjects.
+struct Batch<'a> {
+    deliveries: Vec<Delivery>,
+    optional: &'a [String],
 }
 
 /// Applies one batch, trying again with backoff for as long as its transaction fails, and
@@ -334,15 +348,22 @@ async fn consume(
 async fn apply_until_done(
     db: &Db,
     handler: &Handler,
-    batch: Vec<Delivery>,
+    batch: Batch<'_>,
     held: &mut VecDeque<Delivery>,
     sub: &mut Subscription,
     ack_wait: Duration,
     health: &Part,
 ) {
-    let Some((events, deliveries)) = parse(batch) else {
+    let Some((events, deliveries)) = parse(batch.deliveries) else {
         return;
     };
+    // Only events the service merely saves work with ([`Group::optional`]).
+    let sync = !events.iter().all(|e| {
+        batch
+            .optional
+            .iter()
+            .any(|s| s == e.event.subject().as_str())
+    });
     let started = std::time::Instant::now();
     let every = (ack_wait / 3).max(Duration::from_millis(10));
     // Nothing is sent while a batch is applied within a third of the ack wait: the usual case.
@@ -351,7 +372,7 @@ async fn apply_until_done(
     let mut backoff = FIRST_RETRY;
     let mut attempt = 1u32;
     loop {
-        let write = apply_batch(db, handler, events.clone());
+        let write = apply_batch(db, handler, events.clone(), sync);
         tokio::pin!(write);
         let result = loop {
             tokio::select! {
@@ -483,10 +504,15 @@ async fn apply_batch(
     db: &Db,
     handler: &Handler,
     events: Arc<Vec<Envelope>>,
+    sync: bool,
 ) -> Result<Vec<Verdict>, BatchError> {
     let handler = handler.clone();
-    db.write(move |conn| apply_events(conn, &handler, &events))
-        .await
+    let apply = move |conn: &Connection| apply_events(conn, &handler, &events);
+    if sync {
+        db.write(apply).await
+    } else {
+        db.write_unsynced(apply).await
+    }
 }
 
 /// Applies a batch in the writer's transaction. Each event has to be undone alone when it

@@ -451,3 +451,91 @@ async fn applied_ids_are_forgotten_past_their_retention_and_not_before() {
     assert_eq!(forgetful.applied().await, ["a", "b", "c"], "effects stay");
     assert_eq!(keeper.remembered().await, 3, "a day's retention keeps them");
 }
+
+/// A batch of nothing but the group's optional subjects (events the service only saves work
+/// with, as expiration's `payment:created`) is committed without an fsync; any other event
+/// is synced before it is acked. The handler reads the setting its transaction commits with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_batches_of_optional_subjects_are_committed_unsynced() {
+    use tix_api::events::TicketUpdated;
+    let bus = Bus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        &dir.path().join("svc.db"),
+        Durability::Full,
+        &[
+            EVENTS_SCHEMA,
+            "CREATE TABLE applied (subject TEXT NOT NULL, synchronous INTEGER NOT NULL);",
+        ],
+    )
+    .unwrap();
+    let handler: Handler = Arc::new(|c: &Connection, env: &Envelope| {
+        let level: i64 = c.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        c.execute(
+            "INSERT INTO applied (subject, synchronous) VALUES (?1, ?2)",
+            (env.event.subject().as_str(), level),
+        )?;
+        Ok(Outcome::Applied)
+    });
+    let client = Client::connect(
+        ClientOptions::new(&bus.endpoint, tix_testkit::TEST_BUS_CLIENT).with_key(test_key()),
+    );
+    let group = inbox::Group {
+        opts: SubscribeOptions::new("svc", &["ticket:created", "ticket:updated"]),
+        optional: vec!["ticket:updated".to_string()],
+    };
+    let consumer = tokio::spawn(inbox::run_consumer(
+        db.clone(),
+        client,
+        group,
+        handler,
+        Monitor::default().part(PartKind::Consumer),
+        Pruning::new(Duration::from_secs(86_400)),
+    ));
+    let updated = || {
+        Envelope::new(
+            "tickets",
+            Event::TicketUpdated(TicketUpdated {
+                id: "t".into(),
+                title: "t".into(),
+                price_cents: Money::from_cents(100),
+                user_id: "seller".into(),
+                version: 1,
+                order_id: None,
+            }),
+        )
+    };
+    let publisher = connect(&bus.endpoint, "publisher").await;
+    let applied = || async {
+        db.read(|c| -> Result<Vec<(String, i64)>, DbError> {
+            let mut st = c.prepare("SELECT subject, synchronous FROM applied ORDER BY rowid")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+        .unwrap()
+    };
+    // One at a time, each applied before the next is published: a batch each.
+    for (n, env) in [updated(), ticket("t"), updated()].into_iter().enumerate() {
+        let subject = env.event.subject().as_str();
+        publisher
+            .publish(env.id.clone(), subject, env.to_json())
+            .await
+            .unwrap();
+        eventually("the event applied", WAIT, || async {
+            applied().await.len() == n + 1
+        })
+        .await;
+    }
+    let full = 2;
+    let normal = 1;
+    assert_eq!(
+        applied().await,
+        [
+            ("ticket:updated".to_string(), normal),
+            ("ticket:created".to_string(), full),
+            ("ticket:updated".to_string(), normal),
+        ]
+    );
+    consumer.abort();
+}
