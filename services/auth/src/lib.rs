@@ -92,18 +92,24 @@ pub enum CookieSecure {
 
 impl CookieSecure {
     /// For `auto`: secure unless the host the client asked for (`X-Forwarded-Host` from
-    /// the gateway, else `Host`) is a loopback name, where plain HTTP is the norm.
+    /// the gateway, else `Host`) is a loopback name, where plain HTTP is the norm. A
+    /// request the gateway forwarded (`X-Forwarded-For`) without a client's host (HTTP/1.0
+    /// may name none) carries the gateway's own way to auth as `Host`, which says nothing
+    /// of where the client was: secure.
     pub fn applies(self, headers: &HeaderMap) -> bool {
         match self {
             CookieSecure::Always => true,
             CookieSecure::Never => false,
             CookieSecure::Auto => {
-                let host = headers
-                    .get("x-forwarded-host")
-                    .or_else(|| headers.get(axum::http::header::HOST))
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("");
-                !is_loopback_host(host)
+                let host = match headers.get("x-forwarded-host") {
+                    Some(host) => host,
+                    None if headers.contains_key("x-forwarded-for") => return true,
+                    None => match headers.get(axum::http::header::HOST) {
+                        Some(host) => host,
+                        None => return true,
+                    },
+                };
+                !is_loopback_host(host.to_str().unwrap_or(""))
             }
         }
     }
@@ -220,4 +226,38 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
         .with_task(prune)
         .with_task(revocations);
     Ok(service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, value.parse().unwrap());
+        }
+        h
+    }
+
+    /// `auto` leaves the cookie plain only where the client asked for a loopback host; a
+    /// host it cannot know (forwarded without one, or no `Host` at all) is treated as public.
+    #[test]
+    fn auto_is_secure_unless_the_client_asked_for_a_loopback_host() {
+        let auto =
+            |pairs: &[(&'static str, &'static str)]| CookieSecure::Auto.applies(&headers(pairs));
+        assert!(!auto(&[("host", "localhost:8080")]));
+        assert!(!auto(&[("host", "[::1]:8080")]));
+        assert!(auto(&[("host", "tix.example.com")]));
+        // Through the gateway: the client's host, not the gateway's way to auth.
+        let gw = ("host", "127.0.0.1:4001");
+        let from = ("x-forwarded-for", "203.0.113.7");
+        assert!(auto(&[gw, from, ("x-forwarded-host", "tix.example.com")]));
+        assert!(!auto(&[gw, from, ("x-forwarded-host", "localhost:8080")]));
+        // An HTTP/1.0 client that named no host.
+        assert!(auto(&[gw, from]));
+        assert!(auto(&[]));
+        assert!(CookieSecure::Always.applies(&headers(&[("host", "localhost")])));
+        assert!(!CookieSecure::Never.applies(&headers(&[("host", "tix.example.com")])));
+    }
 }

@@ -336,6 +336,33 @@ fn an_http_1_1_request_without_a_host_is_refused() {
     assert_eq!(c.response().status, 200);
 }
 
+/// An HTTP/1.0 client that names no host is served, and auth, which cannot tell where it
+/// was reached (the gateway states no `X-Forwarded-Host` it was not given), makes its
+/// session cookie `Secure`; the same sign-up asked for as `localhost` gets a plain one.
+#[test]
+fn a_sign_up_over_http_1_0_without_a_host_gets_a_secure_cookie() {
+    let stack = Stack::start(&["auth", "gateway"]);
+    let gw = stack.url("gateway");
+    let signup = |host: &str, email: &str| {
+        let body = json!({"email": email, "password": "password1"}).to_string();
+        let mut c = Conn::open(&gw);
+        c.send(format!(
+            "POST /api/users/signup HTTP/1.0\r\n{host}Content-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        let r = c.response();
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.header("set-cookie")
+            .expect("a session cookie")
+            .to_string()
+    };
+    let nameless = signup("", "nohost@x.io");
+    assert!(nameless.ends_with("; Secure"), "{nameless}");
+    let local = signup("Host: localhost:8080\r\n", "local@x.io");
+    assert!(!local.contains("Secure"), "{local}");
+}
+
 /// A request whose head is refused before routing (here: two Hosts) is logged and counted
 /// all the same: an access log line with its status and id, and `/metrics` counts it under
 /// the route "unparsed". A flood of malformed requests shows in both. A 501 for a transfer
