@@ -195,6 +195,8 @@ pub struct Group {
     ///
     /// For the same reason a batch of nothing but these is committed unsynced
     /// ([`Db::write_unsynced`]): what a power cut takes of it only costs that work again.
+    /// So a subject listed here must be one whose single events may be lost, not only one
+    /// the service can do without altogether.
     pub optional: Vec<String>,
 }
 
