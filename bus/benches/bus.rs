@@ -1,4 +1,5 @@
-//! Bus benchmarks against a real `tix-bus` process (release build), fsync on every commit.
+//! Bus benchmarks against a real `tix-bus` process (release build), `--durability full`
+//! (every publish fsynced before its `PUBACK`).
 //!
 //! ```text
 //! cargo bench -p tix-bus --bench bus                     # everything, durability full

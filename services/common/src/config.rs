@@ -82,7 +82,9 @@ pub struct ServiceArgs {
     /// redeliveries; pruned only while subscribed (docs/operations.md, "Disk").
     #[arg(long, env = "TIX_INBOX_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub inbox_retention: Duration,
-    /// `full` fsyncs every commit; `normal` survives a process crash but not power loss.
+    /// `full` fsyncs every commit a caller waits on (what only saves work again is left to
+    /// the next one: docs/operations.md); `normal` survives a process crash but not power
+    /// loss.
     #[arg(long, env = "TIX_DB_DURABILITY", value_enum, default_value = "full")]
     pub durability: Durability,
     /// Log filter, e.g. `info`, `warn`, `tix_tickets=debug`.
