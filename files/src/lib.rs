@@ -9,6 +9,9 @@
 //!   the umask: usually 0644), and an existing one is tightened to 0600. SQLite gives the
 //!   `-wal` and `-shm` files it creates the main file's mode; leftovers of an older run are
 //!   tightened too.
+//! - A writer's commits are fsynced unless a batch needs no sync ([`sync::CommitSync`]).
+
+pub mod sync;
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
 use std::io;

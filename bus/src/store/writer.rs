@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, params};
 
+use tix_files::sync::CommitSync;
+
 use super::{Event, Result, Write, now_ms, text};
 
 /// A batch of writes plus what to do once they are durable. `T` is the core's reply token.
@@ -87,12 +89,7 @@ pub fn run_writer<T: Send + 'static>(
     max_batch_writes: usize,
 ) {
     // `FULL` unless the broker runs with `--durability normal`, which never syncs a commit.
-    let level = |conn: &Connection| {
-        conn.pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0))
-            .unwrap_or(0)
-    };
-    let full = level(&conn) >= 2;
-    let mut syncing = full;
+    let mut sync = CommitSync::of(&conn);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         let mut size: usize = batch[0].writes.iter().map(write_weight).sum();
@@ -105,17 +102,7 @@ pub fn run_writer<T: Send + 'static>(
                 Err(_) => break,
             }
         }
-        let sync = full && batch.iter().any(|job| job.sync);
-        if sync != syncing {
-            // Set between transactions; SQLite reads it at the next COMMIT. Read back, so
-            // that what is reported (and refused below) is what SQLite will do.
-            let wanted = if sync { "FULL" } else { "NORMAL" };
-            if let Err(e) = conn.pragma_update(None, "synchronous", wanted) {
-                tracing::error!(error = %e, "could not change bus.db's synchronous setting");
-            }
-            syncing = level(&conn) >= 2;
-        }
-        let (results, mut times) = if sync && !syncing {
+        let (results, mut times) = if !sync.prepare(&conn, batch.iter().any(|job| job.sync)) {
             // Never answer for a write that was not synced as promised.
             let refused = "bus.db could not be set to sync this commit".to_string();
             let results = batch.iter().map(|_| Err(refused.clone())).collect();
@@ -123,7 +110,7 @@ pub fn run_writer<T: Send + 'static>(
         } else {
             commit_batch_timed(&conn, &batch)
         };
-        times.unsynced = full && !syncing;
+        times.unsynced = sync.skipped();
         let out = batch
             .into_iter()
             .zip(results)
@@ -134,11 +121,8 @@ pub fn run_writer<T: Send + 'static>(
             .collect();
         done(out, times);
     }
-    if full && !syncing {
-        // The last commits (at a stop: floors and held-back acks) were not synced: a
-        // checkpoint syncs the WAL first.
-        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
-    }
+    // At a stop the last commits (floors and held-back acks) may not have been synced.
+    sync.finish(&conn);
 }
 
 fn write_weight(w: &Write) -> usize {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
+use crate::files::sync::CommitSync;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
@@ -362,10 +363,7 @@ impl Db {
         );
         let writer = std::thread::Builder::new()
             .name(name)
-            .spawn(move || {
-                let full = durability == Durability::Full;
-                run_writer(conn, full, rx, &writer_signals, &writer_handback)
-            })
+            .spawn(move || run_writer(conn, rx, &writer_signals, &writer_handback))
             .map_err(|e| DbError::Commit(e.to_string()))?;
         Ok(Db {
             inner: Arc::new(Inner {
@@ -570,16 +568,15 @@ impl Db {
 
 const MAX_BATCH: usize = 1024;
 
-/// `full`: the database's durability is [`Durability::Full`], so a batch is synced unless
-/// every job in it was made with [`Db::write_unsynced`].
+/// With [`Durability::Full`], a batch is synced unless every job in it was made with
+/// [`Db::write_unsynced`].
 fn run_writer(
     conn: Connection,
-    full: bool,
     jobs: mpsc::Receiver<WriteJob>,
     signals: &Signals,
     handback: &OnceLock<HandBack>,
 ) {
-    let mut syncing = full;
+    let mut sync = CommitSync::of(&conn);
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -588,17 +585,7 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let sync = full && batch.iter().any(|j| j.needs_sync());
-        if sync != syncing {
-            // Between transactions; SQLite reads it at the next COMMIT. Read back, so that
-            // a batch that must be synced is refused below rather than committed unsynced.
-            let wanted = if sync { "FULL" } else { "NORMAL" };
-            if let Err(e) = conn.pragma_update(None, "synchronous", wanted) {
-                tracing::error!(error = %e, "could not change the synchronous setting");
-            }
-            syncing = synchronous(&conn) >= 2;
-        }
-        let (done, error) = if sync && !syncing {
+        let (done, error) = if !sync.prepare(&conn, batch.iter().any(|j| j.needs_sync())) {
             let refused = "the database could not be set to sync this commit".to_string();
             let done = batch.into_iter().map(|j| j.into_completion()).collect();
             (done, Some(refused))
@@ -614,16 +601,7 @@ fn run_writer(
             signals.committed(done, error, touched);
         }
     }
-    if full && !syncing {
-        // The last commits were not synced: a checkpoint syncs the WAL first.
-        let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
-    }
-}
-
-/// The connection's `synchronous` setting (2 is `FULL`).
-fn synchronous(conn: &Connection) -> i64 {
-    conn.pragma_query_value(None, "synchronous", |r| r.get(0))
-        .unwrap_or(0)
+    sync.finish(&conn);
 }
 
 /// How a job of a batch ended.
