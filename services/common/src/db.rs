@@ -4,14 +4,16 @@
 //! Writes go to one writer thread that commits whatever queued up while it was busy in a
 //! single transaction (group commit): a caller whose closure fails is rolled back alone
 //! (its batch is run again with a savepoint per closure when that is the only way, see
-//! [`commit_batch`]), and every caller hears back only after the commit is durable. Reads
+//! [`commit_batch`]), and every caller hears back only after the commit is durable (but
+//! for [`Db::write_unsynced`] and [`Db::write_lazily`] writes, which say otherwise). Reads
 //! run on pooled read connections (WAL lets them run beside the writer) on a
 //! blocking-capable thread.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::files::sync::CommitSync;
 use rusqlite::Connection;
@@ -84,8 +86,9 @@ pub fn is_transient_cause(e: &(dyn std::error::Error + 'static)) -> bool {
 /// How hard commits are pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
-    /// fsync every commit a caller waits on (all but [`Db::write_unsynced`] batches): a 2xx
-    /// answer survives power loss.
+    /// fsync every commit a caller waits on (all but batches of [`Db::write_unsynced`] and
+    /// [`Db::write_lazily`] writes, which a later sync carries): a 2xx answer survives power
+    /// loss, and so does an event a consumer has acked.
     Full,
     /// fsync at checkpoints: survives a crash of the process, not of the machine.
     Normal,
@@ -166,10 +169,25 @@ trait Job: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// What tells its caller, once the batch has committed or failed to.
     fn into_completion(self: Box<Self>) -> Completion;
-    /// Whether its commit must reach the disk before its caller hears of it
-    /// ([`Db::write_unsynced`] says not).
-    fn needs_sync(&self) -> bool;
+    /// How its commit must reach the disk.
+    fn sync(&self) -> SyncWhen;
 }
+
+/// How a write's commit must reach the disk (with `--durability full`), strictest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum SyncWhen {
+    /// Before its caller hears of it ([`Db::write`]).
+    Now,
+    /// Within [`SYNC_LATER_WITHIN`], or sooner with any synced commit ([`Db::write_lazily`]).
+    Soon,
+    /// Whenever a later commit is synced ([`Db::write_unsynced`]).
+    Whenever,
+}
+
+/// How long a [`Db::write_lazily`] commit may wait for a synced commit to carry it to the
+/// disk before the writer syncs one of its own. Under load a request's commit carries it
+/// much sooner; at rest this bounds how long its caller holds what it waits to tell.
+pub const SYNC_LATER_WITHIN: Duration = Duration::from_millis(10);
 
 type WriteJob = Box<dyn Job>;
 
@@ -180,7 +198,7 @@ struct Write<F, T, E> {
     correlation: Option<crate::correlation::Id>,
     result: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
-    sync: bool,
+    sync: SyncWhen,
 }
 
 impl<F, T, E> Job for Write<F, T, E>
@@ -197,7 +215,7 @@ where
         ok
     }
 
-    fn needs_sync(&self) -> bool {
+    fn sync(&self) -> SyncWhen {
         self.sync
     }
 
@@ -223,6 +241,8 @@ pub struct Db {
 
 struct Inner {
     path: PathBuf,
+    /// How many commits the writer has made (set before their callers hear of them).
+    commits: Arc<AtomicU64>,
     durability: Durability,
     jobs: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Mutex<Vec<Connection>>,
@@ -235,10 +255,19 @@ struct Inner {
 /// topics it touched.
 struct Signals {
     topics: [watch::Sender<u64>; TOPICS],
+    /// How many of the commits are on the disk: each synced commit carries every one before
+    /// it (see [`Db::write_unsynced`]). With `--durability normal`, all of them.
+    durable: watch::Sender<u64>,
 }
 
 impl Signals {
-    fn committed(&self, done: Vec<Completion>, error: Option<String>, touched: u8) {
+    fn committed(&self, done: Vec<Completion>, error: Option<String>, touched: u8, durable: u64) {
+        // First, so that a caller told of its commit finds [`Db::durable`] up to date.
+        self.durable.send_if_modified(|d| {
+            let newer = durable > *d;
+            *d = (*d).max(durable);
+            newer
+        });
         for d in done {
             d(error.clone());
         }
@@ -258,8 +287,8 @@ impl Signals {
 /// runtime's own thread (docs/benchmarks.md).
 type HandBack = tokio::sync::mpsc::UnboundedSender<Committed>;
 
-/// A commit's completions, its error, and the topics it touched.
-type Committed = (Vec<Completion>, Option<String>, u8);
+/// A commit's completions, its error, the topics it touched and how many commits are durable.
+type Committed = (Vec<Completion>, Option<String>, u8, u64);
 
 /// The runtime's end of the hand-back. Dropped with its task when the runtime goes away,
 /// it wakes whatever commits were still queued to it: a committed write must never be
@@ -273,8 +302,8 @@ impl Drop for Waker {
     fn drop(&mut self) {
         // Closed first, so the writer falls back to waking by itself from now on.
         self.rx.close();
-        while let Ok((done, error, touched)) = self.rx.try_recv() {
-            self.signals.committed(done, error, touched);
+        while let Ok((done, error, touched, durable)) = self.rx.try_recv() {
+            self.signals.committed(done, error, touched, durable);
         }
     }
 }
@@ -354,20 +383,27 @@ impl Db {
         let (tx, rx) = mpsc::channel::<WriteJob>();
         let signals = Arc::new(Signals {
             topics: std::array::from_fn(|_| watch::channel(0u64).0),
+            durable: watch::channel(0u64).0,
         });
+        let commits = Arc::new(AtomicU64::new(0));
         let handback: Arc<OnceLock<HandBack>> = Arc::default();
         let (writer_signals, writer_handback) = (signals.clone(), handback.clone());
+        let writer_commits = commits.clone();
         let name = format!(
             "db-writer-{}",
             path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
         );
         let writer = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run_writer(conn, rx, &writer_signals, &writer_handback))
+            .spawn(move || {
+                let mut w = Writer::new(conn, &writer_commits);
+                w.run(rx, &writer_signals, &writer_handback);
+            })
             .map_err(|e| DbError::Commit(e.to_string()))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                commits,
                 durability,
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
@@ -404,7 +440,7 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.submit(f, true).await
+        self.submit(f, SyncWhen::Now).await
     }
 
     /// [`Db::write`] for a change whose loss to a power cut costs only work done again: its
@@ -423,10 +459,36 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.submit(f, false).await
+        self.submit(f, SyncWhen::Whenever).await
     }
 
-    async fn submit<T, E, F>(&self, f: F, sync: bool) -> Result<T, E>
+    /// [`Db::write`] whose caller hears of the commit before it is on the disk, and waits
+    /// with [`Db::durable`] before telling anyone else (a consumer's ack). The writer syncs
+    /// it with the next synced commit, or by itself within [`SYNC_LATER_WITHIN`]: one fsync
+    /// for what came meanwhile rather than one for each.
+    ///
+    /// Whatever the service reads or answers from it meanwhile is the truth that a power cut
+    /// can only take back until the same work is done again (the event comes back, unacked).
+    /// A commit that adds rows to the outbox is synced before the relay is woken, however it
+    /// was written: no event is published from a commit a power cut could take back.
+    pub async fn write_lazily<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.submit(f, SyncWhen::Soon).await
+    }
+
+    /// Resolves once every commit made so far is on the disk (at once with `--durability
+    /// normal`); `false` if the writer stopped before it could say so.
+    pub fn durable(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
+        let made = self.inner.commits.load(Ordering::Acquire);
+        let mut durable = self.inner.signals.durable.subscribe();
+        async move { durable.wait_for(|d| *d >= made).await.is_ok() }
+    }
+
+    async fn submit<T, E, F>(&self, f: F, sync: SyncWhen) -> Result<T, E>
     where
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -478,8 +540,8 @@ impl Db {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let mut waker = Waker { rx, signals };
             runtime.spawn(async move {
-                while let Some((done, error, touched)) = waker.rx.recv().await {
-                    waker.signals.committed(done, error, touched);
+                while let Some((done, error, touched, durable)) = waker.rx.recv().await {
+                    waker.signals.committed(done, error, touched, durable);
                 }
             });
             tx
@@ -568,40 +630,165 @@ impl Db {
 
 const MAX_BATCH: usize = 1024;
 
-/// With [`Durability::Full`], a batch is synced unless every job in it was made with
-/// [`Db::write_unsynced`].
-fn run_writer(
+/// The writer thread's connection and what it knows of its commits.
+///
+/// With [`Durability::Full`], a batch is synced when any job in it was made with
+/// [`Db::write`]. A batch of [`Db::write_lazily`] jobs (and unsynced ones) is synced by the
+/// next synced commit or, if none comes within [`SYNC_LATER_WITHIN`], by a commit the
+/// writer makes for it; a batch that added rows to the outbox is synced at once.
+struct Writer<'a> {
     conn: Connection,
-    jobs: mpsc::Receiver<WriteJob>,
-    signals: &Signals,
-    handback: &OnceLock<HandBack>,
-) {
-    let mut sync = CommitSync::of(&conn);
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        let (done, error) = if !sync.prepare(&conn, batch.iter().any(|j| j.needs_sync())) {
-            let refused = "the database could not be set to sync this commit".to_string();
-            let done = batch.into_iter().map(|j| j.into_completion()).collect();
-            (done, Some(refused))
-        } else {
-            commit_batch(&conn, batch)
-        };
-        let touched = TOUCHED.with(|t| t.replace(0));
-        let woken = match handback.get() {
-            Some(to_runtime) => to_runtime.send((done, error, touched)).map_err(|e| e.0),
-            None => Err((done, error, touched)),
-        };
-        if let Err((done, error, touched)) = woken {
-            signals.committed(done, error, touched);
+    sync: CommitSync,
+    /// Commits made, and how many of them are on the disk.
+    commits: u64,
+    durable: u64,
+    /// Where `commits` is published for [`Db::durable`].
+    made: &'a AtomicU64,
+    /// When a lazy commit must be synced at the latest.
+    due: Option<Instant>,
+    /// Topics whose wake-up waits for a sync that failed (the outbox's).
+    held: u8,
+    /// A write that changes nothing but commits like any write (the schema version set to
+    /// its own value): what the writer commits to sync the ones before it.
+    probe: String,
+}
+
+impl<'a> Writer<'a> {
+    fn new(conn: Connection, made: &'a AtomicU64) -> Writer<'a> {
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap_or(0);
+        Writer {
+            sync: CommitSync::of(&conn),
+            conn,
+            commits: 0,
+            durable: 0,
+            made,
+            due: None,
+            held: 0,
+            probe: format!("PRAGMA user_version = {version}"),
         }
     }
-    sync.finish(&conn);
+
+    fn run(
+        &mut self,
+        jobs: mpsc::Receiver<WriteJob>,
+        signals: &Signals,
+        handback: &OnceLock<HandBack>,
+    ) {
+        loop {
+            let first = match self.due {
+                None => match jobs.recv() {
+                    Ok(j) => j,
+                    Err(_) => break,
+                },
+                Some(due) => match jobs.recv_timeout(due.saturating_duration_since(Instant::now()))
+                {
+                    Ok(j) => j,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let touched = if self.sync_now() {
+                            std::mem::take(&mut self.held)
+                        } else {
+                            0
+                        };
+                        self.hand_back(
+                            (Vec::new(), None, touched, self.durable),
+                            signals,
+                            handback,
+                        );
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            let when = batch
+                .iter()
+                .map(|j| j.sync())
+                .min()
+                .unwrap_or(SyncWhen::Now);
+            let (done, error) = if !self.sync.prepare(&self.conn, when == SyncWhen::Now) {
+                let refused = "the database could not be set to sync this commit".to_string();
+                let done = batch.into_iter().map(|j| j.into_completion()).collect();
+                (done, Some(refused))
+            } else {
+                commit_batch(&self.conn, batch)
+            };
+            let mut touched = TOUCHED.with(|t| t.replace(0));
+            if error.is_none() {
+                touched = self.committed(when, touched);
+            }
+            self.hand_back((done, error, touched, self.durable), signals, handback);
+        }
+        if self.durable < self.commits {
+            self.sync_now();
+        }
+        self.sync.finish(&self.conn);
+        signals.committed(
+            Vec::new(),
+            None,
+            std::mem::take(&mut self.held),
+            self.durable,
+        );
+    }
+
+    /// Counts a commit and says what it leaves to sync; the topics to wake now.
+    fn committed(&mut self, when: SyncWhen, touched: u8) -> u8 {
+        self.commits += 1;
+        self.made.store(self.commits, Ordering::Release);
+        if !self.sync.skipped() {
+            self.durable = self.commits;
+            self.due = None;
+            return touched | std::mem::take(&mut self.held);
+        }
+        let outbox = 1 << Topic::OUTBOX.0;
+        if touched & outbox != 0 && !self.sync_now() {
+            // The relay hears of these rows once a sync has carried them.
+            self.held |= outbox;
+            return touched & !outbox;
+        }
+        if when == SyncWhen::Soon && self.due.is_none() && self.durable < self.commits {
+            self.due = Some(Instant::now() + SYNC_LATER_WITHIN);
+        }
+        touched
+    }
+
+    /// Commits the probe synced, which carries every commit before it to the disk.
+    fn sync_now(&mut self) -> bool {
+        let synced = self.sync.prepare(&self.conn, true)
+            && match execute_cached(&self.conn, &self.probe) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not sync the commits before this one");
+                    false
+                }
+            };
+        if synced {
+            self.commits += 1;
+            self.made.store(self.commits, Ordering::Release);
+            self.durable = self.commits;
+            self.due = None;
+        } else {
+            self.due = Some(Instant::now() + SYNC_LATER_WITHIN);
+        }
+        synced
+    }
+
+    fn hand_back(&self, committed: Committed, signals: &Signals, handback: &OnceLock<HandBack>) {
+        let woken = match handback.get() {
+            Some(to_runtime) => to_runtime.send(committed).map_err(|e| e.0),
+            None => Err(committed),
+        };
+        if let Err((done, error, touched, durable)) = woken {
+            signals.committed(done, error, touched, durable);
+        }
+    }
 }
 
 /// How a job of a batch ended.
@@ -885,6 +1072,65 @@ mod tests {
         db.close();
     }
 
+    /// A lazy write commits without a sync, and [`Db::durable`] resolves once one has carried
+    /// it to the disk: the writer's own, made for it when no synced commit comes (nothing
+    /// else is written here). A lazy write that adds to the outbox is synced before the relay
+    /// hears of it. Closing syncs what is left; with `Normal` every commit counts as durable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lazy_write_reaches_the_disk_by_itself_and_before_the_relay_hears_of_it() {
+        const NORMAL: i64 = 1;
+        let level = |c: &Connection| -> Result<i64, DbError> {
+            Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?)
+        };
+        let version = |c: &Connection| -> Result<i64, DbError> {
+            Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?)
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let migrations = ["CREATE TABLE t (k TEXT)"];
+        let db = Db::open(&tmp.path().join("t.db"), Durability::Full, &migrations).unwrap();
+        let within = Duration::from_secs(10);
+
+        assert_eq!(db.write_lazily(level).await.unwrap(), NORMAL);
+        let durable = tokio::time::timeout(within, db.durable()).await;
+        assert_eq!(durable, Ok(true), "the writer synced it by itself");
+        // The sync rewrote the schema version with its own value.
+        assert_eq!(db.read(version).await.unwrap(), 1);
+
+        let mut relay = db.changes(Topic::OUTBOX);
+        relay.borrow_and_update();
+        let wrote = db
+            .write_lazily(move |c| {
+                c.execute("INSERT INTO t (k) VALUES ('event')", [])?;
+                touched(Topic::OUTBOX);
+                level(c)
+            })
+            .await;
+        assert_eq!(wrote.unwrap(), NORMAL, "committed without a sync");
+        relay.changed().await.unwrap();
+        assert_eq!(
+            futures::poll!(std::pin::pin!(db.durable())),
+            std::task::Poll::Ready(true),
+            "synced before the relay was woken"
+        );
+
+        // Left to the writer's stop.
+        db.write_lazily(level).await.unwrap();
+        db.close();
+        assert_eq!(
+            futures::poll!(std::pin::pin!(db.durable())),
+            std::task::Poll::Ready(true)
+        );
+
+        let db = Db::open(&tmp.path().join("n.db"), Durability::Normal, &[]).unwrap();
+        assert_eq!(db.write_lazily(level).await.unwrap(), NORMAL);
+        assert_eq!(
+            futures::poll!(std::pin::pin!(db.durable())),
+            std::task::Poll::Ready(true),
+            "nothing is ever synced with normal: no one waits"
+        );
+        db.close();
+    }
+
     /// A commit's wake-ups go through a task on the runtime that wrote first. A write whose
     /// answer was queued to that runtime when it went away is still answered; once it is
     /// gone, writes from another runtime or from no runtime at all still get their
@@ -1001,7 +1247,7 @@ mod tests {
             correlation: None,
             result: None,
             reply,
-            sync: true,
+            sync: SyncWhen::Now,
         };
         (Box::new(job), rx, count)
     }

@@ -198,6 +198,13 @@ pub struct Group {
     /// So a subject listed here must be one whose single events may be lost, not only one
     /// the service can do without altogether.
     pub optional: Vec<String>,
+    /// Subjects whose handlers change only the service's own state and publish nothing (a
+    /// replica, a timer). A batch of nothing but these (and optional ones) is committed
+    /// without waiting for the disk ([`Db::write_lazily`]) and acked once a sync has carried
+    /// it there: one fsync for what came meanwhile. A handler that adds to the outbox
+    /// anyway only costs that sync at once (the outbox's rows are never published from a
+    /// commit a power cut could take back).
+    pub local: Vec<String>,
 }
 
 impl From<SubscribeOptions> for Group {
@@ -205,8 +212,20 @@ impl From<SubscribeOptions> for Group {
         Group {
             opts,
             optional: Vec::new(),
+            local: Vec::new(),
         }
     }
+}
+
+/// How a batch's commit reaches the disk, from its subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Synced before the acks (any subject not below).
+    Synced,
+    /// Acked once a later sync has carried it: only local and optional subjects.
+    Lazy,
+    /// Unsynced, acked at once: only optional subjects.
+    Unsynced,
 }
 
 /// Consumes a queue group forever, applying each event exactly once to `db`, reporting to
@@ -236,7 +255,7 @@ pub async fn run_consumer(
         // and the inbox skips what was applied.
         let mut link = bus.watch_connected();
         let rejoin = tokio::select! {
-            () = consume(&db, &handler, &group.optional, &mut sub, ack_wait, &health) => false,
+            () = consume(&db, &handler, &group, &mut sub, ack_wait, &health) => false,
             () = reconnected(&mut link), if !whole => true,
         };
         pruner.abort();
@@ -309,7 +328,7 @@ fn refused_optional(
 async fn consume(
     db: &Db,
     handler: &Handler,
-    optional: &[String],
+    group: &Group,
     sub: &mut Subscription,
     ack_wait: Duration,
     health: &Part,
@@ -333,16 +352,31 @@ async fn consume(
         let batch: Vec<Delivery> = held.drain(..n).collect();
         let batch = Batch {
             deliveries: batch,
-            optional,
+            group,
         };
         apply_until_done(db, handler, batch, &mut held, sub, ack_wait, health).await;
     }
 }
 
-/// Deliveries to apply in one transaction, and the group's optional subjects.
+/// Deliveries to apply in one transaction, and the group they came to.
 struct Batch<'a> {
     deliveries: Vec<Delivery>,
-    optional: &'a [String],
+    group: &'a Group,
+}
+
+impl Group {
+    fn commit(&self, events: &[Envelope]) -> Commit {
+        let is =
+            |list: &[String], e: &Envelope| list.iter().any(|s| s == e.event.subject().as_str());
+        let g = self;
+        if events.iter().all(|e| is(&g.optional, e)) {
+            Commit::Unsynced
+        } else if events.iter().all(|e| is(&g.optional, e) || is(&g.local, e)) {
+            Commit::Lazy
+        } else {
+            Commit::Synced
+        }
+    }
 }
 
 /// Applies one batch, trying again with backoff for as long as its transaction fails, and
@@ -359,13 +393,7 @@ async fn apply_until_done(
     let Some((events, deliveries)) = parse(batch.deliveries) else {
         return;
     };
-    // Only events the service merely saves work with ([`Group::optional`]).
-    let sync = !events.iter().all(|e| {
-        batch
-            .optional
-            .iter()
-            .any(|s| s == e.event.subject().as_str())
-    });
+    let commit = batch.group.commit(&events);
     let started = std::time::Instant::now();
     let every = (ack_wait / 3).max(Duration::from_millis(10));
     // Nothing is sent while a batch is applied within a third of the ack wait: the usual case.
@@ -374,7 +402,7 @@ async fn apply_until_done(
     let mut backoff = FIRST_RETRY;
     let mut attempt = 1u32;
     loop {
-        let write = apply_batch(db, handler, events.clone(), sync);
+        let write = apply_batch(db, handler, events.clone(), commit);
         tokio::pin!(write);
         let result = loop {
             tokio::select! {
@@ -395,7 +423,8 @@ async fn apply_until_done(
         match result {
             Ok(verdicts) => {
                 let metrics = crate::metrics::get();
-                for ((d, v), env) in deliveries.iter().zip(verdicts).zip(events.iter()) {
+                let mut settled = Vec::with_capacity(deliveries.len());
+                for ((d, v), env) in deliveries.into_iter().zip(verdicts).zip(events.iter()) {
                     match v {
                         Verdict::Applied | Verdict::Duplicate => {
                             if v == Verdict::Duplicate {
@@ -417,8 +446,7 @@ async fn apply_until_done(
                                     })
                                     .inc();
                             }
-                            // A lost ack only means one more delivery, which the inbox absorbs.
-                            let _ = d.ack_nowait();
+                            settled.push(d);
                         }
                         Verdict::Retry | Verdict::Failed => {
                             metrics.consumer_failures.inc();
@@ -427,10 +455,11 @@ async fn apply_until_done(
                 }
                 if attempt > 1 {
                     tracing::info!(
-                        events = deliveries.len(), tries = attempt, after = ?started.elapsed(),
+                        events = events.len(), tries = attempt, after = ?started.elapsed(),
                         "applied events after the database recovered"
                     );
                 }
+                ack(db, commit, settled);
                 health.ok();
                 return;
             }
@@ -506,15 +535,41 @@ async fn apply_batch(
     db: &Db,
     handler: &Handler,
     events: Arc<Vec<Envelope>>,
-    sync: bool,
+    commit: Commit,
 ) -> Result<Vec<Verdict>, BatchError> {
     let handler = handler.clone();
     let apply = move |conn: &Connection| apply_events(conn, &handler, &events);
-    if sync {
-        db.write(apply).await
-    } else {
-        db.write_unsynced(apply).await
+    match commit {
+        Commit::Synced => db.write(apply).await,
+        Commit::Lazy => db.write_lazily(apply).await,
+        Commit::Unsynced => db.write_unsynced(apply).await,
     }
+}
+
+/// Acks what a batch applied (or found applied), once its commit is on the disk: a lazy
+/// batch's when a sync has carried it there, meanwhile the consumer goes on. An event
+/// found applied is acked the same way, since the commit that applied it may be the one
+/// still waiting for its sync.
+fn ack(db: &Db, commit: Commit, settled: Vec<Delivery>) {
+    // A lost ack only means one more delivery, which the inbox absorbs.
+    let send = |settled: Vec<Delivery>| {
+        for d in settled {
+            let _ = d.ack_nowait();
+        }
+    };
+    if settled.is_empty() {
+        return;
+    }
+    if commit != Commit::Lazy {
+        return send(settled);
+    }
+    let durable = db.durable();
+    tokio::spawn(async move {
+        // A writer that stopped first leaves them unacked: they come back.
+        if durable.await {
+            send(settled);
+        }
+    });
 }
 
 /// Applies a batch in the writer's transaction. Each event has to be undone alone when it

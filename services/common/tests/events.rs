@@ -484,6 +484,7 @@ async fn only_batches_of_optional_subjects_are_committed_unsynced() {
     let group = inbox::Group {
         opts: SubscribeOptions::new("svc", &["ticket:created", "ticket:updated"]),
         optional: vec!["ticket:updated".to_string()],
+        local: Vec::new(),
     };
     let publisher = connect(&bus.endpoint, "publisher").await;
     let publish = async |env: Envelope| {
@@ -550,5 +551,106 @@ async fn only_batches_of_optional_subjects_are_committed_unsynced() {
             ("ticket:updated".to_string(), normal),
         ]
     );
+    consumer.abort();
+}
+
+/// A batch of nothing but the group's local subjects (events that change only the service's
+/// own state, as payments' order replica) is committed without an fsync, and acked once a
+/// sync has carried it to the disk: here nothing else is written, so the writer's own sync
+/// must come, or the events stay pending at the bus (their ack wait is a minute). A batch
+/// with another subject in it is synced before it is acked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_local_subjects_commit_unsynced_and_are_acked_once_synced() {
+    let bus = Bus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        &dir.path().join("svc.db"),
+        Durability::Full,
+        &[
+            EVENTS_SCHEMA,
+            "CREATE TABLE applied (subject TEXT NOT NULL, synchronous INTEGER NOT NULL);",
+        ],
+    )
+    .unwrap();
+    let handler: Handler = Arc::new(|c: &Connection, env: &Envelope| {
+        let level: i64 = c.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        c.execute(
+            "INSERT INTO applied (subject, synchronous) VALUES (?1, ?2)",
+            (env.event.subject().as_str(), level),
+        )?;
+        Ok(Outcome::Applied)
+    });
+    let mut opts = SubscribeOptions::new("svc", &["ticket:created", "ticket:updated"]);
+    opts.ack_wait_ms = 60_000;
+    let group = inbox::Group {
+        local: vec!["ticket:updated".to_string()],
+        ..inbox::Group::from(opts)
+    };
+    let publisher = connect(&bus.endpoint, "publisher").await;
+    let consumer = tokio::spawn(inbox::run_consumer(
+        db.clone(),
+        Client::connect(
+            ClientOptions::new(&bus.endpoint, tix_testkit::TEST_BUS_CLIENT).with_key(test_key()),
+        ),
+        group,
+        handler,
+        Monitor::default().part(PartKind::Consumer),
+        Pruning::new(Duration::from_secs(86_400)),
+    ));
+    let updated = |version: i64| {
+        Envelope::new(
+            "tickets",
+            Event::TicketUpdated(tix_api::events::TicketUpdated {
+                id: "t".into(),
+                title: "t".into(),
+                price_cents: Money::from_cents(100),
+                user_id: "seller".into(),
+                version,
+                order_id: None,
+            }),
+        )
+    };
+    let applied = || async {
+        db.read(|c| -> Result<Vec<(String, i64)>, DbError> {
+            let mut st = c.prepare("SELECT subject, synchronous FROM applied ORDER BY rowid")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+        .unwrap()
+    };
+    // One at a time, each applied before the next is published: a batch each.
+    for (n, env) in [ticket("t"), updated(1), updated(2)]
+        .into_iter()
+        .enumerate()
+    {
+        let subject = env.event.subject().as_str();
+        publisher
+            .publish(env.id.clone(), subject, env.to_json())
+            .await
+            .unwrap();
+        eventually("the event applied", WAIT, || async {
+            applied().await.len() == n + 1
+        })
+        .await;
+    }
+    let (full, normal) = (2, 1);
+    assert_eq!(
+        applied().await,
+        [
+            ("ticket:created".to_string(), full),
+            ("ticket:updated".to_string(), normal),
+            ("ticket:updated".to_string(), normal),
+        ]
+    );
+    eventually(
+        "every event acked, the last two after a sync",
+        WAIT,
+        || async {
+            let stats = publisher.stats().await.unwrap();
+            stats.group("svc").is_some_and(|g| g.pending == 0)
+        },
+    )
+    .await;
     consumer.abort();
 }

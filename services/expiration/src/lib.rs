@@ -203,6 +203,8 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     let group = Group {
         opts,
         optional: vec![Subject::PaymentCreated.as_str().to_string()],
+        // A timer: its firing is a commit of its own, synced before it is published.
+        local: vec![Subject::OrderCreated.as_str().to_string()],
     };
     let router = http::app(Router::new(), PRODUCER, cfg.common.limits());
     let scheduler = tokio::spawn(run_scheduler(db.clone()));

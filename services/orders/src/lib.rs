@@ -26,6 +26,7 @@ use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
 use tix_common::http;
+use tix_common::inbox::Group;
 use tix_common::rate::Rate;
 use tix_common::service::Service;
 use tix_common::sessions;
@@ -90,6 +91,19 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     // from the future is left unacked and comes back after the ack wait.
     group.max_in_flight = 64;
     group.ack_wait_ms = 5_000;
+    // The replica, and an order made complete (a payment orders rejects publishes, and is
+    // synced at once): nothing another service hears of until a sync carries it.
+    let group = Group {
+        local: [
+            Subject::TicketCreated,
+            Subject::TicketUpdated,
+            Subject::PaymentCreated,
+        ]
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect(),
+        ..Group::from(group)
+    };
     let order_rate = Arc::new(governor::RateLimiter::keyed(cfg.orders_per_user.quota()));
     // Forget buyers whose quota is whole again, so the table does not grow forever.
     let prune = {

@@ -34,6 +34,7 @@ use tix_common::auth::JwtKeys;
 use tix_common::config::ServiceArgs;
 use tix_common::db::Db;
 use tix_common::http;
+use tix_common::inbox::Group;
 use tix_common::secret::{ExposeSecret, SecretSource, SecretString, refuse_flag};
 use tix_common::service::Service;
 use tix_common::sessions;
@@ -202,6 +203,14 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     // after a redelivery) finds no replica and is retried, so many in flight is safe.
     group.max_in_flight = 256;
     group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
+    // The order replica; a payment's claim (a synced commit) carries what it read to the disk.
+    let group = Group {
+        local: [Subject::OrderCreated, Subject::OrderCancelled]
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
+        ..Group::from(group)
+    };
     let revocations = sessions::watch(&db, &keys).await?;
     let refunder = tokio::spawn(refunds::run(
         db.clone(),
