@@ -243,6 +243,10 @@ struct Inner {
     path: PathBuf,
     /// How many commits the writer has made (set before their callers hear of them).
     commits: Arc<AtomicU64>,
+    /// [`Db::sync_lazy_within`], in microseconds.
+    sync_within: Arc<AtomicU64>,
+    /// [`Db::own_syncs`].
+    own_syncs: Arc<AtomicU64>,
     durability: Durability,
     jobs: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Mutex<Vec<Connection>>,
@@ -386,9 +390,12 @@ impl Db {
             durable: watch::channel(0u64).0,
         });
         let commits = Arc::new(AtomicU64::new(0));
+        let sync_within = Arc::new(AtomicU64::new(SYNC_LATER_WITHIN.as_micros() as u64));
+        let own_syncs = Arc::new(AtomicU64::new(0));
         let handback: Arc<OnceLock<HandBack>> = Arc::default();
         let (writer_signals, writer_handback) = (signals.clone(), handback.clone());
-        let writer_commits = commits.clone();
+        let (writer_commits, writer_within, writer_syncs) =
+            (commits.clone(), sync_within.clone(), own_syncs.clone());
         let name = format!(
             "db-writer-{}",
             path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
@@ -396,7 +403,7 @@ impl Db {
         let writer = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                let mut w = Writer::new(conn, &writer_commits);
+                let mut w = Writer::new(conn, &writer_commits, &writer_within, &writer_syncs);
                 w.run(rx, &writer_signals, &writer_handback);
             })
             .map_err(|e| DbError::Commit(e.to_string()))?;
@@ -404,6 +411,8 @@ impl Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 commits,
+                sync_within,
+                own_syncs,
                 durability,
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
@@ -480,8 +489,22 @@ impl Db {
         self.submit(f, SyncWhen::Soon).await
     }
 
+    /// How long a [`Db::write_lazily`] commit waits at most for a synced commit to carry it
+    /// before the writer syncs one of its own ([`SYNC_LATER_WITHIN`] unless changed; from
+    /// the next lazy commit on). A test sets an hour to see what waits for it.
+    pub fn sync_lazy_within(&self, within: Duration) {
+        self.inner
+            .sync_within
+            .store(within.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// How many commits the writer has made only to sync lazy ones before them.
+    pub fn own_syncs(&self) -> u64 {
+        self.inner.own_syncs.load(Ordering::Relaxed)
+    }
+
     /// Resolves once every commit made so far is on the disk (at once with `--durability
-    /// normal`); `false` if the writer stopped before it could say so.
+    /// normal`); `false` if the database is gone first.
     pub fn durable(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
         let made = self.inner.commits.load(Ordering::Acquire);
         let mut durable = self.inner.signals.durable.subscribe();
@@ -634,8 +657,9 @@ const MAX_BATCH: usize = 1024;
 ///
 /// With [`Durability::Full`], a batch is synced when any job in it was made with
 /// [`Db::write`]. A batch of [`Db::write_lazily`] jobs (and unsynced ones) is synced by the
-/// next synced commit or, if none comes within [`SYNC_LATER_WITHIN`], by a commit the
-/// writer makes for it; a batch that added rows to the outbox is synced at once.
+/// next synced commit that writes or, if none comes within [`SYNC_LATER_WITHIN`], by a
+/// commit the writer makes for it. A batch that adds rows to the outbox is always committed
+/// synced: no reader ever sees an outbox row a power cut could take back.
 struct Writer<'a> {
     conn: Connection,
     sync: CommitSync,
@@ -644,17 +668,37 @@ struct Writer<'a> {
     durable: u64,
     /// Where `commits` is published for [`Db::durable`].
     made: &'a AtomicU64,
+    /// How long a lazy commit may wait for a sync, in microseconds ([`Db::sync_lazy_within`]).
+    within: &'a AtomicU64,
+    /// Its own syncs made ([`Db::own_syncs`]).
+    own_syncs: &'a AtomicU64,
     /// When a lazy commit must be synced at the latest.
     due: Option<Instant>,
-    /// Topics whose wake-up waits for a sync that failed (the outbox's).
-    held: u8,
+    /// The last sync of the writer's own failed (logged once until one succeeds).
+    failing: bool,
     /// A write that changes nothing but commits like any write (the schema version set to
     /// its own value): what the writer commits to sync the ones before it.
     probe: String,
 }
 
+/// What [`commit_batch`] did with a batch.
+enum Outcome {
+    /// Committed (or failed to): what to tell its callers, the error, and whether the
+    /// transaction changed any row (a commit that changed nothing writes nothing, and so
+    /// syncs nothing either).
+    Done(Vec<Completion>, Option<String>, bool),
+    /// Rolled back before its commit: it added to the outbox, and it was about to be
+    /// committed unsynced. Run it again synced.
+    SyncFirst(Vec<WriteJob>),
+}
+
 impl<'a> Writer<'a> {
-    fn new(conn: Connection, made: &'a AtomicU64) -> Writer<'a> {
+    fn new(
+        conn: Connection,
+        made: &'a AtomicU64,
+        within: &'a AtomicU64,
+        own_syncs: &'a AtomicU64,
+    ) -> Writer<'a> {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap_or(0);
@@ -664,8 +708,10 @@ impl<'a> Writer<'a> {
             commits: 0,
             durable: 0,
             made,
+            within,
+            own_syncs,
             due: None,
-            held: 0,
+            failing: false,
             probe: format!("PRAGMA user_version = {version}"),
         }
     }
@@ -686,16 +732,8 @@ impl<'a> Writer<'a> {
                 {
                     Ok(j) => j,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let touched = if self.sync_now() {
-                            std::mem::take(&mut self.held)
-                        } else {
-                            0
-                        };
-                        self.hand_back(
-                            (Vec::new(), None, touched, self.durable),
-                            signals,
-                            handback,
-                        );
+                        self.sync_now();
+                        self.hand_back((Vec::new(), None, 0, self.durable), signals, handback);
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -708,21 +746,34 @@ impl<'a> Writer<'a> {
                     Err(_) => break,
                 }
             }
-            let when = batch
+            // A lazy commit past its time is synced with this batch, however busy the
+            // writer is with batches that would not be.
+            let overdue = self.due.is_some_and(|due| Instant::now() >= due);
+            let mut when = batch
                 .iter()
                 .map(|j| j.sync())
                 .min()
                 .unwrap_or(SyncWhen::Now);
-            let (done, error) = if !self.sync.prepare(&self.conn, when == SyncWhen::Now) {
-                let refused = "the database could not be set to sync this commit".to_string();
-                let done = batch.into_iter().map(|j| j.into_completion()).collect();
-                (done, Some(refused))
-            } else {
-                commit_batch(&self.conn, batch)
+            if overdue {
+                when = SyncWhen::Now;
+            }
+            let (done, error, wrote) = loop {
+                if !self.sync.prepare(&self.conn, when == SyncWhen::Now) {
+                    let refused = "the database could not be set to sync this commit".to_string();
+                    let done = batch.into_iter().map(|j| j.into_completion()).collect();
+                    break (done, Some(refused), false);
+                }
+                match commit_batch(&self.conn, batch, self.sync.skipped()) {
+                    Outcome::Done(done, error, wrote) => break (done, error, wrote),
+                    Outcome::SyncFirst(again) => {
+                        batch = again;
+                        when = SyncWhen::Now;
+                    }
+                }
             };
-            let mut touched = TOUCHED.with(|t| t.replace(0));
+            let touched = TOUCHED.with(|t| t.replace(0));
             if error.is_none() {
-                touched = self.committed(when, touched);
+                self.committed(when, wrote);
             }
             self.hand_back((done, error, touched, self.durable), signals, handback);
         }
@@ -730,54 +781,59 @@ impl<'a> Writer<'a> {
             self.sync_now();
         }
         self.sync.finish(&self.conn);
-        signals.committed(
-            Vec::new(),
-            None,
-            std::mem::take(&mut self.held),
-            self.durable,
-        );
+        signals.committed(Vec::new(), None, 0, self.durable);
     }
 
-    /// Counts a commit and says what it leaves to sync; the topics to wake now.
-    fn committed(&mut self, when: SyncWhen, touched: u8) -> u8 {
+    /// Counts a commit and what it leaves to sync.
+    fn committed(&mut self, when: SyncWhen, wrote: bool) {
         self.commits += 1;
         self.made.store(self.commits, Ordering::Release);
         if !self.sync.skipped() {
-            self.durable = self.commits;
-            self.due = None;
-            return touched | std::mem::take(&mut self.held);
+            if wrote || self.durable + 1 == self.commits {
+                self.durable = self.commits;
+                self.due = None;
+            } else {
+                // Synced in name only: SQLite wrote nothing, so it fsynced nothing, and the
+                // lazy commits before it are still waiting. Callers hear of this one after.
+                self.sync_now();
+            }
+            return;
         }
-        let outbox = 1 << Topic::OUTBOX.0;
-        if touched & outbox != 0 && !self.sync_now() {
-            // The relay hears of these rows once a sync has carried them.
-            self.held |= outbox;
-            return touched & !outbox;
+        if when == SyncWhen::Soon && self.due.is_none() {
+            let within = Duration::from_micros(self.within.load(Ordering::Relaxed));
+            self.due = Some(Instant::now() + within);
         }
-        if when == SyncWhen::Soon && self.due.is_none() && self.durable < self.commits {
-            self.due = Some(Instant::now() + SYNC_LATER_WITHIN);
-        }
-        touched
     }
 
-    /// Commits the probe synced, which carries every commit before it to the disk.
-    fn sync_now(&mut self) -> bool {
-        let synced = self.sync.prepare(&self.conn, true)
+    /// Commits the probe synced, which carries every commit before it to the disk. On
+    /// failure, it is tried again after [`SYNC_LATER_WITHIN`].
+    fn sync_now(&mut self) {
+        // Never inside a transaction a failed ROLLBACK left open: its COMMIT is not ours.
+        let synced = self.conn.is_autocommit()
+            && self.sync.prepare(&self.conn, true)
             && match execute_cached(&self.conn, &self.probe) {
                 Ok(_) => true,
                 Err(e) => {
-                    tracing::error!(error = %e, "could not sync the commits before this one");
+                    if !self.failing {
+                        tracing::error!(error = %e, "could not sync the commits before this one; trying again");
+                    }
                     false
                 }
             };
         if synced {
+            if self.failing {
+                tracing::info!("synced the commits that were waiting");
+            }
             self.commits += 1;
             self.made.store(self.commits, Ordering::Release);
+            self.own_syncs.fetch_add(1, Ordering::Relaxed);
             self.durable = self.commits;
             self.due = None;
         } else {
-            self.due = Some(Instant::now() + SYNC_LATER_WITHIN);
+            let within = Duration::from_micros(self.within.load(Ordering::Relaxed));
+            self.due = Some(Instant::now() + within);
         }
-        synced
+        self.failing = !synced;
     }
 
     fn hand_back(&self, committed: Committed, signals: &Signals, handback: &OnceLock<HandBack>) {
@@ -821,9 +877,10 @@ fn run_job(conn: &Connection, job: &mut WriteJob) -> Ran {
 /// panics after it changed rows (read from SQLite's count of changed rows: jobs change the
 /// database through INSERT, UPDATE and DELETE only) makes the whole batch roll back and
 /// run again, each job in a savepoint of its own, so that the failing one is undone alone.
-fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>) -> (Vec<Completion>, Option<String>) {
+fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>, unsynced: bool) -> Outcome {
     let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
-    let result = (|| -> rusqlite::Result<()> {
+    let changes = conn.total_changes();
+    let result = (|| -> rusqlite::Result<bool> {
         // BEGIN and COMMIT from the statement cache too: `Connection::transaction` parses
         // both again for every batch.
         let run = |sql: &str| execute_cached(conn, sql);
@@ -834,11 +891,19 @@ fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>) -> (Vec<Completion>
             let first = std::mem::take(&mut ran);
             run_with_savepoints(conn, &mut batch, &first, &mut ran)?;
         }
-        run("COMMIT").map(drop)
+        if unsynced && TOUCHED.with(|t| t.get()) & 1 << Topic::OUTBOX.0 != 0 {
+            run("ROLLBACK")?;
+            return Ok(false);
+        }
+        run("COMMIT").map(|_| true)
     })();
     if result.is_err() && !conn.is_autocommit() {
         // What dropping a failed `Transaction` did: nothing of the batch stays.
         let _ = conn.execute_batch("ROLLBACK");
+    }
+    if let Ok(false) = result {
+        TOUCHED.with(|t| t.set(0));
+        return Outcome::SyncFirst(batch);
     }
     let error = result.err().map(|e| {
         tracing::error!(error = %e, "database commit failed");
@@ -852,7 +917,7 @@ fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>) -> (Vec<Completion>
         .filter(|(_, ran)| *ran != Ran::Panicked)
         .map(|(job, _)| job.into_completion())
         .collect();
-    (done, error)
+    Outcome::Done(done, error, conn.total_changes() != changes)
 }
 
 /// The batch without savepoints: `false` when a job failed or panicked after changing
@@ -953,6 +1018,7 @@ impl Drop for Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::Poll;
 
     fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
@@ -1073,28 +1139,57 @@ mod tests {
     }
 
     /// A lazy write commits without a sync, and [`Db::durable`] resolves once one has carried
-    /// it to the disk: the writer's own, made for it when no synced commit comes (nothing
-    /// else is written here). A lazy write that adds to the outbox is synced before the relay
-    /// hears of it. Closing syncs what is left; with `Normal` every commit counts as durable.
+    /// it to the disk: the writer's own, made for it when no synced commit comes in time; a
+    /// synced commit that writes (none of the writer's own is needed then); or one that
+    /// writes nothing, which syncs nothing, so the writer adds its own. A lazy write that
+    /// adds to the outbox is committed synced (its job runs again). Closing syncs what is
+    /// left; with `Normal` every commit counts as durable.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_lazy_write_reaches_the_disk_by_itself_and_before_the_relay_hears_of_it() {
+    async fn a_lazy_write_is_synced_by_the_next_commit_that_writes_or_by_the_writer() {
+        const FULL: i64 = 2;
         const NORMAL: i64 = 1;
         let level = |c: &Connection| -> Result<i64, DbError> {
             Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?)
         };
-        let version = |c: &Connection| -> Result<i64, DbError> {
-            Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?)
+        let insert = |c: &Connection| -> Result<i64, DbError> {
+            c.execute("INSERT INTO t (k) VALUES ('x')", [])?;
+            Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?)
         };
+        let durable_now = async |db: &Db| futures::poll!(std::pin::pin!(db.durable()));
         let tmp = tempfile::tempdir().unwrap();
         let migrations = ["CREATE TABLE t (k TEXT)"];
         let db = Db::open(&tmp.path().join("t.db"), Durability::Full, &migrations).unwrap();
-        let within = Duration::from_secs(10);
 
-        assert_eq!(db.write_lazily(level).await.unwrap(), NORMAL);
-        let durable = tokio::time::timeout(within, db.durable()).await;
+        assert_eq!(db.write_lazily(insert).await.unwrap(), NORMAL);
+        let durable = tokio::time::timeout(Duration::from_secs(10), db.durable()).await;
         assert_eq!(durable, Ok(true), "the writer synced it by itself");
-        // The sync rewrote the schema version with its own value.
-        assert_eq!(db.read(version).await.unwrap(), 1);
+        assert_eq!(db.own_syncs(), 1);
+
+        // From here on the writer would wait an hour: only other commits sync.
+        db.sync_lazy_within(Duration::from_secs(3600));
+        assert_eq!(db.write_lazily(insert).await.unwrap(), NORMAL);
+        assert!(durable_now(&db).await.is_pending(), "waits for a sync");
+        assert_eq!(db.write(insert).await.unwrap(), FULL);
+        assert_eq!(
+            durable_now(&db).await,
+            Poll::Ready(true),
+            "carried by a synced commit"
+        );
+        assert_eq!(db.own_syncs(), 1, "that needed none of the writer's own");
+
+        db.write_lazily(insert).await.unwrap();
+        assert!(durable_now(&db).await.is_pending());
+        assert_eq!(
+            db.write(level).await.unwrap(),
+            FULL,
+            "synced, writing nothing"
+        );
+        assert_eq!(
+            durable_now(&db).await,
+            Poll::Ready(true),
+            "the writer synced it"
+        );
+        assert_eq!(db.own_syncs(), 2);
 
         let mut relay = db.changes(Topic::OUTBOX);
         relay.borrow_and_update();
@@ -1105,29 +1200,29 @@ mod tests {
                 level(c)
             })
             .await;
-        assert_eq!(wrote.unwrap(), NORMAL, "committed without a sync");
+        assert_eq!(wrote.unwrap(), FULL, "run again and committed synced");
         relay.changed().await.unwrap();
-        assert_eq!(
-            futures::poll!(std::pin::pin!(db.durable())),
-            std::task::Poll::Ready(true),
-            "synced before the relay was woken"
-        );
+        assert_eq!(durable_now(&db).await, Poll::Ready(true));
 
         // Left to the writer's stop.
-        db.write_lazily(level).await.unwrap();
+        db.write_lazily(insert).await.unwrap();
+        assert!(durable_now(&db).await.is_pending());
         db.close();
-        assert_eq!(
-            futures::poll!(std::pin::pin!(db.durable())),
-            std::task::Poll::Ready(true)
-        );
+        assert_eq!(durable_now(&db).await, Poll::Ready(true));
+        let rows = Connection::open(tmp.path().join("t.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+        assert_eq!(rows, 6);
 
-        let db = Db::open(&tmp.path().join("n.db"), Durability::Normal, &[]).unwrap();
-        assert_eq!(db.write_lazily(level).await.unwrap(), NORMAL);
+        let db = Db::open(&tmp.path().join("n.db"), Durability::Normal, &migrations).unwrap();
+        assert_eq!(db.write_lazily(insert).await.unwrap(), NORMAL);
         assert_eq!(
-            futures::poll!(std::pin::pin!(db.durable())),
-            std::task::Poll::Ready(true),
+            durable_now(&db).await,
+            Poll::Ready(true),
             "nothing is ever synced with normal: no one waits"
         );
+        assert_eq!(db.own_syncs(), 0);
         db.close();
     }
 
@@ -1253,6 +1348,14 @@ mod tests {
     }
 
     /// Inserts `key`, then fails if told to.
+    /// [`commit_batch`] of a batch that is synced (as every batch is where this is used).
+    fn commit(conn: &Connection, batch: Vec<WriteJob>) -> (Vec<Completion>, Option<String>) {
+        match commit_batch(conn, batch, false) {
+            Outcome::Done(done, error, _) => (done, error),
+            Outcome::SyncFirst(_) => unreachable!("only an unsynced batch is sent back"),
+        }
+    }
+
     fn insert(key: &'static str, fails: bool) -> (WriteJob, Answer, Runs) {
         write_job(move |c| {
             c.execute("INSERT INTO t (k, v) VALUES (?1, 1)", [key])?;
@@ -1292,7 +1395,7 @@ mod tests {
         let (middle, mut middle_rx, _) = insert("middle-fails", true);
         let (b, mut b_rx, _) = insert("b", false);
         let (last, mut last_rx, _) = insert("last-fails", true);
-        let (done, error) = commit_batch(&conn, vec![first, panics, a, middle, b, last]);
+        let (done, error) = commit(&conn, vec![first, panics, a, middle, b, last]);
         assert_eq!(
             (done.len(), &error),
             (5, &None),
@@ -1325,14 +1428,14 @@ mod tests {
         let conn = open_conn(&db.inner.path, Durability::Normal).unwrap();
         // A duplicate key fails in its statement: nothing of it stays to undo.
         let (seed, _, _) = insert("taken", false);
-        let (done, error) = commit_batch(&conn, vec![seed]);
+        let (done, error) = commit(&conn, vec![seed]);
         assert_eq!((done.len(), error), (1, None));
 
         let (a, mut a_rx, a_runs) = insert("a", false);
         let (refuses, mut refuses_rx, refuses_runs) = write_job(|_| Err(DbError::Closed));
         let (duplicate, mut duplicate_rx, _) = insert("taken", false);
         let (b, mut b_rx, b_runs) = insert("b", false);
-        let (done, error) = commit_batch(&conn, vec![a, refuses, duplicate, b]);
+        let (done, error) = commit(&conn, vec![a, refuses, duplicate, b]);
         assert_eq!((done.len(), &error), (4, &None));
         for d in done {
             d(error.clone());
@@ -1350,7 +1453,7 @@ mod tests {
 
         let (c, mut c_rx, c_runs) = insert("c", false);
         let (fails, _, _) = insert("fails-after-writing", true);
-        let (done, error) = commit_batch(&conn, vec![c, fails]);
+        let (done, error) = commit(&conn, vec![c, fails]);
         for d in done {
             d(error.clone());
         }
@@ -1375,7 +1478,7 @@ mod tests {
             panic!("a bug in a handler");
         });
         let (b, mut b_rx, b_runs) = insert("b", false);
-        let (done, error) = commit_batch(&conn, vec![a, panics, b]);
+        let (done, error) = commit(&conn, vec![a, panics, b]);
         assert_eq!((done.len(), &error), (2, &None));
         for d in done {
             d(error.clone());
@@ -1392,7 +1495,7 @@ mod tests {
         let (c, mut c_rx, c_runs) = insert("c", false);
         let (panics, mut panicked, _) = write_job(|_| panic!("before writing"));
         let (d, _, d_runs) = insert("d", false);
-        let (done, error) = commit_batch(&conn, vec![c, panics, d]);
+        let (done, error) = commit(&conn, vec![c, panics, d]);
         for done in done {
             done(error.clone());
         }
@@ -1420,7 +1523,7 @@ mod tests {
             Err(DbError::Closed)
         });
         let (b, _, b_runs) = insert("b", false);
-        let (done, error) = commit_batch(&conn, vec![a, undoes, b]);
+        let (done, error) = commit(&conn, vec![a, undoes, b]);
         for d in done {
             d(error.clone());
         }
@@ -1452,7 +1555,7 @@ mod tests {
             Ok(wrote?)
         });
         let (after, mut after_rx, _) = insert("after", false);
-        let (done, error) = commit_batch(&conn, vec![busy, after]);
+        let (done, error) = commit(&conn, vec![busy, after]);
         assert_eq!(error, None);
         for d in done {
             d(error.clone());
@@ -1473,7 +1576,7 @@ mod tests {
             c.execute_batch("ROLLBACK")?;
             Ok(0)
         });
-        let (done, error) = commit_batch(&conn, vec![a, loses]);
+        let (done, error) = commit(&conn, vec![a, loses]);
         assert!(error.is_some());
         for d in done {
             d(error.clone());
@@ -1494,7 +1597,7 @@ mod tests {
             Ok(0)
         });
         let (inserts, mut inserts_rx, _) = insert("alone", false);
-        let (done, error) = commit_batch(&conn, vec![loses, inserts]);
+        let (done, error) = commit(&conn, vec![loses, inserts]);
         assert!(error.is_some());
         for d in done {
             d(error.clone());

@@ -546,11 +546,12 @@ async fn apply_batch(
     }
 }
 
-/// Acks what a batch applied (or found applied), once its commit is on the disk: a lazy
-/// batch's when a sync has carried it there, meanwhile the consumer goes on. An event
-/// found applied is acked the same way, since the commit that applied it may be the one
-/// still waiting for its sync.
+/// Acks what a batch applied (or found applied), once every commit so far is on the disk:
+/// a synced batch's at once, a lazy batch's when a sync has carried it there (meanwhile the
+/// consumer goes on). An event found applied waits the same way, since the commit that
+/// applied it may be a lazy one still waiting for its sync.
 fn ack(db: &Db, commit: Commit, settled: Vec<Delivery>) {
+    use futures::FutureExt;
     // A lost ack only means one more delivery, which the inbox absorbs.
     let send = |settled: Vec<Delivery>| {
         for d in settled {
@@ -560,8 +561,13 @@ fn ack(db: &Db, commit: Commit, settled: Vec<Delivery>) {
     if settled.is_empty() {
         return;
     }
-    if commit != Commit::Lazy {
+    if commit == Commit::Unsynced {
         return send(settled);
+    }
+    match db.durable().now_or_never() {
+        Some(true) => return send(settled),
+        Some(false) => return,
+        None => {}
     }
     let durable = db.durable();
     tokio::spawn(async move {

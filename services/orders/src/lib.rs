@@ -91,17 +91,15 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     // from the future is left unacked and comes back after the ack wait.
     group.max_in_flight = 64;
     group.ack_wait_ms = 5_000;
-    // The replica, and an order made complete (a payment orders rejects publishes, and is
-    // synced at once): nothing another service hears of until a sync carries it.
+    // The ticket replica: a reservation that reads it commits synced, which carries it to
+    // the disk too. Not `payment:created`: a buyer told that the order is complete must not
+    // see it cancelled after a power cut, should an expiry reach orders before the payment
+    // comes back.
     let group = Group {
-        local: [
-            Subject::TicketCreated,
-            Subject::TicketUpdated,
-            Subject::PaymentCreated,
-        ]
-        .iter()
-        .map(|s| s.as_str().to_string())
-        .collect(),
+        local: [Subject::TicketCreated, Subject::TicketUpdated]
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
         ..Group::from(group)
     };
     let order_rate = Arc::new(governor::RateLimiter::keyed(cfg.orders_per_user.quota()));

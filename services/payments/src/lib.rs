@@ -203,12 +203,11 @@ pub async fn build(cfg: Config) -> anyhow::Result<Service> {
     // after a redelivery) finds no replica and is retried, so many in flight is safe.
     group.max_in_flight = 256;
     group.ack_wait_ms = Duration::from_secs(30).as_millis() as u64;
-    // The order replica; a payment's claim (a synced commit) carries what it read to the disk.
+    // A new order in the replica; a payment's claim (a synced commit) carries what it read
+    // to the disk too. Not `order:cancelled`: a buyer told that the order is cancelled must
+    // not be able to pay it after a power cut took that back.
     let group = Group {
-        local: [Subject::OrderCreated, Subject::OrderCancelled]
-            .iter()
-            .map(|s| s.as_str().to_string())
-            .collect(),
+        local: vec![Subject::OrderCreated.as_str().to_string()],
         ..Group::from(group)
     };
     let revocations = sessions::watch(&db, &keys).await?;
