@@ -465,3 +465,63 @@ impl Core {
 pub(super) fn hex(b: &[u8]) -> String {
     b.iter().take(8).map(|x| format!("{x:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Args {
+        #[command(flatten)]
+        cfg: BrokerConfig,
+    }
+
+    /// A core on a fresh `bus.db`, and the writer's end of its jobs (no writer: the test
+    /// reads what reaches it).
+    fn core() -> (Core, mpsc::Receiver<Job<Token>>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().to_string_lossy().into_owned();
+        let cfg = Args::parse_from(["core", "--data-dir", &data_dir]).cfg;
+        let path = dir.path().join("bus.db");
+        drop(store::open(&path, cfg.durability).unwrap());
+        let reader = Reader::new(store::connect(&path, cfg.durability).unwrap());
+        let (jobs_tx, jobs) = mpsc::channel();
+        let (out, _) = tokio::sync::mpsc::unbounded_channel();
+        (Core::load(cfg, reader, jobs_tx, out).unwrap(), jobs, dir)
+    }
+
+    /// Acks nobody waits for are held back, however many come within `--ack-delay`, until
+    /// `MAX_DEFERRED` are held: then they all go to the writer at once, as one unsynced job
+    /// in the order they were made, and nothing is held any more.
+    #[test]
+    fn held_back_acks_go_to_the_writer_at_once_when_too_many_are_held() {
+        let (mut core, jobs, _dir) = core();
+        let ack = |seq: u64| Write::Acked {
+            group: Arc::from("g"),
+            seqs: vec![seq],
+        };
+        let last = MAX_DEFERRED as u64 - 1;
+        for seq in 0..last {
+            core.defer(vec![ack(seq)]);
+        }
+        assert!(jobs.try_recv().is_err(), "held back");
+        assert!(core.deferred_until.is_some());
+
+        core.defer(vec![ack(last)]);
+        let job = jobs.try_recv().expect("sent once the limit is reached");
+        let seqs: Vec<u64> = job
+            .writes
+            .iter()
+            .map(|w| match w {
+                Write::Acked { seqs, .. } => seqs[0],
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(seqs, (0..=last).collect::<Vec<_>>());
+        assert!(!job.sync, "nobody waits for them");
+        assert!(core.deferred.is_empty() && core.deferred_until.is_none());
+        assert!(jobs.try_recv().is_err(), "one job");
+        assert_eq!(core.outstanding_jobs, 1);
+    }
+}
