@@ -111,6 +111,53 @@ async fn killing_orders_mid_stream_loses_nothing_and_applies_nothing_twice() {
     assert_consistent_within(&stack.data_dir, Duration::from_secs(20)).await;
 }
 
+/// With `--durability full` (the default; the other tests run `normal`), consumers commit
+/// batches of replica rows and timers without an fsync and ack them once a later sync has
+/// carried them (docs/events.md, "When a consumer syncs"). Payments and expiration, whose
+/// `order:created` batches are such, are killed with SIGKILL mid-stream: every purchase
+/// still completes once, the databases agree, and every group ends with nothing left
+/// pending at the bus (each held ack was sent, by a later commit's sync or the writer's own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_full_durability_killing_consumers_that_ack_after_a_later_sync_loses_nothing() {
+    let mut stack = Stack::start_with_env(&ALL, &[("TIX_DB_DURABILITY", "full")]);
+    let api = Api::new(&stack);
+    let tickets = tickets(&api, 30).await;
+    let buyers = buy_all(&api, &tickets);
+    let chaos = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        stack.kill("payments");
+        stack.kill("expiration");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        stack.restart("payments");
+        stack.restart("expiration");
+    };
+    let (paid, ()) = tokio::join!(buyers, chaos);
+    for r in &paid {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    eventually("every order is complete", Duration::from_secs(20), || {
+        all_complete(&api, &paid)
+    })
+    .await;
+    assert_consistent_within(&stack.data_dir, Duration::from_secs(20)).await;
+    let bus = tix_testkit::events::connect(&stack.bus.endpoint, "test").await;
+    eventually(
+        "every group acked everything",
+        Duration::from_secs(20),
+        || async {
+            let stats = bus.stats().await.unwrap();
+            ["tickets", "orders", "payments", "expiration"]
+                .iter()
+                .all(|g| {
+                    stats
+                        .group(g)
+                        .is_some_and(|g| g.pending == 0 && g.dead_letters == 0)
+                })
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_during_purchases_delays_them_and_loses_nothing() {
     let mut stack = Stack::start(&ALL);
