@@ -142,6 +142,8 @@ thread_local! {
     static TOUCHED: Cell<u8> = const { Cell::new(0) };
     /// Set by a job that failed and rolled back what it had changed itself.
     static UNDONE: Cell<bool> = const { Cell::new(false) };
+    /// SQLite's count of changed rows when the writer's transaction last began.
+    static BEGUN_AT: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Says, from inside a [`Db::write`] job about to fail, that it has rolled back every
@@ -159,7 +161,12 @@ pub fn touched(topic: Topic) {
     TOUCHED.with(|t| t.set(t.get() | 1 << topic.0));
 }
 
-type Completion = Box<dyn FnOnce(Option<String>) + Send>;
+/// Tells a job's caller how its batch ended: the commit's error, or its number.
+type Completion = Box<dyn FnOnce(Result<CommitNo, String>) + Send>;
+
+/// The number of a commit of the writer, for [`Db::durable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CommitNo(u64);
 
 /// A write, as the writer thread holds it. `run` may be called again: a batch in which a
 /// job failed after changing rows is rolled back whole and run anew, each job in a
@@ -197,7 +204,7 @@ struct Write<F, T, E> {
     f: F,
     correlation: Option<crate::correlation::Id>,
     result: Option<Result<T, E>>,
-    reply: oneshot::Sender<Result<T, E>>,
+    reply: oneshot::Sender<Result<(T, CommitNo), E>>,
     sync: SyncWhen,
 }
 
@@ -221,12 +228,12 @@ where
 
     fn into_completion(self: Box<Self>) -> Completion {
         let Write { result, reply, .. } = *self;
-        Box::new(move |commit_error| {
-            let out = match (commit_error, result) {
-                (Some(e), _) => Err(E::from(DbError::Commit(e))),
-                (None, Some(result)) => result,
+        Box::new(move |commit| {
+            let out = match (commit, result) {
+                (Err(e), _) => Err(E::from(DbError::Commit(e))),
+                (Ok(n), Some(result)) => result.map(|t| (t, n)),
                 // Never ran to its end: the caller hears the channel close.
-                (None, None) => return,
+                (Ok(_), None) => return,
             };
             let _ = reply.send(out);
         })
@@ -241,8 +248,6 @@ pub struct Db {
 
 struct Inner {
     path: PathBuf,
-    /// How many commits the writer has made (set before their callers hear of them).
-    commits: Arc<AtomicU64>,
     /// [`Db::sync_lazy_within`], in microseconds.
     sync_within: Arc<AtomicU64>,
     /// [`Db::own_syncs`].
@@ -259,13 +264,20 @@ struct Inner {
 /// topics it touched.
 struct Signals {
     topics: [watch::Sender<u64>; TOPICS],
-    /// How many of the commits are on the disk: each synced commit carries every one before
-    /// it (see [`Db::write_unsynced`]). With `--durability normal`, all of them.
+    /// The number up to which every commit someone waits for ([`Db::write`]'s and
+    /// [`Db::write_lazily`]'s, not [`Db::write_unsynced`]'s) is on the disk: each synced
+    /// commit carries every one before it. With `--durability normal`, every commit.
     durable: watch::Sender<u64>,
 }
 
 impl Signals {
-    fn committed(&self, done: Vec<Completion>, error: Option<String>, touched: u8, durable: u64) {
+    fn committed(
+        &self,
+        done: Vec<Completion>,
+        commit: Result<CommitNo, String>,
+        touched: u8,
+        durable: u64,
+    ) {
         // First, so that a caller told of its commit finds [`Db::durable`] up to date.
         self.durable.send_if_modified(|d| {
             let newer = durable > *d;
@@ -273,7 +285,7 @@ impl Signals {
             newer
         });
         for d in done {
-            d(error.clone());
+            d(commit.clone());
         }
         for (i, topic) in self.topics.iter().enumerate() {
             if touched & 1 << i != 0 {
@@ -291,8 +303,9 @@ impl Signals {
 /// runtime's own thread (docs/benchmarks.md).
 type HandBack = tokio::sync::mpsc::UnboundedSender<Committed>;
 
-/// A commit's completions, its error, the topics it touched and how many commits are durable.
-type Committed = (Vec<Completion>, Option<String>, u8, u64);
+/// A commit's completions, its number or error, the topics it touched, and up to which
+/// number commits are durable.
+type Committed = (Vec<Completion>, Result<CommitNo, String>, u8, u64);
 
 /// The runtime's end of the hand-back. Dropped with its task when the runtime goes away,
 /// it wakes whatever commits were still queued to it: a committed write must never be
@@ -306,8 +319,8 @@ impl Drop for Waker {
     fn drop(&mut self) {
         // Closed first, so the writer falls back to waking by itself from now on.
         self.rx.close();
-        while let Ok((done, error, touched, durable)) = self.rx.try_recv() {
-            self.signals.committed(done, error, touched, durable);
+        while let Ok((done, commit, touched, durable)) = self.rx.try_recv() {
+            self.signals.committed(done, commit, touched, durable);
         }
     }
 }
@@ -389,13 +402,11 @@ impl Db {
             topics: std::array::from_fn(|_| watch::channel(0u64).0),
             durable: watch::channel(0u64).0,
         });
-        let commits = Arc::new(AtomicU64::new(0));
         let sync_within = Arc::new(AtomicU64::new(SYNC_LATER_WITHIN.as_micros() as u64));
         let own_syncs = Arc::new(AtomicU64::new(0));
         let handback: Arc<OnceLock<HandBack>> = Arc::default();
         let (writer_signals, writer_handback) = (signals.clone(), handback.clone());
-        let (writer_commits, writer_within, writer_syncs) =
-            (commits.clone(), sync_within.clone(), own_syncs.clone());
+        let (writer_within, writer_syncs) = (sync_within.clone(), own_syncs.clone());
         let name = format!(
             "db-writer-{}",
             path.file_stem().and_then(|s| s.to_str()).unwrap_or("db")
@@ -403,14 +414,13 @@ impl Db {
         let writer = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                let mut w = Writer::new(conn, &writer_commits, &writer_within, &writer_syncs);
+                let mut w = Writer::new(conn, &writer_within, &writer_syncs);
                 w.run(rx, &writer_signals, &writer_handback);
             })
             .map_err(|e| DbError::Commit(e.to_string()))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                commits,
                 sync_within,
                 own_syncs,
                 durability,
@@ -438,12 +448,25 @@ impl Db {
     /// When `f` fails, its changes are rolled back and nothing else is affected.
     ///
     /// `f` may run more than once: when another closure of its batch fails after changing
-    /// rows, the batch is rolled back and run again ([`commit_batch`]), and the caller gets
-    /// the last run's result. So `f` should change nothing outside the database that a
+    /// rows, the batch is rolled back and run again ([`commit_batch`]), and so it is when a
+    /// batch about to be committed unsynced added rows to the outbox ([`Db::write_lazily`]);
+    /// the caller gets the last run's result. So `f` should change nothing outside the database that a
     /// second run would harm, and change the database through INSERT, UPDATE and DELETE
     /// when it may fail afterwards (that it changed something is read from SQLite's count
     /// of changed rows).
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.submit(f, SyncWhen::Now).await.map(|(t, _)| t)
+    }
+
+    /// [`Db::write`], and the number of its commit: [`Db::durable`] of it resolves at once,
+    /// unless the commit wrote nothing while lazy commits before it waited for a sync, and
+    /// the writer's own sync of them then failed.
+    pub async fn write_numbered<T, E, F>(&self, f: F) -> Result<(T, CommitNo), E>
     where
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -468,19 +491,21 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.submit(f, SyncWhen::Whenever).await
+        self.submit(f, SyncWhen::Whenever).await.map(|(t, _)| t)
     }
 
-    /// [`Db::write`] whose caller hears of the commit before it is on the disk, and waits
-    /// with [`Db::durable`] before telling anyone else (a consumer's ack). The writer syncs
-    /// it with the next synced commit, or by itself within [`SYNC_LATER_WITHIN`]: one fsync
-    /// for what came meanwhile rather than one for each.
+    /// [`Db::write`] whose caller hears of the commit before it is on the disk, with its
+    /// number, and waits with [`Db::durable`] before telling anyone else (a consumer's
+    /// ack). The next synced commit that writes carries it to the disk, or the writer syncs
+    /// one of its own within [`SYNC_LATER_WITHIN`]: one fsync for what came meanwhile
+    /// rather than one for each.
     ///
-    /// Whatever the service reads or answers from it meanwhile is the truth that a power cut
-    /// can only take back until the same work is done again (the event comes back, unacked).
-    /// A commit that adds rows to the outbox is synced before the relay is woken, however it
-    /// was written: no event is published from a commit a power cut could take back.
-    pub async fn write_lazily<T, E, F>(&self, f: F) -> Result<T, E>
+    /// What the service reads from it meanwhile, a power cut can take back until the same
+    /// work is done again (the event comes back, unacked): only what nobody is told of
+    /// belongs here. A batch that adds rows to the outbox is always committed synced (its
+    /// jobs run again if it was about to be committed otherwise): no reader ever sees an
+    /// outbox row a power cut could take back.
+    pub async fn write_lazily<T, E, F>(&self, f: F) -> Result<(T, CommitNo), E>
     where
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -503,22 +528,24 @@ impl Db {
         self.inner.own_syncs.load(Ordering::Relaxed)
     }
 
-    /// Resolves once every commit made so far is on the disk (at once with `--durability
-    /// normal`); `false` if the database is gone first.
-    pub fn durable(&self) -> impl std::future::Future<Output = bool> + Send + 'static {
-        let made = self.inner.commits.load(Ordering::Acquire);
+    /// Resolves once `commit`, and every synced or lazy commit before it, is on the disk (at
+    /// once with `--durability normal`); `false` if the database is gone first.
+    pub fn durable(
+        &self,
+        commit: CommitNo,
+    ) -> impl std::future::Future<Output = bool> + Send + 'static {
         let mut durable = self.inner.signals.durable.subscribe();
-        async move { durable.wait_for(|d| *d >= made).await.is_ok() }
+        async move { durable.wait_for(|d| *d >= commit.0).await.is_ok() }
     }
 
-    async fn submit<T, E, F>(&self, f: F, sync: SyncWhen) -> Result<T, E>
+    async fn submit<T, E, F>(&self, f: F, sync: SyncWhen) -> Result<(T, CommitNo), E>
     where
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
         self.hand_back_here();
-        let (reply, rx) = oneshot::channel::<Result<T, E>>();
+        let (reply, rx) = oneshot::channel::<Result<(T, CommitNo), E>>();
         // The job runs on the writer thread: the request's correlation id goes with it, for
         // the events it enqueues.
         let job: WriteJob = Box::new(Write {
@@ -563,8 +590,8 @@ impl Db {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let mut waker = Waker { rx, signals };
             runtime.spawn(async move {
-                while let Some((done, error, touched, durable)) = waker.rx.recv().await {
-                    waker.signals.committed(done, error, touched, durable);
+                while let Some((done, commit, touched, durable)) = waker.rx.recv().await {
+                    waker.signals.committed(done, commit, touched, durable);
                 }
             });
             tx
@@ -663,16 +690,17 @@ const MAX_BATCH: usize = 1024;
 struct Writer<'a> {
     conn: Connection,
     sync: CommitSync,
-    /// Commits made, and how many of them are on the disk.
+    /// Commits made (the last one's number).
     commits: u64,
+    /// The number up to which every synced and lazy commit is on the disk ([`Signals`]).
     durable: u64,
-    /// Where `commits` is published for [`Db::durable`].
-    made: &'a AtomicU64,
+    /// The last lazy commit's number.
+    lazy: u64,
     /// How long a lazy commit may wait for a sync, in microseconds ([`Db::sync_lazy_within`]).
     within: &'a AtomicU64,
     /// Its own syncs made ([`Db::own_syncs`]).
     own_syncs: &'a AtomicU64,
-    /// When a lazy commit must be synced at the latest.
+    /// When the oldest lazy commit not on the disk must be synced at the latest.
     due: Option<Instant>,
     /// The last sync of the writer's own failed (logged once until one succeeds).
     failing: bool,
@@ -684,21 +712,16 @@ struct Writer<'a> {
 /// What [`commit_batch`] did with a batch.
 enum Outcome {
     /// Committed (or failed to): what to tell its callers, the error, and whether the
-    /// transaction changed any row (a commit that changed nothing writes nothing, and so
+    /// transaction changed any row (a commit that changed none writes nothing, and so
     /// syncs nothing either).
     Done(Vec<Completion>, Option<String>, bool),
     /// Rolled back before its commit: it added to the outbox, and it was about to be
-    /// committed unsynced. Run it again synced.
+    /// committed unsynced. Run it again synced (the jobs that panicked are left out).
     SyncFirst(Vec<WriteJob>),
 }
 
 impl<'a> Writer<'a> {
-    fn new(
-        conn: Connection,
-        made: &'a AtomicU64,
-        within: &'a AtomicU64,
-        own_syncs: &'a AtomicU64,
-    ) -> Writer<'a> {
+    fn new(conn: Connection, within: &'a AtomicU64, own_syncs: &'a AtomicU64) -> Writer<'a> {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap_or(0);
@@ -707,7 +730,7 @@ impl<'a> Writer<'a> {
             conn,
             commits: 0,
             durable: 0,
-            made,
+            lazy: 0,
             within,
             own_syncs,
             due: None,
@@ -733,7 +756,8 @@ impl<'a> Writer<'a> {
                     Ok(j) => j,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         self.sync_now();
-                        self.hand_back((Vec::new(), None, 0, self.durable), signals, handback);
+                        let nothing = Err(String::new());
+                        self.hand_back((Vec::new(), nothing, 0, self.durable), signals, handback);
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -772,37 +796,41 @@ impl<'a> Writer<'a> {
                 }
             };
             let touched = TOUCHED.with(|t| t.replace(0));
-            if error.is_none() {
-                self.committed(when, wrote);
-            }
-            self.hand_back((done, error, touched, self.durable), signals, handback);
+            let commit = match error {
+                Some(e) => Err(e),
+                None => Ok(self.committed(when, wrote)),
+            };
+            self.hand_back((done, commit, touched, self.durable), signals, handback);
         }
         if self.durable < self.commits {
             self.sync_now();
         }
         self.sync.finish(&self.conn);
-        signals.committed(Vec::new(), None, 0, self.durable);
+        signals.committed(Vec::new(), Err(String::new()), 0, self.durable);
     }
 
-    /// Counts a commit and what it leaves to sync.
-    fn committed(&mut self, when: SyncWhen, wrote: bool) {
+    /// Counts a commit and what it leaves to sync; its number.
+    fn committed(&mut self, when: SyncWhen, wrote: bool) -> CommitNo {
         self.commits += 1;
-        self.made.store(self.commits, Ordering::Release);
-        if !self.sync.skipped() {
-            if wrote || self.durable + 1 == self.commits {
-                self.durable = self.commits;
-                self.due = None;
-            } else {
-                // Synced in name only: SQLite wrote nothing, so it fsynced nothing, and the
-                // lazy commits before it are still waiting. Callers hear of this one after.
-                self.sync_now();
+        let n = self.commits;
+        if self.sync.skipped() {
+            if when == SyncWhen::Soon {
+                self.lazy = n;
+                if self.due.is_none() {
+                    let within = Duration::from_micros(self.within.load(Ordering::Relaxed));
+                    self.due = Some(Instant::now() + within);
+                }
             }
-            return;
+        } else if wrote || self.durable >= self.lazy {
+            // Synced (or the database never syncs): it carried every commit before it.
+            self.durable = n;
+            self.due = None;
+        } else {
+            // Synced in name only: SQLite wrote nothing, so it fsynced nothing, and lazy
+            // commits before it are still waiting. Callers hear of this one after.
+            self.sync_now();
         }
-        if when == SyncWhen::Soon && self.due.is_none() {
-            let within = Duration::from_micros(self.within.load(Ordering::Relaxed));
-            self.due = Some(Instant::now() + within);
-        }
+        CommitNo(n)
     }
 
     /// Commits the probe synced, which carries every commit before it to the disk. On
@@ -825,7 +853,6 @@ impl<'a> Writer<'a> {
                 tracing::info!("synced the commits that were waiting");
             }
             self.commits += 1;
-            self.made.store(self.commits, Ordering::Release);
             self.own_syncs.fetch_add(1, Ordering::Relaxed);
             self.durable = self.commits;
             self.due = None;
@@ -841,8 +868,8 @@ impl<'a> Writer<'a> {
             Some(to_runtime) => to_runtime.send(committed).map_err(|e| e.0),
             None => Err(committed),
         };
-        if let Err((done, error, touched, durable)) = woken {
-            signals.committed(done, error, touched, durable);
+        if let Err((done, commit, touched, durable)) = woken {
+            signals.committed(done, commit, touched, durable);
         }
     }
 }
@@ -879,23 +906,19 @@ fn run_job(conn: &Connection, job: &mut WriteJob) -> Ran {
 /// run again, each job in a savepoint of its own, so that the failing one is undone alone.
 fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>, unsynced: bool) -> Outcome {
     let mut ran: Vec<Ran> = Vec::with_capacity(batch.len());
-    let changes = conn.total_changes();
     let result = (|| -> rusqlite::Result<bool> {
-        // BEGIN and COMMIT from the statement cache too: `Connection::transaction` parses
-        // both again for every batch.
-        let run = |sql: &str| execute_cached(conn, sql);
-        run("BEGIN")?;
+        begin(conn)?;
         if !run_without_savepoints(conn, &mut batch, &mut ran)? {
-            run("ROLLBACK")?;
-            run("BEGIN")?;
+            execute_cached(conn, "ROLLBACK")?;
+            begin(conn)?;
             let first = std::mem::take(&mut ran);
             run_with_savepoints(conn, &mut batch, &first, &mut ran)?;
         }
         if unsynced && TOUCHED.with(|t| t.get()) & 1 << Topic::OUTBOX.0 != 0 {
-            run("ROLLBACK")?;
+            execute_cached(conn, "ROLLBACK")?;
             return Ok(false);
         }
-        run("COMMIT").map(|_| true)
+        execute_cached(conn, "COMMIT").map(|_| true)
     })();
     if result.is_err() && !conn.is_autocommit() {
         // What dropping a failed `Transaction` did: nothing of the batch stays.
@@ -903,12 +926,21 @@ fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>, unsynced: bool) -> 
     }
     if let Ok(false) = result {
         TOUCHED.with(|t| t.set(0));
-        return Outcome::SyncFirst(batch);
+        let again = batch
+            .into_iter()
+            .zip(ran.into_iter().chain(std::iter::repeat(Ran::Succeeded)))
+            .filter(|(_, ran)| *ran != Ran::Panicked)
+            .map(|(job, _)| job)
+            .collect();
+        return Outcome::SyncFirst(again);
     }
     let error = result.err().map(|e| {
         tracing::error!(error = %e, "database commit failed");
         e.to_string()
     });
+    // Counted from the transaction that committed: a whole one rolled back before it
+    // (ROLLBACK, BEGIN) wrote nothing that COMMIT writes, though SQLite counted its rows.
+    let wrote = conn.total_changes() != BEGUN_AT.with(Cell::get);
     // A job that panicked, or that the batch never got to, is dropped: its caller hears
     // its reply channel close.
     let done = batch
@@ -917,7 +949,15 @@ fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>, unsynced: bool) -> 
         .filter(|(_, ran)| *ran != Ran::Panicked)
         .map(|(job, _)| job.into_completion())
         .collect();
-    Outcome::Done(done, error, conn.total_changes() != changes)
+    Outcome::Done(done, error, wrote)
+}
+
+/// BEGIN (from the statement cache: `Connection::transaction` parses it again every time),
+/// noting SQLite's count of changed rows at that moment.
+fn begin(conn: &Connection) -> rusqlite::Result<()> {
+    execute_cached(conn, "BEGIN")?;
+    BEGUN_AT.with(|b| b.set(conn.total_changes()));
+    Ok(())
 }
 
 /// The batch without savepoints: `false` when a job failed or panicked after changing
@@ -949,7 +989,7 @@ fn run_without_savepoints(
             // met a busy database (another process writing) leaves no stale snapshot, on
             // which every later job's write would fail too.
             run("ROLLBACK")?;
-            run("BEGIN")?;
+            begin(conn)?;
         }
     }
     Ok(true)
@@ -999,7 +1039,7 @@ fn run_with_savepoints(
             empty = false;
         } else if empty {
             run("ROLLBACK")?;
-            run("BEGIN")?;
+            begin(conn)?;
         } else {
             run("ROLLBACK TO job")?;
             run("RELEASE job")?;
@@ -1138,12 +1178,13 @@ mod tests {
         db.close();
     }
 
-    /// A lazy write commits without a sync, and [`Db::durable`] resolves once one has carried
-    /// it to the disk: the writer's own, made for it when no synced commit comes in time; a
-    /// synced commit that writes (none of the writer's own is needed then); or one that
-    /// writes nothing, which syncs nothing, so the writer adds its own. A lazy write that
-    /// adds to the outbox is committed synced (its job runs again). Closing syncs what is
-    /// left; with `Normal` every commit counts as durable.
+    /// A lazy write commits without a sync, and [`Db::durable`] of its commit resolves once
+    /// one has carried it to the disk: the writer's own, made for it when no synced commit
+    /// comes in time; a synced commit that writes (none of the writer's own is needed
+    /// then); or one that writes nothing — none at all, or rows it rolled back whole — which
+    /// syncs nothing, so the writer adds its own. An unsynced commit after them holds
+    /// nobody up. A lazy write that adds to the outbox is committed synced (its job runs
+    /// again). Closing syncs what is left; with `Normal` every commit counts as durable.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_lazy_write_is_synced_by_the_next_commit_that_writes_or_by_the_writer() {
         const FULL: i64 = 2;
@@ -1155,41 +1196,66 @@ mod tests {
             c.execute("INSERT INTO t (k) VALUES ('x')", [])?;
             Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?)
         };
-        let durable_now = async |db: &Db| futures::poll!(std::pin::pin!(db.durable()));
+        let durable_now =
+            async |db: &Db, n: CommitNo| futures::poll!(std::pin::pin!(db.durable(n)));
         let tmp = tempfile::tempdir().unwrap();
         let migrations = ["CREATE TABLE t (k TEXT)"];
         let db = Db::open(&tmp.path().join("t.db"), Durability::Full, &migrations).unwrap();
 
-        assert_eq!(db.write_lazily(insert).await.unwrap(), NORMAL);
-        let durable = tokio::time::timeout(Duration::from_secs(10), db.durable()).await;
+        let (level_seen, n) = db.write_lazily(insert).await.unwrap();
+        assert_eq!(level_seen, NORMAL);
+        let durable = tokio::time::timeout(Duration::from_secs(10), db.durable(n)).await;
         assert_eq!(durable, Ok(true), "the writer synced it by itself");
         assert_eq!(db.own_syncs(), 1);
 
         // From here on the writer would wait an hour: only other commits sync.
         db.sync_lazy_within(Duration::from_secs(3600));
-        assert_eq!(db.write_lazily(insert).await.unwrap(), NORMAL);
-        assert!(durable_now(&db).await.is_pending(), "waits for a sync");
+        let (_, n) = db.write_lazily(insert).await.unwrap();
+        assert!(durable_now(&db, n).await.is_pending(), "waits for a sync");
         assert_eq!(db.write(insert).await.unwrap(), FULL);
         assert_eq!(
-            durable_now(&db).await,
+            durable_now(&db, n).await,
             Poll::Ready(true),
             "carried by a synced commit"
         );
         assert_eq!(db.own_syncs(), 1, "that needed none of the writer's own");
+        db.write_unsynced(insert).await.unwrap();
+        assert_eq!(
+            durable_now(&db, n).await,
+            Poll::Ready(true),
+            "not held up by it"
+        );
 
-        db.write_lazily(insert).await.unwrap();
-        assert!(durable_now(&db).await.is_pending());
+        let (_, n) = db.write_lazily(insert).await.unwrap();
+        assert!(durable_now(&db, n).await.is_pending());
         assert_eq!(
             db.write(level).await.unwrap(),
             FULL,
             "synced, writing nothing"
         );
         assert_eq!(
-            durable_now(&db).await,
+            durable_now(&db, n).await,
             Poll::Ready(true),
             "the writer synced it"
         );
         assert_eq!(db.own_syncs(), 2);
+
+        // A synced job that wrote, then failed: its whole transaction is rolled back and
+        // begun again, so the commit writes nothing, though SQLite counted its row.
+        let (_, n) = db.write_lazily(insert).await.unwrap();
+        let failed = db
+            .write(|c| -> Result<(), DbError> {
+                c.execute("INSERT INTO t (k) VALUES ('undone')", [])?;
+                Err(DbError::Closed)
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(
+            durable_now(&db, n).await,
+            Poll::Ready(true),
+            "the writer synced it"
+        );
+        assert_eq!(db.own_syncs(), 3);
 
         let mut relay = db.changes(Topic::OUTBOX);
         relay.borrow_and_update();
@@ -1200,25 +1266,27 @@ mod tests {
                 level(c)
             })
             .await;
-        assert_eq!(wrote.unwrap(), FULL, "run again and committed synced");
+        let (level_seen, n) = wrote.unwrap();
+        assert_eq!(level_seen, FULL, "run again and committed synced");
         relay.changed().await.unwrap();
-        assert_eq!(durable_now(&db).await, Poll::Ready(true));
+        assert_eq!(durable_now(&db, n).await, Poll::Ready(true));
 
         // Left to the writer's stop.
-        db.write_lazily(insert).await.unwrap();
-        assert!(durable_now(&db).await.is_pending());
+        let (_, n) = db.write_lazily(insert).await.unwrap();
+        assert!(durable_now(&db, n).await.is_pending());
         db.close();
-        assert_eq!(durable_now(&db).await, Poll::Ready(true));
+        assert_eq!(durable_now(&db, n).await, Poll::Ready(true));
         let rows = Connection::open(tmp.path().join("t.db"))
             .unwrap()
             .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
             .unwrap();
-        assert_eq!(rows, 6);
+        assert_eq!(rows, 8);
 
         let db = Db::open(&tmp.path().join("n.db"), Durability::Normal, &migrations).unwrap();
-        assert_eq!(db.write_lazily(insert).await.unwrap(), NORMAL);
+        let (level_seen, n) = db.write_lazily(insert).await.unwrap();
+        assert_eq!(level_seen, NORMAL);
         assert_eq!(
-            durable_now(&db).await,
+            durable_now(&db, n).await,
             Poll::Ready(true),
             "nothing is ever synced with normal: no one waits"
         );
@@ -1319,7 +1387,12 @@ mod tests {
         assert_eq!(n, 1 + 180);
     }
 
-    type Answer = oneshot::Receiver<Result<usize, DbError>>;
+    type Answer = oneshot::Receiver<Result<(usize, CommitNo), DbError>>;
+
+    /// What a batch's callers hear, from what [`commit`] returned.
+    fn ended(error: &Option<String>) -> Result<CommitNo, String> {
+        error.clone().map_or(Ok(CommitNo(1)), Err)
+    }
     type Runs = std::sync::Arc<std::sync::atomic::AtomicUsize>;
 
     fn runs(r: &Runs) -> usize {
@@ -1376,7 +1449,9 @@ mod tests {
     }
 
     fn answer(rx: &mut Answer) -> Option<Result<usize, String>> {
-        rx.try_recv().ok().map(|r| r.map_err(|e| e.to_string()))
+        rx.try_recv()
+            .ok()
+            .map(|r| r.map(|(n, _)| n).map_err(|e| e.to_string()))
     }
 
     /// One batch, failures first, in the middle and last, and a panic, each after it
@@ -1402,7 +1477,7 @@ mod tests {
             "every job but the panic is answered"
         );
         for d in done {
-            d(error.clone());
+            d(ended(&error));
         }
         assert_eq!(keys(&conn), ["a", "b"]);
         assert!(conn.is_autocommit(), "the batch's transaction is closed");
@@ -1438,7 +1513,7 @@ mod tests {
         let (done, error) = commit(&conn, vec![a, refuses, duplicate, b]);
         assert_eq!((done.len(), &error), (4, &None));
         for d in done {
-            d(error.clone());
+            d(ended(&error));
         }
         assert_eq!(keys(&conn), ["a", "b", "taken"]);
         assert_eq!(
@@ -1455,7 +1530,7 @@ mod tests {
         let (fails, _, _) = insert("fails-after-writing", true);
         let (done, error) = commit(&conn, vec![c, fails]);
         for d in done {
-            d(error.clone());
+            d(ended(&error));
         }
         assert_eq!(keys(&conn), ["a", "b", "c", "taken"]);
         assert_eq!(
@@ -1481,7 +1556,7 @@ mod tests {
         let (done, error) = commit(&conn, vec![a, panics, b]);
         assert_eq!((done.len(), &error), (2, &None));
         for d in done {
-            d(error.clone());
+            d(ended(&error));
         }
         assert_eq!(keys(&conn), ["a", "b"]);
         assert_eq!((runs(&a_runs), runs(&panic_runs), runs(&b_runs)), (2, 1, 1));
@@ -1497,7 +1572,7 @@ mod tests {
         let (d, _, d_runs) = insert("d", false);
         let (done, error) = commit(&conn, vec![c, panics, d]);
         for done in done {
-            done(error.clone());
+            done(ended(&error));
         }
         assert_eq!(keys(&conn), ["a", "b", "c", "d"]);
         assert_eq!((runs(&c_runs), runs(&d_runs)), (1, 1));
@@ -1525,7 +1600,7 @@ mod tests {
         let (b, _, b_runs) = insert("b", false);
         let (done, error) = commit(&conn, vec![a, undoes, b]);
         for d in done {
-            d(error.clone());
+            d(ended(&error));
         }
         assert_eq!(keys(&conn), ["a", "b"]);
         assert_eq!((runs(&a_runs), runs(&b_runs)), (1, 1));
@@ -1558,7 +1633,7 @@ mod tests {
         let (done, error) = commit(&conn, vec![busy, after]);
         assert_eq!(error, None);
         for d in done {
-            d(error.clone());
+            d(ended(&error));
         }
         assert!(matches!(answer(&mut busy_rx), Some(Err(_))));
         assert_eq!(answer(&mut after_rx), Some(Ok(1)));
@@ -1579,7 +1654,7 @@ mod tests {
         let (done, error) = commit(&conn, vec![a, loses]);
         assert!(error.is_some());
         for d in done {
-            d(error.clone());
+            d(ended(&error));
         }
         assert!(matches!(answer(&mut a_rx), Some(Err(_))));
         assert!(keys(&conn).is_empty());
@@ -1600,7 +1675,7 @@ mod tests {
         let (done, error) = commit(&conn, vec![loses, inserts]);
         assert!(error.is_some());
         for d in done {
-            d(error.clone());
+            d(ended(&error));
         }
         let n: i64 = conn
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))

@@ -22,7 +22,7 @@ use tix_api::events::Envelope;
 use tix_bus_client::{Client, Delivery, SubscribeOptions, Subscription};
 use tokio::time::Instant;
 
-use crate::db::{Db, DbError, is_transient_cause};
+use crate::db::{CommitNo, Db, DbError, is_transient_cause};
 use crate::health::Part;
 
 /// What a handler did with an event.
@@ -421,7 +421,7 @@ async fn apply_until_done(
             }
         };
         match result {
-            Ok(verdicts) => {
+            Ok((verdicts, number)) => {
                 let metrics = crate::metrics::get();
                 let mut settled = Vec::with_capacity(deliveries.len());
                 for ((d, v), env) in deliveries.into_iter().zip(verdicts).zip(events.iter()) {
@@ -459,7 +459,7 @@ async fn apply_until_done(
                         "applied events after the database recovered"
                     );
                 }
-                ack(db, commit, settled);
+                ack(db, number, settled);
                 health.ok();
                 return;
             }
@@ -536,21 +536,23 @@ async fn apply_batch(
     handler: &Handler,
     events: Arc<Vec<Envelope>>,
     commit: Commit,
-) -> Result<Vec<Verdict>, BatchError> {
+) -> Result<(Vec<Verdict>, Option<CommitNo>), BatchError> {
     let handler = handler.clone();
     let apply = move |conn: &Connection| apply_events(conn, &handler, &events);
+    let numbered = |(v, n)| (v, Some(n));
     match commit {
-        Commit::Synced => db.write(apply).await,
-        Commit::Lazy => db.write_lazily(apply).await,
-        Commit::Unsynced => db.write_unsynced(apply).await,
+        Commit::Synced => db.write_numbered(apply).await.map(numbered),
+        Commit::Lazy => db.write_lazily(apply).await.map(numbered),
+        Commit::Unsynced => db.write_unsynced(apply).await.map(|v| (v, None)),
     }
 }
 
-/// Acks what a batch applied (or found applied), once every commit so far is on the disk:
-/// a synced batch's at once, a lazy batch's when a sync has carried it there (meanwhile the
-/// consumer goes on). An event found applied waits the same way, since the commit that
-/// applied it may be a lazy one still waiting for its sync.
-fn ack(db: &Db, commit: Commit, settled: Vec<Delivery>) {
+/// Acks what a batch applied (or found applied) once its commit, and every one before it,
+/// is on the disk: a synced batch's at once, a lazy batch's when a sync has carried it
+/// there (meanwhile the consumer goes on). An event found applied waits the same way: the
+/// commit that applied it came before. An unsynced batch's (`None`: optional subjects
+/// only) go at once.
+fn ack(db: &Db, commit: Option<CommitNo>, settled: Vec<Delivery>) {
     use futures::FutureExt;
     // A lost ack only means one more delivery, which the inbox absorbs.
     let send = |settled: Vec<Delivery>| {
@@ -561,15 +563,15 @@ fn ack(db: &Db, commit: Commit, settled: Vec<Delivery>) {
     if settled.is_empty() {
         return;
     }
-    if commit == Commit::Unsynced {
+    let Some(commit) = commit else {
         return send(settled);
-    }
-    match db.durable().now_or_never() {
+    };
+    let mut durable = Box::pin(db.durable(commit));
+    match durable.as_mut().now_or_never() {
         Some(true) => return send(settled),
         Some(false) => return,
         None => {}
     }
-    let durable = db.durable();
     tokio::spawn(async move {
         // A writer that stopped first leaves them unacked: they come back.
         if durable.await {
