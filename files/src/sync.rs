@@ -43,6 +43,11 @@ impl CommitSync {
         !sync || self.syncing
     }
 
+    /// Whether the database syncs commits at all (opened with `FULL`).
+    pub fn full(&self) -> bool {
+        self.full
+    }
+
     /// The commit just prepared will not be synced, though the database syncs commits.
     pub fn skipped(&self) -> bool {
         self.full && !self.syncing

@@ -266,7 +266,8 @@ struct Signals {
     topics: [watch::Sender<u64>; TOPICS],
     /// The number up to which every commit someone waits for ([`Db::write`]'s and
     /// [`Db::write_lazily`]'s, not [`Db::write_unsynced`]'s) is on the disk: each synced
-    /// commit carries every one before it. With `--durability normal`, every commit.
+    /// commit that writes carries every one before it. With `--durability normal`, every
+    /// commit.
     durable: watch::Sender<u64>,
 }
 
@@ -725,12 +726,17 @@ impl<'a> Writer<'a> {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap_or(0);
+        let sync = CommitSync::of(&conn);
+        // What an earlier process left in the WAL may be lazy commits it never synced (it
+        // was killed): counted as one, so that a first synced commit that writes nothing
+        // syncs them before anything found applied in them is acked.
+        let earlier = u64::from(sync.full());
         Writer {
-            sync: CommitSync::of(&conn),
+            sync,
             conn,
-            commits: 0,
+            commits: earlier,
             durable: 0,
-            lazy: 0,
+            lazy: earlier,
             within,
             own_syncs,
             due: None,
@@ -773,16 +779,21 @@ impl<'a> Writer<'a> {
             // A lazy commit past its time is synced with this batch, however busy the
             // writer is with batches that would not be.
             let overdue = self.due.is_some_and(|due| Instant::now() >= due);
-            let mut when = batch
+            let own = batch
                 .iter()
                 .map(|j| j.sync())
                 .min()
                 .unwrap_or(SyncWhen::Now);
-            if overdue {
-                when = SyncWhen::Now;
-            }
+            let mut when = if overdue { SyncWhen::Now } else { own };
+            let mut sent_back = false;
             let (done, error, wrote) = loop {
                 if !self.sync.prepare(&self.conn, when == SyncWhen::Now) {
+                    if when != own && !sent_back {
+                        // Synced only for an overdue lazy commit, which waits for the next
+                        // try: this batch itself does not need it.
+                        when = own;
+                        continue;
+                    }
                     let refused = "the database could not be set to sync this commit".to_string();
                     let done = batch.into_iter().map(|j| j.into_completion()).collect();
                     break (done, Some(refused), false);
@@ -792,6 +803,7 @@ impl<'a> Writer<'a> {
                     Outcome::SyncFirst(again) => {
                         batch = again;
                         when = SyncWhen::Now;
+                        sent_back = true;
                     }
                 }
             };
@@ -1219,14 +1231,16 @@ mod tests {
             "carried by a synced commit"
         );
         assert_eq!(db.own_syncs(), 1, "that needed none of the writer's own");
-        db.write_unsynced(insert).await.unwrap();
+        assert_eq!(db.write(level).await.unwrap(), FULL);
         assert_eq!(
-            durable_now(&db, n).await,
-            Poll::Ready(true),
-            "not held up by it"
+            db.own_syncs(),
+            1,
+            "nothing waited: writing nothing needs no sync"
         );
 
+        // Then a synced commit that writes nothing, after an unsynced one.
         let (_, n) = db.write_lazily(insert).await.unwrap();
+        db.write_unsynced(insert).await.unwrap();
         assert!(durable_now(&db, n).await.is_pending());
         assert_eq!(
             db.write(level).await.unwrap(),
@@ -1281,6 +1295,15 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
             .unwrap();
         assert_eq!(rows, 8);
+
+        // Another process on the same file (this one was closed, but it might have been
+        // killed with lazy commits not synced): its first synced commit that writes
+        // nothing syncs what it found, once.
+        let db = Db::open(&tmp.path().join("t.db"), Durability::Full, &migrations).unwrap();
+        db.write(level).await.unwrap();
+        db.write(level).await.unwrap();
+        assert_eq!(db.own_syncs(), 1);
+        db.close();
 
         let db = Db::open(&tmp.path().join("n.db"), Durability::Normal, &migrations).unwrap();
         let (level_seen, n) = db.write_lazily(insert).await.unwrap();
