@@ -1317,6 +1317,73 @@ mod tests {
         db.close();
     }
 
+    /// A lazy commit past its time is synced with the next batch, however busy the writer
+    /// is: here a write that holds the writer past the lazy commit's time (unsynced, so it
+    /// carries nothing), with another unsynced write queued behind it, which is then
+    /// committed synced instead of leaving the lazy one waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lazy_commit_past_its_time_is_synced_with_the_next_batch() {
+        const FULL: i64 = 2;
+        const NORMAL: i64 = 1;
+        let level = |c: &Connection| -> Result<i64, DbError> {
+            Ok(c.pragma_query_value(None, "synchronous", |r| r.get(0))?)
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let migrations = ["CREATE TABLE t (k TEXT)"];
+        let db = Db::open(&tmp.path().join("t.db"), Durability::Full, &migrations).unwrap();
+        // Long enough for the busy write to be taken before it, even on a loaded machine.
+        let within = Duration::from_secs(1);
+        db.sync_lazy_within(within);
+        let (_, lazy) = db
+            .write_lazily(|c| -> Result<usize, DbError> {
+                Ok(c.execute("INSERT INTO t (k) VALUES ('lazy')", [])?)
+            })
+            .await
+            .unwrap();
+
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = std::sync::Mutex::new(held);
+        let (started, running) = tokio::sync::oneshot::channel::<()>();
+        let mut started = Some(started);
+        let busy = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write_unsynced(move |c| {
+                    if let Some(s) = started.take() {
+                        let _ = s.send(());
+                    }
+                    let _ = held.lock().unwrap().recv();
+                    // Past the lazy commit's time, whenever it began.
+                    std::thread::sleep(within + Duration::from_millis(100));
+                    level(c)
+                })
+                .await
+            }
+        });
+        running.await.unwrap();
+        let mut queued = std::pin::pin!(db.write_unsynced(move |c| {
+            c.execute("INSERT INTO t (k) VALUES ('queued')", [])?;
+            level(c)
+        }));
+        assert!(
+            futures::poll!(&mut queued).is_pending(),
+            "handed to the writer"
+        );
+        release.send(()).unwrap();
+        assert_eq!(
+            busy.await.unwrap().unwrap(),
+            NORMAL,
+            "taken before the time"
+        );
+        assert_eq!(queued.await.unwrap(), FULL, "synced for the lazy commit");
+        assert_eq!(
+            futures::poll!(std::pin::pin!(db.durable(lazy))),
+            Poll::Ready(true)
+        );
+        assert_eq!(db.own_syncs(), 0, "no sync of the writer's own was needed");
+        db.close();
+    }
+
     /// A commit's wake-ups go through a task on the runtime that wrote first. A write whose
     /// answer was queued to that runtime when it went away is still answered; once it is
     /// gone, writes from another runtime or from no runtime at all still get their
