@@ -452,17 +452,11 @@ async fn applied_ids_are_forgotten_past_their_retention_and_not_before() {
     assert_eq!(keeper.remembered().await, 3, "a day's retention keeps them");
 }
 
-/// A batch of nothing but the group's optional subjects (events the service only saves work
-/// with, as expiration's `payment:created`) is committed without an fsync; a batch with any
-/// other event in it is synced before it is acked. The handler reads the setting its
-/// transaction commits with.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_batches_of_optional_subjects_are_committed_unsynced() {
-    use tix_api::events::TicketUpdated;
-    let bus = Bus::start();
-    let dir = tempfile::tempdir().unwrap();
+/// A database with full durability, and a handler that records each event's subject with
+/// the `synchronous` setting its transaction commits with.
+fn level_recorder(dir: &std::path::Path) -> (Db, Handler) {
     let db = Db::open(
-        &dir.path().join("svc.db"),
+        &dir.join("svc.db"),
         Durability::Full,
         &[
             EVENTS_SCHEMA,
@@ -478,6 +472,30 @@ async fn only_batches_of_optional_subjects_are_committed_unsynced() {
         )?;
         Ok(Outcome::Applied)
     });
+    (db, handler)
+}
+
+/// What [`level_recorder`]'s handler recorded, in order.
+async fn levels(db: &Db) -> Vec<(String, i64)> {
+    db.read(|c| -> Result<Vec<(String, i64)>, DbError> {
+        let mut st = c.prepare("SELECT subject, synchronous FROM applied ORDER BY rowid")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    })
+    .await
+    .unwrap()
+}
+
+/// A batch of nothing but the group's optional subjects (events the service only saves work
+/// with, as expiration's `payment:created`) is committed without an fsync; a batch with any
+/// other event in it is synced before it is acked. The handler reads the setting its
+/// transaction commits with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_batches_of_optional_subjects_are_committed_unsynced() {
+    use tix_api::events::TicketUpdated;
+    let bus = Bus::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, handler) = level_recorder(dir.path());
     let client = Client::connect(
         ClientOptions::new(&bus.endpoint, tix_testkit::TEST_BUS_CLIENT).with_key(test_key()),
     );
@@ -518,15 +536,7 @@ async fn only_batches_of_optional_subjects_are_committed_unsynced() {
             }),
         )
     }
-    let applied = || async {
-        db.read(|c| -> Result<Vec<(String, i64)>, DbError> {
-            let mut st = c.prepare("SELECT subject, synchronous FROM applied ORDER BY rowid")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
-        .unwrap()
-    };
+    let applied = || levels(&db);
     eventually("the first two applied", WAIT, || async {
         applied().await.len() == 2
     })
@@ -563,23 +573,7 @@ async fn only_batches_of_optional_subjects_are_committed_unsynced() {
 async fn batches_of_local_subjects_commit_unsynced_and_are_acked_once_synced() {
     let bus = Bus::start();
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(
-        &dir.path().join("svc.db"),
-        Durability::Full,
-        &[
-            EVENTS_SCHEMA,
-            "CREATE TABLE applied (subject TEXT NOT NULL, synchronous INTEGER NOT NULL);",
-        ],
-    )
-    .unwrap();
-    let handler: Handler = Arc::new(|c: &Connection, env: &Envelope| {
-        let level: i64 = c.pragma_query_value(None, "synchronous", |r| r.get(0))?;
-        c.execute(
-            "INSERT INTO applied (subject, synchronous) VALUES (?1, ?2)",
-            (env.event.subject().as_str(), level),
-        )?;
-        Ok(Outcome::Applied)
-    });
+    let (db, handler) = level_recorder(dir.path());
     let mut opts = SubscribeOptions::new("svc", &["ticket:created", "ticket:updated"]);
     opts.ack_wait_ms = 60_000;
     let group = inbox::Group {
@@ -611,15 +605,7 @@ async fn batches_of_local_subjects_commit_unsynced_and_are_acked_once_synced() {
             }),
         )
     };
-    let applied = || async {
-        db.read(|c| -> Result<Vec<(String, i64)>, DbError> {
-            let mut st = c.prepare("SELECT subject, synchronous FROM applied ORDER BY rowid")?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
-        .await
-        .unwrap()
-    };
+    let applied = || levels(&db);
     // One at a time, each applied before the next is published: a batch each.
     for (n, env) in [ticket("t"), updated(1), updated(2)]
         .into_iter()
