@@ -128,6 +128,9 @@ async fn killing_orders_mid_stream_loses_nothing_and_applies_nothing_twice() {
 /// `order:created` batches are such, are killed with SIGKILL mid-stream: every purchase
 /// still completes once, the databases agree, and every group ends with nothing left
 /// pending at the bus (each held ack was sent, by a later commit's sync or the writer's own).
+/// A SIGKILL keeps the page cache, so this checks that held acks are sent and nothing is
+/// applied twice, not durability itself: that an ack waits for the sync is checked in
+/// `services/common` (the writer's unit tests and `tests/events.rs`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_full_durability_killing_consumers_that_ack_after_a_later_sync_loses_nothing() {
     let mut stack = Stack::start_with_env(&ALL, &[("TIX_DB_DURABILITY", "full")]);

@@ -83,8 +83,9 @@ pub struct ServiceArgs {
     #[arg(long, env = "TIX_INBOX_RETENTION", default_value = "24h", value_parser = humantime::parse_duration)]
     pub inbox_retention: Duration,
     /// `full` fsyncs every commit a caller waits on (what only saves work again is left to
-    /// the next one: docs/operations.md); `normal` survives a process crash but not power
-    /// loss.
+    /// the next one, and a consumer's batch of replica rows or timers is acked once a later
+    /// sync carries it: docs/operations.md); `normal` survives a process crash but not
+    /// power loss.
     #[arg(long, env = "TIX_DB_DURABILITY", value_enum, default_value = "full")]
     pub durability: Durability,
     /// Log filter, e.g. `info`, `warn`, `tix_tickets=debug`.

@@ -306,7 +306,13 @@ type HandBack = tokio::sync::mpsc::UnboundedSender<Committed>;
 
 /// A commit's completions, its number or error, the topics it touched, and up to which
 /// number commits are durable.
+///
+/// With no completions (the writer's own sync, its stop) only the last counts, and
+/// [`NO_COMMIT`] stands in for the second.
 type Committed = (Vec<Completion>, Result<CommitNo, String>, u8, u64);
+
+/// What a hand-back without completions says of its commit: nobody hears it.
+const NO_COMMIT: Result<CommitNo, String> = Err(String::new());
 
 /// The runtime's end of the hand-back. Dropped with its task when the runtime goes away,
 /// it wakes whatever commits were still queued to it: a committed write must never be
@@ -539,6 +545,11 @@ impl Db {
         async move { durable.wait_for(|d| *d >= commit.0).await.is_ok() }
     }
 
+    /// Whether [`Db::durable`] of `commit` would resolve at once.
+    pub fn is_durable(&self, commit: CommitNo) -> bool {
+        *self.inner.signals.durable.borrow() >= commit.0
+    }
+
     async fn submit<T, E, F>(&self, f: F, sync: SyncWhen) -> Result<(T, CommitNo), E>
     where
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
@@ -761,9 +772,13 @@ impl<'a> Writer<'a> {
                 {
                     Ok(j) => j,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.sync_now();
-                        let nothing = Err(String::new());
-                        self.hand_back((Vec::new(), nothing, 0, self.durable), signals, handback);
+                        if self.sync_now() {
+                            self.hand_back(
+                                (Vec::new(), NO_COMMIT, 0, self.durable),
+                                signals,
+                                handback,
+                            );
+                        }
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -818,7 +833,7 @@ impl<'a> Writer<'a> {
             self.sync_now();
         }
         self.sync.finish(&self.conn);
-        signals.committed(Vec::new(), Err(String::new()), 0, self.durable);
+        signals.committed(Vec::new(), NO_COMMIT, 0, self.durable);
     }
 
     /// Counts a commit and what it leaves to sync; its number.
@@ -845,9 +860,9 @@ impl<'a> Writer<'a> {
         CommitNo(n)
     }
 
-    /// Commits the probe synced, which carries every commit before it to the disk. On
-    /// failure, it is tried again after [`SYNC_LATER_WITHIN`].
-    fn sync_now(&mut self) {
+    /// Commits the probe synced, which carries every commit before it to the disk: whether
+    /// it did. On failure, it is tried again after [`SYNC_LATER_WITHIN`].
+    fn sync_now(&mut self) -> bool {
         // Never inside a transaction a failed ROLLBACK left open: its COMMIT is not ours.
         let synced = self.conn.is_autocommit()
             && self.sync.prepare(&self.conn, true)
@@ -873,6 +888,7 @@ impl<'a> Writer<'a> {
             self.due = Some(Instant::now() + within);
         }
         self.failing = !synced;
+        synced
     }
 
     fn hand_back(&self, committed: Committed, signals: &Signals, handback: &OnceLock<HandBack>) {
@@ -936,32 +952,35 @@ fn commit_batch(conn: &Connection, mut batch: Vec<WriteJob>, unsynced: bool) -> 
         // What dropping a failed `Transaction` did: nothing of the batch stays.
         let _ = conn.execute_batch("ROLLBACK");
     }
-    if let Ok(false) = result {
-        TOUCHED.with(|t| t.set(0));
-        let again = batch
-            .into_iter()
-            .zip(ran.into_iter().chain(std::iter::repeat(Ran::Succeeded)))
-            .filter(|(_, ran)| *ran != Ran::Panicked)
-            .map(|(job, _)| job)
-            .collect();
-        return Outcome::SyncFirst(again);
-    }
-    let error = result.err().map(|e| {
-        tracing::error!(error = %e, "database commit failed");
-        e.to_string()
-    });
-    // Counted from the transaction that committed: a whole one rolled back before it
-    // (ROLLBACK, BEGIN) wrote nothing that COMMIT writes, though SQLite counted its rows.
-    let wrote = conn.total_changes() != BEGUN_AT.with(Cell::get);
     // A job that panicked, or that the batch never got to, is dropped: its caller hears
-    // its reply channel close.
-    let done = batch
+    // its reply channel close. (A batch sent back to be synced ran every job.)
+    let survivors = batch
         .into_iter()
         .zip(ran)
         .filter(|(_, ran)| *ran != Ran::Panicked)
-        .map(|(job, _)| job.into_completion())
-        .collect();
-    Outcome::Done(done, error, wrote)
+        .map(|(job, _)| job);
+    match result {
+        Ok(false) => {
+            TOUCHED.with(|t| t.set(0));
+            Outcome::SyncFirst(survivors.collect())
+        }
+        Ok(true) => {
+            // Counted from the transaction that committed: a whole one rolled back before
+            // it (ROLLBACK, BEGIN) wrote nothing that COMMIT writes, though SQLite counted
+            // its rows.
+            let wrote = conn.total_changes() != BEGUN_AT.with(Cell::get);
+            Outcome::Done(
+                survivors.map(|j| j.into_completion()).collect(),
+                None,
+                wrote,
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "database commit failed");
+            let done = survivors.map(|j| j.into_completion()).collect();
+            Outcome::Done(done, Some(e.to_string()), false)
+        }
+    }
 }
 
 /// BEGIN (from the statement cache: `Connection::transaction` parses it again every time),

@@ -201,9 +201,9 @@ pub struct Group {
     /// Subjects whose handlers change only the service's own state and publish nothing (a
     /// replica, a timer). A batch of nothing but these (and optional ones) is committed
     /// without waiting for the disk ([`Db::write_lazily`]) and acked once a sync has carried
-    /// it there: one fsync for what came meanwhile. A handler that adds to the outbox
-    /// anyway only costs that sync at once (the outbox's rows are never published from a
-    /// commit a power cut could take back).
+    /// it there: one fsync for what came meanwhile. A batch whose handler adds to the
+    /// outbox anyway is run again and committed synced (the outbox's rows are never seen
+    /// from a commit a power cut could take back).
     pub local: Vec<String>,
 }
 
@@ -368,10 +368,12 @@ impl Group {
     fn commit(&self, events: &[Envelope]) -> Commit {
         let is =
             |list: &[String], e: &Envelope| list.iter().any(|s| s == e.event.subject().as_str());
-        let g = self;
-        if events.iter().all(|e| is(&g.optional, e)) {
+        if events.iter().all(|e| is(&self.optional, e)) {
             Commit::Unsynced
-        } else if events.iter().all(|e| is(&g.optional, e) || is(&g.local, e)) {
+        } else if events
+            .iter()
+            .all(|e| is(&self.optional, e) || is(&self.local, e))
+        {
             Commit::Lazy
         } else {
             Commit::Synced
@@ -553,7 +555,6 @@ async fn apply_batch(
 /// commit that applied it came before. An unsynced batch's (`None`: optional subjects
 /// only) go at once.
 fn ack(db: &Db, commit: Option<CommitNo>, settled: Vec<Delivery>) {
-    use futures::FutureExt;
     // A lost ack only means one more delivery, which the inbox absorbs.
     let send = |settled: Vec<Delivery>| {
         for d in settled {
@@ -563,15 +564,11 @@ fn ack(db: &Db, commit: Option<CommitNo>, settled: Vec<Delivery>) {
     if settled.is_empty() {
         return;
     }
-    let Some(commit) = commit else {
-        return send(settled);
+    let commit = match commit {
+        Some(n) if !db.is_durable(n) => n,
+        _ => return send(settled),
     };
-    let mut durable = Box::pin(db.durable(commit));
-    match durable.as_mut().now_or_never() {
-        Some(true) => return send(settled),
-        Some(false) => return,
-        None => {}
-    }
+    let durable = db.durable(commit);
     tokio::spawn(async move {
         // A writer that stopped first leaves them unacked: they come back.
         if durable.await {
