@@ -5,7 +5,7 @@
 //! single transaction (group commit): a caller whose closure fails is rolled back alone
 //! (its batch is run again with a savepoint per closure when that is the only way, see
 //! [`commit_batch`]), and every caller hears back only after the commit is durable (but
-//! for [`Db::write_unsynced`] and [`Db::write_lazily`] writes, which say otherwise). Reads
+//! for [`Db::write_unsynced`] and [`SyncWhen::Soon`] writes, which say otherwise). Reads
 //! run on pooled read connections (WAL lets them run beside the writer) on a
 //! blocking-capable thread.
 
@@ -87,7 +87,7 @@ pub fn is_transient_cause(e: &(dyn std::error::Error + 'static)) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
     /// fsync every commit a caller waits on (all but batches of [`Db::write_unsynced`] and
-    /// [`Db::write_lazily`] writes, which a later sync carries): a 2xx answer survives power
+    /// [`SyncWhen::Soon`] writes, which a later sync carries): a 2xx answer survives power
     /// loss, and so does an event a consumer has acked.
     Full,
     /// fsync at checkpoints: survives a crash of the process, not of the machine.
@@ -180,18 +180,29 @@ trait Job: Send {
     fn sync(&self) -> SyncWhen;
 }
 
-/// How a write's commit must reach the disk (with `--durability full`), strictest first.
+/// How a write's commit must reach the disk (with `--durability full`), strictest first
+/// ([`Db::write_as`]). A batch is committed as its strictest job asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum SyncWhen {
+pub enum SyncWhen {
     /// Before its caller hears of it ([`Db::write`]).
     Now,
-    /// Within [`SYNC_LATER_WITHIN`], or sooner with any synced commit ([`Db::write_lazily`]).
+    /// Its caller hears of the commit before it is on the disk and waits with
+    /// [`Db::durable`] before telling anyone else (a consumer's ack). The next synced
+    /// commit that writes carries it to the disk, or the writer syncs one of its own within
+    /// [`SYNC_LATER_WITHIN`]: one fsync for what came meanwhile rather than one for each.
+    ///
+    /// What the service reads from it meanwhile, a power cut can take back until the same
+    /// work is done again (the event comes back, unacked): only what nobody is told of
+    /// belongs here. A batch that adds rows to the outbox is always committed synced (its
+    /// jobs run again if it was about to be committed otherwise): no reader ever sees an
+    /// outbox row a power cut could take back.
     Soon,
-    /// Whenever a later commit is synced ([`Db::write_unsynced`]).
+    /// Whenever a later commit is synced ([`Db::write_unsynced`]): for a change whose loss
+    /// costs only work done again. [`Db::durable`] of its number says nothing about it.
     Whenever,
 }
 
-/// How long a [`Db::write_lazily`] commit may wait for a synced commit to carry it to the
+/// How long a [`SyncWhen::Soon`] commit may wait for a synced commit to carry it to the
 /// disk before the writer syncs one of its own. Under load a request's commit carries it
 /// much sooner; at rest this bounds how long its caller holds what it waits to tell.
 pub const SYNC_LATER_WITHIN: Duration = Duration::from_millis(10);
@@ -265,7 +276,7 @@ struct Inner {
 struct Signals {
     topics: [watch::Sender<u64>; TOPICS],
     /// The number up to which every commit someone waits for ([`Db::write`]'s and
-    /// [`Db::write_lazily`]'s, not [`Db::write_unsynced`]'s) is on the disk: each synced
+    /// [`SyncWhen::Soon`]'s, not [`Db::write_unsynced`]'s) is on the disk: each synced
     /// commit that writes carries every one before it. With `--durability normal`, every
     /// commit.
     durable: watch::Sender<u64>,
@@ -456,7 +467,7 @@ impl Db {
     ///
     /// `f` may run more than once: when another closure of its batch fails after changing
     /// rows, the batch is rolled back and run again ([`commit_batch`]), and so it is when a
-    /// batch about to be committed unsynced added rows to the outbox ([`Db::write_lazily`]);
+    /// batch about to be committed unsynced added rows to the outbox ([`SyncWhen::Soon`]);
     /// the caller gets the last run's result. So `f` should change nothing outside the database that a
     /// second run would harm, and change the database through INSERT, UPDATE and DELETE
     /// when it may fail afterwards (that it changed something is read from SQLite's count
@@ -468,18 +479,6 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         self.submit(f, SyncWhen::Now).await.map(|(t, _)| t)
-    }
-
-    /// [`Db::write`], and the number of its commit: [`Db::durable`] of it resolves at once,
-    /// unless the commit wrote nothing while lazy commits before it waited for a sync, and
-    /// the writer's own sync of them then failed.
-    pub async fn write_numbered<T, E, F>(&self, f: F) -> Result<(T, CommitNo), E>
-    where
-        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: From<DbError> + Send + 'static,
-    {
-        self.submit(f, SyncWhen::Now).await
     }
 
     /// [`Db::write`] for a change whose loss to a power cut costs only work done again: its
@@ -501,27 +500,20 @@ impl Db {
         self.submit(f, SyncWhen::Whenever).await.map(|(t, _)| t)
     }
 
-    /// [`Db::write`] whose caller hears of the commit before it is on the disk, with its
-    /// number, and waits with [`Db::durable`] before telling anyone else (a consumer's
-    /// ack). The next synced commit that writes carries it to the disk, or the writer syncs
-    /// one of its own within [`SYNC_LATER_WITHIN`]: one fsync for what came meanwhile
-    /// rather than one for each.
-    ///
-    /// What the service reads from it meanwhile, a power cut can take back until the same
-    /// work is done again (the event comes back, unacked): only what nobody is told of
-    /// belongs here. A batch that adds rows to the outbox is always committed synced (its
-    /// jobs run again if it was about to be committed otherwise): no reader ever sees an
-    /// outbox row a power cut could take back.
-    pub async fn write_lazily<T, E, F>(&self, f: F) -> Result<(T, CommitNo), E>
+    /// [`Db::write`] committed as `when` says, with the number of its commit for
+    /// [`Db::durable`]. With [`SyncWhen::Now`], `durable` of it resolves at once, unless the
+    /// commit wrote nothing while lazy commits before it waited for a sync and the writer's
+    /// own sync of them then failed.
+    pub async fn write_as<T, E, F>(&self, when: SyncWhen, f: F) -> Result<(T, CommitNo), E>
     where
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.submit(f, SyncWhen::Soon).await
+        self.submit(f, when).await
     }
 
-    /// How long a [`Db::write_lazily`] commit waits at most for a synced commit to carry it
+    /// How long a [`SyncWhen::Soon`] commit waits at most for a synced commit to carry it
     /// before the writer syncs one of its own ([`SYNC_LATER_WITHIN`] unless changed; from
     /// the next lazy commit on). A test sets an hour to see what waits for it.
     pub fn sync_lazy_within(&self, within: Duration) {
@@ -695,7 +687,7 @@ const MAX_BATCH: usize = 1024;
 /// The writer thread's connection and what it knows of its commits.
 ///
 /// With [`Durability::Full`], a batch is synced when any job in it was made with
-/// [`Db::write`]. A batch of [`Db::write_lazily`] jobs (and unsynced ones) is synced by the
+/// [`Db::write`]. A batch of [`SyncWhen::Soon`] jobs (and unsynced ones) is synced by the
 /// next synced commit that writes or, if none comes within [`SYNC_LATER_WITHIN`], by a
 /// commit the writer makes for it. A batch that adds rows to the outbox is always committed
 /// synced: no reader ever sees an outbox row a power cut could take back.
@@ -1233,7 +1225,7 @@ mod tests {
         let migrations = ["CREATE TABLE t (k TEXT)"];
         let db = Db::open(&tmp.path().join("t.db"), Durability::Full, &migrations).unwrap();
 
-        let (level_seen, n) = db.write_lazily(insert).await.unwrap();
+        let (level_seen, n) = db.write_as(SyncWhen::Soon, insert).await.unwrap();
         assert_eq!(level_seen, NORMAL);
         let durable = tokio::time::timeout(Duration::from_secs(10), db.durable(n)).await;
         assert_eq!(durable, Ok(true), "the writer synced it by itself");
@@ -1241,7 +1233,7 @@ mod tests {
 
         // From here on the writer would wait an hour: only other commits sync.
         db.sync_lazy_within(Duration::from_secs(3600));
-        let (_, n) = db.write_lazily(insert).await.unwrap();
+        let (_, n) = db.write_as(SyncWhen::Soon, insert).await.unwrap();
         assert!(durable_now(&db, n).await.is_pending(), "waits for a sync");
         assert_eq!(db.write(insert).await.unwrap(), FULL);
         assert_eq!(
@@ -1258,7 +1250,7 @@ mod tests {
         );
 
         // Then a synced commit that writes nothing, after an unsynced one.
-        let (_, n) = db.write_lazily(insert).await.unwrap();
+        let (_, n) = db.write_as(SyncWhen::Soon, insert).await.unwrap();
         db.write_unsynced(insert).await.unwrap();
         assert!(durable_now(&db, n).await.is_pending());
         assert_eq!(
@@ -1275,7 +1267,7 @@ mod tests {
 
         // A synced job that wrote, then failed: its whole transaction is rolled back and
         // begun again, so the commit writes nothing, though SQLite counted its row.
-        let (_, n) = db.write_lazily(insert).await.unwrap();
+        let (_, n) = db.write_as(SyncWhen::Soon, insert).await.unwrap();
         let failed = db
             .write(|c| -> Result<(), DbError> {
                 c.execute("INSERT INTO t (k) VALUES ('undone')", [])?;
@@ -1293,7 +1285,7 @@ mod tests {
         let mut relay = db.changes(Topic::OUTBOX);
         relay.borrow_and_update();
         let wrote = db
-            .write_lazily(move |c| {
+            .write_as(SyncWhen::Soon, move |c| {
                 c.execute("INSERT INTO t (k) VALUES ('event')", [])?;
                 touched(Topic::OUTBOX);
                 level(c)
@@ -1305,7 +1297,7 @@ mod tests {
         assert_eq!(durable_now(&db, n).await, Poll::Ready(true));
 
         // Left to the writer's stop.
-        let (_, n) = db.write_lazily(insert).await.unwrap();
+        let (_, n) = db.write_as(SyncWhen::Soon, insert).await.unwrap();
         assert!(durable_now(&db, n).await.is_pending());
         db.close();
         assert_eq!(durable_now(&db, n).await, Poll::Ready(true));
@@ -1325,7 +1317,7 @@ mod tests {
         db.close();
 
         let db = Db::open(&tmp.path().join("n.db"), Durability::Normal, &migrations).unwrap();
-        let (level_seen, n) = db.write_lazily(insert).await.unwrap();
+        let (level_seen, n) = db.write_as(SyncWhen::Soon, insert).await.unwrap();
         assert_eq!(level_seen, NORMAL);
         assert_eq!(
             durable_now(&db, n).await,
@@ -1354,7 +1346,7 @@ mod tests {
         let within = Duration::from_secs(1);
         db.sync_lazy_within(within);
         let (_, lazy) = db
-            .write_lazily(|c| -> Result<usize, DbError> {
+            .write_as(SyncWhen::Soon, |c| -> Result<usize, DbError> {
                 Ok(c.execute("INSERT INTO t (k) VALUES ('lazy')", [])?)
             })
             .await

@@ -22,7 +22,7 @@ use tix_api::events::Envelope;
 use tix_bus_client::{Client, Delivery, SubscribeOptions, Subscription};
 use tokio::time::Instant;
 
-use crate::db::{CommitNo, Db, DbError, is_transient_cause};
+use crate::db::{CommitNo, Db, DbError, SyncWhen, is_transient_cause};
 use crate::health::Part;
 
 /// What a handler did with an event.
@@ -200,7 +200,7 @@ pub struct Group {
     pub optional: Vec<String>,
     /// Subjects whose handlers change only the service's own state and publish nothing (a
     /// replica, a timer). A batch of nothing but these (and optional ones) is committed
-    /// without waiting for the disk ([`Db::write_lazily`]) and acked once a sync has carried
+    /// without waiting for the disk ([`SyncWhen::Soon`]) and acked once a sync has carried
     /// it there: one fsync for what came meanwhile. A batch whose handler adds to the
     /// outbox anyway is run again and committed synced (the outbox's rows are never seen
     /// from a commit a power cut could take back).
@@ -215,17 +215,6 @@ impl From<SubscribeOptions> for Group {
             local: Vec::new(),
         }
     }
-}
-
-/// How a batch's commit reaches the disk, from its subjects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Commit {
-    /// Synced before the acks (any subject not below).
-    Synced,
-    /// Acked once a later sync has carried it: only local and optional subjects.
-    Lazy,
-    /// Unsynced, acked at once: only optional subjects.
-    Unsynced,
 }
 
 /// Consumes a queue group forever, applying each event exactly once to `db`, reporting to
@@ -365,18 +354,21 @@ struct Batch<'a> {
 }
 
 impl Group {
-    fn commit(&self, events: &[Envelope]) -> Commit {
+    /// How a batch of `events` is committed, from their subjects: synced before the acks
+    /// (any subject but the two lists'), acked once a later sync has carried it (local and
+    /// optional subjects only), or unsynced and acked at once (optional subjects only).
+    fn sync_when(&self, events: &[Envelope]) -> SyncWhen {
         let is =
             |list: &[String], e: &Envelope| list.iter().any(|s| s == e.event.subject().as_str());
         if events.iter().all(|e| is(&self.optional, e)) {
-            Commit::Unsynced
+            SyncWhen::Whenever
         } else if events
             .iter()
             .all(|e| is(&self.optional, e) || is(&self.local, e))
         {
-            Commit::Lazy
+            SyncWhen::Soon
         } else {
-            Commit::Synced
+            SyncWhen::Now
         }
     }
 }
@@ -395,7 +387,7 @@ async fn apply_until_done(
     let Some((events, deliveries)) = parse(batch.deliveries) else {
         return;
     };
-    let commit = batch.group.commit(&events);
+    let when = batch.group.sync_when(&events);
     let started = std::time::Instant::now();
     let every = (ack_wait / 3).max(Duration::from_millis(10));
     // Nothing is sent while a batch is applied within a third of the ack wait: the usual case.
@@ -404,7 +396,7 @@ async fn apply_until_done(
     let mut backoff = FIRST_RETRY;
     let mut attempt = 1u32;
     loop {
-        let write = apply_batch(db, handler, events.clone(), commit);
+        let write = apply_batch(db, handler, events.clone(), when);
         tokio::pin!(write);
         let result = loop {
             tokio::select! {
@@ -537,16 +529,13 @@ async fn apply_batch(
     db: &Db,
     handler: &Handler,
     events: Arc<Vec<Envelope>>,
-    commit: Commit,
+    when: SyncWhen,
 ) -> Result<(Vec<Verdict>, Option<CommitNo>), BatchError> {
     let handler = handler.clone();
     let apply = move |conn: &Connection| apply_events(conn, &handler, &events);
-    let numbered = |(v, n)| (v, Some(n));
-    match commit {
-        Commit::Synced => db.write_numbered(apply).await.map(numbered),
-        Commit::Lazy => db.write_lazily(apply).await.map(numbered),
-        Commit::Unsynced => db.write_unsynced(apply).await.map(|v| (v, None)),
-    }
+    let (verdicts, n) = db.write_as(when, apply).await?;
+    // An unsynced commit's number promises nothing: its acks go at once.
+    Ok((verdicts, (when != SyncWhen::Whenever).then_some(n)))
 }
 
 /// Acks what a batch applied (or found applied) once its commit, and every one before it,
@@ -779,6 +768,51 @@ mod tests {
             None,
             "already left out"
         );
+    }
+
+    /// A batch is committed as its strictest event asks: one subject of neither list makes
+    /// the whole batch synced before its acks, and a local one among optional ones makes
+    /// it wait for a later sync. (That each level reaches SQLite is `tests/events.rs`'s.)
+    #[test]
+    fn a_batch_is_synced_as_its_strictest_subject_asks() {
+        use tix_api::events::{PaymentCreated, PaymentFailed};
+        let group = Group {
+            opts: SubscribeOptions::new("svc", &["expiration:complete"]),
+            optional: vec!["payment:created".into()],
+            local: vec!["payment:failed".into()],
+        };
+        let (optional, local, other) = (
+            Envelope::new(
+                "payments",
+                Event::PaymentCreated(PaymentCreated {
+                    id: "p".into(),
+                    order_id: "o".into(),
+                    charge_id: "c".into(),
+                }),
+            ),
+            Envelope::new(
+                "payments",
+                Event::PaymentFailed(PaymentFailed {
+                    order_id: "o".into(),
+                    reason: "declined".into(),
+                }),
+            ),
+            event("o"),
+        );
+        let cases = [
+            (vec![&optional], SyncWhen::Whenever),
+            (vec![&optional, &optional], SyncWhen::Whenever),
+            (vec![&local], SyncWhen::Soon),
+            (vec![&optional, &local], SyncWhen::Soon),
+            (vec![&other], SyncWhen::Now),
+            (vec![&optional, &other], SyncWhen::Now),
+            (vec![&local, &other, &optional], SyncWhen::Now),
+        ];
+        for (batch, expected) in cases {
+            let events: Vec<Envelope> = batch.into_iter().cloned().collect();
+            let subjects: Vec<&str> = events.iter().map(|e| e.event.subject().as_str()).collect();
+            assert_eq!(group.sync_when(&events), expected, "{subjects:?}");
+        }
     }
 
     /// A database with the inbox and a table handlers write to, in a transaction as the

@@ -487,9 +487,10 @@ async fn levels(db: &Db) -> Vec<(String, i64)> {
 }
 
 /// A batch of nothing but the group's optional subjects (events the service only saves work
-/// with, as expiration's `payment:created`) is committed without an fsync; a batch with any
-/// other event in it is synced before it is acked. The handler reads the setting its
-/// transaction commits with.
+/// with, as expiration's `payment:created`) is committed without an fsync; one of another
+/// subject is synced before it is acked. The handler reads the setting its transaction
+/// commits with. Each event is applied before the next is published, so each is a batch of
+/// its own (how a mixed batch is committed is `inbox.rs`'s unit test).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_batches_of_optional_subjects_are_committed_unsynced() {
     use tix_api::events::TicketUpdated;
@@ -512,9 +513,6 @@ async fn only_batches_of_optional_subjects_are_committed_unsynced() {
             .await
             .unwrap();
     };
-    // Both on the bus before the consumer joins: they reach it in one delivery, one batch.
-    publish(ticket("t")).await;
-    publish(updated()).await;
     let consumer = tokio::spawn(inbox::run_consumer(
         db.clone(),
         client,
@@ -537,15 +535,13 @@ async fn only_batches_of_optional_subjects_are_committed_unsynced() {
         )
     }
     let applied = || levels(&db);
-    eventually("the first two applied", WAIT, || async {
-        applied().await.len() == 2
-    })
-    .await;
-    // Then one at a time, each applied before the next is published: a batch each.
-    for (n, env) in [updated(), ticket("t"), updated()].into_iter().enumerate() {
+    for (n, env) in [ticket("t"), updated(), ticket("t"), updated()]
+        .into_iter()
+        .enumerate()
+    {
         publish(env).await;
         eventually("the event applied", WAIT, || async {
-            applied().await.len() == n + 3
+            applied().await.len() == n + 1
         })
         .await;
     }
@@ -555,7 +551,6 @@ async fn only_batches_of_optional_subjects_are_committed_unsynced() {
         applied().await,
         [
             ("ticket:created".to_string(), full),
-            ("ticket:updated".to_string(), full),
             ("ticket:updated".to_string(), normal),
             ("ticket:created".to_string(), full),
             ("ticket:updated".to_string(), normal),
