@@ -6,7 +6,7 @@
 //! screens — the state, the messages, navigation and the keys that work everywhere — and
 //! hands everything else to the screen it concerns, in [`crate::screens`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent};
 use time::OffsetDateTime;
@@ -194,6 +194,13 @@ pub struct App {
     pub ticks: u64,
     /// The key help overlay is open (over any screen).
     pub help: bool,
+    /// The first key the help shows: it scrolls when the terminal is too small for it.
+    pub help_top: usize,
+    /// How many keys the last frame's help showed, and the furthest it could scroll
+    /// (0: it showed them all). Written while drawing, as `hits`: what the next key may
+    /// scroll by.
+    pub help_shown: Cell<usize>,
+    pub help_last: Cell<usize>,
     pub now: OffsetDateTime,
     pub quit: bool,
 }
@@ -227,6 +234,9 @@ impl App {
             busy: 0,
             ticks: 0,
             help: false,
+            help_top: 0,
+            help_shown: Cell::new(0),
+            help_last: Cell::new(0),
             now,
             quit: false,
         }

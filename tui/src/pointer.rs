@@ -1,12 +1,12 @@
 //! The mouse and pasted text, turned into what the keyboard would do: a click on a button
 //! or a key hint presses its key, a click on a row selects it (on the selected row, opens
-//! it), the wheel moves the cursor, a paste types into the focused field. Nothing here
-//! decides anything a key handler does not, so both stay in step.
+//! it), the wheel moves the cursor (or scrolls the help), a paste types into the focused
+//! field. Nothing here decides anything a key handler does not, so both stay in step.
 
 use ratatui::crossterm::event::{KeyCode, MouseButton, MouseEvent, MouseEventKind};
 
 use crate::app::{App, Effect, Screen, next_page, on_key};
-use crate::screens::{market, sign_in};
+use crate::screens::{help, market, sign_in};
 use crate::widgets::hits::{Target, press};
 use crate::widgets::list::SelectList;
 
@@ -19,6 +19,15 @@ pub(crate) fn on_mouse(app: &mut App, m: MouseEvent) -> Vec<Effect> {
         Screen::Market | Screen::Orders | Screen::MyTickets | Screen::Sales
     );
     match m.kind {
+        // The wheel scrolls the help when it does not fit, and never closes it.
+        MouseEventKind::ScrollDown if app.help => {
+            help::scroll(app, 1);
+            Vec::new()
+        }
+        MouseEventKind::ScrollUp if app.help => {
+            help::scroll(app, -1);
+            Vec::new()
+        }
         MouseEventKind::ScrollDown if lists && !app.help => on_key(app, press(KeyCode::Down)),
         MouseEventKind::ScrollUp if lists && !app.help => on_key(app, press(KeyCode::Up)),
         MouseEventKind::Down(MouseButton::Left) => click(app, m.column, m.row),

@@ -43,22 +43,21 @@ pub fn render(f: &mut Frame, app: &App) {
     ])
     .areas(area);
     f.render_widget(title_bar(app), top);
-    let (theme, hits) = (&app.theme, &app.hits);
     match &app.screen {
-        Screen::SignIn(form) => sign_in::render(f, body, form, theme, hits),
+        Screen::SignIn(form) => sign_in::render(f, body, form, app),
         Screen::Market => market::render(f, body, app),
         Screen::Detail(_) => ticket::render(f, body, app),
         Screen::Reservation(r) => reservation::render(f, body, app, r),
         Screen::Orders => orders::render(f, body, app),
-        Screen::Sell(form) => ticket_form::render(f, body, false, form, theme, hits),
-        Screen::Edit(_, form) => ticket_form::render(f, body, true, form, theme, hits),
+        Screen::Sell(form) => ticket_form::render(f, body, false, form, app),
+        Screen::Edit(_, form) => ticket_form::render(f, body, true, form, app),
         Screen::MyTickets => my_tickets::render(f, body, app),
         Screen::Sales => sales::render(f, body, app),
     }
     f.render_widget(status, bottom);
     footer(f, keys, app);
     if app.help {
-        help::render(f, body, theme);
+        help::render(f, body, app);
     }
 }
 

@@ -65,6 +65,29 @@ fn the_wheel_moves_the_cursor_and_loads_the_next_page_at_the_end() {
     );
 }
 
+/// Over the help, the wheel scrolls it where it does not fit and never closes it, nor
+/// moves the list beneath.
+#[test]
+fn the_wheel_scrolls_the_help_and_leaves_the_list_alone() {
+    let mut app = signed_in();
+    update(&mut app, key(KeyCode::Char('?')));
+    let wheel = |kind| mouse(kind, 10, 5);
+    draw(&app, 40, 12);
+    update(&mut app, wheel(MouseEventKind::ScrollDown));
+    update(&mut app, wheel(MouseEventKind::ScrollDown));
+    update(&mut app, wheel(MouseEventKind::ScrollUp));
+    assert!(app.help);
+    assert_eq!(app.help_top, 1);
+    assert!(draw(&app, 40, 12).contains(" keys 2–"));
+    assert_eq!(app.market.tickets.list.selected(), 0);
+    // Where it fits there is nothing to scroll.
+    draw(&app, 100, 30);
+    update(&mut app, wheel(MouseEventKind::ScrollDown));
+    assert!(app.help);
+    assert!(draw(&app, 100, 30).contains("any key closes"));
+    assert_eq!(app.market.tickets.list.selected(), 0);
+}
+
 #[test]
 fn buttons_and_footer_hints_do_what_their_keys_do() {
     let mut app = signed_in();

@@ -223,6 +223,44 @@ fn help_overlay_40x12() {
     insta::assert_snapshot!(draw(&app, 40, 12));
 }
 
+/// Too small for every key, the help scrolls: the moving keys move it (no further than its
+/// last key), its title says which keys it shows, and any other key closes it. Where it
+/// fits, a moving key closes it like any other.
+#[test]
+fn the_help_scrolls_where_it_does_not_fit() {
+    let key = |app: &mut App, code: KeyCode| {
+        update(app, Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    };
+    let mut app = market();
+    key(&mut app, KeyCode::Char('?'));
+    let first = draw(&app, 40, 12);
+    assert!(first.contains(" keys 1–"), "{first}");
+    assert!(first.contains("any other key closes"), "{first}");
+    key(&mut app, KeyCode::End);
+    key(&mut app, KeyCode::Down);
+    let last = draw(&app, 40, 12);
+    assert!(app.help, "a moving key keeps it open");
+    assert!(
+        last.contains("quit"),
+        "the last key shows at the end:\n{last}"
+    );
+    insta::assert_snapshot!(last);
+    key(&mut app, KeyCode::Up);
+    key(&mut app, KeyCode::Home);
+    assert_eq!(draw(&app, 40, 12), first, "Home is back at the first key");
+    key(&mut app, KeyCode::Char('x'));
+    assert!(!app.help, "any other key closes it");
+
+    key(&mut app, KeyCode::Char('?'));
+    let all = draw(&app, 100, 30);
+    assert!(
+        all.contains("any key closes") && all.contains("quit"),
+        "{all}"
+    );
+    key(&mut app, KeyCode::Down);
+    assert!(!app.help, "nothing to scroll: a moving key closes it");
+}
+
 #[test]
 fn every_screen_survives_tiny_terminals() {
     let mut screens = vec![market(), reservation(), sign_in(), orders()];

@@ -6,11 +6,11 @@
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Text;
 use ratatui::widgets::{Cell, Clear, Row, Table};
 
 use crate::app::{App, Screen};
 use crate::widgets::boxed;
-use crate::widgets::theme::Theme;
 
 /// Which footer shows a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,40 +235,146 @@ pub fn hints(at: Footer) -> Vec<(&'static str, &'static str, KeyCode)> {
 }
 
 /// Opens and closes the overlay; returns true when the key was the overlay's. While it is
-/// open every key is, so the key that closes it does nothing else. `?` is a letter while
-/// typing, F1 never is.
+/// open every key is, so the key that closes it does nothing else: the moving keys scroll
+/// it when the terminal is too small to show every key, and any other key closes it. `?`
+/// is a letter while typing, F1 never is.
 pub(crate) fn on_key(app: &mut App, key: KeyEvent) -> bool {
     if app.help {
-        app.help = false;
+        let page = app.help_shown.get().max(1) as isize;
+        let by = match key.code {
+            K::Down | K::Char('j') => Some(1),
+            K::Up | K::Char('k') => Some(-1),
+            K::PageDown => Some(page),
+            K::PageUp => Some(-page),
+            K::Home | K::Char('g') => Some(isize::MIN),
+            K::End | K::Char('G') => Some(isize::MAX),
+            _ => None,
+        };
+        if !by.is_some_and(|by| scroll(app, by)) {
+            app.help = false;
+        }
         return true;
     }
     if key.code == KeyCode::F(1) || (key.code == KeyCode::Char('?') && !app.typing()) {
         app.help = true;
+        app.help_top = 0;
         return true;
     }
     false
 }
 
-pub fn render(f: &mut Frame, area: Rect, theme: &Theme) {
+/// Moves the open help by `by` keys (clamped to the list); false when it shows every key
+/// and so has nothing to scroll. The wheel comes here too.
+pub(crate) fn scroll(app: &mut App, by: isize) -> bool {
+    let last = app.help_last.get();
+    if last == 0 {
+        return false;
+    }
+    app.help_top = app.help_top.saturating_add_signed(by).min(last);
+    true
+}
+
+/// The width of the keys' column.
+const KEYS_W: u16 = 16;
+
+/// Every key, its text wrapped to the room there is, from the key scrolled to; where the
+/// terminal is too small for all of them, the title says which it shows.
+pub fn render(f: &mut Frame, area: Rect, app: &App) {
     let w = area.width.min(66);
-    let h = area.height.min(KEYS.len() as u16 + 2);
+    let does_w = w.saturating_sub(2 + KEYS_W + 1) as usize;
+    let texts: Vec<Vec<String>> = KEYS.iter().map(|k| wrap(k.does, does_w)).collect();
+    let lines: usize = texts.iter().map(Vec::len).sum();
+    let h = area.height.min(lines as u16 + 2);
+    let room = h.saturating_sub(2) as usize;
+    // The furthest it scrolls: the first key from which all the rest fit.
+    let mut last = KEYS.len();
+    let mut used = 0;
+    while last > 0 && used + texts[last - 1].len() <= room {
+        used += texts[last - 1].len();
+        last -= 1;
+    }
+    let last = last.min(KEYS.len() - 1);
+    let top = app.help_top.min(last);
+    let (mut shown, mut used) = (0, 0);
+    for text in &texts[top..] {
+        if shown > 0 && used + text.len() > room {
+            break;
+        }
+        used += text.len();
+        shown += 1;
+    }
+    app.help_last.set(last);
+    app.help_shown.set(shown);
+    let rows: Vec<Row> = KEYS[top..top + shown]
+        .iter()
+        .zip(&texts[top..])
+        .map(|(k, text)| {
+            Row::new(vec![
+                Cell::from(k.keys).style(app.theme.key),
+                Cell::from(Text::from_iter(text.iter().map(String::as_str))),
+            ])
+            .height(text.len() as u16)
+        })
+        .collect();
+    let block = if last > 0 {
+        boxed(format!(
+            " keys {}–{} of {} · ↑↓ more ",
+            top + 1,
+            top + shown,
+            KEYS.len()
+        ))
+        .title_bottom(" any other key closes ")
+    } else {
+        boxed(" keys — any key closes ")
+    };
     let popup = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
         w,
         h,
     );
-    let rows: Vec<Row> = KEYS
-        .iter()
-        .map(|k| {
-            Row::new(vec![
-                Cell::from(k.keys).style(theme.key),
-                Cell::from(k.does),
-            ])
-        })
-        .collect();
-    let table = Table::new(rows, [Constraint::Length(16), Constraint::Min(10)])
-        .block(boxed(" keys — any key closes "));
+    let table = Table::new(rows, [Constraint::Length(KEYS_W), Constraint::Min(10)]).block(block);
     f.render_widget(Clear, popup);
     f.render_widget(table, popup);
+}
+
+/// `text` in lines of at most `width` characters, broken at spaces; a word longer than a
+/// line is cut.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let (n, w) = (line.chars().count(), word.chars().count());
+        if n > 0 && n + 1 + w > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+        while line.chars().count() > width {
+            let rest = line.chars().skip(width).collect();
+            lines.push(line.chars().take(width).collect());
+            line = rest;
+        }
+    }
+    lines.push(line);
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_cuts_only_longer_words() {
+        assert_eq!(
+            wrap("a page up/down, first", 10),
+            ["a page", "up/down,", "first"]
+        );
+        assert_eq!(wrap("quit", 10), ["quit"]);
+        assert_eq!(wrap("abcdefghijkl x", 5), ["abcde", "fghij", "kl x"]);
+        assert_eq!(wrap("", 5), [""]);
+    }
 }

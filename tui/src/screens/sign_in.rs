@@ -5,8 +5,6 @@
 //! server takes the email's local part (never the whole address), which the field's hint
 //! shows as it is typed.
 
-use std::cell::RefCell;
-
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -14,8 +12,6 @@ use tix_api::SignedIn;
 
 use crate::app::{App, Effect, Nav, Problem, Screen, User};
 use crate::widgets::form::{self, Field, Form};
-use crate::widgets::hits::Hits;
-use crate::widgets::theme::Theme;
 
 /// The server's limit on a display name.
 const NAME_MAX: usize = 40;
@@ -122,6 +118,16 @@ pub(crate) fn on_signed_in(app: &mut App, r: Result<SignedIn, Problem>) -> Vec<E
     }
 }
 
-pub fn render(f: &mut Frame, area: Rect, form: &Form, theme: &Theme, hits: &RefCell<Hits>) {
-    form::render(f, area, " Sign in or sign up ", form, theme, hits);
+/// Signing in is where the app starts (and where an expired session leads): there is
+/// nothing behind it for Esc to go back to.
+pub fn render(f: &mut Frame, area: Rect, form: &Form, app: &App) {
+    form::render(
+        f,
+        area,
+        " Sign in or sign up ",
+        form,
+        None,
+        &app.theme,
+        &app.hits,
+    );
 }

@@ -1,8 +1,6 @@
 //! Selling a ticket and editing one: the same form (title, price), two screens
 //! ([`Screen::Sell`] and [`Screen::Edit`]) that differ only in the request they send.
 
-use std::cell::RefCell;
-
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::Rect;
@@ -10,9 +8,7 @@ use tix_api::{Money, MoneyError, Ticket};
 
 use crate::app::{App, Effect, Nav, Problem, Screen};
 use crate::widgets::form::{self, Field, Form};
-use crate::widgets::hits::Hits;
 use crate::widgets::input::TextInput;
-use crate::widgets::theme::Theme;
 
 fn form(title: &str, price: Option<Money>) -> Form {
     let mut t = Field::new("title", "Title");
@@ -130,18 +126,11 @@ pub(crate) fn on_saved(app: &mut App, r: Result<Ticket, Problem>) -> Vec<Effect>
 }
 
 /// `editing` picks the title: the form is the same.
-pub fn render(
-    f: &mut Frame,
-    area: Rect,
-    editing: bool,
-    form: &Form,
-    theme: &Theme,
-    hits: &RefCell<Hits>,
-) {
+pub fn render(f: &mut Frame, area: Rect, editing: bool, form: &Form, app: &App) {
     let title = if editing {
         " Edit your ticket "
     } else {
         " Sell a ticket "
     };
-    form::render(f, area, title, form, theme, hits);
+    form::render(f, area, title, form, Some("back"), &app.theme, &app.hits);
 }

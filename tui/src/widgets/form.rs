@@ -163,11 +163,13 @@ const LABEL: u16 = 12;
 
 /// Draws the form line by line (errors wrap under their field), records where each
 /// field and button is for the mouse, and puts the terminal's cursor in the focused field.
+/// `esc` names what Esc does on this form, if anything.
 pub fn render(
     f: &mut Frame,
     area: Rect,
     title: &str,
     form: &Form,
+    esc: Option<&str>,
     theme: &Theme,
     hits: &RefCell<Hits>,
 ) {
@@ -246,7 +248,10 @@ pub fn render(
     }
     y += 1;
     if y < bottom {
-        let hint = "Tab: next field, Enter: go, Esc: back";
+        let hint = match esc {
+            Some(esc) => format!("Tab: next field, Enter: go, Esc: {esc}"),
+            None => "Tab: next field, Enter: go".to_string(),
+        };
         f.render_widget(
             Paragraph::new(Span::styled(hint, theme.dim)).wrap(Wrap { trim: true }),
             Rect::new(inner.x, y, inner.width, bottom - y),
