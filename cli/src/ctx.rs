@@ -69,7 +69,7 @@ impl Ctx {
         let client =
             ApiClient::new(&self.api, Some(session.token.clone())).with_timeout(self.timeout);
         if let Ok(fresh) = client.renew().await {
-            session.token = fresh.token;
+            session.renewed(fresh.token);
             if let Err(e) = session.save(&self.dir, &self.profile) {
                 eprintln!("warning: could not save the renewed session: {e}");
             }

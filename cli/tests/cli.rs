@@ -308,6 +308,53 @@ fn a_session_is_renewed_as_it_is_used_and_signing_out_revokes_it() {
     assert_eq!(r.code, 3, "the revoked session is nobody: {}", r.stderr);
 }
 
+/// Near the session's longest life every renewal ends at the session's end. `tix` renews
+/// until one fails to move the end, then no more (it would come due again halfway to the
+/// same end, over and over). Tokens of 4 s in sessions of 6 s; each wait is counted from
+/// the token's own times, so a slow machine only makes it wait less.
+#[test]
+fn renewals_stop_once_the_session_is_at_its_end() {
+    let stack = Stack::start_with_env(
+        &["auth", "gateway"],
+        &[("TIX_SESSION_TTL", "4s"), ("TIX_SESSION_MAX_AGE", "6s")],
+    );
+    let api = stack.url("gateway");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tix");
+    signup(&api, &cfg, "default", "end@example.com");
+    let saved = || -> Value {
+        let text = std::fs::read_to_string(cfg.join("session-default.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let token = || saved()["token"].as_str().unwrap().to_string();
+    let times = |t: &str| tix_client::session::token_times(t).expect("a token's times");
+    let sleep_until = |unix: f64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        std::thread::sleep(Duration::from_secs_f64((unix - now).max(0.0)));
+    };
+    let whoami = || assert_eq!(run(tix(&api, &cfg), &["whoami"], None).code, 0);
+    let first = token();
+    let (iat, exp) = times(&first);
+    let end = iat + 6;
+    sleep_until((iat + (exp - iat) / 2) as f64 + 0.3);
+    whoami();
+    let second = token();
+    assert_ne!(second, first, "renewed past half its life");
+    assert_eq!(times(&second).1, end, "the renewal ends with the session");
+    assert_eq!(saved().get("atEnd"), None, "that renewal moved the end");
+    let (iat, exp) = times(&second);
+    sleep_until((iat + (exp - iat) / 2) as f64 + 0.3);
+    whoami();
+    let third = token();
+    assert_ne!(third, second, "renewed again: the end might have moved");
+    assert_eq!(saved()["atEnd"], true, "it did not: the session is at its end");
+    whoami();
+    assert_eq!(token(), third, "no renewal once at the end");
+}
+
 #[test]
 fn buy_and_pay_return_once_the_order_shows_complete_and_payments_are_receipts() {
     let stack = Stack::start(&ALL);

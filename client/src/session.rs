@@ -14,6 +14,11 @@ pub struct Session {
     pub email: String,
     pub user_id: String,
     pub token: String,
+    /// The last renewal could not move the token's end: the session has reached its
+    /// longest life (auth's `--session-max-age`), so renewing again would only halve the
+    /// time to that same end, over and over. The next sign-in starts a new file.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_end: bool,
 }
 
 /// Where sessions live.
@@ -44,10 +49,20 @@ impl Session {
     /// uses tix every day signs in again only when the session ends (auth's
     /// `--session-max-age`), while a lost token still expires.
     pub fn needs_renewal(&self, now_unix: i64) -> bool {
-        token_times(&self.token).is_some_and(|(iat, exp)| {
-            let half = (exp - iat) / 2;
-            now_unix < exp && now_unix >= iat + half
-        })
+        !self.at_end
+            && token_times(&self.token).is_some_and(|(iat, exp)| {
+                let half = (exp - iat) / 2;
+                now_unix < exp && now_unix >= iat + half
+            })
+    }
+
+    /// Takes the token a renewal gave, noting when it ends no later than the one before
+    /// (see [`Session::at_end`]).
+    pub fn renewed(&mut self, token: String) {
+        let end = |t: &str| token_times(t).map(|(_, exp)| exp);
+        self.at_end =
+            matches!((end(&self.token), end(&token)), (Some(old), Some(new)) if new <= old);
+        self.token = token;
     }
 
     /// The saved session of a profile, if any (an unreadable one counts as none).
@@ -115,6 +130,7 @@ mod tests {
             email: "a@b.co".into(),
             user_id: "u1".into(),
             token: "secret".into(),
+            at_end: false,
         };
         let p = s.save(&d, "default").unwrap();
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
@@ -144,11 +160,51 @@ mod tests {
             email: String::new(),
             user_id: String::new(),
             token,
+            at_end: false,
         };
         assert!(!s.needs_renewal(1010));
         assert!(s.needs_renewal(1050));
         assert!(!s.needs_renewal(1100), "expired: too late to renew");
         assert_eq!(token_times("garbage"), None);
+    }
+
+    /// Near the session's longest life, auth's renewals all end at the session's end. The
+    /// first renewal that does not move the end is the last: without it, each renewal
+    /// would come due again halfway to the same end (about 17 renewals in the last day).
+    #[test]
+    fn renewals_stop_once_one_cannot_move_the_end() {
+        use base64::Engine;
+        let token = |iat: i64, exp: i64| {
+            let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+            format!(
+                "{}.{}.sig",
+                b64(r#"{"alg":"HS256"}"#),
+                b64(&format!(r#"{{"id":"u","iat":{iat},"exp":{exp}}}"#))
+            )
+        };
+        let mut s = Session {
+            api: String::new(),
+            email: String::new(),
+            user_id: String::new(),
+            token: token(1000, 1100),
+            at_end: false,
+        };
+        // Renewed at 1060: the session ends at 1120, before the token's full life.
+        s.renewed(token(1060, 1120));
+        assert!(!s.at_end, "the end moved");
+        assert!(s.needs_renewal(1090));
+        s.renewed(token(1090, 1120));
+        assert!(s.at_end);
+        assert!(!s.needs_renewal(1110), "nothing left to gain by renewing");
+        // Saved and loaded, it stays so; a session file from before the field is not.
+        let dir = tempfile::tempdir().unwrap();
+        s.save(dir.path(), "p").unwrap();
+        assert_eq!(Session::load(dir.path(), "p"), Some(s.clone()));
+        let old = r#"{"api":"a","email":"e","userId":"u","token":"t"}"#;
+        let old: Session = serde_json::from_str(old).unwrap();
+        assert!(!old.at_end);
+        let saved = serde_json::to_string(&Session { at_end: false, ..s }).unwrap();
+        assert!(!saved.contains("atEnd"), "written only when set: {saved}");
     }
 
     #[test]

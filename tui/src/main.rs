@@ -139,7 +139,7 @@ fn main() -> anyhow::Result<()> {
         if s.needs_renewal(now)
             && let Ok(fresh) = rt.block_on(ApiClient::new(&api, Some(s.token.clone())).renew())
         {
-            s.token = fresh.token;
+            s.renewed(fresh.token);
             let _ = s.save(&dir, &cli.profile);
         }
     }
@@ -279,6 +279,7 @@ async fn run(
                     email: who.email.clone(),
                     user_id: who.id.clone(),
                     token: who.token.clone(),
+                    at_end: false,
                 };
                 if let Err(e) = s.save(dir, profile) {
                     app.last_error = Some(format!("could not save the session: {e}"));

@@ -64,6 +64,7 @@ async fn sign(ctx: &Ctx, c: Credentials, new: Option<Option<String>>) -> Outcome
         email: who.email.clone(),
         user_id: who.id.clone(),
         token: who.token.clone(),
+        at_end: false,
     };
     session
         .save(&ctx.dir, &ctx.profile)
