@@ -350,7 +350,11 @@ fn renewals_stop_once_the_session_is_at_its_end() {
     whoami();
     let third = token();
     assert_ne!(third, second, "renewed again: the end might have moved");
-    assert_eq!(saved()["atEnd"], true, "it did not: the session is at its end");
+    assert_eq!(
+        saved()["atEnd"],
+        true,
+        "it did not: the session is at its end"
+    );
     whoami();
     assert_eq!(token(), third, "no renewal once at the end");
 }

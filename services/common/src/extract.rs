@@ -28,14 +28,27 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 }
 
 /// Like `axum::extract::Query`, with a 400 in the tix shape for a query string that cannot
-/// be decoded.
+/// be decoded. One whose percent-escapes are not UTF-8 is refused too, where axum would
+/// read it with replacement characters (a search for `�` that finds nothing).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
+
+/// The 400 for a query string that does not decode to UTF-8.
+pub const QUERY_NOT_UTF8: &str = "The query string must be UTF-8 once percent-decoded";
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // Separators are ASCII, so the whole string decodes to UTF-8 exactly when each of
+        // its names and values does.
+        let raw = parts.uri.query().unwrap_or("");
+        if percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .is_err()
+        {
+            return Err(ApiError::BadRequest(QUERY_NOT_UTF8.into()));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Query(v)),
             Err(rejection) => Err(ApiError::BadRequest(format!(

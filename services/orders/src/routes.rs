@@ -230,7 +230,7 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "One page of the caller's sales and the totals over all of them", body = tix_api::Sales),
-        (status = 400, description = "`limit must be a whole number from 0 to 200` (field `limit`), `offset must be …` (field `offset`)", body = ErrorBody),
+        (status = 400, description = "`limit must be a whole number from 0 to 200` (field `limit`), `offset must be …` (field `offset`); `The query string must be UTF-8 once percent-decoded`", body = ErrorBody),
         (status = 401, description = "`Not authorized`", body = ErrorBody),
     ),
     security(("bearerAuth" = []), ("sessionCookie" = [])),

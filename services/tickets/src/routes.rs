@@ -98,7 +98,7 @@ pub async fn create(
     ),
     responses(
         (status = 200, description = "The tickets, newest first", body = Vec<tix_api::Ticket>),
-        (status = 400, description = "A bad flag or number (`limit must be a whole number from 0 to 200`, `mine must be true or false`)", body = ErrorBody),
+        (status = 400, description = "A bad flag or number (`limit must be a whole number from 0 to 200`, `mine must be true or false`); `The query string must be UTF-8 once percent-decoded`", body = ErrorBody),
         (status = 401, description = "`Not authorized`: `mine=true` without a valid token", body = ErrorBody),
     ),
     security((), ("bearerAuth" = []), ("sessionCookie" = [])),

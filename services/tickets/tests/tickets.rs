@@ -215,9 +215,18 @@ async fn unknown_ids_are_404_whatever_their_format() {
             .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{id}");
     }
-    // A query string that is not UTF-8 is read with replacement characters: a search that
-    // finds nothing, answered in JSON.
-    let (s, v) = t.send("GET", "/api/tickets?q=%FF%FE", None, None).await;
+    // A query string that is not UTF-8 once decoded is refused, in JSON, whichever part
+    // holds it (a bare byte, half a character, a parameter's name); escaped UTF-8 is read.
+    for query in ["q=%FF%FE", "q=%C3", "q=ok&%E9=1", "%C3&%A9"] {
+        let (s, v) = t
+            .send("GET", &format!("/api/tickets?{query}"), None, None)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(message(&v), tix_common::extract::QUERY_NOT_UTF8, "{query}");
+    }
+    let (s, v) = t
+        .send("GET", "/api/tickets?q=Th%C3%A9%C3%A2tre", None, None)
+        .await;
     assert_eq!((s, v), (StatusCode::OK, json!([])));
 }
 
