@@ -1,7 +1,7 @@
 //! `tix-bus`: the broker process, and the operator's commands to inspect it.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{CommandFactory, Parser, Subcommand};
 use tix_bus::{Broker, BrokerConfig};
@@ -23,6 +23,8 @@ use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 ///   tix-bus dead-letters --group orders          list dead letters
 ///   tix-bus replay --group orders                deliver them again
 ///   tix-bus drop-group --group old-service       forget a group nobody consumes
+///   tix-bus rewind --group orders --since 2026-11-26T13:55:00Z
+///                                                deliver again what was stored since
 ///   tix-bus tail --subject ticket:created        follow events live
 ///   tix-bus man | man -l -                       this manual
 ///   tix-bus completions bash                     a shell completion script
@@ -106,6 +108,23 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Move a durable group back, so that it gets again every event stored since a time:
+    /// after restoring its service from a backup taken then (a little before it, to be
+    /// safe), so that what it applied after the backup is applied again. Its inbox skips what
+    /// it had applied, for as long as it remembers (TIX_INBOX_RETENTION, 24 h): never go
+    /// back further than that before the backup. Refused while the group has members: stop
+    /// the service first.
+    Rewind {
+        #[command(flatten)]
+        target: Target,
+        /// The group to move back.
+        #[arg(long)]
+        group: String,
+        /// From when: a UTC time (2026-11-26T13:55:00Z; the backup's MANIFEST says when it
+        /// was taken) or how long ago (90m).
+        #[arg(long, value_parser = since)]
+        since: SystemTime,
+    },
     /// Follow events as JSON lines. By default a throwaway group that sees new events only;
     /// with --group, a durable group (from its position, or the start of the log).
     Tail {
@@ -139,7 +158,7 @@ struct Target {
     #[arg(long, env = "TIX_BUS_URL", default_value = "tcp://127.0.0.1:5555")]
     endpoint: String,
     /// The client to authenticate as (its policy entry needs `operator = true` for
-    /// dead-letters, replay and drop-group, `stats` or `operator` for stats).
+    /// dead-letters, replay, drop-group and rewind, `stats` or `operator` for stats).
     #[arg(long, env = "TIX_BUS_CLIENT", default_value = "operator")]
     client: String,
     /// File holding the client's key (or set TIX_BUS_KEY). Default:
@@ -321,6 +340,23 @@ async fn operate(cmd: Command) -> anyhow::Result<()> {
             c.drop_group(&group, force).await?;
             println!("{}", serde_json::json!({ "dropped": group }));
         }
+        Command::Rewind {
+            target,
+            group,
+            since,
+        } => {
+            let since_ms = since
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let c = connect(&target).await?;
+            let r = c.rewind(&group, since_ms).await?;
+            if r.pruned {
+                eprintln!(
+                    "the log may no longer hold everything stored since then (older events were pruned past the retention): {group} starts again from the oldest it holds"
+                );
+            }
+            println!("{}", serde_json::to_string(&r)?);
+        }
         Command::Tail {
             target,
             subjects,
@@ -377,11 +413,50 @@ async fn shutdown_signal() {
     }
 }
 
+/// `--since`: a UTC time, or how long ago.
+fn since(s: &str) -> Result<SystemTime, String> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    match humantime::parse_duration(s) {
+        Ok(ago) => SystemTime::now()
+            .checked_sub(ago)
+            .ok_or_else(|| format!("{s} ago is before 1970")),
+        Err(_) => Err(format!(
+            "expected a UTC time (2026-11-26T13:55:00Z) or how long ago (90m), got {s:?}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
 
     use super::Cli;
+
+    /// `rewind --since` takes the backup MANIFEST's UTC time (with or without a fraction) or
+    /// how long ago, and names both forms when it gets neither.
+    #[test]
+    fn since_is_a_utc_time_or_how_long_ago() {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        let at = |s| super::since(s).unwrap().duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(at("1970-01-01T00:01:00Z"), Duration::from_secs(60));
+        assert_eq!(
+            at("1970-01-01T00:01:00.250Z"),
+            Duration::from_millis(60_250)
+        );
+        let then = super::since("90m").unwrap();
+        let ago = SystemTime::now().duration_since(then).unwrap();
+        assert!(
+            ago >= Duration::from_secs(5400) && ago < Duration::from_secs(5460),
+            "{ago:?}"
+        );
+        let bad = super::since("last tuesday").unwrap_err();
+        assert!(
+            bad.contains("UTC time") && bad.contains("how long ago"),
+            "{bad}"
+        );
+    }
 
     #[test]
     fn the_manual_page_renders() {

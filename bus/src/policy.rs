@@ -13,7 +13,7 @@
 //! key = "…"
 //! consume = ["*"]
 //! groups = ["tail-*"]
-//! operator = true                     # STATS, DLQ, REPLAY, DROP
+//! operator = true                     # STATS, DLQ, REPLAY, DROP, REWIND
 //! ```
 //! `stats = true` grants `STATS` alone (counters, no payloads): services read their group's
 //! dead-letter count with it for `/healthz`.
@@ -197,7 +197,8 @@ impl Permissions {
             Request::Stats(_)
             | Request::DeadLetters(..)
             | Request::Replay(..)
-            | Request::DropGroup(..) => {
+            | Request::DropGroup(..)
+            | Request::Rewind(..) => {
                 if self.operator {
                     Ok(())
                 } else {
@@ -603,6 +604,16 @@ mod tests {
         let orders = p.client("orders").unwrap();
         assert!(orders.authorize(&drop).unwrap_err().contains("operator"));
         assert_eq!(p.client("operator").unwrap().authorize(&drop), Ok(()));
+        // So is moving a group back, even for the service that consumes it.
+        let rewind = Request::Rewind(
+            1,
+            tix_bus_client::protocol::RewindRequest {
+                group: "orders".into(),
+                since_ms: 0,
+            },
+        );
+        assert!(orders.authorize(&rewind).unwrap_err().contains("operator"));
+        assert_eq!(p.client("operator").unwrap().authorize(&rewind), Ok(()));
         assert_eq!(p.client("operator").unwrap().keys.len(), 2);
     }
 

@@ -359,6 +359,138 @@ async fn a_dropped_group_no_longer_holds_back_pruning() {
     .await;
 }
 
+/// After a service is restored from a backup, an operator moves its group back to the
+/// backup's time: the group gets again every event of its subjects stored since then,
+/// acked or not (an ack above its place is forgotten too), from the oldest; other groups
+/// are left where they are. Refused while the group has a member, for an unknown or
+/// ephemeral group, and for a time the group has not reached. It outlives a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewound_group_gets_again_every_event_stored_since_the_time_asked() {
+    let mut bus = tix_testkit::Bus::start();
+    let c = connect(&bus.endpoint, "t").await;
+    let mut svc = group("svc", &["s"]);
+    svc.max_in_flight = 10;
+    let mut sub = c.subscribe(svc.clone()).await.unwrap();
+    let mut other = c.subscribe(group("other", &["s"])).await.unwrap();
+    let now = || std::time::SystemTime::now();
+    publish_n(&c, "before", "s", 2).await;
+    for _ in 0..2 {
+        next_delivery(&mut sub).await.ack().await.unwrap();
+        next_delivery(&mut other).await.ack().await.unwrap();
+    }
+    // The backup's time: strictly between the two batches, to the millisecond.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let backup = now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    publish_n(&c, "after", "s", 3).await;
+    publish_n(&c, "elsewhere", "x", 1).await;
+    // The first and third acked, the second not yet: the group's place is below the
+    // second, and the third's ack is stored above it.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(next_delivery(&mut sub).await);
+    }
+    held[0].ack().await.unwrap();
+    held[2].ack().await.unwrap();
+    for _ in 0..3 {
+        next_delivery(&mut other).await.ack().await.unwrap();
+    }
+    let since_ms = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    };
+    let busy = c
+        .rewind("svc", since_ms(backup))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(busy.contains("1 member(s)"), "{busy}");
+    drop(held);
+    drop(sub);
+    eventually("the member left", WAIT, || async {
+        let stats = c.stats().await.unwrap();
+        stats
+            .groups
+            .iter()
+            .any(|g| g.name == "svc" && g.members == 0)
+    })
+    .await;
+    let unknown = c.rewind("nobody", 0).await.unwrap_err().to_string();
+    assert!(unknown.contains("unknown group"), "{unknown}");
+    let later = now() + Duration::from_secs(3600);
+    let ahead = c
+        .rewind("svc", since_ms(later))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(ahead.contains("has not got that far"), "{ahead}");
+
+    // As an operator types it, with the operator's key from the data dir.
+    let rewind = |since: &str| {
+        std::process::Command::new(tix_testkit::bin("tix-bus"))
+            .args(["rewind", "--group", "svc", "--since", since])
+            .args(["--endpoint", &bus.endpoint])
+            .env("TIX_DATA_DIR", &bus.data_dir)
+            .output()
+            .unwrap()
+    };
+    let out = rewind(&humantime::format_rfc3339_millis(backup).to_string());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(said["group"], "svc");
+    assert_eq!(said["from"], 3, "the first event stored after the backup");
+    assert_eq!(
+        said["positions"], 4,
+        "three of its subject and one of another"
+    );
+    assert_eq!(said["pruned"], false);
+    let bad = rewind("yesterday-ish");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("how long ago"));
+
+    let expect_again = async |c: &tix_bus_client::Client| {
+        let mut sub = c.subscribe(svc.clone()).await.unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let d = next_delivery(&mut sub).await;
+            ids.push(d.id.clone());
+            d.ack().await.unwrap();
+        }
+        assert_eq!(ids, ["after-00000", "after-00001", "after-00002"]);
+        assert_quiet(&mut sub, Duration::from_millis(300)).await;
+        sub
+    };
+    let sub = expect_again(&c).await;
+    assert_quiet(&mut other, Duration::from_millis(100)).await;
+
+    // Moved back again and the broker restarted before anyone joins: the stored place
+    // is the one it starts from.
+    drop(sub);
+    eventually("the member left", WAIT, || async {
+        let stats = c.stats().await.unwrap();
+        stats
+            .groups
+            .iter()
+            .any(|g| g.name == "svc" && g.members == 0)
+    })
+    .await;
+    c.rewind("svc", since_ms(backup)).await.unwrap();
+    drop(other);
+    drop(c);
+    bus.crash_and_restart(&[]);
+    let c = connect(&bus.endpoint, "t").await;
+    expect_again(&c).await;
+
+    let mut watching = group("watching", &["s"]);
+    watching.ephemeral = true;
+    let _watch = c.subscribe(watching).await.unwrap();
+    let ephemeral = c.rewind("watching", 0).await.unwrap_err().to_string();
+    assert!(ephemeral.contains("ephemeral"), "{ephemeral}");
+}
+
 /// Publishes `n` events on subject `s` and acks each as `sub` receives it.
 async fn publish_and_ack(
     c: &tix_bus_client::Client,

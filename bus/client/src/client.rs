@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::driver::{Cmd, Driver, Reply, Settle};
 use crate::protocol::auth::BusKey;
 use crate::protocol::{
-    self, DeadLetter, DeadLetterQuery, DropGroupRequest, ReplayRequest, Replayed, Stats,
-    SubscribeOptions,
+    self, DeadLetter, DeadLetterQuery, DropGroupRequest, ReplayRequest, Replayed, RewindRequest,
+    Rewound, Stats, SubscribeOptions,
 };
 
 /// Why a bus call failed.
@@ -294,6 +294,22 @@ impl Client {
         self.request(b"DROP", serde_json::to_vec(&r).unwrap_or_default())
             .await
             .map(drop)
+    }
+
+    /// Moves a durable group back so that it gets again every event stored at or after
+    /// `since_ms` (unix milliseconds), as after its service was restored from a backup
+    /// taken then; its inbox skips what it had applied. Refused while the group has
+    /// members.
+    pub async fn rewind(&self, group: &str, since_ms: i64) -> Result<Rewound> {
+        let r = RewindRequest {
+            group: group.to_string(),
+            since_ms,
+        };
+        let body = self
+            .request(b"REWIND", serde_json::to_vec(&r).unwrap_or_default())
+            .await?;
+        serde_json::from_slice::<Rewound>(&body)
+            .map_err(|e| Error::Refused(format!("bad reply: {e}")))
     }
 
     /// Says goodbye, so the broker hands this client's unacked events to others at once.

@@ -191,7 +191,8 @@ fn corr_of(request: &Request) -> u64 {
         | Request::Stats(c)
         | Request::DeadLetters(c, _)
         | Request::Replay(c, _)
-        | Request::DropGroup(c, _) => *c,
+        | Request::DropGroup(c, _)
+        | Request::Rewind(c, _) => *c,
         Request::Ping | Request::Bye => 0,
     }
 }

@@ -76,6 +76,14 @@ pub enum Token {
         peer: Bytes,
         corr: u64,
     },
+    /// An operator's `REWIND` of group `gi` to the time asked: applied in memory once
+    /// committed.
+    Rewound {
+        gi: usize,
+        peer: Bytes,
+        corr: u64,
+        since_ms: i64,
+    },
     /// Writes that dead-letter these events (group, event, deliveries): should the commit
     /// fail, each goes back to its group instead of being lost.
     DeadLetters(Vec<(Arc<str>, Arc<Event>, u32)>),
@@ -457,6 +465,7 @@ impl Core {
             Request::DeadLetters(corr, q) => self.on_dead_letters(peer, corr, q),
             Request::Replay(corr, r) => self.on_replay(peer, corr, r),
             Request::DropGroup(corr, r) => self.on_drop_group(peer, corr, r),
+            Request::Rewind(corr, r) => self.on_rewind(peer, corr, r),
         }
     }
 }

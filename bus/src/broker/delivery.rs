@@ -46,6 +46,12 @@ impl Core {
                         Token::Dropped { gi, peer, corr } => {
                             self.on_dropped(gi, peer, corr, Ok(()))
                         }
+                        Token::Rewound {
+                            gi,
+                            peer,
+                            corr,
+                            since_ms,
+                        } => self.on_rewound(gi, peer, corr, since_ms, Ok(fx.rewound)),
                         Token::DeadLetters(_) | Token::Silent => {}
                     }
                 }
@@ -56,6 +62,12 @@ impl Core {
                     Token::Dropped { gi, peer, corr } => {
                         self.on_dropped(gi, peer, corr, Err(e.to_string()))
                     }
+                    Token::Rewound {
+                        gi,
+                        peer,
+                        corr,
+                        since_ms,
+                    } => self.on_rewound(gi, peer, corr, since_ms, Err(e.to_string())),
                     Token::DeadLetters(dead) => self.dead_letters_not_stored(dead, &e.to_string()),
                     Token::Silent => {}
                 },

@@ -24,9 +24,9 @@ use crate::policy::Policy;
 use crate::store;
 
 const PEERS: [&[u8]; 3] = [b"peer-a", b"peer-b", b"peer-c"];
-const COMMANDS: [&str; 17] = [
+const COMMANDS: [&str; 18] = [
     "HELLO", "AUTH", "PUB", "SUB", "UNSUB", "ACK", "NAK", "TOUCH", "STATS", "DLQ", "REPLAY",
-    "DROP", "PING", "BYE", "MSG", "OK", "hello",
+    "DROP", "REWIND", "PING", "BYE", "MSG", "OK", "hello",
 ];
 const NAMES: [&str; 6] = ["g", "h", "tail-1", "s", "*", ""];
 
@@ -152,6 +152,11 @@ fn request() -> impl Strategy<Value = Vec<Bytes>> {
         1 => (with(b"DROP"), corr.clone(), known(), any::<bool>()).prop_map(|(a, b, g, force)| {
             let g = String::from_utf8_lossy(&g).into_owned();
             let body = serde_json::json!({ "group": g, "force": force }).to_string();
+            vec![a, b, Bytes::from(body)]
+        }),
+        1 => (with(b"REWIND"), corr.clone(), known(), prop_oneof![Just(i64::MIN), Just(i64::MAX), -5i64..5_000]).prop_map(|(a, b, g, since)| {
+            let g = String::from_utf8_lossy(&g).into_owned();
+            let body = serde_json::json!({ "group": g, "sinceMs": since }).to_string();
             vec![a, b, Bytes::from(body)]
         }),
         1 => (with(b"REPLAY"), corr, known(), prop::collection::vec(0u64..12, 0..3)).prop_map(
@@ -317,6 +322,7 @@ fn corr(frames: &[Bytes]) -> Option<u64> {
                 | b"DLQ"
                 | b"REPLAY"
                 | b"DROP"
+                | b"REWIND"
         )
     );
     known.then(|| frames.get(1).and_then(|f| protocol::read_u64(f)))?

@@ -91,6 +91,9 @@ pub struct Group {
     pub retired: bool,
     /// An operator's `DROP` is being committed: nobody may join or replay meanwhile.
     pub dropping: bool,
+    /// An operator's `REWIND` is being committed: nobody may join, and its floor is
+    /// neither stored nor pruned to, meanwhile.
+    pub rewinding: bool,
     /// Since when the group has had no member (its last left, or the broker started);
     /// `None` while it has some. A `DROP` waits for it to be long enough.
     pub idle_since: Option<Instant>,
@@ -121,6 +124,7 @@ impl Group {
             ephemeral: false,
             retired: false,
             dropping: false,
+            rewinding: false,
             idle_since: Some(Instant::now()),
         }
     }
@@ -240,6 +244,18 @@ impl Group {
         self.pending.clear();
         self.replays.clear();
         self.ready.clear();
+        self.backlog.clear();
+        self.in_flight = 0;
+    }
+
+    /// Starts the group again after position `floor`, forgetting where it was: its acks
+    /// ahead, and what it held for redelivery (the scan finds those again).
+    pub fn rewind_to(&mut self, floor: u64) {
+        self.cursor = floor;
+        self.persisted_floor = floor;
+        self.acked_ahead.clear();
+        self.pending.clear();
+        self.ready.retain(|(_, slot)| *slot == Slot::Replay);
         self.backlog.clear();
         self.in_flight = 0;
     }

@@ -129,7 +129,7 @@ impl Core {
         for g in self
             .groups
             .iter_mut()
-            .filter(|g| !g.ephemeral && !g.retired)
+            .filter(|g| !g.ephemeral && !g.retired && !g.rewinding)
         {
             let floor = g.floor();
             if floor > g.persisted_floor {
@@ -148,6 +148,10 @@ impl Core {
     /// Deletes events every group is done with and that are older than the retention age.
     pub(super) fn prune(&mut self) {
         self.persist_floors();
+        // A group being moved back is about to need events below its floor.
+        if self.groups.iter().any(|g| g.rewinding) {
+            return;
+        }
         let upto = self
             .groups
             .iter()

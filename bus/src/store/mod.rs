@@ -20,7 +20,7 @@ mod reader;
 mod writer;
 
 pub use reader::Reader;
-pub use writer::{CommitTimes, Done, Effects, Job, needs_sync, run_writer};
+pub use writer::{CommitTimes, Done, Effects, Job, Rewind, needs_sync, run_writer};
 
 /// Result type of the store.
 pub type Result<T> = std::result::Result<T, rusqlite::Error>;
@@ -252,6 +252,14 @@ pub enum Write {
     DropGroup {
         group: Arc<str>,
     },
+    /// Move a durable group back to the first event stored at or after `since_ms`, when
+    /// that is at or below `floor` (its place now): its floor goes below it and its acks
+    /// above go. What it found is in `Effects::rewound`.
+    Rewind {
+        group: Arc<str>,
+        since_ms: i64,
+        floor: u64,
+    },
     /// Delete events up to `upto` published before `before_ms`.
     Prune {
         upto: u64,
@@ -270,6 +278,64 @@ mod tests {
             subject: Bytes::from(subject.to_string()),
             payload: Bytes::from_static(b"{}"),
         }
+    }
+
+    /// A rewind's first position, found by a binary search: the first event stored at or
+    /// after the time, over a log with holes (events pruned or never stored under their
+    /// numbers) and events stored in the same millisecond; one past the newest for a time
+    /// after them all; the oldest held, flagged, for a time before what was pruned.
+    #[test]
+    fn a_rewind_starts_at_the_first_event_stored_since_the_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("bus.db"), Durability::Normal).unwrap();
+        assert_eq!(writer::first_since(&conn, 0).unwrap(), (1, false), "empty");
+        // Positions 1..=40 stored 10 ms apart, two to a millisecond from 21 on.
+        for seq in 1..=40i64 {
+            let at = if seq <= 20 {
+                seq * 10
+            } else {
+                200 + (seq - 19) / 2 * 10
+            };
+            conn.execute(
+                "INSERT INTO events (seq, id, subject, payload, published_at) VALUES (?1, ?2, 's', x'', ?3)",
+                rusqlite::params![seq, format!("e{seq}"), at],
+            )
+            .unwrap();
+        }
+        let first = |ms| writer::first_since(&conn, ms).unwrap();
+        assert_eq!(first(0), (1, false));
+        assert_eq!(first(10), (1, false));
+        assert_eq!(first(11), (2, false));
+        assert_eq!(first(200), (20, false));
+        assert_eq!(
+            first(201),
+            (21, false),
+            "the first of two in one millisecond"
+        );
+        assert_eq!(first(210), (21, false));
+        assert_eq!(first(211), (23, false));
+        assert_eq!(first(10_000), (41, false), "after them all");
+        // Holes: 5..=9 and 30..=34 gone.
+        conn.execute(
+            "DELETE FROM events WHERE seq BETWEEN 5 AND 9 OR seq BETWEEN 30 AND 34",
+            [],
+        )
+        .unwrap();
+        assert_eq!(first(45), (10, false), "the next held after a hole");
+        assert_eq!(first(251), (35, false));
+        // Pruned from the start: a time before the oldest held cannot be reached.
+        conn.execute("DELETE FROM events WHERE seq < 15", [])
+            .unwrap();
+        assert_eq!(first(0), (15, true));
+        assert_eq!(
+            first(150),
+            (15, false),
+            "the oldest held is the first since then"
+        );
+        // Everything pruned: the next number SQLite would give.
+        conn.execute("DELETE FROM events", []).unwrap();
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'events', 40 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')", []).unwrap();
+        assert_eq!(first(0), (41, false));
     }
 
     /// A batch that fails part-way leaves nothing behind (its event is not stored), and

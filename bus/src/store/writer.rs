@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use tix_files::sync::CommitSync;
 
@@ -49,6 +49,17 @@ pub struct Effects {
     pub inserted: Vec<Arc<Event>>,
     /// Events pruned, per subject.
     pub pruned: Vec<(String, u64)>,
+    /// A [`Write::Rewind`]'s outcome: `None` when the group had not got that far.
+    pub rewound: Option<Rewind>,
+}
+
+/// Where a rewound group starts again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewind {
+    /// The first position it gets again.
+    pub from: u64,
+    /// Events stored after the time asked may have been pruned before `from`.
+    pub pruned: bool,
 }
 
 /// How long one group commit took, for the broker's metrics.
@@ -300,6 +311,20 @@ fn apply(
                 ])?;
             }
         }
+        Write::Rewind {
+            group,
+            since_ms,
+            floor,
+        } => {
+            let (from, pruned) = first_since(tx, *since_ms)?;
+            if from <= *floor {
+                tx.prepare_cached("UPDATE groups SET ack_floor = ?2 WHERE name = ?1")?
+                    .execute(params![&**group, (from - 1) as i64])?;
+                tx.prepare_cached("DELETE FROM acked WHERE grp = ?1")?
+                    .execute(params![&**group])?;
+                fx.rewound = Some(Rewind { from, pruned });
+            }
+        }
         Write::Prune { upto, before_ms } => {
             let mut counts = tx.prepare_cached(
                 "SELECT subject, count(*) FROM events WHERE seq <= ?1 AND published_at < ?2 GROUP BY subject",
@@ -315,4 +340,47 @@ fn apply(
         }
     }
     Ok(())
+}
+
+/// The first position stored at or after `since_ms` (one past the newest when there is
+/// none), and whether events stored after that time may have been pruned before it. Positions
+/// and their times rise together, so a binary search over positions finds it in a few
+/// dozen point reads, where a scan for the time would read the whole log.
+pub(super) fn first_since(tx: &Connection, since_ms: i64) -> Result<(u64, bool)> {
+    // The event at `seq` or the first after it (positions have holes once pruned).
+    let at = |seq: i64| -> Result<Option<(i64, i64)>> {
+        tx.prepare_cached(
+            "SELECT seq, published_at FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1",
+        )?
+        .query_row(params![seq], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+    };
+    let head: i64 = tx
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM events")?
+        .query_row([], |r| r.get(0))?;
+    let Some((oldest, oldest_at)) = at(0)? else {
+        // An empty log: everything from now on is new anyway.
+        let next: i64 = tx
+            .prepare_cached(
+                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+            )?
+            .query_row([], |r| r.get(0))?;
+        return Ok((next as u64 + 1, false));
+    };
+    if oldest_at >= since_ms {
+        // Older events were pruned; those were stored no later than the oldest left, so
+        // some may have been stored after the time asked only when the oldest left was.
+        return Ok((oldest as u64, oldest > 1 && oldest_at > since_ms));
+    }
+    // published_at(lo) < since_ms; the answer is in (lo, hi].
+    let (mut lo, mut hi) = (oldest, head + 1);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match at(mid)? {
+            Some((seq, t)) if t < since_ms => lo = seq.max(mid),
+            Some(_) | None => hi = mid,
+        }
+    }
+    let from = at(hi)?.map_or(head + 1, |(seq, _)| seq);
+    Ok((from as u64, false))
 }

@@ -200,6 +200,32 @@ pub struct DropGroupRequest {
     pub force: bool,
 }
 
+/// The body of `REWIND`: deliver a durable group again every event the broker stored at or
+/// after `since_ms` (unix milliseconds, the broker's clock), as after restoring its service
+/// from a backup taken then. Refused while the group has members.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewindRequest {
+    pub group: String,
+    pub since_ms: i64,
+}
+
+/// The answer to `REWIND`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Rewound {
+    pub group: String,
+    /// The first log position the group gets again.
+    pub from: u64,
+    /// How many log positions that is, up to the newest (of every subject: the group gets
+    /// those of its own).
+    pub positions: u64,
+    /// The oldest event the log holds was stored after the time asked, and older ones were
+    /// pruned (past the retention): events from that time may be gone, and the group
+    /// starts from the oldest left.
+    pub pruned: bool,
+}
+
 /// The body of `REPLAY`: every dead letter of the group, or only the listed positions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

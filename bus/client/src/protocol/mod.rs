@@ -19,6 +19,7 @@
 //! DLQ    corr json{group?,limit?}                   OK     corr json
 //! REPLAY corr json{group,seqs?}                     OK     corr json
 //! DROP   corr json{group,force?}                    OK     corr json      (after commit)
+//! REWIND corr json{group,sinceMs}                   OK     corr json      (after commit)
 //! PING                                              PONG
 //! BYE
 //!                                                   MSG    group (seq:u64 deliveries:u32, id, subject, payload)×n
@@ -92,6 +93,7 @@ pub enum Request {
     DeadLetters(u64, DeadLetterQuery),
     Replay(u64, ReplayRequest),
     DropGroup(u64, DropGroupRequest),
+    Rewind(u64, RewindRequest),
     Ping,
     Bye,
 }
@@ -121,6 +123,7 @@ impl Request {
             b"DLQ" => "DLQ",
             b"REPLAY" => "REPLAY",
             b"DROP" => "DROP",
+            b"REWIND" => "REWIND",
             other => {
                 let shown = String::from_utf8_lossy(&other[..other.len().min(32)]).into_owned();
                 return Err((0, ProtocolError::UnknownCommand(shown)));
@@ -201,6 +204,7 @@ impl Request {
             "DLQ" => Request::DeadLetters(corr, parse_json(name, json(0)?).map_err(fail)?),
             "REPLAY" => Request::Replay(corr, parse_json(name, json(0)?).map_err(fail)?),
             "DROP" => Request::DropGroup(corr, parse_json(name, json(0)?).map_err(fail)?),
+            "REWIND" => Request::Rewind(corr, parse_json(name, json(0)?).map_err(fail)?),
             _ => unreachable!("every name above is matched"),
         })
     }

@@ -61,6 +61,11 @@ impl Core {
         let Some(&gi) = self.group_index.get(group) else {
             return self.reply_err(&peer, corr, "unknown group");
         };
+        if self.groups[gi].rewinding {
+            // A group being moved back has no member: an ack is a leftover of the place it
+            // is leaving, and must not mark an event it is to get again.
+            return self.reply_settled(&peer, corr);
+        }
         let mut writes = Vec::new();
         let mut acked = Vec::with_capacity(seqs.len());
         let g = &mut self.groups[gi];

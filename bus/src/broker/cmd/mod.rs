@@ -8,6 +8,7 @@ mod drop_group;
 mod hello;
 mod publish;
 mod replay;
+mod rewind;
 mod stats;
 mod subscribe;
 

@@ -26,8 +26,9 @@ impl Core {
         let gi = match self.group_index.get(&name) {
             Some(&gi) => {
                 let g = &self.groups[gi];
-                if g.dropping {
-                    let message = format!("group {name} is being dropped; try again");
+                if g.dropping || g.rewinding {
+                    let what = if g.dropping { "dropped" } else { "moved back" };
+                    let message = format!("group {name} is being {what}; try again");
                     return self.reply_err(&peer, corr, &message);
                 }
                 let others = g.members.iter().any(|m| m.peer != peer);

@@ -1,0 +1,103 @@
+//! `REWIND`: move a durable group back, so that it gets again what the log stored since a
+//! time.
+//!
+//! A service restored from a backup taken at B has lost what it applied after B, but the
+//! bus has moved its group past those events. Its inbox came back with the database and
+//! skips what it had applied by B, so delivering everything stored since a little before B
+//! again loses nothing and applies nothing twice (docs/deploy.md, "Backups and restore").
+//! The writer finds the first position stored at or after the time (a binary search over
+//! positions), lowers the group's stored floor below it and forgets its acks above; only
+//! then does the group start again from there in memory. Meanwhile it is `rewinding`:
+//! nobody may join it, and its floor is neither stored nor pruned to. A group with members
+//! is refused: they hold events of the place it is leaving.
+
+use bytes::Bytes;
+use tix_bus_client::protocol::{RewindRequest, Rewound};
+
+use crate::broker::core::{Core, Token};
+use crate::store::{Rewind, Write};
+
+impl Core {
+    pub(in crate::broker) fn on_rewind(&mut self, peer: Bytes, corr: u64, r: RewindRequest) {
+        let Some(&gi) = self.group_index.get(r.group.as_str()) else {
+            return self.reply_err(&peer, corr, "unknown group");
+        };
+        let g = &mut self.groups[gi];
+        let refusal = if g.ephemeral {
+            Some("an ephemeral group has no place to move back".to_string())
+        } else if g.dropping || g.rewinding {
+            Some(format!(
+                "group {} is busy with another operator request",
+                g.name
+            ))
+        } else if !g.members.is_empty() {
+            Some(format!(
+                "group {} has {} member(s); stop them first",
+                g.name,
+                g.members.len()
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            return self.reply_err(&peer, corr, &message);
+        }
+        g.rewinding = true;
+        let write = Write::Rewind {
+            group: g.name.clone(),
+            since_ms: r.since_ms,
+            floor: g.floor(),
+        };
+        let since_ms = r.since_ms;
+        self.submit(
+            vec![write],
+            Token::Rewound {
+                gi,
+                peer,
+                corr,
+                since_ms,
+            },
+        );
+    }
+
+    /// The rewind is committed (`Ok`, with where the group starts again, or `None` when it
+    /// had not got that far) or not (the group stays where it was).
+    pub(in crate::broker) fn on_rewound(
+        &mut self,
+        gi: usize,
+        peer: Bytes,
+        corr: u64,
+        since_ms: i64,
+        result: Result<Option<Rewind>, String>,
+    ) {
+        let head = self.head;
+        let g = &mut self.groups[gi];
+        g.rewinding = false;
+        match result {
+            Ok(Some(Rewind { from, pruned })) => {
+                let before = g.floor();
+                g.rewind_to(from - 1);
+                tracing::warn!(group = %g.name, since_ms, from, before, pruned,
+                    "moved the group back at an operator's request");
+                let body = Rewound {
+                    group: g.name.to_string(),
+                    from,
+                    positions: (head + 1).saturating_sub(from),
+                    pruned,
+                };
+                let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+                self.reply_ok(&peer, corr, body);
+                self.pump(gi);
+            }
+            Ok(None) => {
+                let message = format!(
+                    "group {} has not got that far: it is at position {}, before the first event stored since then",
+                    g.name,
+                    g.floor()
+                );
+                self.reply_err(&peer, corr, &message);
+            }
+            Err(e) => self.reply_err(&peer, corr, &format!("not stored: {e}")),
+        }
+    }
+}
