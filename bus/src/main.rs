@@ -111,9 +111,9 @@ enum Command {
     /// Move a durable group back, so that it gets again every event stored since a time:
     /// after restoring its service from a backup taken then (a little before it, to be
     /// safe), so that what it applied after the backup is applied again. Its inbox skips what
-    /// it had applied, for as long as it remembers (TIX_INBOX_RETENTION, 24 h): never go
-    /// back further than that before the backup. Refused while the group has members: stop
-    /// the service first.
+    /// it had applied, for as long as it remembers (TIX_INBOX_RETENTION, 24 h back from
+    /// now): a time further back than that would apply old events twice. Refused while the
+    /// group has members: stop the service first.
     Rewind {
         #[command(flatten)]
         target: Target,
@@ -348,6 +348,14 @@ async fn operate(cmd: Command) -> anyhow::Result<()> {
             let since_ms = since
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            if SystemTime::now()
+                .duration_since(since)
+                .is_ok_and(|ago| ago > INBOX_MEMORY)
+            {
+                eprintln!(
+                    "warning: that is more than 24 h ago: a service's inbox remembers what it applied for TIX_INBOX_RETENTION (24 h by default), and would apply older events again"
+                );
+            }
             let c = connect(&target).await?;
             let r = c.rewind(&group, since_ms).await?;
             if r.pruned {
@@ -412,6 +420,10 @@ async fn shutdown_signal() {
         _ = term.recv() => {}
     }
 }
+
+/// How long the services' inboxes remember what they applied, by default
+/// (`TIX_INBOX_RETENTION`): a rewind further back is warned about.
+const INBOX_MEMORY: Duration = Duration::from_secs(24 * 3600);
 
 /// `--since`: a UTC time, or how long ago.
 fn since(s: &str) -> Result<SystemTime, String> {

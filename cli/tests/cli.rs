@@ -310,13 +310,13 @@ fn a_session_is_renewed_as_it_is_used_and_signing_out_revokes_it() {
 
 /// Near the session's longest life every renewal ends at the session's end. `tix` renews
 /// until one fails to move the end, then no more (it would come due again halfway to the
-/// same end, over and over). Tokens of 4 s in sessions of 6 s; each wait is counted from
-/// the token's own times, so a slow machine only makes it wait less.
+/// same end, over and over). Tokens of 8 s in sessions of 12 s; each wait is counted from
+/// the token's own times, and each step has over 3 s before the token it checks ends.
 #[test]
 fn renewals_stop_once_the_session_is_at_its_end() {
     let stack = Stack::start_with_env(
         &["auth", "gateway"],
-        &[("TIX_SESSION_TTL", "4s"), ("TIX_SESSION_MAX_AGE", "6s")],
+        &[("TIX_SESSION_TTL", "8s"), ("TIX_SESSION_MAX_AGE", "12s")],
     );
     let api = stack.url("gateway");
     let dir = tempfile::tempdir().unwrap();
@@ -338,7 +338,7 @@ fn renewals_stop_once_the_session_is_at_its_end() {
     let whoami = || assert_eq!(run(tix(&api, &cfg), &["whoami"], None).code, 0);
     let first = token();
     let (iat, exp) = times(&first);
-    let end = iat + 6;
+    let end = iat + 12;
     sleep_until((iat + (exp - iat) / 2) as f64 + 0.3);
     whoami();
     let second = token();

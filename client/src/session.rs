@@ -56,12 +56,13 @@ impl Session {
             })
     }
 
-    /// Takes the token a renewal gave, noting when it ends no later than the one before
-    /// (see [`Session::at_end`]).
+    /// Takes the token a renewal gave, noting when it ends exactly when the one before did
+    /// (see [`Session::at_end`]). One that ends sooner is not that: the server's tokens
+    /// were made shorter, and renewing goes on.
     pub fn renewed(&mut self, token: String) {
         let end = |t: &str| token_times(t).map(|(_, exp)| exp);
         self.at_end =
-            matches!((end(&self.token), end(&token)), (Some(old), Some(new)) if new <= old);
+            matches!((end(&self.token), end(&token)), (Some(old), Some(new)) if new == old);
         self.token = token;
     }
 
@@ -196,6 +197,16 @@ mod tests {
         s.renewed(token(1090, 1120));
         assert!(s.at_end);
         assert!(!s.needs_renewal(1110), "nothing left to gain by renewing");
+        let mut shorter = Session {
+            token: token(1000, 1100),
+            at_end: false,
+            ..s.clone()
+        };
+        shorter.renewed(token(1060, 1090));
+        assert!(
+            !shorter.at_end,
+            "tokens made shorter on the server: renewals go on"
+        );
         // Saved and loaded, it stays so; a session file from before the field is not.
         let dir = tempfile::tempdir().unwrap();
         s.save(dir.path(), "p").unwrap();

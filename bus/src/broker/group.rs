@@ -248,16 +248,18 @@ impl Group {
         self.in_flight = 0;
     }
 
-    /// Starts the group again after position `floor`, forgetting where it was: its acks
-    /// ahead, and what it held for redelivery (the scan finds those again).
-    pub fn rewind_to(&mut self, floor: u64) {
-        self.cursor = floor;
-        self.persisted_floor = floor;
-        self.acked_ahead.clear();
-        self.pending.clear();
-        self.ready.retain(|(_, slot)| *slot == Slot::Replay);
+    /// Starts the group's scan again at position `from`, forgetting its acks from there on
+    /// and what it held from there for redelivery (the scan finds those again). What it
+    /// still owes below `from` stays owed. Only for a group without members.
+    pub fn rewind_to(&mut self, from: u64) {
+        let below = from.saturating_sub(1);
+        self.cursor = self.cursor.min(below);
+        self.persisted_floor = self.persisted_floor.min(below);
+        self.acked_ahead.retain(|&seq| seq < from);
+        self.pending.retain(|&seq, _| seq < from);
+        self.ready
+            .retain(|&(seq, slot)| slot == Slot::Replay || seq < from);
         self.backlog.clear();
-        self.in_flight = 0;
     }
 
     pub fn unacked(&self) -> usize {

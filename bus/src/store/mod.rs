@@ -252,13 +252,14 @@ pub enum Write {
     DropGroup {
         group: Arc<str>,
     },
-    /// Move a durable group back to the first event stored at or after `since_ms`, when
-    /// that is at or below `floor` (its place now): its floor goes below it and its acks
-    /// above go. What it found is in `Effects::rewound`.
+    /// Move a durable group back to the first event stored at or after `since_ms`: its
+    /// stored floor goes below that event (if it was above), and its acks of that event
+    /// and after go. Events stored before `pruned_before_ms` may have been pruned. What it
+    /// found is in `Effects::rewound`.
     Rewind {
         group: Arc<str>,
         since_ms: i64,
-        floor: u64,
+        pruned_before_ms: i64,
     },
     /// Delete events up to `upto` published before `before_ms`.
     Prune {
@@ -288,7 +289,9 @@ mod tests {
     fn a_rewind_starts_at_the_first_event_stored_since_the_time() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open(&dir.path().join("bus.db"), Durability::Normal).unwrap();
-        assert_eq!(writer::first_since(&conn, 0).unwrap(), (1, false), "empty");
+        // Nothing stored since before 1,000 ms can have been pruned.
+        let first_since = |conn: &Connection, ms| writer::first_since(conn, ms, 1_000);
+        assert_eq!(first_since(&conn, 0).unwrap(), (1, false), "empty");
         // Positions 1..=40 stored 10 ms apart, two to a millisecond from 21 on.
         for seq in 1..=40i64 {
             let at = if seq <= 20 {
@@ -302,7 +305,7 @@ mod tests {
             )
             .unwrap();
         }
-        let first = |ms| writer::first_since(&conn, ms).unwrap();
+        let first = |ms| first_since(&conn, ms).unwrap();
         assert_eq!(first(0), (1, false));
         assert_eq!(first(10), (1, false));
         assert_eq!(first(11), (2, false));
@@ -327,15 +330,20 @@ mod tests {
         conn.execute("DELETE FROM events WHERE seq < 15", [])
             .unwrap();
         assert_eq!(first(0), (15, true));
+        assert_eq!(first(149), (15, true));
         assert_eq!(
             first(150),
-            (15, false),
-            "the oldest held is the first since then"
+            (15, true),
+            "one pruned in the same millisecond may be gone"
         );
-        // Everything pruned: the next number SQLite would give.
+        assert_eq!(first(151), (16, false));
+        // Nothing stored since a time the retention still covers was ever pruned.
+        assert_eq!(writer::first_since(&conn, 0, 0).unwrap(), (15, false));
+        // Everything pruned: the next number SQLite would give, and what may be gone.
         conn.execute("DELETE FROM events", []).unwrap();
         conn.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'events', 40 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')", []).unwrap();
-        assert_eq!(first(0), (41, false));
+        assert_eq!(first(0), (41, true));
+        assert_eq!(first(5_000), (41, false), "after the pruned ones' time");
     }
 
     /// A batch that fails part-way leaves nothing behind (its event is not stored), and

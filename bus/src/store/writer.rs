@@ -49,7 +49,7 @@ pub struct Effects {
     pub inserted: Vec<Arc<Event>>,
     /// Events pruned, per subject.
     pub pruned: Vec<(String, u64)>,
-    /// A [`Write::Rewind`]'s outcome: `None` when the group had not got that far.
+    /// A [`Write::Rewind`]'s outcome.
     pub rewound: Option<Rewind>,
 }
 
@@ -314,16 +314,15 @@ fn apply(
         Write::Rewind {
             group,
             since_ms,
-            floor,
+            pruned_before_ms,
         } => {
-            let (from, pruned) = first_since(tx, *since_ms)?;
-            if from <= *floor {
-                tx.prepare_cached("UPDATE groups SET ack_floor = ?2 WHERE name = ?1")?
-                    .execute(params![&**group, (from - 1) as i64])?;
-                tx.prepare_cached("DELETE FROM acked WHERE grp = ?1")?
-                    .execute(params![&**group])?;
-                fx.rewound = Some(Rewind { from, pruned });
-            }
+            let (from, pruned) = first_since(tx, *since_ms, *pruned_before_ms)?;
+            // Positions below `from` stay as they were: done, or still owed to the group.
+            tx.prepare_cached("UPDATE groups SET ack_floor = min(ack_floor, ?2) WHERE name = ?1")?
+                .execute(params![&**group, (from - 1) as i64])?;
+            tx.prepare_cached("DELETE FROM acked WHERE grp = ?1 AND seq >= ?2")?
+                .execute(params![&**group, from as i64])?;
+            fx.rewound = Some(Rewind { from, pruned });
         }
         Write::Prune { upto, before_ms } => {
             let mut counts = tx.prepare_cached(
@@ -343,10 +342,17 @@ fn apply(
 }
 
 /// The first position stored at or after `since_ms` (one past the newest when there is
-/// none), and whether events stored after that time may have been pruned before it. Positions
+/// none), and whether events stored since then may have been pruned before it: only
+/// events stored before `pruned_before_ms` (now less the retention) ever are, and only
+/// those no later than the oldest left. Positions
 /// and their times rise together, so a binary search over positions finds it in a few
 /// dozen point reads, where a scan for the time would read the whole log.
-pub(super) fn first_since(tx: &Connection, since_ms: i64) -> Result<(u64, bool)> {
+pub(super) fn first_since(
+    tx: &Connection,
+    since_ms: i64,
+    pruned_before_ms: i64,
+) -> Result<(u64, bool)> {
+    let prunable = since_ms < pruned_before_ms;
     // The event at `seq` or the first after it (positions have holes once pruned).
     let at = |seq: i64| -> Result<Option<(i64, i64)>> {
         tx.prepare_cached(
@@ -365,12 +371,12 @@ pub(super) fn first_since(tx: &Connection, since_ms: i64) -> Result<(u64, bool)>
                 "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
             )?
             .query_row([], |r| r.get(0))?;
-        return Ok((next as u64 + 1, false));
+        return Ok((next as u64 + 1, prunable && next > 0));
     };
     if oldest_at >= since_ms {
         // Older events were pruned; those were stored no later than the oldest left, so
-        // some may have been stored after the time asked only when the oldest left was.
-        return Ok((oldest as u64, oldest > 1 && oldest_at > since_ms));
+        // some may have been stored since the time asked only when the oldest left was.
+        return Ok((oldest as u64, prunable && oldest > 1));
     }
     // published_at(lo) < since_ms; the answer is in (lo, hi].
     let (mut lo, mut hi) = (oldest, head + 1);

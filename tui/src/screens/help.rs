@@ -270,7 +270,8 @@ pub(crate) fn scroll(app: &mut App, by: isize) -> bool {
     if last == 0 {
         return false;
     }
-    app.help_top = app.help_top.saturating_add_signed(by).min(last);
+    // From where it shows now: a key kept from a larger terminal may be past the end.
+    app.help_top = app.help_top.min(last).saturating_add_signed(by).min(last);
     true
 }
 

@@ -31,6 +31,8 @@ impl Core {
             Some("an ephemeral group goes away with its last member".to_string())
         } else if g.dropping {
             Some(format!("group {} is being dropped already", g.name))
+        } else if g.rewinding {
+            Some(format!("group {} is being moved back; try again", g.name))
         } else if !g.members.is_empty() {
             Some(format!(
                 "group {} has {} member(s); stop them first",

@@ -6,10 +6,12 @@
 //! skips what it had applied by B, so delivering everything stored since a little before B
 //! again loses nothing and applies nothing twice (docs/deploy.md, "Backups and restore").
 //! The writer finds the first position stored at or after the time (a binary search over
-//! positions), lowers the group's stored floor below it and forgets its acks above; only
-//! then does the group start again from there in memory. Meanwhile it is `rewinding`:
-//! nobody may join it, and its floor is neither stored nor pruned to. A group with members
-//! is refused: they hold events of the place it is leaving.
+//! positions), lowers the group's stored floor below it and forgets its acks from there;
+//! only then does the group's scan start again from there in memory. What the group still
+//! owes below that position (an event being retried) stays owed. Meanwhile it is
+//! `rewinding`: nobody may join it or drop it, and its floor is neither stored nor pruned
+//! to. A group with members is refused: they hold events of the place it is leaving. A
+//! time the group has not reached yet moves nothing, and is answered like any other.
 
 use bytes::Bytes;
 use tix_bus_client::protocol::{RewindRequest, Rewound};
@@ -43,10 +45,11 @@ impl Core {
             return self.reply_err(&peer, corr, &message);
         }
         g.rewinding = true;
+        let retention = i64::try_from(self.cfg.retention.as_millis()).unwrap_or(i64::MAX);
         let write = Write::Rewind {
             group: g.name.clone(),
             since_ms: r.since_ms,
-            floor: g.floor(),
+            pruned_before_ms: crate::store::now_ms().saturating_sub(retention),
         };
         let since_ms = r.since_ms;
         self.submit(
@@ -60,8 +63,8 @@ impl Core {
         );
     }
 
-    /// The rewind is committed (`Ok`, with where the group starts again, or `None` when it
-    /// had not got that far) or not (the group stays where it was).
+    /// The rewind is committed (`Ok`, with where the group starts again) or not (the
+    /// group stays where it was).
     pub(in crate::broker) fn on_rewound(
         &mut self,
         gi: usize,
@@ -76,7 +79,7 @@ impl Core {
         match result {
             Ok(Some(Rewind { from, pruned })) => {
                 let before = g.floor();
-                g.rewind_to(from - 1);
+                g.rewind_to(from);
                 tracing::warn!(group = %g.name, since_ms, from, before, pruned,
                     "moved the group back at an operator's request");
                 let body = Rewound {
@@ -89,14 +92,7 @@ impl Core {
                 self.reply_ok(&peer, corr, body);
                 self.pump(gi);
             }
-            Ok(None) => {
-                let message = format!(
-                    "group {} has not got that far: it is at position {}, before the first event stored since then",
-                    g.name,
-                    g.floor()
-                );
-                self.reply_err(&peer, corr, &message);
-            }
+            Ok(None) => self.reply_err(&peer, corr, "not stored: the write found nothing"),
             Err(e) => self.reply_err(&peer, corr, &format!("not stored: {e}")),
         }
     }
