@@ -22,6 +22,7 @@ use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 ///   tix-bus stats                                per-subject counts, per-group lag
 ///   tix-bus dead-letters --group orders          list dead letters
 ///   tix-bus replay --group orders                deliver them again
+///   tix-bus discard --group orders --seq 42      forget one for good
 ///   tix-bus drop-group --group old-service       forget a group nobody consumes
 ///   tix-bus rewind --group orders --since 2026-11-26T13:55:00Z
 ///                                                deliver again what was stored since
@@ -93,6 +94,20 @@ enum Command {
         #[arg(long = "seq")]
         seqs: Vec<u64>,
     },
+    /// Forget a group's dead letters for good, without delivering them again: all of them,
+    /// or only those at the positions given. Those being replayed are kept. Look at them
+    /// first (dead-letters): a discarded event is gone from the group, though it stays in
+    /// the log until it is pruned.
+    Discard {
+        #[command(flatten)]
+        target: Target,
+        /// The group whose dead letters to forget.
+        #[arg(long)]
+        group: String,
+        /// Only these log positions (default: all of the group's dead letters).
+        #[arg(long = "seq")]
+        seqs: Vec<u64>,
+    },
     /// Forget a durable group nobody consumes any more (a removed or renamed service's):
     /// its place in the log, its acks and its dead letters, so that it no longer holds back
     /// pruning. Refused while it has members. A group of that name joined later starts at
@@ -158,7 +173,7 @@ struct Target {
     #[arg(long, env = "TIX_BUS_URL", default_value = "tcp://127.0.0.1:5555")]
     endpoint: String,
     /// The client to authenticate as (its policy entry needs `operator = true` for
-    /// dead-letters, replay, drop-group and rewind, `stats` or `operator` for stats).
+    /// dead-letters, replay, discard, drop-group and rewind, `stats` or `operator` for stats).
     #[arg(long, env = "TIX_BUS_CLIENT", default_value = "operator")]
     client: String,
     /// File holding the client's key (or set TIX_BUS_KEY). Default:
@@ -330,6 +345,16 @@ async fn operate(cmd: Command) -> anyhow::Result<()> {
             let only = (!seqs.is_empty()).then_some(seqs);
             let n = c.replay(&group, only).await?;
             println!("{}", serde_json::json!({ "replayed": n }));
+        }
+        Command::Discard {
+            target,
+            group,
+            seqs,
+        } => {
+            let c = connect(&target).await?;
+            let only = (!seqs.is_empty()).then_some(seqs);
+            let n = c.discard(&group, only).await?;
+            println!("{}", serde_json::json!({ "discarded": n }));
         }
         Command::DropGroup {
             target,

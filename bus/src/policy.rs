@@ -13,7 +13,7 @@
 //! key = "…"
 //! consume = ["*"]
 //! groups = ["tail-*"]
-//! operator = true                     # STATS, DLQ, REPLAY, DROP, REWIND
+//! operator = true                     # STATS, DLQ, REPLAY, DROP, REWIND, DISCARD
 //! ```
 //! `stats = true` grants `STATS` alone (counters, no payloads): services read their group's
 //! dead-letter count with it for `/healthz`.
@@ -198,7 +198,8 @@ impl Permissions {
             | Request::DeadLetters(..)
             | Request::Replay(..)
             | Request::DropGroup(..)
-            | Request::Rewind(..) => {
+            | Request::Rewind(..)
+            | Request::Discard(..) => {
                 if self.operator {
                     Ok(())
                 } else {
@@ -614,6 +615,15 @@ mod tests {
         );
         assert!(orders.authorize(&rewind).unwrap_err().contains("operator"));
         assert_eq!(p.client("operator").unwrap().authorize(&rewind), Ok(()));
+        let discard = Request::Discard(
+            1,
+            tix_bus_client::protocol::DiscardRequest {
+                group: "orders".into(),
+                seqs: None,
+            },
+        );
+        assert!(orders.authorize(&discard).unwrap_err().contains("operator"));
+        assert_eq!(p.client("operator").unwrap().authorize(&discard), Ok(()));
         assert_eq!(p.client("operator").unwrap().keys.len(), 2);
     }
 

@@ -323,6 +323,15 @@ async fn a_services_key_does_only_what_its_policy_entry_allows() {
         Err(Error::Refused(m)) => assert!(m.contains("operator"), "{m}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // Nor may a service forget its own dead letters, or move its group back.
+    match orders.discard("orders", None).await {
+        Err(Error::Refused(m)) => assert!(m.contains("operator"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match orders.rewind("orders", 0).await {
+        Err(Error::Refused(m)) => assert!(m.contains("operator"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     // Refusals leave the session open.
     assert!(orders.is_connected());
 

@@ -144,6 +144,80 @@ async fn after_max_deliveries_an_event_is_dead_lettered_and_can_be_replayed() {
     }
 }
 
+/// Dead letters an operator will never want delivered are discarded: those asked for, or
+/// all of the group's, gone for good from the list and the counts; one being replayed is
+/// kept and delivered. Discarding what is not there discards nothing, and an unknown group
+/// is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discarded_dead_letters_are_gone_for_good_and_a_replay_under_way_is_kept() {
+    let bus = Bus::start();
+    let c = connect(&bus.endpoint, "t").await;
+    let mut o = group("g", &["s"]);
+    o.ack_wait_ms = 1000;
+    o.max_deliveries = 1;
+    let mut sub = c.subscribe(o).await.unwrap();
+    for id in ["d1", "d2", "d3", "d4"] {
+        c.publish(id, "s", "{}").await.unwrap();
+        next_delivery(&mut sub).await.nak().unwrap();
+    }
+    eventually("four dead letters", WAIT, || async {
+        c.dead_letters(Some("g")).await.unwrap().len() == 4
+    })
+    .await;
+    let ids = async || -> Vec<String> {
+        let dead = c.dead_letters(Some("g")).await.unwrap();
+        dead.into_iter().map(|d| d.event_id).collect()
+    };
+
+    assert_eq!(c.discard("g", Some(vec![2])).await.unwrap(), 1);
+    assert_eq!(ids().await, ["d1", "d3", "d4"]);
+    assert_eq!(
+        c.discard("g", Some(vec![2, 99])).await.unwrap(),
+        0,
+        "gone already"
+    );
+    // As an operator types it, with the operator's key from the data dir.
+    let out = std::process::Command::new(bin("tix-bus"))
+        .args([
+            "discard",
+            "--group",
+            "g",
+            "--seq",
+            "3",
+            "--endpoint",
+            &bus.endpoint,
+        ])
+        .env("TIX_DATA_DIR", &bus.data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"discarded":1}"#
+    );
+    assert_eq!(ids().await, ["d1", "d4"]);
+
+    // One being replayed stays, and is delivered; the rest go.
+    assert_eq!(c.replay("g", Some(vec![1])).await.unwrap(), 1);
+    let replayed = next_delivery(&mut sub).await;
+    assert_eq!(replayed.id, "d1");
+    assert_eq!(c.discard("g", None).await.unwrap(), 1);
+    assert_eq!(ids().await, ["d1"]);
+    replayed.ack().await.unwrap();
+    assert!(ids().await.is_empty());
+    assert_eq!(c.stats().await.unwrap().group("g").unwrap().dead_letters, 0);
+    assert_quiet(&mut sub, Duration::from_millis(300)).await;
+
+    match c.discard("nope", None).await {
+        Err(Error::Refused(m)) => assert!(m.contains("unknown group"), "{m}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 fn tail(bus: &Bus, group: &str, extra: &[&str]) -> Proc {
     let mut args = vec![
         "tail",

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::driver::{Cmd, Driver, Reply, Settle};
 use crate::protocol::auth::BusKey;
 use crate::protocol::{
-    self, DeadLetter, DeadLetterQuery, DropGroupRequest, ReplayRequest, Replayed, RewindRequest,
-    Rewound, Stats, SubscribeOptions,
+    self, DeadLetter, DeadLetterQuery, DiscardRequest, Discarded, DropGroupRequest, ReplayRequest,
+    Replayed, RewindRequest, Rewound, Stats, SubscribeOptions,
 };
 
 /// Why a bus call failed.
@@ -309,6 +309,21 @@ impl Client {
             .request(b"REWIND", serde_json::to_vec(&r).unwrap_or_default())
             .await?;
         serde_json::from_slice::<Rewound>(&body)
+            .map_err(|e| Error::Refused(format!("bad reply: {e}")))
+    }
+
+    /// Forgets a group's dead letters for good, without delivering them again: all of them,
+    /// or only those at `seqs`. Those being replayed are kept. How many went.
+    pub async fn discard(&self, group: &str, seqs: Option<Vec<u64>>) -> Result<u64> {
+        let r = DiscardRequest {
+            group: group.to_string(),
+            seqs,
+        };
+        let body = self
+            .request(b"DISCARD", serde_json::to_vec(&r).unwrap_or_default())
+            .await?;
+        serde_json::from_slice::<Discarded>(&body)
+            .map(|d| d.discarded)
             .map_err(|e| Error::Refused(format!("bad reply: {e}")))
     }
 

@@ -192,7 +192,8 @@ fn corr_of(request: &Request) -> u64 {
         | Request::DeadLetters(c, _)
         | Request::Replay(c, _)
         | Request::DropGroup(c, _)
-        | Request::Rewind(c, _) => *c,
+        | Request::Rewind(c, _)
+        | Request::Discard(c, _) => *c,
         Request::Ping | Request::Bye => 0,
     }
 }

@@ -84,6 +84,11 @@ pub enum Token {
         corr: u64,
         since_ms: i64,
     },
+    /// An operator's `DISCARD`: answered with how many dead letters the write deleted.
+    Discarded {
+        peer: Bytes,
+        corr: u64,
+    },
     /// Writes that dead-letter these events (group, event, deliveries): should the commit
     /// fail, each goes back to its group instead of being lost.
     DeadLetters(Vec<(Arc<str>, Arc<Event>, u32)>),
@@ -466,6 +471,7 @@ impl Core {
             Request::Replay(corr, r) => self.on_replay(peer, corr, r),
             Request::DropGroup(corr, r) => self.on_drop_group(peer, corr, r),
             Request::Rewind(corr, r) => self.on_rewind(peer, corr, r),
+            Request::Discard(corr, r) => self.on_discard(peer, corr, r),
         }
     }
 }

@@ -52,11 +52,20 @@ impl Core {
                             corr,
                             since_ms,
                         } => self.on_rewound(gi, peer, corr, since_ms, Ok(fx.rewound)),
+                        Token::Discarded { peer, corr } => {
+                            let body = tix_bus_client::protocol::Discarded {
+                                discarded: fx.discarded,
+                            };
+                            let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+                            self.reply_ok(&peer, corr, body);
+                        }
                         Token::DeadLetters(_) | Token::Silent => {}
                     }
                 }
                 Err(e) => match d.token {
-                    Token::PubAck { peer, corr, .. } | Token::Ok { peer, corr, .. } => {
+                    Token::PubAck { peer, corr, .. }
+                    | Token::Ok { peer, corr, .. }
+                    | Token::Discarded { peer, corr } => {
                         self.reply_err(&peer, corr, &format!("not stored: {e}"))
                     }
                     Token::Dropped { gi, peer, corr } => {

@@ -24,9 +24,9 @@ use crate::policy::Policy;
 use crate::store;
 
 const PEERS: [&[u8]; 3] = [b"peer-a", b"peer-b", b"peer-c"];
-const COMMANDS: [&str; 18] = [
+const COMMANDS: [&str; 19] = [
     "HELLO", "AUTH", "PUB", "SUB", "UNSUB", "ACK", "NAK", "TOUCH", "STATS", "DLQ", "REPLAY",
-    "DROP", "REWIND", "PING", "BYE", "MSG", "OK", "hello",
+    "DROP", "REWIND", "DISCARD", "PING", "BYE", "MSG", "OK", "hello",
 ];
 const NAMES: [&str; 6] = ["g", "h", "tail-1", "s", "*", ""];
 
@@ -159,6 +159,13 @@ fn request() -> impl Strategy<Value = Vec<Bytes>> {
             let body = serde_json::json!({ "group": g, "sinceMs": since }).to_string();
             vec![a, b, Bytes::from(body)]
         }),
+        1 => (with(b"DISCARD"), corr.clone(), known(), prop::option::of(prop::collection::vec(0u64..12, 0..3))).prop_map(
+            |(a, b, g, s)| {
+                let g = String::from_utf8_lossy(&g).into_owned();
+                let body = serde_json::json!({"group": g, "seqs": s}).to_string();
+                vec![a, b, Bytes::from(body)]
+            }
+        ),
         1 => (with(b"REPLAY"), corr, known(), prop::collection::vec(0u64..12, 0..3)).prop_map(
             |(a, b, g, s)| {
                 let g = String::from_utf8_lossy(&g).into_owned();
@@ -323,6 +330,7 @@ fn corr(frames: &[Bytes]) -> Option<u64> {
                 | b"REPLAY"
                 | b"DROP"
                 | b"REWIND"
+                | b"DISCARD"
         )
     );
     known.then(|| frames.get(1).and_then(|f| protocol::read_u64(f)))?

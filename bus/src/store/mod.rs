@@ -261,6 +261,14 @@ pub enum Write {
         since_ms: i64,
         pruned_before_ms: i64,
     },
+    /// Forget a group's dead letters (those at `seqs`, or all), but those being replayed
+    /// and those at `keep` (replays the core holds whose flag is not stored yet). How many
+    /// went is in `Effects::discarded`.
+    DiscardDeadLetters {
+        group: Arc<str>,
+        seqs: Option<Vec<u64>>,
+        keep: Vec<u64>,
+    },
     /// Delete events up to `upto` published before `before_ms`.
     Prune {
         upto: u64,

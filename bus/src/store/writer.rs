@@ -51,6 +51,8 @@ pub struct Effects {
     pub pruned: Vec<(String, u64)>,
     /// A [`Write::Rewind`]'s outcome.
     pub rewound: Option<Rewind>,
+    /// Dead letters a [`Write::DiscardDeadLetters`] deleted.
+    pub discarded: u64,
 }
 
 /// Where a rewound group starts again.
@@ -323,6 +325,23 @@ fn apply(
             tx.prepare_cached("DELETE FROM acked WHERE grp = ?1 AND seq >= ?2")?
                 .execute(params![&**group, from as i64])?;
             fx.rewound = Some(Rewind { from, pruned });
+        }
+        Write::DiscardDeadLetters { group, seqs, keep } => {
+            let seqs: Vec<i64> = match seqs {
+                Some(seqs) => seqs.iter().map(|&s| s as i64).collect(),
+                None => tx
+                    .prepare_cached("SELECT seq FROM dead_letters WHERE grp = ?1")?
+                    .query_map(params![&**group], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?,
+            };
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM dead_letters WHERE grp = ?1 AND seq = ?2 AND replaying = 0",
+            )?;
+            for seq in seqs {
+                if !keep.contains(&(seq as u64)) {
+                    fx.discarded += delete.execute(params![&**group, seq])? as u64;
+                }
+            }
         }
         Write::Prune { upto, before_ms } => {
             let mut counts = tx.prepare_cached(

@@ -200,6 +200,23 @@ pub struct DropGroupRequest {
     pub force: bool,
 }
 
+/// The body of `DISCARD`: forget dead letters of a group for good (all of them, or only the
+/// listed positions), without delivering them again. Those being replayed are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscardRequest {
+    pub group: String,
+    #[serde(default)]
+    pub seqs: Option<Vec<u64>>,
+}
+
+/// The answer to `DISCARD`: how many dead letters went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Discarded {
+    pub discarded: u64,
+}
+
 /// The body of `REWIND`: deliver a durable group again every event the broker stored at or
 /// after `since_ms` (unix milliseconds, the broker's clock), as after restoring its service
 /// from a backup taken then. Refused while the group has members.

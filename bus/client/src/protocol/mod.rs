@@ -20,6 +20,7 @@
 //! REPLAY corr json{group,seqs?}                     OK     corr json
 //! DROP   corr json{group,force?}                    OK     corr json      (after commit)
 //! REWIND corr json{group,sinceMs}                   OK     corr json      (after commit)
+//! DISCARD corr json{group,seqs?}                    OK     corr json      (after commit)
 //! PING                                              PONG
 //! BYE
 //!                                                   MSG    group (seq:u64 deliveries:u32, id, subject, payload)×n
@@ -94,6 +95,7 @@ pub enum Request {
     Replay(u64, ReplayRequest),
     DropGroup(u64, DropGroupRequest),
     Rewind(u64, RewindRequest),
+    Discard(u64, DiscardRequest),
     Ping,
     Bye,
 }
@@ -124,6 +126,7 @@ impl Request {
             b"REPLAY" => "REPLAY",
             b"DROP" => "DROP",
             b"REWIND" => "REWIND",
+            b"DISCARD" => "DISCARD",
             other => {
                 let shown = String::from_utf8_lossy(&other[..other.len().min(32)]).into_owned();
                 return Err((0, ProtocolError::UnknownCommand(shown)));
@@ -205,6 +208,7 @@ impl Request {
             "REPLAY" => Request::Replay(corr, parse_json(name, json(0)?).map_err(fail)?),
             "DROP" => Request::DropGroup(corr, parse_json(name, json(0)?).map_err(fail)?),
             "REWIND" => Request::Rewind(corr, parse_json(name, json(0)?).map_err(fail)?),
+            "DISCARD" => Request::Discard(corr, parse_json(name, json(0)?).map_err(fail)?),
             _ => unreachable!("every name above is matched"),
         })
     }

@@ -4,6 +4,7 @@
 
 mod ack;
 mod dead_letters;
+mod discard;
 mod drop_group;
 mod hello;
 mod publish;
