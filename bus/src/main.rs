@@ -22,7 +22,7 @@ use tix_bus_client::{Client, ClientOptions, SubscribeOptions};
 ///   tix-bus stats                                per-subject counts, per-group lag
 ///   tix-bus dead-letters --group orders          list dead letters
 ///   tix-bus replay --group orders                deliver them again
-///   tix-bus discard --group orders --seq 42      forget one for good
+///   tix-bus discard --group orders --seq 42      forget one for good (or --all)
 ///   tix-bus drop-group --group old-service       forget a group nobody consumes
 ///   tix-bus rewind --group orders --since 2026-11-26T13:55:00Z
 ///                                                deliver again what was stored since
@@ -98,15 +98,19 @@ enum Command {
     /// or only those at the positions given. Those being replayed are kept. Look at them
     /// first (dead-letters): a discarded event is gone from the group, though it stays in
     /// the log until it is pruned.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["seqs", "all"])))]
     Discard {
         #[command(flatten)]
         target: Target,
         /// The group whose dead letters to forget.
         #[arg(long)]
         group: String,
-        /// Only these log positions (default: all of the group's dead letters).
+        /// These log positions.
         #[arg(long = "seq")]
         seqs: Vec<u64>,
+        /// All of the group's dead letters (but those being replayed).
+        #[arg(long, conflicts_with = "seqs")]
+        all: bool,
     },
     /// Forget a durable group nobody consumes any more (a removed or renamed service's):
     /// its place in the log, its acks and its dead letters, so that it no longer holds back
@@ -350,9 +354,10 @@ async fn operate(cmd: Command) -> anyhow::Result<()> {
             target,
             group,
             seqs,
+            all,
         } => {
             let c = connect(&target).await?;
-            let only = (!seqs.is_empty()).then_some(seqs);
+            let only = (!all).then_some(seqs);
             let n = c.discard(&group, only).await?;
             println!("{}", serde_json::json!({ "discarded": n }));
         }

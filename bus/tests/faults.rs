@@ -200,6 +200,15 @@ async fn discarded_dead_letters_are_gone_for_good_and_a_replay_under_way_is_kept
         r#"{"discarded":1}"#
     );
     assert_eq!(ids().await, ["d1", "d4"]);
+    // Forgetting everything is said, never implied by a missing --seq.
+    let bare = std::process::Command::new(bin("tix-bus"))
+        .args(["discard", "--group", "g", "--endpoint", &bus.endpoint])
+        .env("TIX_DATA_DIR", &bus.data_dir)
+        .output()
+        .unwrap();
+    assert!(!bare.status.success());
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("--all"));
+    assert_eq!(ids().await, ["d1", "d4"]);
 
     // One being replayed stays, and is delivered; the rest go.
     assert_eq!(c.replay("g", Some(vec![1])).await.unwrap(), 1);

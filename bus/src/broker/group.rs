@@ -94,6 +94,9 @@ pub struct Group {
     /// An operator's `REWIND` is being committed: nobody may join, and its floor is
     /// neither stored nor pruned to, meanwhile.
     pub rewinding: bool,
+    /// `REPLAY` reads of its dead letters under way on the ops thread: a `DISCARD` waits
+    /// for them, or it would delete what they are about to send out.
+    pub replay_reads: u32,
     /// Since when the group has had no member (its last left, or the broker started);
     /// `None` while it has some. A `DROP` waits for it to be long enough.
     pub idle_since: Option<Instant>,
@@ -125,6 +128,7 @@ impl Group {
             retired: false,
             dropping: false,
             rewinding: false,
+            replay_reads: 0,
             idle_since: Some(Instant::now()),
         }
     }
@@ -323,6 +327,41 @@ mod tests {
         assert_eq!(g.floor(), 4);
         g.remove(5, Slot::Log);
         assert_eq!(g.floor(), 5);
+    }
+
+    /// A rewind starts the scan again at `from` and forgets acks and held events from
+    /// there; what the group owed below `from` stays owed, and a group not that far yet
+    /// keeps its place.
+    #[test]
+    fn a_rewind_forgets_from_its_start_on_and_keeps_what_is_owed_below() {
+        let mut g = group(10);
+        hold(&mut g, 3, b"m1");
+        hold(&mut g, 8, b"m2");
+        g.members.clear();
+        g.requeue(3, Slot::Log);
+        g.requeue(8, Slot::Log);
+        g.ready.insert((5, Slot::Replay));
+        g.cursor = 10;
+        g.persisted_floor = 2;
+        g.acked_ahead.extend([4, 9, 12]);
+        g.rewind_to(6);
+        assert_eq!(g.cursor, 5);
+        assert_eq!(g.persisted_floor, 2, "never raised");
+        assert_eq!(g.pending.keys().copied().collect::<Vec<_>>(), [3]);
+        assert_eq!(
+            g.ready.iter().copied().collect::<Vec<_>>(),
+            [(3, Slot::Log), (5, Slot::Replay)]
+        );
+        assert_eq!(g.acked_ahead.iter().copied().collect::<Vec<_>>(), [4]);
+        assert_eq!(g.floor(), 2);
+
+        // Not that far yet: its place stays, its acks from the start on go.
+        let mut behind = group(10);
+        behind.cursor = 2;
+        behind.acked_ahead.extend([7, 9]);
+        behind.rewind_to(8);
+        assert_eq!(behind.cursor, 2);
+        assert_eq!(behind.acked_ahead.iter().copied().collect::<Vec<_>>(), [7]);
     }
 
     #[test]

@@ -327,21 +327,28 @@ fn apply(
             fx.rewound = Some(Rewind { from, pruned });
         }
         Write::DiscardDeadLetters { group, seqs, keep } => {
-            let seqs: Vec<i64> = match seqs {
-                Some(seqs) => seqs.iter().map(|&s| s as i64).collect(),
+            // One statement whatever the lists' lengths: they go in as JSON arrays.
+            let keep = serde_json::to_string(keep).unwrap_or_default();
+            let gone = match seqs {
+                Some(seqs) => tx
+                    .prepare_cached(
+                        "DELETE FROM dead_letters WHERE grp = ?1 AND replaying = 0
+                           AND seq IN (SELECT value FROM json_each(?2))
+                           AND seq NOT IN (SELECT value FROM json_each(?3))",
+                    )?
+                    .execute(params![
+                        &**group,
+                        serde_json::to_string(seqs).unwrap_or_default(),
+                        keep
+                    ])?,
                 None => tx
-                    .prepare_cached("SELECT seq FROM dead_letters WHERE grp = ?1")?
-                    .query_map(params![&**group], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?,
+                    .prepare_cached(
+                        "DELETE FROM dead_letters WHERE grp = ?1 AND replaying = 0
+                           AND seq NOT IN (SELECT value FROM json_each(?2))",
+                    )?
+                    .execute(params![&**group, keep])?,
             };
-            let mut delete = tx.prepare_cached(
-                "DELETE FROM dead_letters WHERE grp = ?1 AND seq = ?2 AND replaying = 0",
-            )?;
-            for seq in seqs {
-                if !keep.contains(&(seq as u64)) {
-                    fx.discarded += delete.execute(params![&**group, seq])? as u64;
-                }
-            }
+            fx.discarded = gone as u64;
         }
         Write::Prune { upto, before_ms } => {
             let mut counts = tx.prepare_cached(

@@ -46,7 +46,8 @@ impl Core {
     }
 
     /// Hands an operator request to the ops thread, or refuses it when that is busy.
-    pub(in crate::broker) fn submit_op(&mut self, peer: &Bytes, corr: u64, job: Job) {
+    /// Whether the ops thread took the job (when not, the peer is told it is busy).
+    pub(in crate::broker) fn submit_op(&mut self, peer: &Bytes, corr: u64, job: Job) -> bool {
         let accepted = self.ops.as_ref().is_some_and(|ops| ops.submit(job));
         if !accepted {
             self.reply_err(
@@ -55,6 +56,7 @@ impl Core {
                 "busy: too many operator requests under way; try again",
             );
         }
+        accepted
     }
 }
 

@@ -5,7 +5,9 @@
 //! since fixed by hand) would stay in `tix-bus stats` and every health check's count for
 //! ever. `DISCARD` deletes the group's dead letters, or only those at the positions given,
 //! in one write; those being replayed are kept (their delivery is under way: they go
-//! when acked, or come back as dead letters). Answered with how many went, once committed.
+//! when acked, or come back as dead letters). A `REPLAY` still reading them is waited for
+//! (refused: try again), since it is about to send them out. Answered with how many went,
+//! once committed.
 
 use bytes::Bytes;
 use tix_bus_client::protocol::DiscardRequest;
@@ -24,6 +26,13 @@ impl Core {
         }
         if g.dropping {
             return self.reply_err(&peer, corr, "the group is being dropped");
+        }
+        if g.replay_reads > 0 {
+            let message = format!(
+                "a replay of group {}'s dead letters is under way; try again",
+                g.name
+            );
+            return self.reply_err(&peer, corr, &message);
         }
         let write = Write::DiscardDeadLetters {
             group: g.name.clone(),

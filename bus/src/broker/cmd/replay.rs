@@ -38,7 +38,9 @@ impl Core {
             corr,
             work: Work::Replay(ReplayJob { gi, request: r }),
         };
-        self.submit_op(&peer, corr, job);
+        if self.submit_op(&peer, corr, job) {
+            self.groups[gi].replay_reads += 1;
+        }
     }
 
     /// The dead letters were read: they go back to the group.
@@ -50,6 +52,9 @@ impl Core {
         r: ReplayRequest,
         dead: Result<Vec<Arc<Event>>, String>,
     ) {
+        if let Some(g) = self.groups.get_mut(asked_of) {
+            g.replay_reads = g.replay_reads.saturating_sub(1);
+        }
         let dead = match dead {
             Ok(d) => d,
             Err(e) => {
