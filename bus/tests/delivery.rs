@@ -266,14 +266,7 @@ async fn a_dropped_group_no_longer_holds_back_pruning() {
     let refused = c.drop_group("gone", true).await.unwrap_err().to_string();
     assert!(refused.contains("1 member(s)"), "{refused}");
     drop(gone);
-    eventually("the member left", WAIT, || async {
-        let stats = c.stats().await.unwrap();
-        stats
-            .groups
-            .iter()
-            .any(|g| g.name == "gone" && g.members == 0)
-    })
-    .await;
+    no_members_left(&c, "gone").await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         c.stats().await.unwrap().events,
@@ -284,13 +277,9 @@ async fn a_dropped_group_no_longer_holds_back_pruning() {
     // Its last member left a moment ago: it may be a service reconnecting. As an operator
     // types it (the operator's key from the data dir), then forced.
     let cli = |extra: &[&str]| {
-        let mut args = vec!["drop-group", "--group", "gone", "--endpoint", &bus.endpoint];
+        let mut args = vec!["drop-group", "--group", "gone"];
         args.extend_from_slice(extra);
-        std::process::Command::new(tix_testkit::bin("tix-bus"))
-            .args(&args)
-            .env("TIX_DATA_DIR", &bus.data_dir)
-            .output()
-            .unwrap()
+        bus.operator(&args)
     };
     let recent = cli(&[]);
     let said = String::from_utf8_lossy(&recent.stderr).into_owned();
@@ -407,14 +396,7 @@ async fn a_rewound_group_gets_again_every_event_stored_since_the_time_asked() {
     assert!(busy.contains("1 member(s)"), "{busy}");
     drop(held);
     drop(sub);
-    eventually("the member left", WAIT, || async {
-        let stats = c.stats().await.unwrap();
-        stats
-            .groups
-            .iter()
-            .any(|g| g.name == "svc" && g.members == 0)
-    })
-    .await;
+    no_members_left(&c, "svc").await;
     let unknown = c.rewind("nobody", 0).await.unwrap_err().to_string();
     assert!(unknown.contains("unknown group"), "{unknown}");
     let later = since_ms(now() + Duration::from_secs(3600));
@@ -426,14 +408,7 @@ async fn a_rewound_group_gets_again_every_event_stored_since_the_time_asked() {
     );
 
     // As an operator types it, with the operator's key from the data dir.
-    let rewind = |since: &str| {
-        std::process::Command::new(tix_testkit::bin("tix-bus"))
-            .args(["rewind", "--group", "svc", "--since", since])
-            .args(["--endpoint", &bus.endpoint])
-            .env("TIX_DATA_DIR", &bus.data_dir)
-            .output()
-            .unwrap()
-    };
+    let rewind = |since: &str| bus.operator(&["rewind", "--group", "svc", "--since", since]);
     let out = rewind(&humantime::format_rfc3339_millis(backup).to_string());
     assert!(
         out.status.success(),
@@ -473,14 +448,7 @@ async fn a_rewound_group_gets_again_every_event_stored_since_the_time_asked() {
     // Moved back again and the broker restarted before anyone joins: the stored place
     // is the one it starts from.
     drop(sub);
-    eventually("the member left", WAIT, || async {
-        let stats = c.stats().await.unwrap();
-        stats
-            .groups
-            .iter()
-            .any(|g| g.name == "svc" && g.members == 0)
-    })
-    .await;
+    no_members_left(&c, "svc").await;
     c.rewind("svc", since_ms(backup)).await.unwrap();
     drop(other);
     drop(c);
@@ -493,6 +461,18 @@ async fn a_rewound_group_gets_again_every_event_stored_since_the_time_asked() {
     let _watch = c.subscribe(watching).await.unwrap();
     let ephemeral = c.rewind("watching", 0).await.unwrap_err().to_string();
     assert!(ephemeral.contains("ephemeral"), "{ephemeral}");
+}
+
+/// Waits until the broker counts no member in `group` (its last one dropped).
+async fn no_members_left(c: &tix_bus_client::Client, group: &str) {
+    eventually("the member left", WAIT, || async {
+        let stats = c.stats().await.unwrap();
+        stats
+            .groups
+            .iter()
+            .any(|g| g.name == group && g.members == 0)
+    })
+    .await;
 }
 
 /// Publishes `n` events on subject `s` and acks each as `sub` receives it.

@@ -177,19 +177,7 @@ async fn discarded_dead_letters_are_gone_for_good_and_a_replay_under_way_is_kept
         "gone already"
     );
     // As an operator types it, with the operator's key from the data dir.
-    let out = std::process::Command::new(bin("tix-bus"))
-        .args([
-            "discard",
-            "--group",
-            "g",
-            "--seq",
-            "3",
-            "--endpoint",
-            &bus.endpoint,
-        ])
-        .env("TIX_DATA_DIR", &bus.data_dir)
-        .output()
-        .unwrap();
+    let out = bus.operator(&["discard", "--group", "g", "--seq", "3"]);
     assert!(
         out.status.success(),
         "{}",
@@ -201,11 +189,7 @@ async fn discarded_dead_letters_are_gone_for_good_and_a_replay_under_way_is_kept
     );
     assert_eq!(ids().await, ["d1", "d4"]);
     // Forgetting everything is said, never implied by a missing --seq.
-    let bare = std::process::Command::new(bin("tix-bus"))
-        .args(["discard", "--group", "g", "--endpoint", &bus.endpoint])
-        .env("TIX_DATA_DIR", &bus.data_dir)
-        .output()
-        .unwrap();
+    let bare = bus.operator(&["discard", "--group", "g"]);
     assert!(!bare.status.success());
     assert!(String::from_utf8_lossy(&bare.stderr).contains("--all"));
     assert_eq!(ids().await, ["d1", "d4"]);

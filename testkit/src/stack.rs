@@ -122,6 +122,17 @@ impl Bus {
             .to_string()
     }
 
+    /// Runs `tix-bus <args> --endpoint <this broker>` as an operator types it: the operator's
+    /// key is found in the broker's data dir.
+    pub fn operator(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(bin("tix-bus"))
+            .args(args)
+            .args(["--endpoint", &self.endpoint])
+            .env("TIX_DATA_DIR", &self.data_dir)
+            .output()
+            .expect("running tix-bus")
+    }
+
     /// The broker's policy file.
     pub fn policy_file(&self) -> PathBuf {
         self.data_dir.join("bus-policy.toml")

@@ -268,18 +268,27 @@ impl Client {
         serde_json::from_slice(&body).map_err(|e| Error::Refused(format!("bad list: {e}")))
     }
 
+    /// An operator request with a JSON body, and its JSON answer.
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        command: &'static [u8],
+        body: &impl serde::Serialize,
+    ) -> Result<T> {
+        let answer = self
+            .request(command, serde_json::to_vec(body).unwrap_or_default())
+            .await?;
+        serde_json::from_slice(&answer).map_err(|e| Error::Refused(format!("bad reply: {e}")))
+    }
+
     /// Delivers a group's dead letters again (all, or the given positions); returns how many.
     pub async fn replay(&self, group: &str, seqs: Option<Vec<u64>>) -> Result<u64> {
         let r = ReplayRequest {
             group: group.to_string(),
             seqs,
         };
-        let body = self
-            .request(b"REPLAY", serde_json::to_vec(&r).unwrap_or_default())
-            .await?;
-        serde_json::from_slice::<Replayed>(&body)
+        self.ask::<Replayed>(b"REPLAY", &r)
+            .await
             .map(|r| r.replayed)
-            .map_err(|e| Error::Refused(format!("bad reply: {e}")))
     }
 
     /// Forgets a durable group nobody consumes any more (refused while it has members, and
@@ -305,11 +314,7 @@ impl Client {
             group: group.to_string(),
             since_ms,
         };
-        let body = self
-            .request(b"REWIND", serde_json::to_vec(&r).unwrap_or_default())
-            .await?;
-        serde_json::from_slice::<Rewound>(&body)
-            .map_err(|e| Error::Refused(format!("bad reply: {e}")))
+        self.ask(b"REWIND", &r).await
     }
 
     /// Forgets a group's dead letters for good, without delivering them again: all of them,
@@ -319,12 +324,9 @@ impl Client {
             group: group.to_string(),
             seqs,
         };
-        let body = self
-            .request(b"DISCARD", serde_json::to_vec(&r).unwrap_or_default())
-            .await?;
-        serde_json::from_slice::<Discarded>(&body)
+        self.ask::<Discarded>(b"DISCARD", &r)
+            .await
             .map(|d| d.discarded)
-            .map_err(|e| Error::Refused(format!("bad reply: {e}")))
     }
 
     /// Says goodbye, so the broker hands this client's unacked events to others at once.

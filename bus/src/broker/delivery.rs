@@ -51,7 +51,11 @@ impl Core {
                             peer,
                             corr,
                             since_ms,
-                        } => self.on_rewound(gi, peer, corr, since_ms, Ok(fx.rewound)),
+                        } => {
+                            // A Rewind write always says where it starts.
+                            let rewound = fx.rewound.ok_or_else(|| "no rewind in the write".into());
+                            self.on_rewound(gi, peer, corr, since_ms, rewound)
+                        }
                         Token::Discarded { peer, corr } => {
                             let body = tix_bus_client::protocol::Discarded {
                                 discarded: fx.discarded,

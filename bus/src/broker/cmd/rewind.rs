@@ -71,13 +71,13 @@ impl Core {
         peer: Bytes,
         corr: u64,
         since_ms: i64,
-        result: Result<Option<Rewind>, String>,
+        result: Result<Rewind, String>,
     ) {
         let head = self.head;
         let g = &mut self.groups[gi];
         g.rewinding = false;
         match result {
-            Ok(Some(Rewind { from, pruned })) => {
+            Ok(Rewind { from, pruned }) => {
                 let before = g.floor();
                 g.rewind_to(from);
                 tracing::warn!(group = %g.name, since_ms, from, before, pruned,
@@ -92,7 +92,6 @@ impl Core {
                 self.reply_ok(&peer, corr, body);
                 self.pump(gi);
             }
-            Ok(None) => self.reply_err(&peer, corr, "not stored: the write found nothing"),
             Err(e) => self.reply_err(&peer, corr, &format!("not stored: {e}")),
         }
     }
